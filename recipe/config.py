@@ -1,0 +1,165 @@
+"""Run recipes: a dataclass filled from a YAML file, then from `--key value` on the command line.
+
+One loader for every stage (synthesis, training, evaluation), so that every recipe behaves the
+same way: each YAML key and each command-line key must be a field of the stage's dataclass, an
+unknown key is an error that names it (and the file it came from), and values are checked
+against the field's type before anything runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from pathlib import Path
+from typing import Any, Sequence, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A recipe or command line that cannot be used; the message says what to fix."""
+
+
+def _known(cls) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(cls)}
+
+
+def _unknown_key(key: str, where: str, known: dict) -> ConfigError:
+    close = difflib.get_close_matches(key, list(known), n=3)
+    hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+    return ConfigError(f"{where}: unknown config key '{key}'{hint}")
+
+
+def _check(value: Any, tp: Any, key: str, where: str) -> Any:
+    """Return `value` coerced to `tp` where that is lossless, else raise naming the key."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for option in typing.get_args(tp):
+            try:
+                return _check(value, option, key, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(f"{where}: '{key}' = {value!r} is not a {_name(tp)}")
+    if tp is type(None):
+        if value is None:
+            return None
+        raise ConfigError(f"{where}: '{key}' = {value!r} is not null")
+    if origin is list or tp is list:
+        if not isinstance(value, (list, tuple)):
+            if isinstance(value, str):  # `--key a,b,c` on the command line
+                value = [v.strip() for v in value.split(",") if v.strip()]
+            else:
+                raise ConfigError(f"{where}: '{key}' = {value!r} is not a list")
+        (item,) = typing.get_args(tp) or (Any,)
+        return [_check(v, item, key, where) for v in value]
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: '{key}' = {value!r} is not a mapping")
+        kt, vt = typing.get_args(tp) or (Any, Any)
+        return {_check(k, kt, key, where): _check(v, vt, key, where) for k, v in value.items()}
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: '{key}' = {value!r} is not true/false")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: '{key}' = {value!r} is not an integer")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{where}: '{key}' = {value!r} is not a number")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{where}: '{key}' = {value!r} is not a string")
+    return value
+
+
+def _name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _apply(cfg: T, values: dict, where: str, from_cli: bool = False) -> T:
+    known = _known(type(cfg))
+    hints = typing.get_type_hints(type(cfg))
+    for key, value in values.items():
+        if key not in known:
+            raise _unknown_key(key, where, known)
+        if from_cli and isinstance(value, str):
+            # the command line gives strings: read them as YAML scalars ("8" -> 8, "true" -> True),
+            # but keep the raw text where the field wants a string ("--model 4" stays "4")
+            parsed = yaml.safe_load(value) if value != "" else ""
+            try:
+                value = _check(parsed, hints[key], key, where)
+            except ConfigError:
+                value = _check(value, hints[key], key, where)
+        else:
+            value = _check(value, hints[key], key, where)
+        setattr(cfg, key, value)
+    return cfg
+
+
+def load_yaml(cls: type[T], path: str | Path) -> T:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the recipe must be a mapping of keys to values")
+    return _apply(cls(), data, str(path))
+
+
+def split_cli(argv: Sequence[str]) -> dict[str, str]:
+    """`--key value`, `--key=value` and a bare `--flag` (true) into a dict; dashes become underscores."""
+    out: dict[str, str] = {}
+    i = 0
+    argv = list(argv)
+    while i < len(argv):
+        arg = argv[i]
+        if not arg.startswith("--") or len(arg) == 2:
+            raise ConfigError(f"command line: expected --key value, got {arg!r}")
+        key, eq, value = arg[2:].partition("=")
+        if not eq:
+            if i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+                value = argv[i + 1]
+                i += 1
+            else:
+                value = "true"
+        out[key.replace("-", "_")] = value
+        i += 1
+    return out
+
+
+def parse(cls: type[T], argv: Sequence[str], default_config: str | None = None) -> T:
+    """Build `cls` from `--config PATH` (or `default_config`) and the other `--key value` pairs."""
+    values = split_cli(argv)
+    path = values.pop("config", default_config)
+    cfg = load_yaml(cls, path) if path else cls()
+    return _apply(cfg, values, "command line", from_cli=True)
+
+
+def usage(cls: type) -> str:
+    """One line per key: name, default and the help text from the field's metadata."""
+    lines = []
+    for f in dataclasses.fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        lines.append(f"  --{f.name:<22} {default!r:<24} {f.metadata.get('help', '')}")
+    return "\n".join(lines)
+
+
+def to_dict(cfg) -> dict:
+    return dataclasses.asdict(cfg)
