@@ -1,0 +1,198 @@
+"""The online engine: brainstorm the task pools, then generate until N valid, unique examples.
+
+Concurrency is a fixed set of asyncio workers taking jobs from one planner. The planner never
+lets saved + in-flight examples exceed N, so a run ends with exactly N and never pays for an
+example it would throw away; a job whose answer was rejected frees its slot for the next job.
+A request that fails after the client's retries goes back to the queue; with no successful
+answer for `max_outage` seconds, the run stops cleanly and the same command resumes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import math
+import time
+
+from tqdm.auto import tqdm
+
+from . import plan
+from .limits import RateLimiter
+from .placeholders import BRAINSTORM_GROUPS
+from .prompts import render
+from .records import generation_prompt, save_brainstorm, save_generation
+from .settings import SynthConfig
+from .store import Store
+from .teacher import Fatal, Transient, chat
+
+WAIT = object()
+
+
+class Engine:
+    def __init__(self, cfg: SynthConfig, client, store: Store):
+        self.cfg, self.client, self.store = cfg, client, store
+        self.limiter = RateLimiter(cfg.rpm, cfg.tpm)
+        self.last_success = time.monotonic()
+        self.failures = 0  # consecutive transient failures, for the engine's own back-off
+        self.stop_reason: str | None = None
+        self.fatal: Fatal | None = None
+        self.bar = None
+        self._completion_mean = cfg.max_tokens / 2
+
+    # shared worker machinery ----------------------------------------------------------------
+    async def _pump(self, take, execute, finished) -> None:
+        cond = asyncio.Condition()
+        inflight = [0]
+
+        async def worker():
+            while True:
+                async with cond:
+                    await cond.wait_for(lambda: self._stopping() or finished() or take(inflight[0], peek=True))
+                    if self._stopping() or finished():
+                        return
+                    job = take(inflight[0])
+                    inflight[0] += 1
+                try:
+                    await execute(job)
+                finally:
+                    async with cond:
+                        inflight[0] -= 1
+                        cond.notify_all()
+
+        await asyncio.gather(*(worker() for _ in range(self.cfg.concurrency)))
+
+    def _stopping(self) -> bool:
+        return self.fatal is not None or self.stop_reason is not None
+
+    async def _ask(self, model: str, prompt: str, job_id: str):
+        """One request under the rate limits; None if it failed transiently (the caller requeues)."""
+        estimate = len(prompt) / 3 + self._completion_mean
+        await self.limiter.acquire(estimate)
+        try:
+            answer = await chat(self.client, model, prompt, self.cfg, job_id)
+        except Transient as e:
+            self.limiter.settle(estimate, 0)
+            self.failures += 1
+            silent = time.monotonic() - self.last_success
+            if silent > self.cfg.max_outage:
+                self.fatal = Fatal(f"no answer from the teacher for {silent:.0f} s (last: {e}); "
+                                   "stopped cleanly, run the same command again to resume")
+            else:
+                await asyncio.sleep(min(60.0, 2.0 ** min(self.failures, 6)))
+            return None
+        except Fatal as e:
+            self.fatal = e
+            return None
+        self.failures = 0
+        self.last_success = time.monotonic()
+        self.limiter.settle(estimate, answer.prompt_tokens + answer.completion_tokens)
+        self._completion_mean += 0.05 * (answer.completion_tokens - self._completion_mean)
+        return answer
+
+    def _over_budget(self, inflight: int) -> bool:
+        if not self.cfg.max_cost:
+            return False
+        per_request = self.store.cost / self.store.requests if self.store.requests else 0.0
+        if self.store.cost + inflight * per_request >= self.cfg.max_cost:
+            self.stop_reason = (f"budget reached: ${self.store.cost:.2f} of --max-cost {self.cfg.max_cost:.2f} "
+                                "spent; raise it and run the same command to continue")
+            return True
+        return False
+
+    # step 1: brainstorm --------------------------------------------------------------------
+    async def brainstorm(self) -> None:
+        cfg, store = self.cfg, self.store
+        targets = {g: plan.brainstorm_target(cfg, g) for g in BRAINSTORM_GROUPS}
+        inflight = collections.Counter()
+        failed = collections.Counter(
+            {g: sum(t is None for t in store.tasks.get(g, {}).values()) for g in BRAINSTORM_GROUPS})
+        next_call = {g: max(store.tasks.get(g, {}), default=-1) + 1 for g in BRAINSTORM_GROUPS}
+        retry = {g: [] for g in BRAINSTORM_GROUPS}  # call numbers whose request failed transiently
+
+        def calls_needed(g):
+            missing = targets[g] - len(store.pool(g))
+            return math.ceil(missing / cfg.tasks_per_brainstorm) - inflight[g] if missing > 0 else 0
+
+        def take(_, peek=False):
+            group = next((g for g in BRAINSTORM_GROUPS if calls_needed(g) > 0), None)
+            if group is None or peek:
+                return group is not None
+            if failed[group] > 10 + 2 * math.ceil(targets[group] / cfg.tasks_per_brainstorm):
+                self.fatal = Fatal(f"brainstorming {group} tasks failed {failed[group]} times "
+                                   f"(see {store.path('tasks')}); check the teacher model")
+                return None
+            if retry[group]:
+                call = retry[group].pop()
+            else:
+                call = next_call[group]
+                next_call[group] += 1
+            inflight[group] += 1
+            return group, call
+
+        async def execute(job):
+            if job is None:
+                return
+            group, call = job
+            model = plan.brainstorm_model(cfg, group, call)
+            answer = await self._ask(model, render(group, "brainstorm", {}), f"brainstorm/{group}/{call}")
+            inflight[group] -= 1
+            if answer is None:
+                retry[group].append(call)
+                return
+            if save_brainstorm(store, cfg, group, call, model, answer) != "ok":
+                failed[group] += 1
+
+        finished = lambda: all(calls_needed(g) <= 0 and inflight[g] == 0 for g in BRAINSTORM_GROUPS)  # noqa: E731
+        await self._pump(take, execute, finished)
+
+    # step 2: generate ----------------------------------------------------------------------
+    async def generate(self) -> None:
+        cfg, store = self.cfg, self.store
+        pools = {g: store.pool(g) for g in BRAINSTORM_GROUPS if cfg.group_mix.get(g, 0) > 0}
+        pick_task = plan.TaskPicker(cfg.seed, pools)
+        stream = (j for j in plan.jobs(cfg) if j.index not in store.done_jobs)
+        retry: collections.deque = collections.deque()
+
+        def take(inflight, peek=False):
+            if store.n_examples + inflight >= cfg.num_examples or self._over_budget(inflight):
+                return False if peek else None
+            if peek:
+                return True
+            if retry:
+                return retry.popleft()
+            return next(stream)
+
+        async def execute(job):
+            task = pick_task(job)
+            answer = await self._ask(job.model, generation_prompt(job, task), f"generate/{job.index}")
+            if answer is None:
+                retry.append(job)
+                return
+            outcome = save_generation(store, cfg, job, task, answer)
+            self._progress(outcome)
+
+        finished = lambda: store.n_examples >= cfg.num_examples  # noqa: E731
+        await self._pump(take, execute, finished)
+
+    def _progress(self, outcome: str) -> None:
+        if self.bar is None:
+            return
+        if outcome == "ok":
+            self.bar.update(1)
+        s = self.store
+        cost = f"${s.cost:,.2f}" if s.cost else "$n/a"
+        self.bar.set_postfix_str(
+            f"tok {(s.prompt_tokens + s.completion_tokens) / 1e6:.2f}M, {cost}, "
+            f"rejected {sum(s.rejected.values())}", refresh=False)
+
+    async def run(self) -> None:
+        self.bar = tqdm(total=self.cfg.num_examples, initial=self.store.n_examples, unit="ex",
+                        desc="examples", disable=not self.cfg.progress, dynamic_ncols=True)
+        try:
+            await self.brainstorm()
+            if not self._stopping():
+                await self.generate()
+        finally:
+            self.bar.close()
+        if self.fatal:
+            raise self.fatal

@@ -1,0 +1,60 @@
+"""Start (or resume) a synthesis run in an output folder and say how it ended."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime
+import sys
+from urllib.parse import urlparse
+
+from ..config import ConfigError
+from . import pricing
+from .settings import SynthConfig
+from .store import Store
+from .teacher import check_reachable, make_client
+
+
+def _public_url(url: str) -> str:
+    u = urlparse(url)  # never log credentials written into a URL
+    return u._replace(netloc=u.hostname + (f":{u.port}" if u.port else "")).geturl() if u.hostname else url
+
+
+def summary(store: Store) -> str:
+    rejected = ", ".join(f"{k} {v}" for k, v in store.rejected.most_common()) or "none"
+    cost = f"${store.cost:,.2f}" if store.cost else "n/a (no price for the model)"
+    return (f"{store.n_examples} examples in {store.path('examples')}; rejected: {rejected}; "
+            f"tokens {store.prompt_tokens:,} in + {store.completion_tokens:,} out; cost {cost}")
+
+
+def synthesize(cfg: SynthConfig, argv: list[str] | None = None) -> Store:
+    """Run to `cfg.num_examples` valid examples in `cfg.out`; raises on what the user must fix."""
+    cfg.validate()
+    if cfg.max_cost:
+        unpriced = [m for m in cfg.models() if pricing.price(m, cfg.prices) is None]
+        if unpriced:
+            raise ConfigError(f"max_cost: no price known for {unpriced}; add them under prices: "
+                              "{model: [usd_per_1M_input, usd_per_1M_output]}")
+    client, base_url = make_client(cfg)
+    store = Store(cfg.out)
+    try:
+        if store.n_examples >= cfg.num_examples:
+            print(f"nothing to do: {summary(store)}", file=sys.stderr)
+            return store
+        check_reachable(base_url)
+        store.add_run({
+            "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "argv": list(argv or []), "teacher": _public_url(base_url),
+            "config": dataclasses.asdict(cfg),
+        })
+        if cfg.mode == "batch":
+            from .batch import BatchRunner
+
+            asyncio.run(BatchRunner(cfg, client, store).run())
+        else:
+            from .engine import Engine
+
+            asyncio.run(Engine(cfg, client, store).run())
+        return store
+    finally:
+        store.close()

@@ -1,0 +1,120 @@
+"""The teacher: one chat completion through the `openai` client, and the errors a user can act on.
+
+Retries are the client's own: it retries 408/409/429/5xx, timeouts and dropped connections with
+exponential back-off (0.5 s doubling to 8 s, with jitter) and honours `Retry-After` up to two
+minutes (openai-python `_base_client.py`). What is left after `max_retries` is a `Transient`
+that the engine puts back in its queue; errors no retry can fix are `Fatal`, with one line
+that says what to do.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+import openai
+
+try:
+    import httpx2 as httpx  # the transport of openai >= 3
+except ImportError:  # openai 2.x
+    import httpx
+
+from ..config import ConfigError
+
+
+class Fatal(RuntimeError):
+    """Stops the run; nothing saved is lost and the same command resumes once it is fixed."""
+
+
+class Transient(RuntimeError):
+    """A request that failed after the client's retries; worth trying again later."""
+
+
+@dataclass
+class Answer:
+    text: str | None
+    finish_reason: str | None
+    prompt_tokens: int
+    completion_tokens: int
+
+
+def make_client(cfg) -> tuple[openai.AsyncOpenAI, str]:
+    """The async client and the base URL it talks to; a missing setting is a one-line error."""
+    http = openai.DefaultAsyncHttpxClient(
+        limits=httpx.Limits(max_connections=cfg.concurrency + 8, max_keepalive_connections=cfg.concurrency + 8),
+    )
+    common = dict(max_retries=cfg.max_retries, timeout=cfg.request_timeout, http_client=http)
+    if cfg.azure:
+        endpoint = os.environ.get("AZURE_OPENAI_ENDPOINT")
+        if not endpoint:
+            raise ConfigError("AZURE_OPENAI_ENDPOINT is not set: export it (https://NAME.openai.azure.com)")
+        if not (os.environ.get("AZURE_OPENAI_API_KEY") or os.environ.get("AZURE_OPENAI_AD_TOKEN")):
+            raise ConfigError("AZURE_OPENAI_API_KEY is not set: export it (or AZURE_OPENAI_AD_TOKEN)")
+        client = openai.AsyncAzureOpenAI(api_version=cfg.azure_api_version, **common)
+        return client, endpoint
+    if not os.environ.get("OPENAI_API_KEY"):
+        raise ConfigError(
+            "OPENAI_API_KEY is not set: export it (for a local server without auth, any value, e.g. EMPTY)")
+    base = os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+    if urlparse(base).scheme not in ("http", "https") or not urlparse(base).hostname:
+        raise ConfigError(f"OPENAI_BASE_URL={base!r} is not a URL: expected e.g. http://localhost:8000/v1")
+    return openai.AsyncOpenAI(base_url=base, **common), base
+
+
+def check_reachable(base_url: str, timeout: float = 5.0) -> None:
+    """Fail in a second, not after minutes of retries, when nothing listens at the base URL."""
+    url = urlparse(base_url)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname, port), timeout=timeout):
+            pass
+    except OSError as e:
+        raise Fatal(f"cannot reach the teacher at {base_url} ({e.strerror or e}): "
+                    "check OPENAI_BASE_URL and that the server is running") from None
+
+
+def _is_content_filter(err: openai.BadRequestError) -> bool:
+    return "content_filter" in str(err) or "content management policy" in str(err)
+
+
+async def chat(client: openai.AsyncOpenAI, model: str, prompt: str, cfg, job_id: str) -> Answer:
+    try:
+        resp = await client.chat.completions.create(
+            model=model,
+            messages=[{"role": "user", "content": prompt}],
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            max_tokens=cfg.max_tokens,
+            extra_headers={"X-E5-Job": job_id},  # lets a server's logs tie a request to its job
+        )
+    except openai.AuthenticationError as e:
+        raise Fatal(f"the teacher rejected the API key (401): check OPENAI_API_KEY ({_msg(e)})") from None
+    except openai.PermissionDeniedError as e:
+        raise Fatal(f"the teacher refused access to {model!r} (403): {_msg(e)}") from None
+    except openai.NotFoundError as e:
+        raise Fatal(f"model {model!r} not found on the teacher (404): check --model ({_msg(e)})") from None
+    except openai.BadRequestError as e:
+        if _is_content_filter(e):
+            return Answer(None, "content_filter", 0, 0)
+        raise Fatal(f"the teacher rejected the request for {model!r} (400): {_msg(e)}") from None
+    except openai.APIConnectionError as e:  # timeouts included
+        raise Transient(f"{type(e).__name__}: {_msg(e)}") from None
+    except openai.APIStatusError as e:
+        if e.status_code in (408, 409, 429) or e.status_code >= 500:
+            raise Transient(f"HTTP {e.status_code}: {_msg(e)}") from None
+        raise Fatal(f"the teacher answered HTTP {e.status_code} for {model!r}: {_msg(e)}") from None
+    if not resp.choices:
+        return Answer(None, "no_choices", 0, 0)
+    choice, usage = resp.choices[0], resp.usage
+    return Answer(
+        choice.message.content,
+        choice.finish_reason,
+        getattr(usage, "prompt_tokens", 0) or 0,
+        getattr(usage, "completion_tokens", 0) or 0,
+    )
+
+
+def _msg(err: Exception) -> str:
+    return str(getattr(err, "message", None) or err).splitlines()[0][:300]
