@@ -20,7 +20,7 @@ from recipe.config import ConfigError, parse, usage  # noqa: E402
 from recipe.synth.run import summary, synthesize  # noqa: E402
 from recipe.synth.settings import SynthConfig  # noqa: E402
 from recipe.synth.store import OutputError  # noqa: E402
-from recipe.synth.teacher import Fatal  # noqa: E402
+from recipe.synth.teacher import BudgetReached, Fatal  # noqa: E402
 
 
 def main(argv: list[str]) -> int:
@@ -33,6 +33,9 @@ def main(argv: list[str]) -> int:
     except (ConfigError, OutputError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except BudgetReached as e:
+        print(f"stopped: {e}", file=sys.stderr)
+        return 3
     except Fatal as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -4,7 +4,7 @@ It answers the paper's brainstorm and generation prompts with well-formed, uniqu
 implements the files and batches endpoints for batch mode, and injects faults on demand: each
 request takes the next fault from a queue (POST /_control {"faults": [...]}), or one at random at
 `fault_rate`. Faults: "429" or "429:SECONDS" (with Retry-After), "500", "slow:SECONDS",
-"malformed", "fenced", "prose", "truncated", "duplicate", "missing_key", "same_pos_neg",
+"malformed", "fenced", "prose", "truncated", "duplicate", "missing_key", "same_pos_neg", "401",
 "python_list" (brainstorm), "drop" (close the connection unanswered).
 Only the teacher is faked: the `openai` client, the engine and the files under test are real.
 
@@ -80,6 +80,8 @@ class FakeTeacher:
             return 429, {"Retry-After": wait}, {"error": {"message": "rate limited", "type": "rate_limit"}}
         if fault == "500":
             return 500, {}, {"error": {"message": "internal error", "type": "server_error"}}
+        if fault == "401":
+            return 401, {}, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}}
         n = next(self.counter)
         finish = "stop"
         if kind == "brainstorm":
@@ -95,7 +97,8 @@ class FakeTeacher:
             content = json.dumps(obj, ensure_ascii=False)
             if fault == "duplicate" and kind in self.last:
                 content = self.last[kind]
-            self.last[kind] = content
+            elif fault is None:
+                self.last[kind] = content  # the latest clean answer, for "duplicate" to repeat
         if fault == "malformed":
             content = content[: len(content) // 2] + " <- not json"
         elif fault == "fenced":
@@ -126,7 +129,8 @@ class FakeTeacher:
         body = await request.json()
         fault = self._next_fault()
         entry = {"job": request.headers.get("X-E5-Job"), "kind": classify(body["messages"][-1]["content"]),
-                 "fault": fault, "t": time.time()}
+                 "fault": fault, "t": time.time(), "model": body.get("model"),
+                 **{k: body.get(k) for k in ("temperature", "top_p", "max_tokens")}}
         self.log.append(entry)
         delay = self.latency + (float(fault.partition(":")[2]) if fault and fault.startswith("slow") else 0)
         if delay:

@@ -24,7 +24,7 @@ from .prompts import render
 from .records import generation_prompt, save_brainstorm, save_generation
 from .settings import SynthConfig
 from .store import Store
-from .teacher import Answer, Fatal
+from .teacher import Answer, BudgetReached, Fatal
 
 ENDPOINT = "/v1/chat/completions"
 DONE = ("completed", "failed", "expired", "cancelled")
@@ -184,7 +184,7 @@ class BatchRunner:
                 requests = self.generation_requests()
                 if not requests:
                     if self.cfg.max_cost:
-                        raise Fatal(f"budget reached: ${self.store.cost:.2f} of --max-cost "
+                        raise BudgetReached(f"budget reached: ${self.store.cost:.2f} of --max-cost "
                                     f"{self.cfg.max_cost:.2f}; raise it and run again to continue")
                     break
                 await self._round("generate", requests)

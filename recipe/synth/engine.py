@@ -23,7 +23,7 @@ from .prompts import render
 from .records import generation_prompt, save_brainstorm, save_generation
 from .settings import SynthConfig
 from .store import Store
-from .teacher import Fatal, Transient, chat
+from .teacher import BudgetReached, Fatal, Transient, chat
 
 WAIT = object()
 
@@ -196,3 +196,5 @@ class Engine:
             self.bar.close()
         if self.fatal:
             raise self.fatal
+        if self.stop_reason:
+            raise BudgetReached(self.stop_reason)

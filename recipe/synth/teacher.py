@@ -28,6 +28,10 @@ class Fatal(RuntimeError):
     """Stops the run; nothing saved is lost and the same command resumes once it is fixed."""
 
 
+class BudgetReached(Fatal):
+    """--max-cost was reached: a clean stop, not a failure; a higher budget continues the run."""
+
+
 class Transient(RuntimeError):
     """A request that failed after the client's retries; worth trying again later."""
 

@@ -1,0 +1,151 @@
+"""The online engine against a real loopback server: exact counts, filters, faults, resume, errors."""
+
+import collections
+import json
+import socket
+import time
+
+import pytest
+
+from recipe.config import ConfigError, parse
+from recipe.synth.run import synthesize
+from recipe.synth.settings import SynthConfig
+from recipe.synth.store import Store
+from tests.conftest import ROOT, load_script
+
+RECIPE = str(ROOT / "recipe/configs/synth_e5.yaml")
+FIELDS = {"id", "job", "task_group", "instruction", "query", "positive", "negative", "language",
+          "raw", "placeholders", "model", "sampling", "usage", "cost_usd"}
+
+
+def cfg_for(out, *extra):
+    return parse(SynthConfig, ["--config", RECIPE, "--out", str(out), "--progress", "false",
+                               "--max-retries", "1", *extra])
+
+
+def examples(out):
+    return [json.loads(x) for x in (out / "examples.jsonl").read_text().splitlines()]
+
+
+def test_end_to_end_exact_count_fields_and_paper_settings(teacher, tmp_path):
+    synthesize(cfg_for(tmp_path, "--num-examples", "60", "--concurrency", "8"))
+    recs = examples(tmp_path)
+    assert len(recs) == 60 and len({r["id"] for r in recs}) == 60
+    for r in recs:
+        assert FIELDS <= r.keys()
+        assert r["query"] and r["positive"] and r["instruction"] and r["language"]
+        assert (r["negative"] is None) == (r["task_group"] in ("short-short", "long-long"))
+        if r["task_group"] == "sts":
+            assert r["instruction"] == "Retrieve semantically similar text."
+        if r["task_group"] == "bitext":
+            assert r["instruction"] == "Retrieve parallel sentences."
+            assert r["placeholders"]["src_lang"] != r["placeholders"]["tgt_lang"]
+    kinds = collections.Counter(e["kind"] for e in teacher.log)
+    assert kinds["unknown"] == 0 and kinds["brainstorm"] == 4  # one call per asymmetric group
+    brainstormed = {t for line in (tmp_path / "tasks.jsonl").read_text().splitlines() for t in json.loads(line)["tasks"]}
+    assert all(r["instruction"] in brainstormed for r in recs if r["task_group"] not in ("sts", "bitext"))
+    assert {(e["temperature"], e["top_p"]) for e in teacher.log} == {(1.0, 1.0)}
+    assert {e["model"] for e in teacher.log} <= {"gpt-4-turbo", "gpt-3.5-turbo"}
+
+
+def test_faults_are_filtered_counted_and_never_exceed_n(teacher, tmp_path):
+    # one worker and one group (no brainstorm), so the faults hit requests in this order
+    teacher.faults += [None, "malformed", "fenced", "prose", "truncated", "missing_key",
+                       "same_pos_neg", "duplicate", "duplicate", "500", "429:1"]
+    store = synthesize(cfg_for(tmp_path, "--num-examples", "12", "--concurrency", "1", "--group-mix", "{sts: 1}"))
+    recs = examples(tmp_path)
+    assert len(recs) == 12 == store.n_examples
+    keys = {(r["query"], r["positive"], r["negative"]) for r in recs}
+    assert len(keys) == 12
+    reasons = Store(tmp_path).rejected
+    assert reasons == {"not_json": 1, "truncated": 1, "missing_key:S1": 1, "positive_equals_negative": 1,
+                       "duplicate": 2}
+    assert [e["kind"] for e in teacher.log] == ["sts"] * len(teacher.log)
+    # Retry-After: 1 on the 429 was honoured before the next request
+    i = next(i for i, e in enumerate(teacher.log) if e["fault"] == "429:1")
+    assert teacher.log[i + 1]["t"] - teacher.log[i]["t"] >= 0.95
+
+
+def test_rerun_resumes_without_asking_again(teacher, tmp_path):
+    synthesize(cfg_for(tmp_path, "--num-examples", "20", "--concurrency", "4"))
+    first = {e["job"] for e in teacher.log}
+    n_requests = len(teacher.log)
+    synthesize(cfg_for(tmp_path, "--num-examples", "20"))
+    assert len(teacher.log) == n_requests  # complete: nothing requested
+    synthesize(cfg_for(tmp_path, "--num-examples", "35", "--concurrency", "4"))
+    later = [e["job"] for e in teacher.log[n_requests:]]
+    assert not first & set(later)
+    recs = examples(tmp_path)
+    assert len(recs) == 35 and len({r["job"] for r in recs}) == 35
+
+
+def test_model_mix_and_cost(teacher, tmp_path):
+    synthesize(cfg_for(tmp_path, "--num-examples", "80", "--model", "{gpt-4o: 0.5, gpt-4o-mini: 0.5}"))
+    recs = examples(tmp_path)
+    by_model = collections.Counter(r["model"] for r in recs)
+    assert set(by_model) == {"gpt-4o", "gpt-4o-mini"} and min(by_model.values()) > 20
+    r = recs[0]
+    rate = {"gpt-4o": (2.5, 10.0), "gpt-4o-mini": (0.15, 0.6)}[r["model"]]
+    expect = (r["usage"]["prompt_tokens"] * rate[0] + r["usage"]["completion_tokens"] * rate[1]) / 1e6
+    assert r["cost_usd"] == pytest.approx(expect)
+
+
+def test_max_cost_stops_cleanly_then_resumes(teacher, tmp_path, capsys):
+    script = load_script("data/synthesize.py")
+    args = ["--config", RECIPE, "--out", str(tmp_path), "--progress", "false", "--num-examples", "40",
+            "--model", "pricey", "--prices", "{pricey: [1000, 1000]}", "--concurrency", "2"]
+    assert script.main(args + ["--max-cost", "2"]) == 3
+    err = capsys.readouterr().err
+    assert "budget reached" in err and "run the same command" in err
+    spent = Store(tmp_path)
+    assert 0 < spent.n_examples < 40 and spent.cost < 2 + 2 * 1.2  # overshoot: at most the requests in flight
+    assert script.main(args + ["--max-cost", "1000"]) == 0
+    assert len(examples(tmp_path)) == 40
+
+
+def test_outage_stops_cleanly_and_keeps_what_was_saved(teacher, tmp_path):
+    synthesize(cfg_for(tmp_path, "--num-examples", "5"))
+    teacher.faults += ["500"] * 50
+    from recipe.synth.teacher import Fatal
+
+    with pytest.raises(Fatal, match="no answer from the teacher"):
+        synthesize(cfg_for(tmp_path, "--num-examples", "10", "--max-retries", "0", "--max-outage", "0.5",
+                           "--concurrency", "2"))
+    assert len(examples(tmp_path)) == 5
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("setup,args,message", [
+    (lambda mp, t: mp.delenv("OPENAI_API_KEY"), [], "OPENAI_API_KEY is not set"),
+    (lambda mp, t: mp.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{_free_port()}/v1"), [], "cannot reach the teacher"),
+    (lambda mp, t: mp.setenv("OPENAI_BASE_URL", "localhost:8000"), [], "is not a URL"),
+    (lambda mp, t: None, ["--concurency", "3"], "unknown config key 'concurency' (did you mean 'concurrency'?)"),
+    (lambda mp, t: t.faults.append("401"), [], "rejected the API key"),
+    (lambda mp, t: None, ["--azure"], "AZURE_OPENAI_ENDPOINT is not set"),
+])
+def test_bad_input_is_one_clear_line(teacher, tmp_path, monkeypatch, capsys, setup, args, message):
+    setup(monkeypatch, teacher)
+    script = load_script("data/synthesize.py")
+    code = script.main(["--config", RECIPE, "--out", str(tmp_path / "o"), "--progress", "false",
+                        "--num-examples", "3", "--concurrency", "1", *args])
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and err.startswith("error: ") and message in err and len(err.splitlines()) == 1
+
+
+def test_unwritable_output_folder_is_one_line(teacher, tmp_path, capsys):
+    (tmp_path / "f").write_text("")
+    code = load_script("data/synthesize.py").main(["--out", str(tmp_path / "f" / "o"), "--progress", "false"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "cannot write to output folder" in err and len(err.splitlines()) == 1
+
+
+def test_unknown_key_in_recipe_names_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("num_exampels: 3\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: unknown config key 'num_exampels'"):
+        parse(SynthConfig, ["--config", str(bad)])

@@ -1,0 +1,60 @@
+"""The job plan: deterministic, the paper's mixes, placeholders always in set, bitext src != tgt."""
+
+import collections
+import itertools
+
+from recipe.synth import plan
+from recipe.synth.placeholders import LANGUAGES, SETS
+from recipe.synth.prompts import render
+from recipe.synth.records import generation_prompt
+from recipe.synth.settings import SynthConfig
+
+
+def _jobs(cfg, n):
+    return list(itertools.islice(plan.jobs(cfg), n))
+
+
+def test_same_seed_same_jobs_other_seed_other_jobs():
+    cfg = SynthConfig(out="x")
+    assert _jobs(cfg, 500) == _jobs(SynthConfig(out="y"), 500)
+    assert _jobs(cfg, 500) != _jobs(SynthConfig(out="x", seed=1), 500)
+
+
+def test_group_language_and_model_mix_follow_the_config():
+    cfg = SynthConfig(out="x", model={"gpt-4": 0.75, "gpt-3.5-turbo": 0.25})
+    jobs = _jobs(cfg, 20000)
+    groups = collections.Counter(j.group for j in jobs)
+    assert abs(groups["short-long"] / 20000 - 167 / 507) < 0.015
+    assert abs(groups["short-short"] / 20000 - 13 / 507) < 0.006
+    english = sum(j.language == "English" for j in jobs) / 20000
+    assert abs(english - 0.431) < 0.015
+    assert abs(sum(j.model == "gpt-4" for j in jobs) / 20000 - 0.75) < 0.015
+    assert len({j.language for j in jobs}) == 93
+
+
+def test_every_value_in_set_and_bitext_languages_differ():
+    for job in _jobs(SynthConfig(out="x"), 5000):
+        for name, value in job.values.items():
+            if name in ("language", "src_lang", "tgt_lang"):
+                assert value in LANGUAGES
+            else:
+                assert value in SETS[job.group][name]
+        if job.group == "bitext":
+            assert job.values["src_lang"] != job.values["tgt_lang"]
+        generation_prompt(job, "A task.")  # render() re-checks every value
+
+
+def test_brainstorm_targets_follow_examples_per_task():
+    cfg = SynthConfig(out="x", num_examples=507_000, examples_per_task=2.0)
+    assert plan.brainstorm_target(cfg, "short-long") == 83_500
+    assert plan.brainstorm_target(SynthConfig(out="x", group_mix={"sts": 1.0}), "short-long") == 0
+    assert plan.brainstorm_target(SynthConfig(out="x", num_examples=1), "short-short") == 1
+
+
+def test_tasks_cycle_through_the_pool_before_repeating():
+    cfg = SynthConfig(out="x", group_mix={"long-short": 1.0})
+    pool = [f"task {i}" for i in range(7)]
+    pick = plan.TaskPicker(0, {"long-short": pool})
+    first = [pick(j) for j in _jobs(cfg, 7)]
+    assert sorted(first) == pool  # every task once before any repeats
+    assert render("long-short", "brainstorm", {}).startswith("Brainstorm a list of potentially useful text classification")
