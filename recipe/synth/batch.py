@@ -37,8 +37,7 @@ class BatchRunner:
         self.dir.mkdir(exist_ok=True)
 
     def _say(self, msg: str) -> None:
-        if self.cfg.progress:
-            print(msg, file=sys.stderr, flush=True)
+        print(msg, file=sys.stderr, flush=True)  # a few lines per batch over hours: always shown
 
     # what to ask -----------------------------------------------------------------------------
     def _pending(self) -> list[dict]:
