@@ -1,0 +1,91 @@
+"""Is the synthesis client ever the bottleneck? Examples per second against a teacher with a
+fixed latency, beside the ideal rate (concurrency / latency), and the client's CPU per request.
+
+    python benchmarks/synth_throughput.py [--latency 1.0] [--waves 5] [--concurrency 8,32,128,256]
+
+The teacher double runs in its own process pinned to the last core, the client (the real engine,
+`openai` client, parsing and JSONL writes) on core 0, so "ratio" is what one client core sustains.
+Brainstorming is done once beforehand and reused, so each row times generation only.
+Goal (issue 2): ratio >= 0.90 up to 200 requests per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from recipe.config import parse  # noqa: E402
+from recipe.synth.engine import Engine  # noqa: E402
+from recipe.synth.settings import SynthConfig  # noqa: E402
+from recipe.synth.store import Store  # noqa: E402
+from recipe.synth.teacher import make_client  # noqa: E402
+
+
+def start_teacher(latency: float) -> tuple[subprocess.Popen, int]:
+    cores = sorted(os.sched_getaffinity(0))
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tests/fake_teacher.py"), "--latency", str(latency)],
+                            stdout=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: os.sched_setaffinity(0, {cores[-1]}))
+    port = int(proc.stdout.readline().split()[1])
+    return proc, port
+
+
+def run(cfg: SynthConfig, brainstorm_only: bool = False) -> Store:
+    client, _ = make_client(cfg)
+    store = Store(cfg.out)
+    engine = Engine(cfg, client, store)
+    asyncio.run(engine.brainstorm() if brainstorm_only else engine.run())
+    store.close()
+    return store
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--latency", type=float, default=1.0)
+    ap.add_argument("--waves", type=int, default=5, help="examples per row = concurrency x waves")
+    ap.add_argument("--concurrency", default="8,32,128,256")
+    args = ap.parse_args()
+    levels = [int(c) for c in args.concurrency.split(",")]
+
+    os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    server, port = start_teacher(args.latency)
+    os.environ.update(OPENAI_API_KEY="bench", OPENAI_BASE_URL=f"http://127.0.0.1:{port}/v1")
+    work = Path(tempfile.mkdtemp(prefix="synth-bench-"))
+    try:
+        base = ["--config", str(ROOT / "recipe/configs/synth_e5.yaml"), "--progress", "false"]
+        # brainstorm once, for the largest run; every row reuses the pools
+        warm = parse(SynthConfig, base + ["--out", str(work / "warm"), "--num-examples",
+                                          str(max(levels) * args.waves), "--concurrency", "8"])
+        run(warm, brainstorm_only=True)
+        print(f"teacher latency {args.latency:.2f} s, {args.waves} waves per row, client on one core\n")
+        print(f"{'concurrency':>11} {'examples':>8} {'ideal/s':>8} {'measured/s':>10} {'ratio':>6} "
+              f"{'client CPU ms/req':>17} {'client core busy':>16}")
+        for c in levels:
+            out = work / f"c{c}"
+            out.mkdir()
+            shutil.copy(work / "warm" / "tasks.jsonl", out / "tasks.jsonl")
+            cfg = parse(SynthConfig, base + ["--out", str(out), "--num-examples", str(c * args.waves),
+                                             "--concurrency", str(c)])
+            wall0, cpu0 = time.perf_counter(), time.process_time()
+            store = run(cfg)
+            wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+            rate, ideal = store.n_examples / wall, c / args.latency
+            print(f"{c:>11} {store.n_examples:>8} {ideal:>8.1f} {rate:>10.1f} {rate / ideal:>6.2f} "
+                  f"{1000 * cpu / store.requests:>17.2f} {cpu / wall:>15.0%}")
+    finally:
+        server.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
