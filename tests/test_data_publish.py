@@ -21,7 +21,7 @@ PLANTED = {"OPENAI_API_KEY": "sk-proj-PLANTEDopenaiKEY0123456789",
 
 
 def _examples(folder=SYNTH):
-    return [json.loads(line) for line in (folder / "examples.jsonl").read_text().splitlines()]
+    return [json.loads(line) for line in (folder / "examples.jsonl").read_text().strip("\n").split("\n")]
 
 
 def _publish(*args, env=None):
@@ -73,7 +73,7 @@ def test_card_reports_settings_counts_tokens_cost_terms_citation(published):
     groups = ["short-long", "long-short", "short-short", "long-long", "sts", "bitext"]
     assert row == "| Polish | " + " | ".join(str(per[(g, "Polish")]) for g in groups) + f" | {sum(per[(g, 'Polish')] for g in groups)} |"
     # tokens and cost over kept, brainstorm and rejected calls
-    side = [json.loads(l) for f in ("tasks.jsonl", "rejected.jsonl") for l in (SYNTH / f).read_text().splitlines()]
+    side = [json.loads(l) for f in ("tasks.jsonl", "rejected.jsonl") for l in (SYNTH / f).read_text().strip("\n").split("\n")]
     tokens = sum(r["usage"]["prompt_tokens"] + r["usage"]["completion_tokens"] for r in examples + side)
     cost = sum(r["cost_usd"] or 0 for r in examples + side)
     assert f"Total: {tokens:,} tokens, {cost:,.4f} USD (1 calls had no known price)" in text
@@ -115,7 +115,7 @@ def test_no_credential_in_any_written_file_or_log(tmp_path):
 def test_refuses_when_an_example_carries_a_credential(tmp_path):
     src = tmp_path / "run"
     shutil.copytree(SYNTH, src)
-    lines = (src / "examples.jsonl").read_text().splitlines()
+    lines = (src / "examples.jsonl").read_text().strip("\n").split("\n")
     rec = json.loads(lines[3])
     rec["positive"] += " " + PLANTED["AZURE_OPENAI_API_KEY"]
     lines[3] = json.dumps(rec)
@@ -137,7 +137,7 @@ def _bad_inputs(tmp_path):
         f.write('{"id": "x", "task_group": "sts"\n')
     nofield = tmp_path / "nofield"
     shutil.copytree(SYNTH, nofield)
-    lines = (nofield / "examples.jsonl").read_text().splitlines()
+    lines = (nofield / "examples.jsonl").read_text().strip("\n").split("\n")
     lines[1] = json.dumps({k: v for k, v in json.loads(lines[1]).items() if k != "positive"})
     (nofield / "examples.jsonl").write_text("\n".join(lines) + "\n")
     return [(empty, "me/x", "no examples.jsonl"), (blank, "me/x", "no examples, nothing to publish"),

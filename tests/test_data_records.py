@@ -13,7 +13,7 @@ SYNTH = Path(__file__).parent / "data" / "synth_output"
 
 
 def _examples():
-    return [json.loads(line) for line in (SYNTH / "examples.jsonl").read_text().splitlines()]
+    return [json.loads(line) for line in (SYNTH / "examples.jsonl").read_text().strip("\n").split("\n")]
 
 
 def test_reads_a_synthesis_folder_and_its_file():
@@ -42,7 +42,7 @@ def test_write_then_read_round_trip(tmp_path):
 
 @pytest.mark.parametrize("field", ["query", "positive", "instruction", "negative", "id"])
 def test_missing_field_names_file_line_and_field(tmp_path, field):
-    lines = (SYNTH / "examples.jsonl").read_text().splitlines()
+    lines = (SYNTH / "examples.jsonl").read_text().strip("\n").split("\n")
     bad = json.loads(lines[6])
     del bad[field]
     lines[6] = json.dumps(bad)
