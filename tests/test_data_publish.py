@@ -94,7 +94,8 @@ def test_no_credential_in_any_written_file_or_log(tmp_path):
                           "headers": {"Authorization": f"Bearer {PLANTED['HF_TOKEN']}"},
                           "note": f"key was {PLANTED['OPENAI_API_KEY']}",
                           "base_url": f"https://x.openai.azure.com/v1?api-key={PLANTED['AZURE_OPENAI_API_KEY']}"})
-    run["argv"] += ["--api-key", PLANTED["OPENAI_API_KEY"]]
+    run["argv"] += ["--api-key", PLANTED["OPENAI_API_KEY"], "--hf-token", "plainvalue0123456789",
+                    "--azure-key=plainvalue9876543210"]
     (src / "runs.jsonl").write_text(json.dumps(run) + "\n")
     r = _publish(src, "--repo-id", "me/x", "--dry-run", tmp_path / "pub", env=PLANTED)
     assert r.returncode == 0, r.stderr
@@ -107,7 +108,7 @@ def test_no_credential_in_any_written_file_or_log(tmp_path):
             written.append(p.read_bytes().decode("latin-1"))
         elif p.is_file():
             written.append(p.read_text())
-    for secret in PLANTED.values():
+    for secret in [*PLANTED.values(), "plainvalue0123456789", "plainvalue9876543210"]:
         assert not any(secret in text for text in written), secret
     assert "<redacted>" in (tmp_path / "pub" / "README.md").read_text()
 
@@ -166,6 +167,7 @@ class FakeApi:
     """Stands in for the Hub: records what one push would upload, or fails where asked."""
     calls = []
     fail = None
+    public_repos = set()
 
     def __init__(self, token=None):
         self.token = token
@@ -174,6 +176,9 @@ class FakeApi:
         FakeApi.calls.append(("create_repo", repo_id, kw))
         if FakeApi.fail == "create":
             raise RuntimeError("401 Unauthorized")
+
+    def repo_info(self, repo_id, **kw):
+        return type("Info", (), {"private": repo_id not in FakeApi.public_repos})()
 
     def upload_folder(self, *, repo_id, folder_path, **kw):
         files = {str(p.relative_to(folder_path)): p.read_bytes() for p in Path(folder_path).rglob("*") if p.is_file()}
@@ -202,3 +207,8 @@ def test_push_sends_exactly_the_dry_run_in_one_commit(tmp_path, monkeypatch, pub
         FakeApi.fail = where
         with pytest.raises(hub.PublishError, match=message):
             hub.push(tmp_path / "ds", "me/e5-synth", "tok")
+
+    FakeApi.calls, FakeApi.fail, FakeApi.public_repos = [], None, {"me/already-public"}
+    with pytest.raises(hub.PublishError, match="already exists and is public.*nothing was pushed"):
+        hub.push(tmp_path / "ds", "me/already-public", "tok", private=True)
+    assert [c[0] for c in FakeApi.calls] == ["create_repo"]  # no upload

@@ -42,7 +42,7 @@ TEACHER_TERMS = [
 ]
 # how to train on a published dataset with this project (one place to keep in step with train.py)
 TRAIN_COMMANDS = """python data/mine_negatives.py --input {repo_id} --config-name all --output mined.jsonl  # fill missing negatives
-accelerate launch train.py --config recipe/configs/train.yaml --data mined.jsonl"""
+accelerate launch train.py --config YOUR_TRAINING_RECIPE.yaml --data mined.jsonl  # or --data {repo_id} as it is"""
 
 
 @dataclass

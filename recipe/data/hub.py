@@ -135,7 +135,7 @@ def build(out: OutputDir, repo_id: str, dest: str | Path, *, license: str = "oth
     try:
         for group in groups:
             rows = [_encode(r, columns) for r in out.examples if r["task_group"] == group]
-            for i, row in enumerate(rows):
+            for row in rows:
                 leaked = find_secret(json.dumps(row, ensure_ascii=False), secrets, patterns=False)
                 if leaked:
                     raise PublishError(f"{out.path / 'examples.jsonl'}: a {group} example (id {row['id']}) contains "
@@ -178,6 +178,13 @@ def push(folder: str | Path, repo_id: str, token: str, private: bool = False) ->
     api = HfApi(token=token)
     try:
         api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+        # create_repo(exist_ok=True) leaves an existing repo's visibility alone: never push data
+        # meant to be private into a repo that is public
+        if private and not getattr(api.repo_info(repo_id, repo_type="dataset"), "private", False):
+            raise PublishError(f"{repo_id} already exists and is public; --private does not change that "
+                               "(make it private on the Hub or pick another name); nothing was pushed")
+    except PublishError:
+        raise
     except Exception as e:  # HTTP, auth and network errors all stop here, before any upload
         raise PublishError(f"cannot create dataset repo {repo_id}: {_first_line(e)}; nothing was pushed") from None
     try:

@@ -73,7 +73,7 @@ def cache_folder(cache_dir: str | None, model_id: str) -> str | None:
     return str(Path(cache_dir) / hashlib.sha256(model_id.encode()).hexdigest()[:16])
 
 
-def mine(records: Iterable[dict], model, settings: MiningSettings = MiningSettings(), *,
+def mine(records: Iterable[dict], model, settings: MiningSettings | None = None, *,
          model_id: str = "", extra_corpus: Iterable[str] = (), progress: bool = True) -> tuple[list[dict], dict]:
     """Fill `negative` where it is None; returns (all records, counts {needed, mined, not_found}).
 
@@ -83,6 +83,7 @@ def mine(records: Iterable[dict], model, settings: MiningSettings = MiningSettin
     from datasets import Dataset
     from sentence_transformers.util import mine_hard_negatives
 
+    settings = settings or MiningSettings()
     records = [dict(r) for r in records]
     extra_corpus = list(extra_corpus)
     groups = defaultdict(list)

@@ -26,11 +26,24 @@ def redact(obj):
     if isinstance(obj, dict):
         return {k: (REDACTED if isinstance(k, str) and SECRET_KEY.search(k) and v not in (None, "", False)
                     else redact(v)) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [redact(v) for v in obj]
+    if isinstance(obj, (list, tuple)):  # an argv: also the value after "--api-key" and "--token=..."
+        out = []
+        for i, v in enumerate(obj):
+            prev = obj[i - 1] if i else None
+            if isinstance(v, str) and v.startswith("-") and "=" in v and _secret_flag(v.split("=", 1)[0]):
+                out.append(v.split("=", 1)[0] + "=" + REDACTED)
+            elif isinstance(prev, str) and _secret_flag(prev) and "=" not in prev and isinstance(v, str):
+                out.append(REDACTED)
+            else:
+                out.append(redact(v))
+        return out
     if isinstance(obj, str):
         return SECRET_TEXT.sub(REDACTED, obj)
     return obj
+
+
+def _secret_flag(arg: str) -> bool:
+    return arg.startswith("-") and bool(SECRET_KEY.search(arg.lstrip("-")))
 
 
 def known_secrets(extra: list[str | None] = ()) -> set[str]:
