@@ -141,7 +141,12 @@ def _bad_inputs(tmp_path):
     lines = (nofield / "examples.jsonl").read_text().strip("\n").split("\n")
     lines[1] = json.dumps({k: v for k, v in json.loads(lines[1]).items() if k != "positive"})
     (nofield / "examples.jsonl").write_text("\n".join(lines) + "\n")
-    return [(empty, "me/x", "no examples.jsonl"), (blank, "me/x", "no examples, nothing to publish"),
+    badtype = tmp_path / "badtype"
+    shutil.copytree(SYNTH, badtype)
+    lines = (badtype / "examples.jsonl").read_text().strip("\n").split("\n")
+    lines[2] = json.dumps({**json.loads(lines[2]), "job": "seven"})
+    (badtype / "examples.jsonl").write_text("\n".join(lines) + "\n")
+    return [(empty, "me/x", "no examples.jsonl"), (badtype, "me/x", "short-long examples do not fit one table"), (blank, "me/x", "no examples, nothing to publish"),
             (broken, "me/x", "examples.jsonl:31: not valid JSON"),
             (nofield, "me/x", "examples.jsonl:2: missing field 'positive'"),
             (SYNTH, "just-a-name", "need NAMESPACE/NAME"), (tmp_path / "nowhere", "me/x", "not a folder")]

@@ -143,7 +143,11 @@ def build(out: OutputDir, repo_id: str, dest: str | Path, *, license: str = "oth
             n = max(1, -(-len(rows) // shard_rows))
             (tmp / group).mkdir()
             for k in range(n):
-                shard = Dataset.from_list(rows[k * shard_rows:(k + 1) * shard_rows], features=features)
+                try:
+                    shard = Dataset.from_list(rows[k * shard_rows:(k + 1) * shard_rows], features=features)
+                except (TypeError, ValueError) as e:  # e.g. a "job" that is not a number
+                    raise PublishError(f"{out.path / 'examples.jsonl'}: {group} examples do not fit one table "
+                                       f"({str(e).splitlines()[0][:200]})") from None
                 shard.to_parquet(str(tmp / group / f"train-{k:05d}-of-{n:05d}.parquet"))
         facts = card.summarize(out.examples, out.runs, out.tasks, out.rejected)
         text = card.render(facts, repo_id, groups, license=license, extra_terms=extra_terms)
