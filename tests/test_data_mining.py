@@ -94,7 +94,10 @@ def test_near_duplicate_of_the_positive_is_skipped_and_cache_is_reused(model, tm
                 "negative": None, "language": "English"}]
     settings = mining.MiningSettings(sampling="top", relative_margin=None, query_prompt="", corpus_prompt="",
                                      cache_dir=str(tmp_path / "cache"))
-    plain, _ = mining.mine(records, model, settings, extra_corpus=[near_copy] + others, progress=False)
+    with pytest.raises(ValueError, match="a cache_dir needs model_id"):
+        mining.mine(records, model, settings, extra_corpus=[near_copy] + others, progress=False)
+    plain, _ = mining.mine(records, model, settings, model_id=_minilm_path(), extra_corpus=[near_copy] + others,
+                           progress=False)
     assert plain[0]["negative"] == near_copy  # the hardest candidate is the near copy...
 
     def no_encoding(*a, **k):
@@ -104,7 +107,8 @@ def test_near_duplicate_of_the_positive_is_skipped_and_cache_is_reused(model, tm
     original = model.encode
     model.encode = no_encoding
     try:
-        guarded, counts = mining.mine(records, model, settings, extra_corpus=[near_copy] + others, progress=False)
+        guarded, counts = mining.mine(records, model, settings, model_id=_minilm_path(),
+                                      extra_corpus=[near_copy] + others, progress=False)
     finally:
         model.encode = original
     assert guarded[0]["negative"] not in (near_copy, positive, None)  # ...which the margin skips
@@ -128,3 +132,26 @@ def test_records_with_negatives_pass_through_and_groups_stay_apart(model, tmp_pa
     assert out[2]["negative"] in sts_texts - {out[2]["positive"]}
     assert out[3]["negative"] == records[4]["positive"] and out[4]["negative"] == records[3]["positive"]
     assert counts == {"needed": 4, "mined": 4, "not_found": 0}
+
+
+def test_cli_mines_a_published_dataset_by_config(tmp_path):
+    """publish --dry-run writes the Hub repo's layout; mining reads it like a Hub id, by config."""
+    synth = Path(__file__).parent / "data" / "synth_output"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    subprocess.run([sys.executable, str(ROOT / "data" / "publish.py"), str(synth), "--repo-id", "me/x",
+                    "--dry-run", str(tmp_path / "pub")], check=True, capture_output=True, env=env)
+    out = tmp_path / "mined.jsonl"
+    args = [sys.executable, str(ROOT / "data" / "mine_negatives.py"), "--config-name", "short-short",
+            "--output", str(out), "--model", _minilm_path(), "--query-prompt", "", "--corpus-prompt", "",
+            "--relative-margin", "null", "--cache-dir", "null", "--device", "cpu", "--progress", "false"]
+    r = subprocess.run(args + ["--input", str(tmp_path / "pub")], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = [json.loads(l) for l in out.read_text().strip("\n").split("\n")]
+    assert len(rows) == 4 and {x["task_group"] for x in rows} == {"short-short"}
+    positives = {x["positive"] for x in rows}
+    assert all(x["negative"] in positives - {x["positive"]} for x in rows)
+    assert "4 needed a negative, 4 mined" in r.stdout
+
+    r = subprocess.run(args + ["--input", "nobody-here/no-such-dataset"], capture_output=True, text=True, env=env)
+    assert r.returncode == 2 and r.stderr.startswith("error: nobody-here/no-such-dataset [short-short] split train: cannot load")
+    assert r.stderr.count("\n") == 1

@@ -84,6 +84,8 @@ def mine(records: Iterable[dict], model, settings: MiningSettings | None = None,
     from sentence_transformers.util import mine_hard_negatives
 
     settings = settings or MiningSettings()
+    if settings.cache_dir and not model_id:
+        raise ValueError("mining: a cache_dir needs model_id (the model's name or path) to key the cache by")
     records = [dict(r) for r in records]
     extra_corpus = list(extra_corpus)
     groups = defaultdict(list)
@@ -108,7 +110,7 @@ def mine(records: Iterable[dict], model, settings: MiningSettings | None = None,
             num_negatives=1, sampling_strategy=settings.sampling, output_format="triplet",
             query_prompt="", corpus_prompt=settings.corpus_prompt,  # "" = no model-default prompt either
             batch_size=settings.batch_size, verbose=progress,
-            cache_folder=cache_folder(settings.cache_dir, model_id or str(getattr(model, "name_or_path", ""))))
+            cache_folder=cache_folder(settings.cache_dir, model_id))
         found = {(a, p): n for a, p, n in zip(mined["anchor"], mined["positive"], mined["negative"])}
         for i in needy:
             negative = found.get((anchors[i], records[i]["positive"]))
@@ -116,6 +118,6 @@ def mine(records: Iterable[dict], model, settings: MiningSettings | None = None,
                 counts["not_found"] += 1
             else:
                 records[i]["negative"] = negative
-                records[i]["negative_mined_by"] = model_id
+                records[i]["negative_mined_by"] = model_id or None
                 counts["mined"] += 1
     return records, counts
