@@ -2,7 +2,6 @@
 bad input named by file, line and field."""
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest

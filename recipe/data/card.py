@@ -18,7 +18,6 @@ import yaml
 
 from .languages import ISO
 from .redact import redact
-from .records import TASK_GROUPS
 
 PAPER = "Improving Text Embeddings with Large Language Models"
 CITATION = """@inproceedings{wang2024improving,
@@ -125,14 +124,17 @@ def front_matter(facts: Facts, groups: list[str], license: str, pretty_name: str
     configs += [{"config_name": g, "data_files": [{"split": "train", "path": f"{g}/train-*.parquet"}]}
                 for g in groups]
     codes = language_codes(languages)
-    return {
-        "license": license, "pretty_name": pretty_name, "language": codes or None,
+    meta = {
+        "license": license, "pretty_name": pretty_name, "language": codes,
         "multilinguality": "multilingual" if len(codes) > 1 else "monolingual",
         "size_categories": [size_category(facts.n_examples)],
         "task_categories": ["sentence-similarity", "text-retrieval", "text-classification"],
         "tags": ["synthetic", "text-embeddings", "e5-mistral", "e5-recipe"],
         "configs": configs,
     }
+    if not codes:
+        del meta["language"]  # the Hub wants ISO codes or nothing
+    return meta
 
 
 def _table(header: list[str], rows: list[list]) -> str:

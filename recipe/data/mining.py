@@ -93,7 +93,7 @@ def mine(records: Iterable[dict], model, settings: MiningSettings | None = None,
         groups[group_key(rec)].append(i)
     counts = {"needed": sum(r["negative"] is None for r in records), "mined": 0, "not_found": 0}
     todo = {k: idx for k, idx in groups.items() if any(records[i]["negative"] is None for i in idx)}
-    for key, idx in tqdm(todo.items(), desc="mining", unit="group", disable=not progress or len(todo) < 2):
+    for idx in tqdm(todo.values(), desc="mining", unit="group", disable=not progress or len(todo) < 2):
         anchors = {i: anchor(records[i], settings.query_prompt) for i in idx}
         needy = [i for i in idx if records[i]["negative"] is None]
         wanted = {anchors[i] for i in needy}

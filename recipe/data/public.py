@@ -16,7 +16,7 @@ so a ratio of 0.1 keeps the same 10% on every run and every machine.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
 from .beir import beir_records
@@ -43,7 +43,6 @@ class PublicSource:
     language: str = "English"      # or "by-config": the config names the language ("ar-triplet")
     task_group: str = "short-long"
     columns: tuple = ()            # from_columns: (query, positive[, negative]) column names
-    notes: str = field(default="", compare=False)
 
 
 def _record(src: PublicSource, config, i: int, query, positive, negative) -> dict | None:
