@@ -35,7 +35,7 @@ class FixtureFetch:
 
     def __call__(self, hub_id, config, split):
         self.asked.append((hub_id, config, split))
-        path = FIXTURES / self.name / f"{config or 'default'}.{split}.jsonl"
+        path = FIXTURES / self.name / (f"{config or 'default'}.{split}.jsonl" if split else f"{config}.jsonl")
         return [json.loads(l) for l in path.read_text().strip("\n").split("\n")] if path.is_file() else []
 
 
@@ -65,7 +65,7 @@ def test_loader_maps_the_real_schema_to_records(name):
     assert len({r["id"] for r in records}) == len(records)
     # every config the registry names was read, from the training split
     if src.loader is public.from_beir:
-        assert [a[1:] for a in fetch.asked] == [("corpus", "corpus"), ("queries", "queries"), ("default", "train")]
+        assert [a[1:] for a in fetch.asked] == [("corpus", None), ("queries", None), ("default", "train")]
     else:
         assert [a[1] for a in fetch.asked] == list(src.configs) and {a[2] for a in fetch.asked} == {src.split}
     rows = _fixture_rows(name)

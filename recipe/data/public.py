@@ -28,7 +28,7 @@ CHINESE_WEB = "Given a Chinese search query, retrieve web passages that answer t
 MIRACL_LANGS = ("ar", "bn", "en", "es", "fa", "fi", "fr", "hi", "id", "ja", "ko", "ru", "sw", "te", "th", "zh")
 MRTYDI_LANGS = ("ar", "bn", "en", "fi", "id", "ja", "ko", "ru", "sw", "te", "th")
 
-Fetch = Callable[[str, "str | None", str], Iterable[dict]]  # (hub_id, config, split) -> rows
+Fetch = Callable[[str, "str | None", "str | None"], Iterable[dict]]  # (hub_id, config, split) -> rows; split None: the only one
 
 
 @dataclass(frozen=True)
@@ -74,10 +74,11 @@ def from_lists(fetch: Fetch, src: PublicSource, config) -> Iterator[dict]:
 
 
 def from_beir(fetch: Fetch, src: PublicSource, config) -> Iterator[dict]:
-    """mteb/BEIR layout: configs `corpus` (`_id`, `title`, `text`), `queries` (`_id`, `text`) and
-    `default` (qrels: `query-id`, `corpus-id`, `score`, one split per qrels file)."""
-    corpus = fetch(src.hub_id, "corpus", "corpus")
-    queries = fetch(src.hub_id, "queries", "queries")
+    """mteb/BEIR layout: configs `corpus` (`_id`, `title`, `text`), `queries` (`_id`, `text`), each
+    with one split whatever its name (as mteb reads them), and `default` (qrels: `query-id`,
+    `corpus-id`, `score`, one split per qrels file)."""
+    corpus = fetch(src.hub_id, "corpus", None)
+    queries = fetch(src.hub_id, "queries", None)
     qrels = fetch(src.hub_id, "default", src.split)
     yield from beir_records(corpus, queries, qrels, instruction=src.instruction, source=src.name,
                             language=src.language, task_group=src.task_group)
@@ -122,11 +123,17 @@ SOURCES = {s.name: s for s in [
 ]}
 
 
-def hub_fetch(hub_id: str, config, split: str) -> Iterable[dict]:
-    """Rows of one Hub dataset config/split, streamed (MS MARCO documents alone are 163 shards)."""
+def hub_fetch(hub_id: str, config, split) -> Iterable[dict]:
+    """Rows of one Hub dataset config/split, streamed (MS MARCO documents alone are 163 shards).
+    `split=None`: the config's only split, whatever it is called."""
     import datasets
 
-    return datasets.load_dataset(hub_id, name=config, split=split, streaming=True)
+    ds = datasets.load_dataset(hub_id, name=config, split=split, streaming=True)
+    if split is None:
+        if len(ds) != 1:
+            raise ValueError(f"{hub_id} [{config}]: expected one split, found {', '.join(ds)}")
+        ds = next(iter(ds.values()))
+    return ds
 
 
 def keep(record_id: str, ratio: float, seed: int) -> bool:
