@@ -76,7 +76,7 @@ def test_card_reports_settings_counts_tokens_cost_terms_citation(published):
     side = [json.loads(l) for f in ("tasks.jsonl", "rejected.jsonl") for l in (SYNTH / f).read_text().strip("\n").split("\n")]
     tokens = sum(r["usage"]["prompt_tokens"] + r["usage"]["completion_tokens"] for r in examples + side)
     cost = sum(r["cost_usd"] or 0 for r in examples + side)
-    assert f"Total: {tokens:,} tokens, {cost:,.4f} USD (1 calls had no known price)" in text
+    assert f"Total: {tokens:,} tokens, {cost:,.4f} USD (1 call had no known price, not counted)" in text
     # generation settings, terms, citation, how to train
     assert "`gpt-4o-2024-08-06`" in text and "`gpt-35-turbo`" in text
     assert "Seed: 1234" in text and '"temperature": 1.0' in text and "Table 8" in text

@@ -206,7 +206,7 @@ def render(facts: Facts, repo_id: str, groups: list[str], license: str = "other"
     tokens = sum(u["prompt_tokens"] + u["completion_tokens"] for s in facts.usage.values() for u in s.values())
     parts.append(_table(["stage", "model", "calls", "prompt tokens", "completion tokens", "cost (USD)"], rows))
     parts += ["", f"Total: {tokens:,} tokens, {total_cost:,.4f} USD"
-              + (f" ({unknown:,} calls had no known price)" if unknown else "") + ".", ""]
+              + (f" ({unknown:,} call{'s' if unknown != 1 else ''} had no known price, not counted)" if unknown else "") + ".", ""]
 
     parts += ["## Licence and terms of use", "",
               f"The dataset is released under `{license}`. The text was written by the teacher models "
