@@ -1,0 +1,224 @@
+"""The dataset card of a published synthesis run: what was generated, how, at what cost, under
+which terms, and how to train on it.
+
+`summarize` turns a synthesis output folder's files into facts (counts per task group and
+language, tokens and cost per stage and teacher, sampling, the run configs with credentials
+redacted); `render` writes README.md: YAML front matter the Hub reads (configs, languages,
+licence, size) and the card text. Everything in it is computed from the folder, nothing typed in.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+import yaml
+
+from .languages import ISO
+from .redact import redact
+
+PAPER = "Improving Text Embeddings with Large Language Models"
+CITATION = """@inproceedings{wang2024improving,
+  title     = {Improving Text Embeddings with Large Language Models},
+  author    = {Wang, Liang and Yang, Nan and Huang, Xiaolong and Yang, Linjun and Majumder, Rangan and Wei, Furu},
+  booktitle = {Proceedings of the 62nd Annual Meeting of the Association for Computational Linguistics (ACL)},
+  year      = {2024},
+  url       = {https://arxiv.org/abs/2401.00368}
+}"""
+# where each group's prompt templates come from (ACL version's table numbers, appendix C)
+PROMPT_TABLES = {"short-long": 8, "long-short": 9, "short-short": 10, "long-long": 11, "sts": 12, "bitext": 13}
+# the teacher's terms decide what the generated text may be used for; we point to them, we do
+# not restate them (they change), and say plainly when we do not know the teacher
+TEACHER_TERMS = [
+    (re.compile(r"^(gpt-|o\d|chatgpt|text-davinci|azure/)", re.I),
+     "OpenAI Terms of Use (https://openai.com/policies/terms-of-use) and Usage Policies; among "
+     "them a restriction on using Output to develop models that compete with OpenAI"),
+    (re.compile(r"claude", re.I), "Anthropic's Usage Policy and Commercial/Consumer Terms (https://www.anthropic.com/legal)"),
+    (re.compile(r"llama", re.I), "the Meta Llama licence and Acceptable Use Policy of the model version used (https://www.llama.com/license/)"),
+    (re.compile(r"gemini|gemma", re.I), "Google's Gemini API / Gemma terms (https://ai.google.dev/gemma/terms, https://ai.google.dev/gemini-api/terms)"),
+]
+# how to train on a published dataset with this project (one place to keep in step with train.py)
+TRAIN_COMMANDS = """python data/mine_negatives.py --input {repo_id} --config-name all --output mined.jsonl  # fill missing negatives
+accelerate launch train.py --config YOUR_TRAINING_RECIPE.yaml --data mined.jsonl  # or --data {repo_id} as it is"""
+
+
+@dataclass
+class Facts:
+    n_examples: int = 0
+    by_group: Counter = field(default_factory=Counter)
+    by_group_language: dict = field(default_factory=lambda: defaultdict(Counter))
+    n_instructions: int = 0
+    # stage -> model -> {"calls", "prompt_tokens", "completion_tokens", "cost_usd", "cost_unknown"}
+    usage: dict = field(default_factory=dict)
+    sampling: Counter = field(default_factory=Counter)
+    rejected: Counter = field(default_factory=Counter)
+    runs: list = field(default_factory=list)
+    n_negative_null: int = 0
+
+
+def _add_usage(usage: dict, stage: str, rec: dict) -> None:
+    row = usage.setdefault(stage, {}).setdefault(rec.get("model") or "unknown", {
+        "calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0, "cost_unknown": 0})
+    u = rec.get("usage") or {}
+    row["calls"] += 1
+    row["prompt_tokens"] += int(u.get("prompt_tokens") or 0)
+    row["completion_tokens"] += int(u.get("completion_tokens") or 0)
+    if rec.get("cost_usd") is None:
+        row["cost_unknown"] += 1
+    else:
+        row["cost_usd"] += float(rec["cost_usd"])
+
+
+def summarize(examples: list[dict], runs: list[dict], tasks: list[dict], rejected: list[dict]) -> Facts:
+    facts = Facts(n_examples=len(examples), runs=[redact(r) for r in runs])
+    instructions = set()
+    for rec in examples:
+        facts.by_group[rec["task_group"]] += 1
+        facts.by_group_language[rec["task_group"]][rec["language"]] += 1
+        instructions.add(rec["instruction"])
+        facts.n_negative_null += rec.get("negative") is None
+        facts.sampling[json.dumps(rec.get("sampling") or {}, sort_keys=True)] += 1
+        _add_usage(facts.usage, "examples kept", rec)
+    for rec in tasks:
+        _add_usage(facts.usage, "brainstorm", rec)
+    for rec in rejected:
+        facts.rejected[rec.get("reason") or "unknown"] += 1
+        _add_usage(facts.usage, "rejected outputs", rec)
+    facts.n_instructions = len(instructions)
+    return facts
+
+
+def language_codes(names) -> list[str]:
+    codes = set()
+    for name in names:  # bitext records may name a pair, e.g. "English-French"
+        for part in re.split(r"\s*(?:->|→|/|,|-| to )\s*", name):
+            part = re.sub(r"\s*\(.*\)|\s+Romanized", "", part).strip()
+            if part in ISO:
+                codes.add(ISO[part])
+    return sorted(codes)
+
+
+def size_category(n: int) -> str:
+    for limit, label in [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
+                         (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M")]:
+        if n < limit:
+            return label
+    return "10M<n<100M"
+
+
+def teacher_terms(models) -> list[str]:
+    lines = []
+    for model in sorted(models):
+        terms = next((t for pattern, t in TEACHER_TERMS if pattern.search(model)), None)
+        lines.append(f"- `{model}`: " + (terms or "terms of use not known to this tool: read the "
+                                          "licence/terms of the model or API that served it"))
+    return lines
+
+
+def front_matter(facts: Facts, groups: list[str], license: str, pretty_name: str) -> dict:
+    languages = {lang for counts in facts.by_group_language.values() for lang in counts}
+    configs = [{"config_name": "all", "default": True,
+                "data_files": [{"split": "train", "path": [f"{g}/train-*.parquet" for g in groups]}]}]
+    configs += [{"config_name": g, "data_files": [{"split": "train", "path": f"{g}/train-*.parquet"}]}
+                for g in groups]
+    codes = language_codes(languages)
+    meta = {
+        "license": license, "pretty_name": pretty_name, "language": codes,
+        "multilinguality": "multilingual" if len(codes) > 1 else "monolingual",
+        "size_categories": [size_category(facts.n_examples)],
+        "task_categories": ["sentence-similarity", "text-retrieval", "text-classification"],
+        "tags": ["synthetic", "text-embeddings", "e5-mistral", "e5-recipe"],
+        "configs": configs,
+    }
+    if not codes:
+        del meta["language"]  # the Hub wants ISO codes or nothing
+    return meta
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def render(facts: Facts, repo_id: str, groups: list[str], license: str = "other",
+           extra_terms: str | None = None) -> str:
+    name = repo_id.split("/", 1)[1]
+    meta = front_matter(facts, groups, license, name)
+    models = {m for stage in facts.usage.values() for m in stage}
+    parts = ["---", yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).strip(), "---", ""]
+    parts += [f"# {name}", "",
+              f"Synthetic text-embedding training data made with e5-recipe by the "
+              f"method of *{PAPER}* (Wang et al., ACL 2024): a teacher LLM brainstorms retrieval tasks "
+              f"and writes (query, positive, hard negative) examples for six task groups. "
+              f"{facts.n_examples:,} examples, {facts.n_instructions:,} distinct instructions.", ""]
+
+    parts += ["## Configs and counts", "",
+              "One config per task group, and `all` (the default) with every group.", ""]
+    parts.append(_table(["config", "examples", "languages"],
+                        [["all", f"{facts.n_examples:,}", len({l for c in facts.by_group_language.values() for l in c})]]
+                        + [[g, f"{facts.by_group[g]:,}", len(facts.by_group_language[g])] for g in groups]))
+    parts += ["", "Examples per task group and language:", ""]
+    langs = sorted({l for c in facts.by_group_language.values() for l in c},
+                   key=lambda l: -sum(c[l] for c in facts.by_group_language.values()))
+    parts.append(_table(["language"] + groups + ["total"],
+                        [[l] + [facts.by_group_language[g][l] for g in groups]
+                         + [sum(facts.by_group_language[g][l] for g in groups)] for l in langs]))
+    if facts.n_negative_null:
+        parts += ["", f"{facts.n_negative_null:,} examples have no hard negative (`negative` is null: "
+                      "short-short and long-long, as in the paper); `python data/mine_negatives.py` mines them."]
+
+    parts += ["", "## Fields", "",
+              "`id`, `task_group`, `instruction` (the task; STS: \"Retrieve semantically similar text.\", "
+              "bitext: \"Retrieve parallel sentences.\"), `query`, `positive`, `negative`, `language`, "
+              "`model` (teacher), `usage` (tokens), `cost_usd`, `job`; `placeholders`, `sampling` and `raw` "
+              "(the teacher's JSON answer) are JSON text.", ""]
+
+    parts += ["## Generation", "",
+              f"- Teacher models: {', '.join(f'`{m}`' for m in sorted(models)) or 'not recorded'}",
+              "- Prompts: the paper's templates verbatim (appendix C, " + ", ".join(
+                  f"{g} Table {PROMPT_TABLES[g]}" for g in groups if g in PROMPT_TABLES)
+              + "), as shipped in `recipe/synth/prompts/` of e5-recipe.",
+              "- Sampling: " + ("; ".join(f"{s} ({n:,} examples)" for s, n in facts.sampling.most_common())
+                                or "not recorded"),
+              "- Filtering (as the paper): outputs that are not valid JSON of the required shape are "
+              "rejected, exact duplicates removed."
+              + (" Rejected: " + ", ".join(f"{r} {n:,}" for r, n in facts.rejected.most_common()) + "."
+                 if facts.rejected else "")]
+    seeds = sorted({str(r.get("config", {}).get("seed")) for r in facts.runs if isinstance(r.get("config"), dict)
+                    and "seed" in r["config"]})
+    parts += [f"- Seed: {', '.join(seeds) if seeds else 'not recorded'}", ""]
+    if facts.runs:
+        parts += ["Run configurations (from `runs.jsonl`, credentials redacted):", "", "```yaml",
+                  yaml.safe_dump(facts.runs, sort_keys=False, allow_unicode=True).strip(), "```", ""]
+
+    parts += ["## Tokens and cost", ""]
+    rows, total_cost, unknown = [], 0.0, 0
+    for stage, per_model in facts.usage.items():
+        for model, u in sorted(per_model.items()):
+            rows.append([stage, f"`{model}`", f"{u['calls']:,}", f"{u['prompt_tokens']:,}",
+                         f"{u['completion_tokens']:,}", f"{u['cost_usd']:,.4f}"
+                         + (f" (+{u['cost_unknown']} unpriced)" if u["cost_unknown"] else "")])
+            total_cost += u["cost_usd"]
+            unknown += u["cost_unknown"]
+    tokens = sum(u["prompt_tokens"] + u["completion_tokens"] for s in facts.usage.values() for u in s.values())
+    parts.append(_table(["stage", "model", "calls", "prompt tokens", "completion tokens", "cost (USD)"], rows))
+    parts += ["", f"Total: {tokens:,} tokens, {total_cost:,.4f} USD"
+              + (f" ({unknown:,} call{'s' if unknown != 1 else ''} had no known price, not counted)" if unknown else "") + ".", ""]
+
+    parts += ["## Licence and terms of use", "",
+              f"The dataset is released under `{license}`. The text was written by the teacher models "
+              "below, whose providers' terms apply to their outputs and may restrict what you may use "
+              "this data for (for example, training models that compete with the provider):", ""]
+    parts += teacher_terms(models) or ["- no teacher recorded"]
+    if extra_terms:
+        parts += ["", extra_terms]
+    parts += ["", "## How to train on it", "",
+              "With e5-recipe:", "", "```bash", TRAIN_COMMANDS.format(repo_id=repo_id), "```", "",
+              f"or read it directly: `datasets.load_dataset(\"{repo_id}\", \"all\", split=\"train\")`, or "
+              f"`recipe.data.records.read_records(\"{repo_id}\", config=\"all\")`. Queries take the "
+              "instruction as `Instruct: {instruction}\\nQuery: {query}`; documents take none (paper section 3.2).",
+              "", "## Citation", "", "```bibtex", CITATION, "```", ""]
+    return "\n".join(parts)

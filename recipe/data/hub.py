@@ -1,0 +1,206 @@
+"""Publish a synthesis output folder to the Hugging Face Hub as a dataset with a card.
+
+`build` writes exactly what will be pushed into a local folder: one config per task group
+(`{group}/train-0000i-of-0000n.parquet`) and README.md (the card, whose YAML declares the
+configs and `all`, which reads every group's shards, so nothing is stored twice). `push` uploads
+that folder in ONE commit (`HfApi.upload_folder`): a failure leaves the repo as it was, never a
+half-published dataset. `--dry-run` stops after `build`; that is how the tests see what a push
+would send.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import card
+from .records import REQUIRED, TASK_GROUPS, RecordError, read_jsonl
+from .redact import find_secret, known_secrets
+
+REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}")
+TYPED = {"model": "string", "cost_usd": "float64", "job": "int64", "created": "float64"}
+
+
+class PublishError(ValueError):
+    """Input or settings that cannot be published; the message says what to fix."""
+
+
+@dataclass
+class OutputDir:
+    path: Path
+    examples: list
+    runs: list
+    tasks: list
+    rejected: list
+
+
+def check_repo_id(repo_id: str) -> str:
+    if not REPO_ID.fullmatch(repo_id or "") or ".." in repo_id or "--" in repo_id:
+        raise PublishError(f"--repo-id {repo_id!r}: need NAMESPACE/NAME (your user or organisation, "
+                           "a slash, the dataset name; letters, digits, '-', '_', '.')")
+    return repo_id
+
+
+def _jsonl(path: Path) -> list[dict]:
+    """Lines of a side file (runs/tasks/rejected); missing file: none; bad line: error naming it."""
+    if not path.is_file():
+        return []
+    out = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1):
+        if line.strip():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise PublishError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+            if not isinstance(rec, dict):
+                raise PublishError(f"{path}:{lineno}: expected a JSON object")
+            out.append(rec)
+    return out
+
+
+def load_output_dir(path: str | Path) -> OutputDir:
+    path = Path(path)
+    if not path.is_dir():
+        raise PublishError(f"{path}: not a folder (want a synthesis output folder with examples.jsonl)")
+    if not (path / "examples.jsonl").is_file():
+        raise PublishError(f"{path}: no examples.jsonl, not a synthesis output folder")
+    try:
+        examples = list(read_jsonl(path / "examples.jsonl"))
+    except RecordError as e:
+        raise PublishError(str(e)) from None
+    if not examples:
+        raise PublishError(f"{path / 'examples.jsonl'}: no examples, nothing to publish")
+    seen = {}
+    for i, rec in enumerate(examples):
+        if rec["id"] in seen:
+            raise PublishError(f"{path / 'examples.jsonl'}: id {rec['id']!r} appears twice (records {seen[rec['id']] + 1} and {i + 1})")
+        seen[rec["id"]] = i
+    return OutputDir(path, examples, _jsonl(path / "runs.jsonl"), _jsonl(path / "tasks.jsonl"),
+                     _jsonl(path / "rejected.jsonl"))
+
+
+def _columns(examples: list[dict]) -> list[str]:
+    extra = sorted({k for rec in examples for k in rec} - set(REQUIRED))
+    return list(REQUIRED) + extra
+
+
+def _features(columns: list[str]):
+    from datasets import Features, Value
+
+    feats = {}
+    for c in columns:
+        if c == "usage":
+            feats[c] = {"prompt_tokens": Value("int64"), "completion_tokens": Value("int64")}
+        else:
+            feats[c] = Value(TYPED.get(c, "string"))
+    return Features(feats)
+
+
+def _encode(rec: dict, columns: list[str]) -> dict:
+    """One record as a row of the shared schema: nested values other than `usage` as JSON text."""
+    row = {}
+    for c in columns:
+        v = rec.get(c)
+        if c == "usage":
+            v = {"prompt_tokens": int((v or {}).get("prompt_tokens") or 0),
+                 "completion_tokens": int((v or {}).get("completion_tokens") or 0)}
+        elif c not in TYPED and v is not None and not isinstance(v, str):
+            v = json.dumps(v, ensure_ascii=False, sort_keys=True)
+        row[c] = v
+    return row
+
+
+def build(out: OutputDir, repo_id: str, dest: str | Path, *, license: str = "other",
+          extra_terms: str | None = None, shard_rows: int = 100_000, token: str | None = None) -> list[Path]:
+    """Write the parquet shards and README.md that a push would upload into `dest`; returns the files.
+
+    Written to a temporary sibling first and moved into place at the end, so an error leaves no
+    half-written `dest`. Refuses (PublishError) if any written text holds a credential.
+    """
+    from datasets import Dataset
+
+    dest = Path(dest)
+    if dest.exists() and any(dest.iterdir()) and not (dest / "README.md").is_file():
+        raise PublishError(f"{dest}: exists and is not an earlier dry run (no README.md); choose an empty folder")
+    secrets = known_secrets([token])
+    groups = [g for g in TASK_GROUPS if any(r["task_group"] == g for r in out.examples)]
+    columns = _columns(out.examples)
+    features = _features(columns)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        for group in groups:
+            rows = [_encode(r, columns) for r in out.examples if r["task_group"] == group]
+            for row in rows:
+                leaked = find_secret(json.dumps(row, ensure_ascii=False), secrets, patterns=False)
+                if leaked:
+                    raise PublishError(f"{out.path / 'examples.jsonl'}: a {group} example (id {row['id']}) contains "
+                                       "the value of a credential from the environment; refusing to publish")
+            n = max(1, -(-len(rows) // shard_rows))
+            (tmp / group).mkdir()
+            for k in range(n):
+                try:
+                    shard = Dataset.from_list(rows[k * shard_rows:(k + 1) * shard_rows], features=features)
+                except (TypeError, ValueError) as e:  # e.g. a "job" that is not a number
+                    raise PublishError(f"{out.path / 'examples.jsonl'}: {group} examples do not fit one table "
+                                       f"({str(e).splitlines()[0][:200]})") from None
+                shard.to_parquet(str(tmp / group / f"train-{k:05d}-of-{n:05d}.parquet"))
+        facts = card.summarize(out.examples, out.runs, out.tasks, out.rejected)
+        text = card.render(facts, repo_id, groups, license=license, extra_terms=extra_terms)
+        leaked = find_secret(text, secrets)
+        if leaked:
+            raise PublishError("the dataset card would contain a credential (in runs.jsonl or the environment); "
+                               "refusing to publish")
+        (tmp / "README.md").write_text(text, encoding="utf-8")
+        if dest.exists():
+            shutil.rmtree(dest)
+        tmp.rename(dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return sorted(p for p in dest.rglob("*") if p.is_file())
+
+
+def hub_token() -> str:
+    from huggingface_hub import get_token
+
+    token = get_token()
+    if not token:
+        raise PublishError("no Hugging Face token: set HF_TOKEN or run `hf auth login` "
+                           "(or write locally with --dry-run DIR)")
+    return token
+
+
+def push(folder: str | Path, repo_id: str, token: str, private: bool = False) -> str:
+    """Upload `folder` (from `build`) as dataset `repo_id` in one commit; returns the commit URL."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    try:
+        api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+        # create_repo(exist_ok=True) leaves an existing repo's visibility alone: never push data
+        # meant to be private into a repo that is public
+        if private and not getattr(api.repo_info(repo_id, repo_type="dataset"), "private", False):
+            raise PublishError(f"{repo_id} already exists and is public; --private does not change that "
+                               "(make it private on the Hub or pick another name); nothing was pushed")
+    except PublishError:
+        raise
+    except Exception as e:  # HTTP, auth and network errors all stop here, before any upload
+        raise PublishError(f"cannot create dataset repo {repo_id}: {_first_line(e)}; nothing was pushed") from None
+    try:
+        info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type="dataset",
+                                 commit_message="Publish synthetic data with e5-recipe",
+                                 delete_patterns=["*.parquet"])  # shards of an earlier push go in the same commit
+    except Exception as e:
+        raise PublishError(f"upload to {repo_id} failed: {_first_line(e)}; no commit was made, the repo "
+                           "(created if it did not exist) is unchanged") from None
+    return getattr(info, "commit_url", str(info))
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__

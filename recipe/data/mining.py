@@ -1,0 +1,123 @@
+"""Hard negatives for records that have none, mined with any sentence-transformers embedder.
+
+The paper (appendix A) mines the public sets' missing negatives from the top-100 of mE5-base;
+the synthetic short-short and long-long groups come without one too. This is a thin layer over
+`sentence_transformers.util.mine_hard_negatives`, which already does the work well (top-k search,
+skipping every labelled positive of a query, range/margin/max-score filters, an embedding cache).
+What it adds:
+- records in, records out: the records of one `source` (public set) or task group form one
+  corpus, so a negative comes from the same kind of text; records that already have a negative
+  are passed through and their texts join the corpus;
+- false negatives: by default a candidate scoring within 5% of the positive's score is skipped
+  (`relative_margin=0.05`, NV-Retriever's TopK-PercPos, Moreira et al. 2024), since an
+  unlabelled passage that close to the query is often another right answer;
+- the query side may carry each record's instruction (`query_prompt="Instruct: {instruction}\\nQuery: "`
+  for an instruction-tuned miner); mE5's "query: " / "passage: " prefixes are the default;
+- the cache folder is keyed by the model's name or path (sentence-transformers keys it by
+  `model_card_data.base_model`, which is None for a model loaded from a local folder, so two
+  local models would share embeddings), then by the hash of the texts (done by the library).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from tqdm.auto import tqdm
+
+
+def _opt(default, help: str):
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class MiningSettings:
+    range_min: int = _opt(0, "skip this many top candidates first")
+    range_max: int = _opt(100, "negatives come from the miner's top-k (paper: top-100 of mE5-base)")
+    relative_margin: float | None = _opt(0.05, "skip candidates scoring above positive - margin*|positive| (false negatives); null: off")
+    absolute_margin: float | None = _opt(None, "skip candidates scoring above positive - margin")
+    max_score: float | None = _opt(None, "skip candidates scoring above this (near-duplicates)")
+    sampling: str = _opt("random", "'random' among the kept top-k, or 'top' (hardest kept)")
+    seed: int = _opt(0, "seed of the random sampling")
+    batch_size: int = _opt(64, "encoding batch size")
+    query_prompt: str = _opt("query: ", "prefix of the query side (mE5: 'query: '); may contain {instruction}")
+    corpus_prompt: str = _opt("passage: ", "prefix of the document side (mE5: 'passage: ')")
+    cache_dir: str | None = _opt(None, "embedding cache folder (per model, then per text list)")
+
+
+def load_embedder(name_or_path: str, max_seq_length: int | None = None, device: str | None = None):
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(name_or_path, device=device)
+    if max_seq_length:
+        model.max_seq_length = max_seq_length
+    return model
+
+
+def group_key(rec: dict) -> str:
+    return rec.get("source") or rec["task_group"]
+
+
+def anchor(rec: dict, query_prompt: str) -> str:
+    prompt = query_prompt.replace("{instruction}", rec["instruction"]) if "{instruction}" in query_prompt else query_prompt
+    return prompt + rec["query"]
+
+
+def cache_folder(cache_dir: str | None, model_id: str) -> str | None:
+    if not cache_dir:
+        return None
+    return str(Path(cache_dir) / hashlib.sha256(model_id.encode()).hexdigest()[:16])
+
+
+def mine(records: Iterable[dict], model, settings: MiningSettings | None = None, *,
+         model_id: str = "", extra_corpus: Iterable[str] = (), progress: bool = True) -> tuple[list[dict], dict]:
+    """Fill `negative` where it is None; returns (all records, counts {needed, mined, not_found}).
+
+    `extra_corpus`: more candidate texts (e.g. a BEIR corpus) added to every group's corpus.
+    A record gets no negative (stays None) when every candidate was filtered out.
+    """
+    from datasets import Dataset
+    from sentence_transformers.util import mine_hard_negatives
+
+    settings = settings or MiningSettings()
+    if settings.cache_dir and not model_id:
+        raise ValueError("mining: a cache_dir needs model_id (the model's name or path) to key the cache by")
+    records = [dict(r) for r in records]
+    extra_corpus = list(extra_corpus)
+    groups = defaultdict(list)
+    for i, rec in enumerate(records):
+        groups[group_key(rec)].append(i)
+    counts = {"needed": sum(r["negative"] is None for r in records), "mined": 0, "not_found": 0}
+    todo = {k: idx for k, idx in groups.items() if any(records[i]["negative"] is None for i in idx)}
+    for idx in tqdm(todo.values(), desc="mining", unit="group", disable=not progress or len(todo) < 2):
+        anchors = {i: anchor(records[i], settings.query_prompt) for i in idx}
+        needy = [i for i in idx if records[i]["negative"] is None]
+        wanted = {anchors[i] for i in needy}
+        # every labelled positive of a query we mine for goes in, so none can come back as a negative
+        pairs = list(dict.fromkeys((anchors[i], records[i]["positive"]) for i in idx if anchors[i] in wanted))
+        corpus = list(dict.fromkeys([records[i]["positive"] for i in idx]
+                                    + [records[i]["negative"] for i in idx if records[i]["negative"]] + extra_corpus))
+        random.seed(settings.seed)  # the library samples with the global `random`
+        mined = mine_hard_negatives(
+            Dataset.from_dict({"anchor": [a for a, _ in pairs], "positive": [p for _, p in pairs]}), model,
+            anchor_column_name="anchor", positive_column_name="positive", corpus=corpus,
+            range_min=settings.range_min, range_max=settings.range_max, max_score=settings.max_score,
+            relative_margin=settings.relative_margin, absolute_margin=settings.absolute_margin,
+            num_negatives=1, sampling_strategy=settings.sampling, output_format="triplet",
+            query_prompt="", corpus_prompt=settings.corpus_prompt,  # "" = no model-default prompt either
+            batch_size=settings.batch_size, verbose=progress,
+            cache_folder=cache_folder(settings.cache_dir, model_id))
+        found = {(a, p): n for a, p, n in zip(mined["anchor"], mined["positive"], mined["negative"])}
+        for i in needy:
+            negative = found.get((anchors[i], records[i]["positive"]))
+            if negative is None:
+                counts["not_found"] += 1
+            else:
+                records[i]["negative"] = negative
+                records[i]["negative_mined_by"] = model_id or None
+                counts["mined"] += 1
+    return records, counts

@@ -1,0 +1,94 @@
+"""The record reader every stage uses: JSONL, Parquet, a synthesis folder, a published dataset;
+bad input named by file, line and field."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from recipe.data.records import RecordError, read_records, write_jsonl
+
+SYNTH = Path(__file__).parent / "data" / "synth_output"
+
+
+def _examples():
+    return [json.loads(line) for line in (SYNTH / "examples.jsonl").read_text().strip("\n").split("\n")]
+
+
+def test_reads_a_synthesis_folder_and_its_file():
+    from_dir = list(read_records(SYNTH))
+    from_file = list(read_records(SYNTH / "examples.jsonl"))
+    assert from_dir == from_file == _examples()
+    assert len(from_dir) == 30
+
+
+def test_reads_parquet_with_json_fields_decoded(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    recs = _examples()[:5]
+    rows = [{**r, "raw": json.dumps(r["raw"]), "placeholders": json.dumps(r["placeholders"]),
+             "sampling": json.dumps(r["sampling"])} for r in recs]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "x.parquet")
+    assert list(read_records(tmp_path / "x.parquet")) == recs
+
+
+def test_write_then_read_round_trip(tmp_path):
+    recs = _examples()
+    assert write_jsonl(recs, tmp_path / "a" / "b.jsonl") == 30
+    assert list(read_records(tmp_path / "a" / "b.jsonl")) == recs
+
+
+@pytest.mark.parametrize("field", ["query", "positive", "instruction", "negative", "id"])
+def test_missing_field_names_file_line_and_field(tmp_path, field):
+    lines = (SYNTH / "examples.jsonl").read_text().strip("\n").split("\n")
+    bad = json.loads(lines[6])
+    del bad[field]
+    lines[6] = json.dumps(bad)
+    (tmp_path / "examples.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.raises(RecordError, match=rf"examples.jsonl:7: missing field '{field}'"):
+        list(read_records(tmp_path))
+
+
+def test_bad_values_and_bad_json_are_named(tmp_path):
+    rec = _examples()[0]
+    for change, message in [({"query": ""}, r"x.jsonl:1: field 'query' must be a non-empty string"),
+                            ({"negative": 3}, r"x.jsonl:1: field 'negative'"),
+                            ({"task_group": "retrieval"}, r"x.jsonl:1: field 'task_group' is 'retrieval'")]:
+        (tmp_path / "x.jsonl").write_text(json.dumps({**rec, **change}) + "\n")
+        with pytest.raises(RecordError, match=message):
+            list(read_records(tmp_path / "x.jsonl"))
+    (tmp_path / "x.jsonl").write_text(json.dumps(rec) + "\n\n{oops\n")
+    with pytest.raises(RecordError, match=r"x.jsonl:3: not valid JSON"):
+        list(read_records(tmp_path / "x.jsonl"))
+
+
+def test_unknown_sources_are_one_line_errors(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(RecordError, match="no such file or folder, and not a Hub dataset id"):
+        list(read_records(tmp_path / "missing.jsonl"))
+    (tmp_path / "notes.txt").write_text("hi")
+    with pytest.raises(RecordError, match="unknown record file type '.txt'"):
+        list(read_records(tmp_path / "notes.txt"))
+    with pytest.raises(RecordError, match="no examples.jsonl and no published dataset"):
+        list(read_records(tmp_path))
+    with pytest.raises(RecordError, match=r"nobody-here/no-such-dataset split train: cannot load") as e:
+        list(read_records("nobody-here/no-such-dataset"))
+    assert "\n" not in str(e.value)
+
+
+def test_reads_a_published_copy_by_config(tmp_path):
+    """A folder laid out as the Hub repo (what `publish.py --dry-run` writes) reads like the Hub id."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).parents[1]
+    subprocess.run([sys.executable, str(root / "data" / "publish.py"), str(SYNTH), "--repo-id", "me/x",
+                    "--dry-run", str(tmp_path / "pub")], check=True, capture_output=True)
+    by_id = {r["id"]: r for r in _examples()}
+    got = list(read_records(tmp_path / "pub", config="all"))
+    assert len(got) == 30
+    for rec in got:
+        want = by_id[rec["id"]]
+        assert {k: rec[k] for k in want} == want  # every field round-trips, dicts included
+    assert {r["task_group"] for r in read_records(tmp_path / "pub", config="sts")} == {"sts"}
