@@ -12,7 +12,7 @@ import pytest
 
 from recipe.config import load_yaml
 from recipe.data import mix, public
-from test_data_public import FixtureFetch
+from tests.test_data_public import FixtureFetch
 
 ROOT = Path(__file__).parents[1]
 SYNTH = Path(__file__).parent / "data" / "synth_output"
