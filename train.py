@@ -66,7 +66,7 @@ def main(argv: list[str]) -> Path:
     # 3. model and loss (main process first: it may build and save the tiny base model)
     with accelerator.main_process_first():
         texts = [t for ex in examples[:2000] for t in (ex.query, ex.positive)]
-        model = build_model(cfg, out / "base", texts)
+        model = build_model(cfg, out / "base", texts, rank)
     n_params = sum(p.numel() for p in model.parameters())
     loss_fn = build_loss(model, cfg.temperature, cfg.cached, cfg.mini_batch_size, gather=world > 1)
     optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)

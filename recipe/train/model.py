@@ -38,11 +38,16 @@ def build_tiny_mistral(path: Path, texts: list[str], shape: dict[str, int], seed
     return path
 
 
-def build_model(cfg, workdir: Path, texts: list[str] | None = None) -> SentenceTransformer:
-    """Load the base model as a SentenceTransformer and put the LoRA adapter on it."""
+def build_model(cfg, workdir: Path, texts: list[str] | None = None, rank: int = 0) -> SentenceTransformer:
+    """Load the base model as a SentenceTransformer and put the LoRA adapter on it. With several
+    processes, rank 0 runs first (it builds the tiny model; the others reuse it) and each process
+    round-trips the tokenizer through its own folder."""
     path = cfg.model
     if path == "tiny-mistral":
-        path = str(build_tiny_mistral(workdir / "tiny-mistral", texts or ["a"], cfg.tiny_model, cfg.seed))
+        tiny = workdir / "tiny-mistral"
+        if rank == 0 or not (tiny / "config.json").is_file():
+            build_tiny_mistral(tiny, texts or ["a"], cfg.tiny_model, cfg.seed)
+        path = str(tiny)
     transformer = Transformer(
         path, max_seq_length=cfg.max_length,
         model_kwargs={"dtype": DTYPES[cfg.torch_dtype], "attn_implementation": cfg.attn_implementation},
@@ -52,7 +57,7 @@ def build_model(cfg, workdir: Path, texts: list[str] | None = None) -> SentenceT
         tok = transformer.tokenizer
         tok.model_max_length = cfg.max_length
         ensure_eos(tok, cfg.padding_side)
-        transformer.processor = roundtrip(tok, workdir / "tokenizer")
+        transformer.processor = roundtrip(tok, workdir / f"tokenizer-{rank}")
     else:
         transformer.tokenizer.padding_side = cfg.padding_side
     if cfg.gradient_checkpointing:
