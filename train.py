@@ -23,12 +23,12 @@ from transformers import get_linear_schedule_with_warmup
 from recipe.config import ConfigError, parse, to_dict, usage
 from recipe.train import checkpoint
 from recipe.train.config import TrainConfig
-from recipe.train.data import load_examples, plan_batches, shard
+from recipe.train.data import DataError, load_examples, plan_batches, shard
 from recipe.train.export import export, push
 from recipe.train.loss import build_loss
 from recipe.train.metrics import StepMeter
 from recipe.train.model import build_model
-from recipe.train.tokenize import encode
+from recipe.train.tokenize import EOSContractError, encode
 
 
 def param_groups(model, weight_decay: float) -> list[dict]:
@@ -151,5 +151,5 @@ def main(argv: list[str]) -> Path:
 if __name__ == "__main__":
     try:
         main(sys.argv[1:])
-    except ConfigError as e:
+    except (ConfigError, DataError, EOSContractError, FloatingPointError) as e:
         raise SystemExit(f"error: {e}") from None
