@@ -82,9 +82,10 @@ def main(argv: list[str]) -> Path:
         accelerator.print(f"resumed from step {start}")
     if cfg.report_to:
         accelerator.init_trackers("e5-recipe", config={k: str(v) for k, v in to_dict(cfg).items()})
-    log_file = (out / "train_log.jsonl").open("a") if accelerator.is_main_process else None
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
+    log_file = (out / "train_log.jsonl").open("a") if accelerator.is_main_process else None
+    if accelerator.is_main_process:
         accelerator.print(f"{len(examples)} records, {len(plan)} global batches of {cfg.global_batch_size}, "
                           f"{total} steps on {world} process(es); {n_params / 1e6:.1f}M parameters, "
                           f"{sum(p.numel() for p in trainable) / 1e6:.2f}M trainable")
