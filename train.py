@@ -47,6 +47,8 @@ def main(argv: list[str]) -> Path:
     if cfg.require_gpu and not torch.cuda.is_available():
         raise SystemExit("this recipe needs a GPU (require_gpu: true) and none is visible; on CPU run "
                          "recipe/configs/smoke.yaml, or pass --require_gpu false to try anyway")
+    if cfg.cpu_threads and not torch.cuda.is_available():
+        torch.set_num_threads(cfg.cpu_threads)
     out = Path(cfg.output_dir)
     accelerator = Accelerator(
         mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available(),

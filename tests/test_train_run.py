@@ -120,3 +120,11 @@ def test_an_encoder_trains_with_the_same_command(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     model = SentenceTransformer(str(out / "final"), device="cpu")
     assert model[1].pooling_mode == "mean" and model.get_embedding_dimension() == 384
+
+
+def test_benchmark_script_runs_on_a_tiny_model():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import train_step
+
+    out = train_step.main(["--shape", "tiny", "--batch", "8", "--steps", "1", "--d_len", "16", "48"])
+    assert out["s_per_step"] > 0 and out["tokens_per_s"] > 0 and 0 <= out["padding_share"] < 1

@@ -27,6 +27,8 @@ class TrainConfig:
     torch_dtype: str = field(default="bfloat16", metadata=_h("weights dtype: bfloat16, float16 or float32"))
     attn_implementation: str = field(default="sdpa", metadata=_h("sdpa, eager or flash_attention_2"))
     gradient_checkpointing: bool = field(default=True, metadata=_h("recompute activations (use_reentrant=False)"))
+    cpu_threads: int = field(default=0, metadata=_h(
+        "torch threads per process on CPU (0: torch's default)"))
     require_gpu: bool = field(default=False, metadata=_h("stop with a clear message when no GPU is visible"))
     # LoRA
     lora: bool = field(default=True, metadata=_h("train a LoRA adapter (false: train all weights)"))
