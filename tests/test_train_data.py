@@ -109,3 +109,16 @@ def test_every_recipe_starts_with_its_command_and_loads():
     assert (paper.weight_decay, paper.global_batch_size, paper.temperature, paper.max_length) == (0.1, 2048, 0.02, 512)
     assert paper.model == "mistralai/Mistral-7B-v0.1" and paper.epochs == 1 and paper.gradient_checkpointing
     assert set(paper.lora_target_modules) == {f"{m}_proj" for m in ("q", "k", "v", "o", "gate", "up", "down")}
+
+
+def test_launcher_configs_load_in_accelerate_and_name_their_command():
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    from tests.train_helpers import ROOT
+
+    paths = [ROOT / "accelerate_config.yaml", *sorted((ROOT / "recipe/configs/accelerate").glob("*.yaml"))]
+    for path in paths:
+        first = path.read_text().splitlines()[0]
+        assert first.startswith("# accelerate launch --config_file ") and path.name in first, path
+        config = load_config_from_file(str(path))
+        assert config.mixed_precision == "bf16" and config.distributed_type in ("MULTI_GPU", "NO"), path
