@@ -92,7 +92,7 @@ def check_export(out: Path, reference: torch.Tensor, cfg) -> None:
     again = SentenceTransformer(str(out), device=str(reference.device))
     got = again.encode(PROBE, convert_to_tensor=True, batch_size=len(PROBE)).to(reference.dtype)
     cos = torch.nn.functional.cosine_similarity(got.float(), reference.float(), dim=1)
-    if cos.min() < 0.999:
+    if cos.min() < 0.99:  # bf16 merging moves cosines by ~1e-3; a lost EOS or pooling, by far more
         raise RuntimeError(f"{out}: the reloaded model embeds differently from the trained one "
                            f"(cosine {cos.min():.4f}); its tokenizer or pooling did not survive saving")
     if cfg.append_eos:
