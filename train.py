@@ -38,6 +38,16 @@ def param_groups(model, weight_decay: float) -> list[dict]:
             {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
 
 
+def computed_tokens(mask: torch.Tensor, mini_batch: int) -> int:
+    """Token positions the model actually runs: GradCache cuts each mini-batch after its last
+    real column (trailing pads only), so this is rows x width per mini-batch."""
+    total = 0
+    for chunk in mask.split(mini_batch):
+        cols = chunk.any(0).nonzero()
+        total += chunk.shape[0] * (int(cols.max()) + 1 if len(cols) else 0)
+    return total
+
+
 def main(argv: list[str]) -> Path:
     if "--help" in argv or "-h" in argv:
         print(__doc__ + "\nKeys:\n" + usage(TrainConfig))
@@ -102,7 +112,8 @@ def main(argv: list[str]) -> Path:
         columns = [[ex.query for ex in batch], [ex.positive for ex in batch], [ex.negative for ex in batch]]
         features = [encode(model, col, cfg.append_eos) for col in columns]
         real = sum(int(f["attention_mask"].sum()) for f in features)
-        padded = sum(f["attention_mask"].numel() for f in features)
+        padded = sum(computed_tokens(f["attention_mask"], cfg.mini_batch_size if cfg.cached else len(batch))
+                     for f in features)
         features = [{k: v.to(accelerator.device) if torch.is_tensor(v) else v for k, v in f.items()}
                     for f in features]
         loss = loss_fn(features, None)

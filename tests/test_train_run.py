@@ -51,18 +51,23 @@ def test_smoke_recipe_through_accelerate_launch_on_two_processes(tmp_path):
     assert "temperature: 0.02" in card and "synthetic_sample.jsonl" in card
 
 
-def test_export_embeds_exactly_as_the_training_model(tmp_path):
+@pytest.mark.parametrize("adapter_only", [False, True])
+def test_export_embeds_exactly_as_the_training_model(tmp_path, adapter_only):
     from recipe.train.export import export
 
     model, _, cfg = tiny_model(tmp_path / "m")  # LoRA B random: the merge has something to merge
-    cfg.output_dir = str(tmp_path)
+    cfg.output_dir, cfg.export_adapter_only = str(tmp_path), adapter_only
     texts = ["Instruct: Find it\nQuery: where is my bike", "A bike shop fixes chains.", "x " * 200]
     model.eval()
     before = model.encode(texts, convert_to_tensor=True)
     export(model, cfg, tmp_path / "final", {"records": 0})
     after = SentenceTransformer(str(tmp_path / "final"), device="cpu").encode(texts, convert_to_tensor=True)
     assert torch.allclose(before, after, atol=1e-5)
-    assert not any("lora" in k for k in load_file(tmp_path / "final" / "model.safetensors"))
+    if adapter_only:  # the adapter alone, on top of the base model it names
+        assert (tmp_path / "final" / "adapter_model.safetensors").is_file()
+        assert not (tmp_path / "final" / "model.safetensors").exists()
+    else:
+        assert not any("lora" in k for k in load_file(tmp_path / "final" / "model.safetensors"))
 
 
 def _final_weights(out: Path) -> dict:

@@ -22,7 +22,8 @@ class TrainConfig:
         "lasttoken (decoders: the EOS token's last hidden state) or mean/cls (encoders)"))
     append_eos: bool = field(default=True, metadata=_h(
         "end every text in exactly one EOS token (the EOS contract); false for encoders"))
-    padding_side: str = field(default="left", metadata=_h("left or right; pooling follows the mask"))
+    padding_side: str = field(default="right", metadata=_h(
+        "right (GradCache then trims each mini-batch's trailing pads) or left; pooling follows the mask"))
     max_length: int = field(default=512, metadata=_h("tokens per query or document, EOS included"))
     torch_dtype: str = field(default="bfloat16", metadata=_h("weights dtype: bfloat16, float16 or float32"))
     attn_implementation: str = field(default="sdpa", metadata=_h("sdpa, eager or flash_attention_2"))
