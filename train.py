@@ -67,13 +67,14 @@ def main(argv: list[str]) -> Path:
     rank, world = accelerator.process_index, accelerator.num_processes
     set_seed(cfg.seed)
 
+    if cfg.global_batch_size % world:
+        raise ConfigError(f"global_batch_size {cfg.global_batch_size} does not split over {world} processes")
+
     # 2. data: every record, and the global batches of the whole run (a pure function of the seed)
     examples = load_examples(cfg.data, cfg.data_ratios, cfg.query_template, cfg.seed, cfg.data_split)
     plan = plan_batches(examples, cfg.global_batch_size, cfg.seed, cfg.epochs,
                         cfg.homogeneous_batches, cfg.dedup_in_batch)
     total = min(len(plan), cfg.max_steps) if cfg.max_steps else len(plan)
-    if cfg.global_batch_size % world:
-        raise ConfigError(f"global_batch_size {cfg.global_batch_size} does not split over {world} processes")
 
     # 3. model and loss (main process first: it may build and save the tiny base model)
     with accelerator.main_process_first():
