@@ -22,7 +22,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from recipe.config import ConfigError, parse, to_dict, usage
 from recipe.train import checkpoint
-from recipe.train.config import TrainConfig
+from recipe.train.config import TrainConfig, validate
 from recipe.train.data import DataError, load_examples, plan_batches, shard
 from recipe.train.export import export, push
 from recipe.train.loss import build_loss
@@ -53,7 +53,7 @@ def main(argv: list[str]) -> Path:
         print(__doc__ + "\nKeys:\n" + usage(TrainConfig))
         sys.exit(0)
     # 1. the recipe, and the machine it runs on
-    cfg = parse(TrainConfig, argv)
+    cfg = validate(parse(TrainConfig, argv))
     if cfg.require_gpu and not torch.cuda.is_available():
         raise SystemExit("this recipe needs a GPU (require_gpu: true) and none is visible; on CPU run "
                          "recipe/configs/smoke.yaml, or pass --require_gpu false to try anyway")

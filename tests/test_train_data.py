@@ -8,7 +8,7 @@ import json
 import pytest
 
 from recipe.config import ConfigError, parse
-from recipe.train.config import TrainConfig
+from recipe.train.config import TrainConfig, validate
 from recipe.train.data import DataError, load_examples, plan_batches, shard
 from tests.train_helpers import SAMPLE, SMOKE
 
@@ -93,6 +93,10 @@ def test_plan_dedup_homogeneous_and_shards(tmp_path):
 def test_unknown_key_is_an_error_that_names_it():
     with pytest.raises(ConfigError, match="unknown config key 'learning_rate'"):
         parse(TrainConfig, ["--config", str(SMOKE), "--learning_rate", "1e-4"])
+    with pytest.raises(ConfigError, match="'padding_side' = 'up': choose one of left, right"):
+        validate(parse(TrainConfig, ["--config", str(SMOKE), "--padding_side", "up"]))
+    with pytest.raises(ConfigError, match="append_eos"):
+        validate(parse(TrainConfig, ["--config", str(SMOKE), "--append_eos", "false"]))
     cfg = parse(TrainConfig, ["--config", str(SMOKE), "--lr", "1e-4", "--global_batch_size", "64"])
     assert (cfg.lr, cfg.global_batch_size) == (1e-4, 64)  # "1e-4" is a number, though YAML 1.1 disagrees
 
@@ -103,7 +107,7 @@ def test_every_recipe_starts_with_its_command_and_loads():
     for path in sorted((ROOT / "recipe" / "configs").glob("*.yaml")):
         first = path.read_text().splitlines()[0]
         assert first.startswith("# ") and "train.py --config recipe/configs/" + path.name in first, path
-        parse(TrainConfig, ["--config", str(path)])
+        validate(parse(TrainConfig, ["--config", str(path)]))
     paper = parse(TrainConfig, ["--config", str(ROOT / "recipe/configs/e5_mistral_7b.yaml")])
     assert (paper.lora_r, paper.lora_alpha, paper.lora_dropout, paper.lr, paper.warmup_steps) == (16, 32, 0.1, 1e-4, 100)
     assert (paper.weight_decay, paper.global_batch_size, paper.temperature, paper.max_length) == (0.1, 2048, 0.02, 512)

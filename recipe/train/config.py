@@ -77,3 +77,30 @@ class TrainConfig:
         metadata=_h("instruction of the saved 'query' prompt"))
     push_to_hub: bool = field(default=False, metadata=_h("upload final/ to the Hub"))
     hub_model_id: str = field(default="", metadata=_h("Hub repo for --push_to_hub"))
+
+
+CHOICES = {
+    "pooling": ("lasttoken", "mean", "cls", "max", "weightedmean"),
+    "padding_side": ("left", "right"),
+    "torch_dtype": ("bfloat16", "float16", "float32"),
+    "mixed_precision": ("no", "bf16", "fp16"),
+    "homogeneous_batches": ("none", "task_group", "source"),
+}
+
+
+def validate(cfg: TrainConfig) -> TrainConfig:
+    """Values a type check cannot catch, named before anything is loaded."""
+    from recipe.config import ConfigError
+
+    for key, allowed in CHOICES.items():
+        if getattr(cfg, key) not in allowed:
+            raise ConfigError(f"'{key}' = {getattr(cfg, key)!r}: choose one of {', '.join(allowed)}")
+    positive = ("max_length", "global_batch_size", "mini_batch_size", "epochs", "lora_r")
+    for key in positive:
+        if getattr(cfg, key) <= 0:
+            raise ConfigError(f"'{key}' = {getattr(cfg, key)} must be > 0")
+    if not cfg.temperature > 0:
+        raise ConfigError(f"'temperature' = {cfg.temperature} must be > 0")
+    if cfg.pooling == "lasttoken" and not cfg.append_eos:
+        raise ConfigError("pooling 'lasttoken' reads the EOS token: set append_eos true (or another pooling)")
+    return cfg
