@@ -32,7 +32,7 @@ from recipe.config import load_yaml  # noqa: E402
 from recipe.train.config import TrainConfig  # noqa: E402
 from recipe.train.loss import build_loss  # noqa: E402
 from recipe.train.metrics import StepMeter  # noqa: E402
-from recipe.train.model import build_model  # noqa: E402
+from recipe.train.model import build_model, enable_checkpointing  # noqa: E402
 
 MISTRAL_7B = dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
                   num_key_value_heads=8, vocab_size=32000)
@@ -75,7 +75,7 @@ def main(argv=None) -> dict:
             torch.manual_seed(0)
             with torch.device(device):
                 big = MistralModel(config).to(torch.bfloat16 if cuda else torch.float32)
-            big.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            enable_checkpointing(big)
             model[0].model = get_peft_model(big, LoraConfig(
                 r=16, lora_alpha=32, lora_dropout=0.1, target_modules=list(cfg.lora_target_modules)))
             model._modules["1"] = Pooling(config.hidden_size, pooling_mode="lasttoken")

@@ -10,7 +10,7 @@ import pytest
 from recipe.config import ConfigError, parse
 from recipe.train.config import TrainConfig, validate
 from recipe.train.data import DataError, load_examples, plan_batches, shard
-from tests.train_helpers import SAMPLE, SMOKE
+from train_helpers import SAMPLE, SMOKE
 
 TEMPLATE = "Instruct: {instruction}\nQuery: {query}"
 
@@ -102,7 +102,7 @@ def test_unknown_key_is_an_error_that_names_it():
 
 
 def test_every_recipe_starts_with_its_command_and_loads():
-    from tests.train_helpers import ROOT
+    from train_helpers import ROOT
 
     for path in sorted((ROOT / "recipe" / "configs").glob("*.yaml")):
         first = path.read_text().splitlines()[0]
@@ -118,7 +118,7 @@ def test_every_recipe_starts_with_its_command_and_loads():
 def test_launcher_configs_load_in_accelerate_and_name_their_command():
     from accelerate.commands.config.config_args import load_config_from_file
 
-    from tests.train_helpers import ROOT
+    from train_helpers import ROOT
 
     paths = [ROOT / "accelerate_config.yaml", *sorted((ROOT / "recipe/configs/accelerate").glob("*.yaml"))]
     for path in paths:

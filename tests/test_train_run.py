@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file
 from sentence_transformers import SentenceTransformer
 
-from tests.train_helpers import ROOT, SMOKE, smoke_config, tiny_model
+from train_helpers import ROOT, SMOKE, smoke_config, tiny_model
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 
@@ -108,6 +108,7 @@ def test_nan_loss_stops_with_the_step_and_the_source(tmp_path):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given without a GPU")
 def test_gpu_recipe_without_a_gpu_says_so():
+    sys.path.insert(0, str(ROOT))
     import train
 
     with pytest.raises(SystemExit, match="needs a GPU"):

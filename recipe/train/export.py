@@ -73,8 +73,11 @@ def export(model: SentenceTransformer, cfg, out: Path, data_summary: dict) -> Pa
     transformer = model[0]
     if cfg.lora and not cfg.export_adapter_only:
         transformer.model = transformer.model.merge_and_unload()  # assign it: peft issue 2032
-    if hasattr(transformer.model, "gradient_checkpointing_disable"):
-        transformer.model.gradient_checkpointing_disable()
+    base = transformer.model
+    for name in ("activation_checkpointing_disable", "gradient_checkpointing_disable"):
+        if hasattr(base, name):
+            getattr(base, name)()
+            break
     prompt = query_prompt(cfg.query_template, cfg.export_query_instruction)
     model.prompts = {"query": prompt, "document": ""}
     model.default_prompt_name = None

@@ -38,6 +38,14 @@ def build_tiny_mistral(path: Path, texts: list[str], shape: dict[str, int], seed
     return path
 
 
+def enable_checkpointing(model) -> None:
+    """Non-reentrant activation checkpointing, under its transformers 5 name where it exists."""
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
 def build_model(cfg, workdir: Path, texts: list[str] | None = None, rank: int = 0) -> SentenceTransformer:
     """Load the base model as a SentenceTransformer and put the LoRA adapter on it. With several
     processes, rank 0 runs first (it builds the tiny model; the others reuse it) and each process
@@ -62,7 +70,7 @@ def build_model(cfg, workdir: Path, texts: list[str] | None = None, rank: int = 
         transformer.tokenizer.padding_side = cfg.padding_side
     if cfg.gradient_checkpointing:
         # non-reentrant: the reentrant variant breaks under DDP (sentence-transformers issue 2844)
-        transformer.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        enable_checkpointing(transformer.model)
     if cfg.lora:
         from peft import LoraConfig, get_peft_model
 
