@@ -75,6 +75,11 @@ def _check(value: Any, tp: Any, key: str, where: str) -> Any:
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "1e-4" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
         raise ConfigError(f"{where}: '{key}' = {value!r} is not a number")
     if tp is str:
         if isinstance(value, str):

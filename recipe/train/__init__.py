@@ -1,0 +1,1 @@
+"""Training stage: LoRA + InfoNCE (GradCache, gathered negatives) on records in the synthesis format."""

@@ -1,0 +1,78 @@
+"""Checkpoints that resume exactly: trainable weights (the adapter), optimizer, scheduler, the
+step (which, with the seeded batch plan, is the data position) and every process's RNG state.
+
+Only trainable parameters are saved: for LoRA on a 7B model that is 42M parameters, not 14 GB.
+A checkpoint is written to a temporary folder and renamed when complete, so a run killed while
+saving leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def _rng_state() -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def checkpoints(output_dir: Path) -> list[Path]:
+    found = [p for p in (Path(output_dir) / "checkpoints").glob("step-*") if re.fullmatch(r"step-\d+", p.name)]
+    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
+
+
+def save(output_dir: Path, step: int, model, optimizer, scheduler, accelerator, keep: int) -> Path:
+    final = Path(output_dir) / "checkpoints" / f"step-{step:06d}"
+    tmp = final.with_name(final.name + ".tmp")
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    torch.save(_rng_state(), tmp / f"rng-{accelerator.process_index}.pt")
+    if accelerator.is_main_process:
+        weights = {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
+        torch.save({"step": step, "weights": weights, "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict()}, tmp / "state.pt")
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        tmp.rename(final)
+        for old in checkpoints(output_dir)[:-keep] if keep > 0 else []:
+            shutil.rmtree(old)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def load(path: Path, model, optimizer, scheduler, accelerator) -> int:
+    """Restore everything saved at `path`; return the number of steps already done."""
+    state = torch.load(path / "state.pt", map_location="cpu", weights_only=False)
+    params = dict(model.named_parameters())
+    missing = [n for n in state["weights"] if n not in params]
+    if missing:
+        raise ValueError(f"{path}: checkpoint weights {missing[:3]} are not in this model (another recipe?)")
+    with torch.no_grad():
+        for n, w in state["weights"].items():
+            params[n].copy_(w)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    rng = path / f"rng-{accelerator.process_index}.pt"
+    if not rng.is_file():
+        raise ValueError(f"{path}: no RNG state for process {accelerator.process_index} "
+                         "(resume with the number of processes that wrote it)")
+    _set_rng_state(torch.load(rng, weights_only=False))
+    return state["step"]

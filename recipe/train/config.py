@@ -1,0 +1,106 @@
+"""The training recipe: every key a YAML file or `--key value` may set, with its default and meaning."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+def _h(text: str) -> dict:
+    return {"help": text}
+
+
+@dataclass
+class TrainConfig:
+    # model
+    model: str = field(default="mistralai/Mistral-7B-v0.1", metadata=_h(
+        "Hub id or local path of the base model; 'tiny-mistral' builds a random 2-layer Mistral offline"))
+    tiny_model: dict[str, int] = field(default_factory=lambda: {
+        "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 512},
+        metadata=_h("shape of the 'tiny-mistral' model and its tokenizer's vocabulary"))
+    pooling: str = field(default="lasttoken", metadata=_h(
+        "lasttoken (decoders: the EOS token's last hidden state) or mean/cls (encoders)"))
+    append_eos: bool = field(default=True, metadata=_h(
+        "end every text in exactly one EOS token (the EOS contract); false for encoders"))
+    padding_side: str = field(default="right", metadata=_h(
+        "right (GradCache then trims each mini-batch's trailing pads) or left; pooling follows the mask"))
+    max_length: int = field(default=512, metadata=_h("tokens per query or document, EOS included"))
+    torch_dtype: str = field(default="bfloat16", metadata=_h("weights dtype: bfloat16, float16 or float32"))
+    attn_implementation: str = field(default="sdpa", metadata=_h("sdpa, eager or flash_attention_2"))
+    gradient_checkpointing: bool = field(default=True, metadata=_h("recompute activations (use_reentrant=False)"))
+    cpu_threads: int = field(default=0, metadata=_h(
+        "torch threads per process on CPU (0: torch's default)"))
+    require_gpu: bool = field(default=False, metadata=_h("stop with a clear message when no GPU is visible"))
+    # LoRA
+    lora: bool = field(default=True, metadata=_h("train a LoRA adapter (false: train all weights)"))
+    lora_r: int = field(default=16, metadata=_h("LoRA rank"))
+    lora_alpha: int = field(default=32, metadata=_h("LoRA alpha"))
+    lora_dropout: float = field(default=0.1, metadata=_h("LoRA dropout"))
+    lora_target_modules: list[str] = field(default_factory=lambda: [
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        metadata=_h("modules that get a LoRA adapter"))
+    # data
+    data: list[str] = field(default_factory=list, metadata=_h(
+        "sources: JSONL/Parquet files, synthesis output dirs (their examples.jsonl) or Hub dataset ids"))
+    data_ratios: list[float] = field(default_factory=list, metadata=_h(
+        "sampling ratio per source (0.1 keeps 10%, 2 repeats twice); empty: 1 for each"))
+    data_split: str = field(default="train", metadata=_h("split of Hub datasets"))
+    query_template: str = field(default="Instruct: {instruction}\nQuery: {query}", metadata=_h(
+        "query side text; documents get no instruction"))
+    homogeneous_batches: str = field(default="none", metadata=_h(
+        "none, task_group or source: draw each global batch from one group"))
+    dedup_in_batch: bool = field(default=True, metadata=_h(
+        "defer a record whose query or document text is already in the batch (no false negatives)"))
+    # loss and optimisation
+    temperature: float = field(default=0.02, metadata=_h("InfoNCE temperature (scale = 1/temperature)"))
+    global_batch_size: int = field(default=2048, metadata=_h("queries per optimiser step over all processes"))
+    mini_batch_size: int = field(default=32, metadata=_h("texts per GradCache forward chunk"))
+    cached: bool = field(default=True, metadata=_h("GradCache forward (false: one plain forward)"))
+    lr: float = field(default=1e-4, metadata=_h("peak learning rate"))
+    warmup_steps: int = field(default=100, metadata=_h("linear warm-up steps"))
+    weight_decay: float = field(default=0.1, metadata=_h("AdamW weight decay (not on biases and norms)"))
+    max_grad_norm: float = field(default=0.0, metadata=_h("clip the gradient norm; 0 measures it only"))
+    epochs: int = field(default=1, metadata=_h("passes over the data"))
+    max_steps: int = field(default=0, metadata=_h("stop after this many steps (0: the epochs decide)"))
+    mixed_precision: str = field(default="bf16", metadata=_h("no, bf16 or fp16 (accelerate's setting)"))
+    seed: int = field(default=42, metadata=_h("seed for data order, negatives and dropout"))
+    # output
+    output_dir: str = field(default="outputs/run", metadata=_h("checkpoints, logs and final/"))
+    save_steps: int = field(default=100, metadata=_h("checkpoint every N steps (0: never)"))
+    save_total_limit: int = field(default=2, metadata=_h("keep the newest N checkpoints"))
+    resume: bool = field(default=False, metadata=_h("continue from the newest checkpoint in output_dir"))
+    log_steps: int = field(default=1, metadata=_h("log every N steps"))
+    report_to: list[str] = field(default_factory=list, metadata=_h("accelerate trackers: tensorboard, wandb"))
+    export_adapter_only: bool = field(default=False, metadata=_h("final/ holds the adapter, not merged weights"))
+    export_query_instruction: str = field(
+        default="Given a web search query, retrieve relevant passages that answer the query",
+        metadata=_h("instruction of the saved 'query' prompt"))
+    push_to_hub: bool = field(default=False, metadata=_h("upload final/ to the Hub"))
+    hub_model_id: str = field(default="", metadata=_h("Hub repo for --push_to_hub"))
+
+
+CHOICES = {
+    "pooling": ("lasttoken", "mean", "cls", "max", "weightedmean"),
+    "padding_side": ("left", "right"),
+    "torch_dtype": ("bfloat16", "float16", "float32"),
+    "mixed_precision": ("no", "bf16", "fp16"),
+    "homogeneous_batches": ("none", "task_group", "source"),
+}
+
+
+def validate(cfg: TrainConfig) -> TrainConfig:
+    """Values a type check cannot catch, named before anything is loaded."""
+    from recipe.config import ConfigError
+
+    for key, allowed in CHOICES.items():
+        if getattr(cfg, key) not in allowed:
+            raise ConfigError(f"'{key}' = {getattr(cfg, key)!r}: choose one of {', '.join(allowed)}")
+    positive = ("max_length", "global_batch_size", "mini_batch_size", "epochs", "lora_r")
+    for key in positive:
+        if getattr(cfg, key) <= 0:
+            raise ConfigError(f"'{key}' = {getattr(cfg, key)} must be > 0")
+    if not cfg.temperature > 0:
+        raise ConfigError(f"'temperature' = {cfg.temperature} must be > 0")
+    if cfg.pooling == "lasttoken" and not cfg.append_eos:
+        raise ConfigError("pooling 'lasttoken' reads the EOS token: set append_eos true (or another pooling)")
+    return cfg

@@ -1,0 +1,116 @@
+"""Write OUTPUT/final/: a folder `SentenceTransformer(path)` loads and that embeds exactly as the
+training-time model did: LoRA merged (or the adapter alone), pooling and normalisation in the
+module list, the query prompt saved as the named prompt 'query', the tokenizer saved so that it
+keeps the EOS contract on reload, and a model card with the recipe and the data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import yaml
+from sentence_transformers import SentenceTransformer
+
+from recipe.train.tokenize import save_tokenizer
+
+PROBE = ["Instruct: Retrieve semantically similar text.\nQuery: A man is playing a guitar.",
+         "A musician performs on stage.", "short", "a longer document about sourdough bread " * 40]
+
+
+def query_prompt(template: str, instruction: str) -> str:
+    if not template.endswith("{query}"):
+        raise ValueError(f"query_template {template!r} must end with {{query}} to be saved as a prompt")
+    return template[: -len("{query}")].format(instruction=instruction)
+
+
+def model_card(cfg, data_summary: dict, prompt: str) -> str:
+    recipe = yaml.safe_dump({k: v for k, v in vars(cfg).items()}, sort_keys=False, allow_unicode=True)
+    return f"""---
+library_name: sentence-transformers
+tags: [sentence-transformers, feature-extraction, e5-recipe]
+base_model: {cfg.model}
+---
+# {Path(cfg.output_dir).name}
+
+A text embedder trained with the `e5-recipe` reproduction of *Improving Text
+Embeddings with Large Language Models* (Wang et al., ACL 2024): {"LoRA" if cfg.lora else "full"}
+fine-tuning of `{cfg.model}` with InfoNCE (temperature {cfg.temperature}) at a global batch of
+{cfg.global_batch_size} queries, each with one hard negative and in-batch negatives.
+
+## Use
+
+```python
+from sentence_transformers import SentenceTransformer
+model = SentenceTransformer("PATH")
+q = model.encode(["how long to proof sourdough"], prompt="Instruct: <your task>\\nQuery: ")
+d = model.encode(["Sourdough proofs for 8 to 12 hours in the fridge."])  # documents: no instruction
+print(model.similarity(q, d))
+```
+
+The saved prompt `query` is `{prompt!r}` (`prompt_name="query"`); documents get no prompt.
+Pooling: {cfg.pooling}; embeddings are L2-normalised. {"Every text ends in exactly one EOS token (the tokenizer appends it)." if cfg.append_eos else ""}
+
+## Data
+
+```json
+{json.dumps(data_summary, indent=2, ensure_ascii=False)}
+```
+
+## Recipe
+
+```yaml
+{recipe}```
+"""
+
+
+@torch.no_grad()
+def export(model: SentenceTransformer, cfg, out: Path, data_summary: dict) -> Path:
+    """Merge, save and reload-check; `model` is the unwrapped training model (changed in place)."""
+    out = Path(out)
+    model.eval()
+    reference = model.encode(PROBE, convert_to_tensor=True, batch_size=len(PROBE))
+    transformer = model[0]
+    if cfg.lora and not cfg.export_adapter_only:
+        transformer.model = transformer.model.merge_and_unload()  # assign it: peft issue 2032
+    base = transformer.model
+    for name in ("activation_checkpointing_disable", "gradient_checkpointing_disable"):
+        if hasattr(base, name):
+            getattr(base, name)()
+            break
+    prompt = query_prompt(cfg.query_template, cfg.export_query_instruction)
+    model.prompts = {"query": prompt, "document": ""}
+    model.default_prompt_name = None
+    model.save(str(out), create_model_card=False)
+    if cfg.append_eos:
+        save_tokenizer(transformer.tokenizer, out)
+    (out / "README.md").write_text(model_card(cfg, data_summary, prompt), encoding="utf-8")
+    (out / "recipe.yaml").write_text(yaml.safe_dump(vars(cfg), sort_keys=False, allow_unicode=True))
+    check_export(out, reference, cfg)
+    return out
+
+
+def check_export(out: Path, reference: torch.Tensor, cfg) -> None:
+    """Reload the folder the way a user would and compare embeddings with the training model's."""
+    again = SentenceTransformer(str(out), device=str(reference.device))
+    got = again.encode(PROBE, convert_to_tensor=True, batch_size=len(PROBE)).to(reference.dtype)
+    cos = torch.nn.functional.cosine_similarity(got.float(), reference.float(), dim=1)
+    if cos.min() < 0.99:  # bf16 merging moves cosines by ~1e-3; a lost EOS or pooling, by far more
+        raise RuntimeError(f"{out}: the reloaded model embeds differently from the trained one "
+                           f"(cosine {cos.min():.4f}); its tokenizer or pooling did not survive saving")
+    if cfg.append_eos:
+        features = again.preprocess(PROBE)
+        from recipe.train.tokenize import check_features
+
+        check_features(features, again[0].tokenizer.eos_token_id, PROBE)
+
+
+def push(out: Path, repo_id: str) -> str:
+    from huggingface_hub import HfApi
+
+    if not repo_id:
+        raise ValueError("push_to_hub needs hub_model_id (e.g. you/e5-mistral-7b-repro)")
+    api = HfApi()
+    api.create_repo(repo_id, exist_ok=True)
+    api.upload_folder(folder_path=str(out), repo_id=repo_id)
+    return f"https://huggingface.co/{repo_id}"

@@ -1,0 +1,85 @@
+"""The embedder being trained: a SentenceTransformer (transformer, pooling, L2 normalisation),
+with a LoRA adapter on the transformer, and the tiny offline Mistral the smoke recipe builds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from sentence_transformers import SentenceTransformer
+from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+
+from recipe.train.tokenize import ensure_eos, roundtrip
+
+DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+
+
+def build_tiny_mistral(path: Path, texts: list[str], shape: dict[str, int], seed: int) -> Path:
+    """A random Mistral of the given shape and a byte-level BPE tokenizer trained on `texts`,
+    saved to `path`: everything offline, in seconds, deterministic for a seed."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import MistralConfig, MistralModel, PreTrainedTokenizerFast
+
+    shape = dict(shape)
+    vocab = shape.pop("vocab_size", 512)
+    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(texts, trainers.BpeTrainer(
+        vocab_size=vocab, special_tokens=["<unk>", "<s>", "</s>"], show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+    tok.add_bos_token = True  # as Mistral's tokenizer does; the EOS contract adds the EOS
+    tok.save_pretrained(path)
+    config = MistralConfig(vocab_size=len(tok), bos_token_id=1, eos_token_id=2,
+                           max_position_embeddings=4096, **shape)
+    torch.manual_seed(seed)
+    MistralModel(config).save_pretrained(path)
+    return path
+
+
+def enable_checkpointing(model) -> None:
+    """Non-reentrant activation checkpointing, under its transformers 5 name where it exists."""
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
+def build_model(cfg, workdir: Path, texts: list[str] | None = None, rank: int = 0) -> SentenceTransformer:
+    """Load the base model as a SentenceTransformer and put the LoRA adapter on it. With several
+    processes, rank 0 runs first (it builds the tiny model; the others reuse it) and each process
+    round-trips the tokenizer through its own folder."""
+    path = cfg.model
+    if path == "tiny-mistral":
+        tiny = workdir / "tiny-mistral"
+        if rank == 0 or not (tiny / "config.json").is_file():
+            build_tiny_mistral(tiny, texts or ["a"], cfg.tiny_model, cfg.seed)
+        path = str(tiny)
+    transformer = Transformer(
+        path, max_seq_length=cfg.max_length,
+        model_kwargs={"dtype": DTYPES[cfg.torch_dtype], "attn_implementation": cfg.attn_implementation},
+        # no KV cache: an embedder never generates, and Mistral + right padding + FA2 needs it off
+        config_kwargs={"use_cache": False})
+    if cfg.append_eos:
+        tok = transformer.tokenizer
+        tok.model_max_length = cfg.max_length
+        ensure_eos(tok, cfg.padding_side)
+        transformer.processor = roundtrip(tok, workdir / f"tokenizer-{rank}")
+    else:
+        transformer.tokenizer.padding_side = cfg.padding_side
+    if cfg.gradient_checkpointing:
+        # non-reentrant: the reentrant variant breaks under DDP (sentence-transformers issue 2844)
+        enable_checkpointing(transformer.model)
+    if cfg.lora:
+        from peft import LoraConfig, get_peft_model
+
+        transformer.model = get_peft_model(transformer.model, LoraConfig(
+            r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, bias="none",
+            target_modules=list(cfg.lora_target_modules)))
+    pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode=cfg.pooling)
+    return SentenceTransformer(modules=[transformer, pooling, Normalize()], device="cpu")
+
+
+def trainable_parameters(model) -> list[tuple[str, torch.nn.Parameter]]:
+    return [(n, p) for n, p in model.named_parameters() if p.requires_grad]

