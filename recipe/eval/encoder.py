@@ -1,0 +1,84 @@
+"""An mteb encoder that applies the paper's evaluation protocol to a SentenceTransformer.
+
+Protocol (paper section 4.1 and unilm `e5/` evaluation code; REFERENCE.md section 4):
+- the query side reads `Instruct: {instruction}\\nQuery: {text}`, where the instruction is the
+  one mteb's task metadata carries (paper Table 15); for symmetric tasks (STS, classification,
+  clustering, pair classification, summarization) every input is a query, as in unilm;
+- the document side of retrieval and reranking gets no instruction at all;
+- embeddings are L2-normalised, except for classification, where the authors feed the raw
+  pooled vectors to the logistic regression;
+- truncation at 512 tokens and EOS for last-token pooling are set up by `model.load_model`.
+
+With `instruction_template=None` the model runs as saved (its own prompts and normalisation):
+that is how the leaderboard scores a plain model such as all-MiniLM-L6-v2.
+
+Encoding itself is sentence-transformers' `encode`: it sorts the texts by length before
+batching, and with several GPUs it runs one process per GPU.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from mteb.models import ModelMeta
+from mteb.models.model_meta import ScoringFunction
+from mteb.models.abs_encoder import AbsEncoder
+from mteb.types import PromptType
+
+E5_INSTRUCTION_TEMPLATE = "Instruct: {instruction}\nQuery: "
+# task types whose embeddings go to a classifier un-normalised (unilm e5: l2_normalize=False)
+UNNORMALISED_TYPES = {"Classification", "MultilabelClassification"}
+
+logger = logging.getLogger(__name__)
+
+
+class InstructEncoder(AbsEncoder):
+    def __init__(self, model, *, name: str, revision: str,
+                 instruction_template: str | None = E5_INSTRUCTION_TEMPLATE):
+        from sentence_transformers.base.modules import Normalize
+
+        self.model = model
+        self.instruction_template = instruction_template
+        self.paper_protocol = instruction_template is not None
+        if self.paper_protocol and isinstance(model[-1], Normalize):
+            # normalisation is decided per task type below
+            del model[len(model) - 1]
+        self.pool = None
+        if torch.cuda.device_count() > 1:
+            self.pool = model.start_multi_process_pool(
+                [f"cuda:{i}" for i in range(torch.cuda.device_count())])
+        # cosine, as the paper; a plain model keeps the similarity it was saved with
+        similarity = ScoringFunction.COSINE
+        if not self.paper_protocol and model.similarity_fn_name:
+            similarity = ScoringFunction.from_str(model.similarity_fn_name)
+        self.mteb_model_meta = ModelMeta.create_empty(overwrites=dict(
+            name=name, revision=revision,
+            embed_dim=model.get_sentence_embedding_dimension(),
+            max_tokens=model.max_seq_length, similarity_fn_name=similarity,
+            use_instructions=self.paper_protocol, framework=["Sentence Transformers", "PyTorch"],
+            experiment_kwargs={"protocol": "e5" if self.paper_protocol else "plain"}))
+
+    def prompt_for(self, task_metadata, prompt_type: PromptType | None) -> str | None:
+        """The text put before each input: the instruction on the query side, nothing on documents."""
+        if not self.paper_protocol:
+            return None  # sentence-transformers then applies the model's own default prompt, if any
+        if prompt_type == PromptType.document:
+            return ""
+        return self.get_task_instruction(task_metadata, prompt_type)
+
+    def encode(self, inputs, *, task_metadata, hf_split: str, hf_subset: str,
+               prompt_type: PromptType | None = None, **kwargs: Any):
+        prompt = self.prompt_for(task_metadata, prompt_type)
+        texts = [text for batch in inputs for text in batch["text"]]
+        if self.paper_protocol:
+            kwargs["normalize_embeddings"] = task_metadata.type not in UNNORMALISED_TYPES
+        if self.pool is not None:
+            kwargs["pool"] = self.pool
+        return self.model.encode(texts, prompt=prompt, convert_to_numpy=True, **kwargs)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.model.stop_multi_process_pool(self.pool)
+            self.pool = None

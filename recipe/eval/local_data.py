@@ -1,0 +1,142 @@
+"""Run an mteb task on files in `DIR/<TaskName>/` instead of the Hub.
+
+The task keeps mteb's own definition (instruction, splits, main score, evaluator); only where
+the rows come from changes, so the scores compare with the leaderboard's. Layout:
+
+- retrieval and reranking, BEIR layout: `corpus.jsonl` (`_id`, `title`, `text`), `queries.jsonl`
+  (`_id`, `text`), `qrels/<split>.tsv` (query-id, corpus-id, score; header row optional), and
+  for reranking `top_ranked/<split>.jsonl` (`query-id`, `corpus-ids`) when the task has one;
+- every other task type: `<split>.jsonl` with the task's own column names, e.g. STS `sentence1`,
+  `sentence2`, `score`; classification `text`, `label` (plus the train split it learns from);
+- a multilingual task puts each subset in its own folder: `DIR/<TaskName>/<subset>/...`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from datasets import Dataset, DatasetDict, load_dataset
+from mteb.abstasks import AbsTaskRetrieval
+from mteb.abstasks.retrieval_dataset_loaders import RetrievalSplitData
+
+
+class LocalDataError(FileNotFoundError):
+    """A local data file that is missing or unreadable; the message names the path."""
+
+
+def expected_files(task, data_dir: str | Path) -> list[Path]:
+    """The files `load_local` will read for `task` (top_ranked files are optional)."""
+    root = Path(data_dir) / task.metadata.name
+    folders = [root / s for s in task.hf_subsets] if task.metadata.is_multilingual else [root]
+    files = []
+    for folder in folders:
+        if isinstance(task, AbsTaskRetrieval):
+            files += [folder / "corpus.jsonl", folder / "queries.jsonl"]
+            files += [folder / "qrels" / f"{split}.tsv" for split in task.eval_splits]
+        else:
+            files += [folder / f"{split}.jsonl" for split in _splits(task)]
+    return files
+
+
+def use_local_data(task, data_dir: str | Path) -> None:
+    """Check that the task's files exist, then make mteb load them instead of the Hub dataset.
+
+    mteb calls `task.load_data()` only when a task still has something to evaluate, so
+    finished tasks of a resumed run read nothing.
+    """
+    for path in expected_files(task, data_dir):
+        _need(path)
+    task.load_data = lambda *args, **kwargs: load_local(task, data_dir)
+
+
+def _splits(task) -> list[str]:
+    splits = list(task.eval_splits)
+    train = getattr(task, "train_split", None)
+    if train and train not in splits and not getattr(task, "is_cross_validation", False):
+        splits.insert(0, train)
+    return splits
+
+
+def load_local(task, data_dir: str | Path) -> None:
+    """Fill `task.dataset` from `data_dir/<TaskName>/`, as mteb's `load_data` would from the Hub."""
+    if task.data_loaded:
+        return
+    root = Path(data_dir) / task.metadata.name
+    subsets = task.hf_subsets if task.metadata.is_multilingual else ["default"]
+    dataset = {}
+    for subset in subsets:
+        folder = root / subset if task.metadata.is_multilingual else root
+        if isinstance(task, AbsTaskRetrieval):
+            dataset[subset] = {split: _retrieval_split(folder, split) for split in task.eval_splits}
+        else:
+            dataset[subset] = DatasetDict({split: _jsonl(folder / f"{split}.jsonl")
+                                           for split in _splits(task)})
+    if isinstance(task, AbsTaskRetrieval) or task.metadata.is_multilingual:
+        task.dataset = dataset
+    else:
+        task.dataset = dataset["default"]
+    task.dataset_transform()
+    task.data_loaded = True
+
+
+def _need(path: Path) -> Path:
+    if not path.is_file():
+        raise LocalDataError(f"missing local data file: {path}")
+    return path
+
+
+def _jsonl(path: Path) -> Dataset:
+    return load_dataset("json", data_files=str(_need(path)), split="train")
+
+
+def _rows(path: Path) -> list[dict]:
+    rows = []
+    with _need(path).open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise LocalDataError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+    return rows
+
+
+def _with_ids(rows: list[dict], path: Path, columns: tuple[str, ...]) -> Dataset:
+    out = {"id": [], **{c: [] for c in columns}}
+    for n, row in enumerate(rows, 1):
+        key = "_id" if "_id" in row else "id"
+        if key not in row or "text" not in row:
+            raise LocalDataError(f"{path}:{n}: a row needs '_id' and 'text'")
+        out["id"].append(str(row[key]))
+        for c in columns:
+            out[c].append(row.get(c) or "")
+    return Dataset.from_dict(out)
+
+
+def _qrels(path: Path) -> dict[str, dict[str, int]]:
+    qrels: dict[str, dict[str, int]] = {}
+    with _need(path).open(encoding="utf-8") as f:
+        for n, row in enumerate(csv.reader(f, delimiter="\t"), 1):
+            if not row or (n == 1 and row[0] == "query-id"):
+                continue
+            if len(row) < 3:
+                raise LocalDataError(f"{path}:{n}: expected query-id, corpus-id, score")
+            qrels.setdefault(row[0], {})[row[1]] = int(float(row[2]))
+    return qrels
+
+
+def _retrieval_split(folder: Path, split: str) -> RetrievalSplitData:
+    corpus_file, queries_file = folder / "corpus.jsonl", folder / "queries.jsonl"
+    qrels = _qrels(folder / "qrels" / f"{split}.tsv")
+    corpus = _with_ids(_rows(corpus_file), corpus_file, ("title", "text"))
+    queries = _with_ids(_rows(queries_file), queries_file, ("text",))
+    # as mteb's loader does: score only the queries that have judgements
+    queries = queries.select([i for i, q in enumerate(queries["id"]) if q in qrels])
+    top_ranked = None
+    top_file = folder / "top_ranked" / f"{split}.jsonl"
+    if top_file.is_file():
+        top_ranked = {str(r["query-id"]): [str(c) for c in r["corpus-ids"]] for r in _rows(top_file)}
+    return RetrievalSplitData(corpus=corpus, queries=queries, relevant_docs=qrels,
+                              top_ranked=top_ranked)

@@ -1,0 +1,115 @@
+"""The paper's evaluation protocol on a tiny decoder, checked on what the model actually reads.
+
+Every batch that reaches the network is recorded (texts, prompt and token ids) while mteb runs a
+real retrieval task and a real STS task from local files.
+"""
+
+import json
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from eval_tiny_models import tiny_mistral_folder, tiny_tokenizer  # noqa: E402
+from recipe.eval.encoder import E5_INSTRUCTION_TEMPLATE, InstructEncoder  # noqa: E402
+from recipe.eval.model import ensure_eos, load_model  # noqa: E402
+from recipe.eval.run import evaluate  # noqa: E402
+from recipe.eval.settings import EvalConfig  # noqa: E402
+
+DATA = Path(__file__).parent / "data" / "eval"
+SCIFACT_INSTRUCTION = "Given a scientific claim, retrieve documents that support or refute the claim"
+
+
+def write_beir(root: Path, task: str = "SciFact") -> Path:
+    folder = root / task
+    (folder / "qrels").mkdir(parents=True)
+    docs = [{"_id": f"d{i}", "title": f"title {i}", "text": "the cat sleeps on the mat " * (i + 1)}
+            for i in range(12)]
+    queries = [{"_id": f"q{i}", "text": f"what is the capital {i}"} for i in range(4)]
+    (folder / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    (folder / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries))
+    # header row, and one query without judgements (mteb drops it)
+    (folder / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\td{i}\t1\n" for i in range(3)))
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    return tiny_mistral_folder(tmp_path_factory.mktemp("tiny"))
+
+
+def recording(model):
+    """Wrap `model.preprocess` to keep (texts, prompt, input_ids, attention_mask) of each batch."""
+    seen = []
+    original = model.preprocess
+
+    def preprocess(inputs, prompt=None, **kwargs):
+        features = original(inputs, prompt=prompt, **kwargs)
+        seen.append((list(inputs), prompt, features["input_ids"], features["attention_mask"]))
+        return features
+
+    model.preprocess = preprocess
+    return seen
+
+
+def test_queries_get_the_instruction_documents_do_not_and_every_input_ends_with_eos(tiny_folder, tmp_path):
+    model = load_model(str(tiny_folder), max_length=512, device="cpu")
+    seen = recording(model)
+    encoder = InstructEncoder(model, name="local/tiny", revision="test")
+    data = write_beir(tmp_path / "data")
+    cfg = EvalConfig(model=str(tiny_folder), benchmark="", tasks=["SciFact", "STSBenchmark"],
+                     data_dir=str(data), output_dir=str(tmp_path / "out"), chart=False)
+    # STSBenchmark comes from the shared test data folder; link it next to the BEIR set
+    (data / "STSBenchmark").symlink_to(DATA / "STSBenchmark")
+    outcome = evaluate(cfg, encoder=encoder)
+    assert not outcome.failed and set(outcome.scores) == {"SciFact", "STSBenchmark"}
+
+    query_prompt = E5_INSTRUCTION_TEMPLATE.format(instruction=SCIFACT_INSTRUCTION)
+    sts_prompt = E5_INSTRUCTION_TEMPLATE.format(instruction="Retrieve semantically similar text.")
+    by_prompt = {}
+    for texts, prompt, _, _ in seen:
+        by_prompt.setdefault(prompt, []).extend(texts)
+    assert set(by_prompt) == {query_prompt, "", sts_prompt}
+    assert sorted(by_prompt[query_prompt]) == sorted(f"what is the capital {i}" for i in range(3))
+    assert len(by_prompt[""]) == 12 and all(t.startswith("title ") for t in by_prompt[""])
+    assert set(by_prompt[sts_prompt]) == set(_sts_sentences())  # both sides of every pair
+
+    tok = model.tokenizer
+    prompt_ids = tok(query_prompt, add_special_tokens=False)["input_ids"]
+    for texts, prompt, ids, mask in seen:
+        for row, m in zip(ids.tolist(), mask.tolist()):
+            real = [t for t, keep in zip(row, m) if keep]
+            assert real[0] == tok.bos_token_id and real[-1] == tok.eos_token_id
+            assert real.count(tok.eos_token_id) == 1
+            if prompt == query_prompt:
+                assert real[1:1 + len(prompt_ids)] == prompt_ids
+
+
+def _sts_sentences():
+    rows = [json.loads(line) for line in (DATA / "STSBenchmark" / "test.jsonl").open()]
+    return [r["sentence1"] for r in rows] + [r["sentence2"] for r in rows]
+
+
+def test_long_inputs_are_cut_to_max_length_with_eos_kept(tiny_folder):
+    model = load_model(str(tiny_folder), max_length=16, device="cpu")
+    features = model.preprocess(["the cat sleeps on the mat " * 40, "cat"])
+    ids, mask = features["input_ids"], features["attention_mask"]
+    assert ids.shape[1] == 16 and mask[0].sum() == 16
+    assert ids[0, -1] == model.tokenizer.eos_token_id
+    last = int(mask[1].sum()) - 1
+    assert ids[1, last] == model.tokenizer.eos_token_id
+
+
+def test_ensure_eos_adds_eos_and_keeps_bos():
+    tok = tiny_tokenizer()
+    before = tok("a b")["input_ids"]
+    assert before[-1] != tok.eos_token_id  # the transformers >= 5 behaviour the contract guards
+    ensure_eos(tok)
+    after = tok("a b")["input_ids"]
+    assert after == before + [tok.eos_token_id]
+    ensure_eos(tok)  # idempotent: never a second EOS
+    assert tok("a b")["input_ids"] == after
