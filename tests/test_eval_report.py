@@ -46,3 +46,16 @@ def test_partial_run_compares_each_average_with_the_same_tasks(tmp_path):
     assert "| STS | STSBenchmark | 80.00 | 88.60 | -8.60 |  |" in md
     plot_categories(rows, tmp_path / "c.png", "local/model")
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_shipped_recipe_is_the_papers_protocol():
+    from pathlib import Path
+
+    from recipe.config import parse
+    from recipe.eval.settings import EvalConfig
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = parse(EvalConfig, ["--config", str(root / "recipe/configs/eval_mteb_eng.yaml"), "--model", "m"])
+    assert cfg.instruction_template == "Instruct: {instruction}\nQuery: " == EvalConfig().instruction_template
+    assert (cfg.benchmark, cfg.max_length, cfg.model) == ("MTEB(eng, v1)", 512, "m")
+    assert parse(EvalConfig, ["--instruction-template", "null"]).instruction_template is None

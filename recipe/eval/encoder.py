@@ -28,10 +28,22 @@ from mteb.models.abs_encoder import AbsEncoder
 from mteb.types import PromptType
 
 E5_INSTRUCTION_TEMPLATE = "Instruct: {instruction}\nQuery: "
+# Where mteb 2.26's task metadata does not carry the paper's instruction (Table 15, unilm e5
+# `get_task_def_by_task_name_and_type`): the CQADupstack sub-tasks have none, SummEval's
+# class default ends with a full stop the paper's does not have.
+CQADUPSTACK_INSTRUCTION = ("Given a question, retrieve detailed question descriptions from "
+                           "Stackexchange that are duplicates to the given question")
+PAPER_INSTRUCTIONS = {"SummEval": "Given a news summary, retrieve other semantically similar summaries"}
 # task types whose embeddings go to a classifier un-normalised (unilm e5: l2_normalize=False)
 UNNORMALISED_TYPES = {"Classification", "MultilabelClassification"}
 
 logger = logging.getLogger(__name__)
+
+
+def paper_instruction(task_name: str) -> str | None:
+    if task_name.startswith("CQADupstack"):
+        return CQADUPSTACK_INSTRUCTION
+    return PAPER_INSTRUCTIONS.get(task_name)
 
 
 class InstructEncoder(AbsEncoder):
@@ -66,7 +78,14 @@ class InstructEncoder(AbsEncoder):
             return None  # sentence-transformers then applies the model's own default prompt, if any
         if prompt_type == PromptType.document:
             return ""
-        return self.get_task_instruction(task_metadata, prompt_type)
+        instruction = paper_instruction(task_metadata.name)
+        if instruction is None:
+            instruction = self.get_instruction(task_metadata, prompt_type)
+        if not instruction:
+            logger.warning("%s: no instruction in mteb's metadata; queries go without one",
+                           task_metadata.name)
+            return ""
+        return self.format_instruction(instruction, prompt_type)
 
     def encode(self, inputs, *, task_metadata, hf_split: str, hf_subset: str,
                prompt_type: PromptType | None = None, **kwargs: Any):

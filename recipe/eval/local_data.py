@@ -6,8 +6,10 @@ the rows come from changes, so the scores compare with the leaderboard's. Layout
 - retrieval and reranking, BEIR layout: `corpus.jsonl` (`_id`, `title`, `text`), `queries.jsonl`
   (`_id`, `text`), `qrels/<split>.tsv` (query-id, corpus-id, score; header row optional), and
   for reranking `top_ranked/<split>.jsonl` (`query-id`, `corpus-ids`) when the task has one;
-- every other task type: `<split>.jsonl` with the task's own column names, e.g. STS `sentence1`,
-  `sentence2`, `score`; classification `text`, `label` (plus the train split it learns from);
+- every other task type: `<split>.jsonl` with the columns of the task's Hub dataset (what
+  mteb's `dataset_transform` for the task expects), e.g. STS `sentence1`, `sentence2`, `score`;
+  classification `text`, `label` (plus the train split it learns from); SprintDuplicateQuestions
+  `sent1`, `sent2`, `labels`; a Hub dataset exported with `to_json` fits as it is;
 - a multilingual task puts each subset in its own folder: `DIR/<TaskName>/<subset>/...`.
 """
 
@@ -77,7 +79,11 @@ def load_local(task, data_dir: str | Path) -> None:
         task.dataset = dataset
     else:
         task.dataset = dataset["default"]
-    task.dataset_transform()
+    try:
+        task.dataset_transform()
+    except (KeyError, ValueError) as e:
+        raise LocalDataError(f"{root}: the columns do not fit mteb's {task.metadata.name} "
+                             f"(use its Hub dataset's column names): {e}") from None
     task.data_loaded = True
 
 
