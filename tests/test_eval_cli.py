@@ -86,3 +86,22 @@ def test_local_beir_folder_loads_into_mteb_retrieval_task(tmp_path):
     (task,) = select_tasks("", ["SciFact"])
     with pytest.raises(LocalDataError, match=r"queries.jsonl:2: not valid JSON"):
         load_local(task, tmp_path)
+
+
+def test_embedding_cache_spares_a_forced_rerun_any_encoding(tiny_folder, tmp_path):
+    from recipe.eval.run import build_encoder, evaluate
+    from recipe.eval.settings import EvalConfig
+
+    cfg = EvalConfig(model=str(tiny_folder), tasks=["STSBenchmark"], data_dir=str(DATA),
+                     output_dir=str(tmp_path), chart=False, device="cpu")
+    encoder = build_encoder(cfg)
+    first = evaluate(cfg, encoder=encoder)
+    assert list((tmp_path / "embeddings").rglob("vectors.npy"))
+
+    def no_encoding(*args, **kwargs):
+        raise AssertionError("a cached text was encoded again")
+
+    encoder.encode = no_encoding
+    cfg.overwrite = True  # mteb re-scores the task; every embedding comes from the cache
+    again = evaluate(cfg, encoder=encoder)
+    assert again.failed == {} and again.scores == first.scores

@@ -113,3 +113,16 @@ def test_ensure_eos_adds_eos_and_keeps_bos():
     assert after == before + [tok.eos_token_id]
     ensure_eos(tok)  # idempotent: never a second EOS
     assert tok("a b")["input_ids"] == after
+
+
+def test_last_token_pooling_reads_the_eos_vector_whatever_the_padding(tiny_folder):
+    import numpy as np
+
+    model = load_model(str(tiny_folder), device="cpu")
+    alone = model.encode(["the cat"], batch_size=1)
+    padded = model.encode(["the cat", "the cat sleeps on the mat " * 10], batch_size=2)[:1]
+    np.testing.assert_allclose(alone, padded, atol=1e-5)
+    # and it is EOS's vector, not the last word's: dropping EOS changes the embedding
+    tok = model.tokenizer
+    tok.add_eos_token = False
+    assert not np.allclose(model.encode(["the cat"]), alone, atol=1e-3)

@@ -58,9 +58,12 @@ class InstructEncoder(AbsEncoder):
             # normalisation is decided per task type below
             del model[len(model) - 1]
         self.pool = None
-        if torch.cuda.device_count() > 1:
+        if model.device.type == "cuda" and torch.cuda.device_count() > 1:
+            # one process per visible GPU, each with its own copy of the model; sentence-transformers
+            # splits every encode call into chunks across them
             self.pool = model.start_multi_process_pool(
                 [f"cuda:{i}" for i in range(torch.cuda.device_count())])
+            model.to("cpu")  # the workers hold their copies; free GPU 0 of the parent's
         # cosine, as the paper; a plain model keeps the similarity it was saved with
         similarity = ScoringFunction.COSINE
         if not self.paper_protocol and model.similarity_fn_name:

@@ -65,6 +65,7 @@ def evaluate(cfg: EvalConfig, encoder=None) -> Outcome:
             use_local_data(task, cfg.data_dir)  # checks every file before anything runs
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    own_encoder = encoder is None
     encoder = encoder or build_encoder(cfg)
     meta = encoder.mteb_model_meta
     model = encoder
@@ -79,6 +80,8 @@ def evaluate(cfg: EvalConfig, encoder=None) -> Outcome:
             overwrite_strategy="always" if cfg.overwrite else "only-missing",
             encode_kwargs={"batch_size": cfg.batch_size, "show_progress_bar": True},
             raise_error=False, co2_tracker=False)
+    if own_encoder:
+        encoder.close()  # stops the per-GPU processes, if any
     outcome = Outcome(failed={e.task_name: e.exception for e in result.exceptions})
     by_name = {r.task_name: r for r in result.task_results}
     for task in tasks:
