@@ -71,8 +71,11 @@ def word_tokenizer(vocab: int):
                                    unk_token="<unk>", pad_token="</s>")
 
 
-def decoder(shape: str, device: str):
-    """A SentenceTransformer (Transformer + last-token pooling) around a random Mistral."""
+def decoder(shape: str, device: str, layers: int = 32):
+    """A SentenceTransformer (Transformer + last-token pooling) around a random Mistral.
+
+    `layers` < 32 keeps Mistral-7B's width with fewer layers: a dry run of the GPU path on CPU.
+    """
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
     from transformers import MistralConfig, MistralModel
@@ -90,10 +93,16 @@ def decoder(shape: str, device: str):
     transformer = Transformer(str(folder), max_seq_length=MAX_TOKENS)
     if big:
         config = MistralConfig(vocab_size=vocab, hidden_size=4096, intermediate_size=14336,
-                               num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8,
+                               num_hidden_layers=layers, num_attention_heads=32, num_key_value_heads=8,
                                max_position_embeddings=32768)
-        with torch.device(device):
-            transformer.model = MistralModel(config).to(torch.float16).eval()
+        dtype = torch.float16 if device == "cuda" else torch.float32  # fp16 as the paper, on GPU
+        default = torch.get_default_dtype()
+        torch.set_default_dtype(dtype)  # build in place: no fp32 copy of 7B weights on the way
+        try:
+            with torch.device(device):
+                transformer.model = MistralModel(config).eval()
+        finally:
+            torch.set_default_dtype(default)
     model = SentenceTransformer(modules=[transformer, Pooling(transformer.get_embedding_dimension(),
                                                               pooling_mode="lasttoken")], device=device)
     ensure_eos(model.tokenizer)
@@ -163,6 +172,7 @@ def main() -> None:
     ap.add_argument("--texts", type=int, default=512, help="texts per mix")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--mixes", default=",".join(MIXES))
+    ap.add_argument("--layers", type=int, default=32, help="mistral-7b only: fewer layers for a CPU dry run")
     ap.add_argument("--json", help="also write the figures here")
     args = ap.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -170,7 +180,7 @@ def main() -> None:
     if args.model == "minilm":
         model, vocab = minilm(device), None
     else:
-        model, vocab = decoder(args.model, device)
+        model, vocab = decoder(args.model, device, args.layers)
     results = {}
     for mix in args.mixes.split(","):
         ns = lengths(mix, args.texts, rng)
@@ -197,7 +207,7 @@ def main() -> None:
     total_tokens = sum(n * t for _, n, t in volume)
     print(f"MTEB(eng, v1): ~{total_texts / 1e6:.1f}M texts, ~{total_tokens / 1e9:.2f}B tokens -> "
           f"projected {hours:.1f} h of encoding on this device (sorted)")
-    info = {"model": args.model, "device": torch.cuda.get_device_name() if device == "cuda" else
+    info = {"model": args.model, "layers": args.layers, "device": torch.cuda.get_device_name() if device == "cuda" else
             platform.processor() or platform.machine(), "batch_size": args.batch_size,
             "texts_per_mix": args.texts, "torch": torch.__version__, "threads": torch.get_num_threads(),
             "results": results, "mteb_texts": total_texts, "mteb_tokens": total_tokens,
