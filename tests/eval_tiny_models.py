@@ -1,4 +1,4 @@
-"""Tiny models for the evaluation tests, built from a config in a second, never downloaded.
+"""Tiny models and data for the evaluation tests, built in a second, never downloaded.
 
 `tiny_mistral_folder` saves what `train.py` writes as its final model: a SentenceTransformer
 folder holding a 2-layer Mistral, a Llama-family tokenizer trained on the fly (the class
@@ -8,6 +8,7 @@ pooling, and a saved prompt named "query".
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -54,3 +55,17 @@ def tiny_mistral_folder(path: Path, query_prompt: str = "Instruct: retrieve\nQue
     out = path / "final"
     model.save(str(out))
     return out
+
+
+def write_beir(root: Path, task: str = "SciFact") -> Path:
+    folder = root / task
+    (folder / "qrels").mkdir(parents=True)
+    docs = [{"_id": f"d{i}", "title": f"title {i}", "text": "the cat sleeps on the mat " * (i + 1)}
+            for i in range(12)]
+    queries = [{"_id": f"q{i}", "text": f"what is the capital {i}"} for i in range(4)]
+    (folder / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    (folder / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries))
+    # header row, and one query without judgements (mteb drops it)
+    (folder / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\td{i}\t1\n" for i in range(3)))
+    return root

@@ -11,7 +11,7 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 import eval as eval_cli  # noqa: E402  (the top-level eval.py)
-from eval_tiny_models import tiny_mistral_folder  # noqa: E402
+from eval_tiny_models import tiny_mistral_folder, write_beir  # noqa: E402
 from recipe.eval.local_data import LocalDataError, load_local  # noqa: E402
 from recipe.eval.tasks import TaskSelectionError, select_tasks  # noqa: E402
 
@@ -24,21 +24,21 @@ def tiny_folder(tmp_path_factory):
 
 
 def test_eval_py_runs_on_a_trained_folder_and_a_rerun_skips_finished_tasks(tiny_folder, tmp_path, capsys):
-    argv = ["--model", str(tiny_folder), "--tasks", "STSBenchmark", "--data-dir", str(DATA),
-            "--output-dir", str(tmp_path), "--batch-size", "64"]
+    argv = ["--model", str(tiny_folder), "--tasks", "SciFact", "--data-dir", str(write_beir(tmp_path / "data")),
+            "--output-dir", str(tmp_path / "out"), "--batch-size", "64"]
     assert eval_cli.main(argv) == 0
     out = capsys.readouterr().out
-    assert "| STS | STSBenchmark |" in out and "| 88.60 |" in out  # E5-Mistral's published score
-    (result,) = tmp_path.glob("results/local__*/local-*/experiments/protocol_e5/STSBenchmark.json")
+    assert "| Retrieval | SciFact |" in out and "| 76.41 |" in out  # E5-Mistral's published score
+    (result,) = (tmp_path / "out").glob("results/local__*/local-*/experiments/protocol_e5/SciFact.json")
     score = json.loads(result.read_text())["scores"]["test"][0]["main_score"]
-    assert 0 < score < 1
-    run = json.loads((tmp_path / "runs.jsonl").read_text().splitlines()[0])
+    assert 0 < score <= 1
+    run = json.loads((tmp_path / "out" / "runs.jsonl").read_text().splitlines()[0])
     assert run["config"]["max_length"] == 512 and "transformers" in run["versions"]
 
     stamp = result.stat().st_mtime_ns
     assert eval_cli.main(argv) == 0
     assert result.stat().st_mtime_ns == stamp  # mteb found the result and did not run the task again
-    assert len((tmp_path / "runs.jsonl").read_text().splitlines()) == 2
+    assert len((tmp_path / "out" / "runs.jsonl").read_text().splitlines()) == 2
 
 
 def test_unknown_task_lists_close_matches(capsys):
@@ -92,11 +92,12 @@ def test_embedding_cache_spares_a_forced_rerun_any_encoding(tiny_folder, tmp_pat
     from recipe.eval.run import build_encoder, evaluate
     from recipe.eval.settings import EvalConfig
 
-    cfg = EvalConfig(model=str(tiny_folder), tasks=["STSBenchmark"], data_dir=str(DATA),
-                     output_dir=str(tmp_path), chart=False, device="cpu")
+    cfg = EvalConfig(model=str(tiny_folder), tasks=["SciFact"], data_dir=str(write_beir(tmp_path / "data")),
+                     output_dir=str(tmp_path / "out"), chart=False, device="cpu")
     encoder = build_encoder(cfg)
     first = evaluate(cfg, encoder=encoder)
-    assert list((tmp_path / "embeddings").rglob("vectors.npy"))
+    # corpus and queries each under their side (mteb's CachedEmbeddingWrapper layout)
+    assert {p.parent.name for p in (tmp_path / "out" / "embeddings").rglob("vectors.npy")} == {"query", "document"}
 
     def no_encoding(*args, **kwargs):
         raise AssertionError("a cached text was encoded again")

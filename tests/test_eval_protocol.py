@@ -13,7 +13,7 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from eval_tiny_models import tiny_mistral_folder, tiny_tokenizer  # noqa: E402
+from eval_tiny_models import tiny_mistral_folder, tiny_tokenizer, write_beir  # noqa: E402
 from recipe.eval.encoder import E5_INSTRUCTION_TEMPLATE, InstructEncoder  # noqa: E402
 from recipe.eval.model import ensure_eos, load_model  # noqa: E402
 from recipe.eval.run import evaluate  # noqa: E402
@@ -21,20 +21,6 @@ from recipe.eval.settings import EvalConfig  # noqa: E402
 
 DATA = Path(__file__).parent / "data" / "eval"
 SCIFACT_INSTRUCTION = "Given a scientific claim, retrieve documents that support or refute the claim"
-
-
-def write_beir(root: Path, task: str = "SciFact") -> Path:
-    folder = root / task
-    (folder / "qrels").mkdir(parents=True)
-    docs = [{"_id": f"d{i}", "title": f"title {i}", "text": "the cat sleeps on the mat " * (i + 1)}
-            for i in range(12)]
-    queries = [{"_id": f"q{i}", "text": f"what is the capital {i}"} for i in range(4)]
-    (folder / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
-    (folder / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries))
-    # header row, and one query without judgements (mteb drops it)
-    (folder / "qrels" / "test.tsv").write_text(
-        "query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\td{i}\t1\n" for i in range(3)))
-    return root
 
 
 @pytest.fixture(scope="module")

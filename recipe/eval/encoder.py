@@ -9,8 +9,9 @@ Protocol (paper section 4.1 and unilm `e5/` evaluation code; REFERENCE.md sectio
   pooled vectors to the logistic regression;
 - truncation at 512 tokens and EOS for last-token pooling are set up by `model.load_model`.
 
-With `instruction_template=None` the model runs as saved (its own prompts and normalisation):
-that is how the leaderboard scores a plain model such as all-MiniLM-L6-v2.
+With `instruction_template=None` the model runs as saved (its own query/document prompts and
+normalisation, through `encode_query` / `encode_document` as mteb's own wrapper does): that is
+how the leaderboard scores a plain model such as all-MiniLM-L6-v2.
 
 Encoding itself is sentence-transformers' `encode`: it sorts the texts by length before
 batching, and with several GPUs it runs one process per GPU.
@@ -47,6 +48,9 @@ def paper_instruction(task_name: str) -> str | None:
 
 
 class InstructEncoder(AbsEncoder):
+    """mteb's encoder protocol around a loaded SentenceTransformer (which it may change: a
+    trailing Normalize module is dropped under the paper's protocol, see `encode`)."""
+
     def __init__(self, model, *, name: str, revision: str,
                  instruction_template: str | None = E5_INSTRUCTION_TEMPLATE):
         from sentence_transformers.base.modules import Normalize
@@ -78,7 +82,7 @@ class InstructEncoder(AbsEncoder):
     def prompt_for(self, task_metadata, prompt_type: PromptType | None) -> str | None:
         """The text put before each input: the instruction on the query side, nothing on documents."""
         if not self.paper_protocol:
-            return None  # sentence-transformers then applies the model's own default prompt, if any
+            return None  # the model's own prompts apply (see encode)
         if prompt_type == PromptType.document:
             return ""
         instruction = paper_instruction(task_metadata.name)
@@ -92,12 +96,16 @@ class InstructEncoder(AbsEncoder):
 
     def encode(self, inputs, *, task_metadata, hf_split: str, hf_subset: str,
                prompt_type: PromptType | None = None, **kwargs: Any):
-        prompt = self.prompt_for(task_metadata, prompt_type)
         texts = [text for batch in inputs for text in batch["text"]]
-        if self.paper_protocol:
-            kwargs["normalize_embeddings"] = task_metadata.type not in UNNORMALISED_TYPES
         if self.pool is not None:
             kwargs["pool"] = self.pool
+        if not self.paper_protocol:
+            # as mteb's own SentenceTransformer wrapper: the model's saved query/document prompts
+            encode = {PromptType.query: self.model.encode_query,
+                      PromptType.document: self.model.encode_document}.get(prompt_type, self.model.encode)
+            return encode(texts, convert_to_numpy=True, **kwargs)
+        kwargs["normalize_embeddings"] = task_metadata.type not in UNNORMALISED_TYPES
+        prompt = self.prompt_for(task_metadata, prompt_type)
         return self.model.encode(texts, prompt=prompt, convert_to_numpy=True, **kwargs)
 
     def close(self) -> None:
