@@ -73,7 +73,7 @@ def test_local_beir_folder_loads_into_mteb_retrieval_task(tmp_path):
     folder = tmp_path / "SciFact"
     (folder / "qrels").mkdir(parents=True)
     (folder / "corpus.jsonl").write_text('{"_id": "d1", "title": "T", "text": "doc one"}\n'
-                                         '{"_id": 2, "text": "doc two"}\n')
+                                         '{"_id": "2", "text": "doc two"}\n')
     (folder / "queries.jsonl").write_text('{"_id": "q1", "text": "one?"}\n{"_id": "q2", "text": "x"}\n')
     (folder / "qrels" / "test.tsv").write_text("q1\td1\t1\nq1\t2\t0\n")  # no header row
     load_local(task, tmp_path)
@@ -84,7 +84,7 @@ def test_local_beir_folder_loads_into_mteb_retrieval_task(tmp_path):
 
     (folder / "queries.jsonl").write_text('{"_id": "q1", "text": "one?"}\nnot json\n')
     (task,) = select_tasks("", ["SciFact"])
-    with pytest.raises(LocalDataError, match=r"queries.jsonl:2: not valid JSON"):
+    with pytest.raises(LocalDataError, match=r"queries.jsonl: not readable as JSON lines"):
         load_local(task, tmp_path)
 
 

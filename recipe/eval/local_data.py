@@ -16,10 +16,10 @@ the rows come from changes, so the scores compare with the leaderboard's. Layout
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
-from datasets import Dataset, DatasetDict, load_dataset
+from datasets import Dataset, DatasetDict, Value, load_dataset
+from datasets.exceptions import DatasetGenerationError
 from mteb.abstasks import AbsTaskRetrieval
 from mteb.abstasks.retrieval_dataset_loaders import RetrievalSplitData
 
@@ -94,31 +94,28 @@ def _need(path: Path) -> Path:
 
 
 def _jsonl(path: Path) -> Dataset:
-    return load_dataset("json", data_files=str(_need(path)), split="train")
+    try:
+        return load_dataset("json", data_files=str(_need(path)), split="train")
+    except DatasetGenerationError as e:
+        cause = e.__cause__ or e
+        raise LocalDataError(f"{path}: not readable as JSON lines ({cause})") from None
 
 
-def _rows(path: Path) -> list[dict]:
-    rows = []
-    with _need(path).open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise LocalDataError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-    return rows
-
-
-def _with_ids(rows: list[dict], path: Path, columns: tuple[str, ...]) -> Dataset:
-    out = {"id": [], **{c: [] for c in columns}}
-    for n, row in enumerate(rows, 1):
-        key = "_id" if "_id" in row else "id"
-        if key not in row or "text" not in row:
-            raise LocalDataError(f"{path}:{n}: a row needs '_id' and 'text'")
-        out["id"].append(str(row[key]))
-        for c in columns:
-            out[c].append(row.get(c) or "")
-    return Dataset.from_dict(out)
+def _beir(path: Path, columns: tuple[str, ...]) -> Dataset:
+    """corpus.jsonl / queries.jsonl with mteb's column names: `_id` -> `id` (a string), as
+    mteb's own RetrievalDatasetLoader does; a missing title is an empty one."""
+    ds = _jsonl(path)
+    if "_id" in ds.column_names:
+        ds = ds.rename_column("_id", "id")
+    if "id" not in ds.column_names or "text" not in ds.column_names:
+        raise LocalDataError(f"{path}: each row needs '_id' and 'text' (has {ds.column_names})")
+    ds = ds.cast_column("id", Value("string"))
+    if "title" in columns:
+        if "title" not in ds.column_names:
+            ds = ds.add_column("title", [""] * len(ds))
+        elif None in ds["title"]:
+            ds = ds.map(lambda row: {"title": row["title"] or ""})
+    return ds.select_columns(["id", *columns])
 
 
 def _qrels(path: Path) -> dict[str, dict[str, int]]:
@@ -136,13 +133,14 @@ def _qrels(path: Path) -> dict[str, dict[str, int]]:
 def _retrieval_split(folder: Path, split: str) -> RetrievalSplitData:
     corpus_file, queries_file = folder / "corpus.jsonl", folder / "queries.jsonl"
     qrels = _qrels(folder / "qrels" / f"{split}.tsv")
-    corpus = _with_ids(_rows(corpus_file), corpus_file, ("title", "text"))
-    queries = _with_ids(_rows(queries_file), queries_file, ("text",))
+    corpus = _beir(corpus_file, ("title", "text"))
+    queries = _beir(queries_file, ("text",))
     # as mteb's loader does: score only the queries that have judgements
     queries = queries.select([i for i, q in enumerate(queries["id"]) if q in qrels])
     top_ranked = None
     top_file = folder / "top_ranked" / f"{split}.jsonl"
     if top_file.is_file():
-        top_ranked = {str(r["query-id"]): [str(c) for c in r["corpus-ids"]] for r in _rows(top_file)}
+        rows = _jsonl(top_file)
+        top_ranked = {str(q): [str(c) for c in cs] for q, cs in zip(rows["query-id"], rows["corpus-ids"])}
     return RetrievalSplitData(corpus=corpus, queries=queries, relevant_docs=qrels,
                               top_ranked=top_ranked)
