@@ -106,3 +106,10 @@ def test_embedding_cache_spares_a_forced_rerun_any_encoding(tiny_folder, tmp_pat
     cfg.overwrite = True  # mteb re-scores the task; every embedding comes from the cache
     again = evaluate(cfg, encoder=encoder)
     assert again.failed == {} and again.scores == first.scores
+
+
+def test_aggregate_task_reads_each_sub_task_folder(tmp_path, capsys):
+    argv = ["--model", "x/y", "--tasks", "CQADupstackRetrieval", "--data-dir", str(tmp_path)]
+    assert eval_cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"missing local data file: {tmp_path / 'CQADupstackAndroidRetrieval' / 'corpus.jsonl'}" in err

@@ -62,7 +62,9 @@ def evaluate(cfg: EvalConfig, encoder=None) -> Outcome:
     tasks = select_tasks(cfg.benchmark, cfg.tasks, cfg.task_types)
     if cfg.data_dir:
         for task in tasks:
-            use_local_data(task, cfg.data_dir)  # checks every file before anything runs
+            # an aggregate (CQADupstackRetrieval) runs its sub-tasks: each reads its own folder
+            for part in getattr(task.metadata, "tasks", None) or [task]:
+                use_local_data(part, cfg.data_dir)  # checks every file before anything runs
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     own_encoder = encoder is None
