@@ -113,3 +113,12 @@ def test_aggregate_task_reads_each_sub_task_folder(tmp_path, capsys):
     assert eval_cli.main(argv) == 2
     err = capsys.readouterr().err
     assert f"missing local data file: {tmp_path / 'CQADupstackAndroidRetrieval' / 'corpus.jsonl'}" in err
+
+
+def test_wrong_dtype_or_reference_is_a_one_line_error(tiny_folder, capsys):
+    base = ["--model", str(tiny_folder), "--tasks", "SciFact", "--data-dir", "unused"]
+    assert eval_cli.main(base + ["--reference", "paper"]) == 2
+    assert "--reference 'paper': choose one of model_card" in capsys.readouterr().err
+    assert eval_cli.main(["--model", str(tiny_folder), "--benchmark", "", "--tasks", "SciFact",
+                          "--dtype", "float17"]) == 2
+    assert "--dtype 'float17': not a torch dtype" in capsys.readouterr().err

@@ -63,7 +63,9 @@ def load_model(name_or_path: str, *, max_length: int = 512, dtype: str = "auto",
 
     check_pooling_config(name_or_path)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    torch_dtype = default_dtype(device) if dtype == "auto" else getattr(torch, dtype)
+    torch_dtype = default_dtype(device) if dtype == "auto" else getattr(torch, dtype, None)
+    if not isinstance(torch_dtype, torch.dtype):
+        raise ModelError(f"--dtype {dtype!r}: not a torch dtype (auto, float16, bfloat16, float32)")
     model = SentenceTransformer(name_or_path, device=device,
                                 model_kwargs={"dtype": torch_dtype})
     model.max_seq_length = max_length

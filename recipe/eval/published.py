@@ -6,6 +6,8 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+from recipe.config import ConfigError
+
 PUBLISHED_CSV = Path(__file__).parent / "published" / "mteb_eng_v1_published.csv"
 COLUMNS = {
     "model_card": "e5_mistral_7b_instruct_model_card",
@@ -22,7 +24,7 @@ class Published:
 
 def load_published(reference: str = "model_card", path: Path = PUBLISHED_CSV) -> Published:
     if reference not in COLUMNS:
-        raise ValueError(f"unknown reference {reference!r}; choose one of {', '.join(COLUMNS)}")
+        raise ConfigError(f"--reference {reference!r}: choose one of {', '.join(COLUMNS)}")
     with path.open(encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     column = COLUMNS[reference]

@@ -59,6 +59,7 @@ def build_encoder(cfg: EvalConfig):
 
 def evaluate(cfg: EvalConfig, encoder=None) -> Outcome:
     """Run `cfg`; `encoder` may be passed in (tests reuse one) instead of loading `cfg.model`."""
+    published = load_published(cfg.reference)  # a wrong --reference fails now, not after hours
     tasks = select_tasks(cfg.benchmark, cfg.tasks, cfg.task_types)
     if cfg.data_dir:
         for task in tasks:
@@ -95,7 +96,6 @@ def evaluate(cfg: EvalConfig, encoder=None) -> Outcome:
                 outcome.failed[name] = f"incomplete results: {e}"
                 continue
             outcome.scores[name] = (task.metadata.type, score)
-    published = load_published(cfg.reference)
     outcome.rows = build_rows(outcome.scores, published)
     write_csv(outcome.rows, out / "results.csv")
     (out / "results.md").write_text(to_markdown(outcome.rows, meta.name, cfg.reference))
