@@ -24,7 +24,7 @@ DATA = Path(__file__).parent / "data" / "eval"
 def test_minilm_reproduces_published_stsb_and_banking77_and_a_rerun_skips_them(tmp_path):
     cfg = EvalConfig(model=str(get_model_path()), tasks=["STSBenchmark", "Banking77Classification"],
                      data_dir=str(DATA), output_dir=str(tmp_path), instruction_template=None,
-                     batch_size=128, device="cpu", reference="all_minilm_l6_v2")
+                     batch_size=32, device="cpu", reference="all_minilm_l6_v2")
     encoder = build_encoder(cfg)
     outcome = evaluate(cfg, encoder=encoder)
     assert not outcome.failed
