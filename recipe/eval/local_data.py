@@ -5,7 +5,7 @@ the rows come from changes, so the scores compare with the leaderboard's. Layout
 
 - retrieval and reranking, BEIR layout: `corpus.jsonl` (`_id`, `title`, `text`), `queries.jsonl`
   (`_id`, `text`), `qrels/<split>.tsv` (query-id, corpus-id, score; header row optional), and
-  for reranking `top_ranked/<split>.jsonl` (`query-id`, `corpus-ids`) when the task has one;
+  for reranking `top_ranked/<split>.jsonl` (`query-id`, `corpus-ids`: the candidates to rank);
 - every other task type: `<split>.jsonl` with the columns of the task's Hub dataset (what
   mteb's `dataset_transform` for the task expects), e.g. STS `sentence1`, `sentence2`, `score`;
   classification `text`, `label` (plus the train split it learns from); SprintDuplicateQuestions
@@ -29,7 +29,7 @@ class LocalDataError(FileNotFoundError):
 
 
 def expected_files(task, data_dir: str | Path) -> list[Path]:
-    """The files `load_local` will read for `task` (top_ranked files are optional)."""
+    """The files `load_local` will read for `task`."""
     root = Path(data_dir) / task.metadata.name
     folders = [root / s for s in task.hf_subsets] if task.metadata.is_multilingual else [root]
     files = []
@@ -37,6 +37,8 @@ def expected_files(task, data_dir: str | Path) -> list[Path]:
         if isinstance(task, AbsTaskRetrieval):
             files += [folder / "corpus.jsonl", folder / "queries.jsonl"]
             files += [folder / "qrels" / f"{split}.tsv" for split in task.eval_splits]
+            if task.metadata.type == "Reranking":  # without candidates it would be full retrieval
+                files += [folder / "top_ranked" / f"{split}.jsonl" for split in task.eval_splits]
         else:
             files += [folder / f"{split}.jsonl" for split in _splits(task)]
     return files
