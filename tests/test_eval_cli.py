@@ -122,3 +122,8 @@ def test_wrong_dtype_or_reference_is_a_one_line_error(tiny_folder, capsys):
     assert eval_cli.main(["--model", str(tiny_folder), "--benchmark", "", "--tasks", "SciFact",
                           "--dtype", "float17"]) == 2
     assert "--dtype 'float17': not a torch dtype" in capsys.readouterr().err
+
+
+def test_hub_id_not_reachable_offline_says_so(capsys):
+    assert eval_cli.main(["--model", "nobody/no-such-model", "--benchmark", "", "--tasks", "SciFact"]) == 2
+    assert "nobody/no-such-model: not in the local Hugging Face cache" in capsys.readouterr().err

@@ -43,12 +43,20 @@ def check_pooling_config(name_or_path: str) -> None:
 
 def _check_hub_pooling(repo_id: str) -> None:
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError
+    from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError,
+                                        RepositoryNotFoundError)
 
     try:
         hf_hub_download(repo_id, "modules.json")
+    except LocalEntryNotFoundError:  # offline, or the Hub unreachable, and not in the cache
+        raise ModelError(f"{repo_id}: not in the local Hugging Face cache and the Hub cannot be "
+                         "reached; download it first or pass a local folder") from None
+    except RepositoryNotFoundError:
+        raise ModelError(f"{repo_id}: no such model on the Hub (or no access to it)") from None
     except EntryNotFoundError:
         raise ModelError(f"{repo_id}: no pooling configuration (modules.json) on the Hub") from None
+    except HfHubHTTPError as e:
+        raise ModelError(f"{repo_id}: the Hub answered {e}") from None
 
 
 def default_dtype(device: str) -> torch.dtype:
