@@ -11,7 +11,7 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 import eval as eval_cli  # noqa: E402  (the top-level eval.py)
-from eval_tiny_models import tiny_mistral_folder, write_beir  # noqa: E402
+from tests.eval_tiny_models import tiny_mistral_folder, write_beir  # noqa: E402
 from recipe.eval.local_data import LocalDataError, load_local  # noqa: E402
 from recipe.eval.tasks import TaskSelectionError, select_tasks  # noqa: E402
 

@@ -13,7 +13,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 import pytest  # noqa: E402
 
-from eval_tiny_models import tiny_mistral_folder  # noqa: E402
+from tests.eval_tiny_models import tiny_mistral_folder  # noqa: E402
 from recipe.eval.encoder import E5_INSTRUCTION_TEMPLATE, InstructEncoder  # noqa: E402
 from recipe.eval.model import load_model  # noqa: E402
 from recipe.eval.run import evaluate  # noqa: E402

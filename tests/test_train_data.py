@@ -10,7 +10,7 @@ import pytest
 from recipe.config import ConfigError, parse
 from recipe.train.config import TrainConfig, validate
 from recipe.train.data import DataError, load_examples, plan_batches, shard
-from train_helpers import SAMPLE, SMOKE
+from tests.train_helpers import SAMPLE, SMOKE
 
 TEMPLATE = "Instruct: {instruction}\nQuery: {query}"
 
@@ -102,12 +102,13 @@ def test_unknown_key_is_an_error_that_names_it():
 
 
 def test_every_recipe_starts_with_its_command_and_loads():
-    from train_helpers import ROOT
+    from tests.train_helpers import ROOT
 
     for path in sorted((ROOT / "recipe" / "configs").glob("*.yaml")):
         first = path.read_text().splitlines()[0]
-        assert first.startswith("# ") and "train.py --config recipe/configs/" + path.name in first, path
-        validate(parse(TrainConfig, ["--config", str(path)]))
+        assert first.startswith("# ") and f"--config recipe/configs/{path.name}" in first, path
+        if "train.py" in first:
+            validate(parse(TrainConfig, ["--config", str(path)]))
     paper = parse(TrainConfig, ["--config", str(ROOT / "recipe/configs/e5_mistral_7b.yaml")])
     assert (paper.lora_r, paper.lora_alpha, paper.lora_dropout, paper.lr, paper.warmup_steps) == (16, 32, 0.1, 1e-4, 100)
     assert (paper.weight_decay, paper.global_batch_size, paper.temperature, paper.max_length) == (0.1, 2048, 0.02, 512)
@@ -118,7 +119,7 @@ def test_every_recipe_starts_with_its_command_and_loads():
 def test_launcher_configs_load_in_accelerate_and_name_their_command():
     from accelerate.commands.config.config_args import load_config_from_file
 
-    from train_helpers import ROOT
+    from tests.train_helpers import ROOT
 
     paths = [ROOT / "accelerate_config.yaml", *sorted((ROOT / "recipe/configs/accelerate").glob("*.yaml"))]
     for path in paths:

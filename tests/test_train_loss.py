@@ -13,7 +13,7 @@ import torch.multiprocessing as mp
 
 from recipe.train.loss import build_loss
 from recipe.train.tokenize import encode
-from train_helpers import columns, tiny_model
+from tests.train_helpers import columns, tiny_model
 
 
 def _loss_and_grads(model, loss_fn, texts):

@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file
 from sentence_transformers import SentenceTransformer
 
-from train_helpers import ROOT, SMOKE, smoke_config, tiny_model
+from tests.train_helpers import ROOT, SMOKE, smoke_config, tiny_model
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 

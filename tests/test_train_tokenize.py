@@ -85,7 +85,7 @@ def test_check_features_names_the_broken_text():
 
 def test_pooling_reads_the_eos_state_with_left_and_right_padding(tmp_path):
     """The embedding of a text is the same alone or padded in a batch, on either padding side."""
-    from train_helpers import tiny_model
+    from tests.train_helpers import tiny_model
 
     model, _, _ = tiny_model(tmp_path, lora_dropout=0.0)
     model.eval()
