@@ -29,7 +29,7 @@ def test_eval_py_runs_on_a_trained_folder_and_a_rerun_skips_finished_tasks(tiny_
     assert eval_cli.main(argv) == 0
     out = capsys.readouterr().out
     assert "| Retrieval | SciFact |" in out and "| 76.41 |" in out  # E5-Mistral's published score
-    (result,) = (tmp_path / "out").glob("results/local__*/local-*/experiments/protocol_e5/SciFact.json")
+    (result,) = (tmp_path / "out").glob("results/local__*/local-*/experiments/dtype_float32__max_length_512__protocol_e5/SciFact.json")
     score = json.loads(result.read_text())["scores"]["test"][0]["main_score"]
     assert 0 < score <= 1
     run = json.loads((tmp_path / "out" / "runs.jsonl").read_text().splitlines()[0])
@@ -127,3 +127,15 @@ def test_wrong_dtype_or_reference_is_a_one_line_error(tiny_folder, capsys):
 def test_hub_id_not_reachable_offline_says_so(capsys):
     assert eval_cli.main(["--model", "nobody/no-such-model", "--benchmark", "", "--tasks", "SciFact"]) == 2
     assert "nobody/no-such-model: not in the local Hugging Face cache" in capsys.readouterr().err
+
+
+def test_other_settings_never_reuse_results_or_embeddings(tiny_folder, tmp_path):
+    from recipe.eval.run import build_encoder
+    from recipe.eval.settings import EvalConfig
+
+    names = set()
+    for settings in [{}, {"max_length": 128}, {"instruction_template": "Q: {instruction} "},
+                     {"instruction_template": None}]:
+        cfg = EvalConfig(model=str(tiny_folder), device="cpu", **settings)
+        names.add(build_encoder(cfg).mteb_model_meta.experiment_name)
+    assert len(names) == 4

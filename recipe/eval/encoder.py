@@ -19,6 +19,7 @@ batching, and with several GPUs it runs one process per GPU.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 
@@ -77,7 +78,17 @@ class InstructEncoder(AbsEncoder):
             embed_dim=model.get_sentence_embedding_dimension(),
             max_tokens=model.max_seq_length, similarity_fn_name=similarity,
             use_instructions=self.paper_protocol, framework=["Sentence Transformers", "PyTorch"],
-            experiment_kwargs={"protocol": "e5" if self.paper_protocol else "plain"}))
+            experiment_kwargs=self.experiment()))
+
+    def experiment(self) -> dict:
+        """What changes the embeddings besides the weights: it names the folders of mteb's result
+        files and of the embedding cache, so a run with other settings never reuses them."""
+        settings = {"protocol": "e5" if self.paper_protocol else "plain",
+                    "max_length": self.model.max_seq_length,
+                    "dtype": str(next(self.model.parameters()).dtype).removeprefix("torch.")}
+        if self.paper_protocol and self.instruction_template != E5_INSTRUCTION_TEMPLATE:
+            settings["template"] = hashlib.sha256(self.instruction_template.encode()).hexdigest()[:8]
+        return settings
 
     def prompt_for(self, task_metadata, prompt_type: PromptType | None) -> str | None:
         """The text put before each input: the instruction on the query side, nothing on documents."""

@@ -1,10 +1,11 @@
 """One evaluation run: load the model, pick the tasks, let mteb evaluate, write the report.
 
 mteb does the scoring, the result files and the resuming: `mteb.evaluate` with a
-`ResultCache(OUTPUT)` writes `OUTPUT/results/<model>/<revision>/experiments/protocol_<p>/<Task>.json`
-after every subset and, with overwrite_strategy "only-missing", skips what is already there.
-Its `CachedEmbeddingWrapper` keeps every embedding on disk (keyed by task, query/document side
-and a hash of the text) so a repeated run does not encode the corpus again.
+`ResultCache(OUTPUT)` writes `OUTPUT/results/<model>/<revision>/experiments/<settings>/<Task>.json`
+(settings = `InstructEncoder.experiment()`: protocol, max length, dtype) after every subset
+and, with overwrite_strategy "only-missing", skips what is already there. Its
+`CachedEmbeddingWrapper` keeps every embedding on disk (keyed by task, settings, query/document
+side and a hash of the text) so a repeated run does not encode the corpus again.
 """
 
 from __future__ import annotations
