@@ -44,7 +44,7 @@ def test_missing_field_is_named_with_file_and_line(tmp_path):
     bad = rec(2)
     del bad["language"]
     path = write(tmp_path / "bad.jsonl", [rec(1), bad])
-    with pytest.raises(DataError, match=r"bad\.jsonl:2: record lacks field 'language'"):
+    with pytest.raises(DataError, match=r"bad\.jsonl:2: missing field 'language'"):
         load_examples([str(path)], [], TEMPLATE, 0)
     (tmp_path / "broken.jsonl").write_text('{"task_group": \n')
     with pytest.raises(DataError, match=r"broken\.jsonl:1: not valid JSON"):

@@ -21,6 +21,7 @@ from typing import Iterable, Iterator
 
 TASK_GROUPS = ("short-long", "long-short", "short-short", "long-long", "sts", "bitext")
 REQUIRED = ("id", "task_group", "instruction", "query", "positive", "negative", "language")
+TRAIN_REQUIRED = REQUIRED[1:]
 # fields whose shape differs between groups: stored as JSON text in Parquet so that every task
 # group shares one schema (the `all` config reads all groups' shards at once)
 JSON_FIELDS = ("raw", "placeholders", "sampling")
@@ -31,14 +32,18 @@ class RecordError(ValueError):
     """A record or a source that cannot be used; the message names the file, line and field."""
 
 
-def validate(rec, where: str) -> dict:
-    """Return `rec` if it is a usable record, else raise RecordError naming `where` and the field."""
+def validate(rec, where: str, required: tuple[str, ...] = REQUIRED) -> dict:
+    """Return `rec` if it is a usable record, else raise RecordError naming `where` and the field.
+
+    Training needs no `id` (`required=TRAIN_REQUIRED`); publishing does (`REQUIRED`)."""
     if not isinstance(rec, dict):
         raise RecordError(f"{where}: expected a JSON object, got {type(rec).__name__}")
-    for key in REQUIRED:
+    for key in required:
         if key not in rec:
             raise RecordError(f"{where}: missing field '{key}'")
     for key in ("id", "instruction", "query", "positive", "language"):
+        if key not in required and key not in rec:
+            continue
         if not isinstance(rec[key], str) or not rec[key].strip():
             raise RecordError(f"{where}: field '{key}' must be a non-empty string, got {rec[key]!r:.60}")
     if rec["negative"] is not None and (not isinstance(rec["negative"], str) or not rec["negative"].strip()):
@@ -50,6 +55,11 @@ def validate(rec, where: str) -> dict:
 
 def read_jsonl(path: str | Path) -> Iterator[dict]:
     """Records of a JSONL file, validated; blank lines are skipped."""
+    for rec, _ in _located_jsonl(path):
+        yield rec
+
+
+def _located_jsonl(path: str | Path, required=REQUIRED) -> Iterator[tuple[dict, str]]:
     path = Path(path)
     with path.open(encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
@@ -59,7 +69,7 @@ def read_jsonl(path: str | Path) -> Iterator[dict]:
                 rec = json.loads(line)
             except json.JSONDecodeError as e:
                 raise RecordError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-            yield validate(rec, f"{path}:{lineno}")
+            yield validate(rec, f"{path}:{lineno}", required), f"{path}:{lineno}"
 
 
 def _decode(row: dict) -> dict:
@@ -72,20 +82,25 @@ def _decode(row: dict) -> dict:
     return row
 
 
-def _rows(dataset, where: str) -> Iterator[dict]:
+def _rows(dataset, where: str, required=REQUIRED) -> Iterator[tuple[dict, str]]:
     for i, row in enumerate(dataset):
-        yield validate(_decode(dict(row)), f"{where} row {i}")
+        yield validate(_decode(dict(row)), f"{where} row {i}", required), f"{where} row {i}"
+
+
+def _parquet_table(path: Path):
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path)
+    except Exception as e:  # pyarrow raises several types for a broken file
+        raise RecordError(f"{path}: not a readable Parquet file ({e})") from None
 
 
 def read_parquet(path: str | Path) -> Iterator[dict]:
-    import pyarrow.parquet as pq
-
     path = Path(path)
-    try:
-        table = pq.read_table(path)
-    except Exception as e:  # pyarrow raises several types for a broken file
-        raise RecordError(f"{path}: not a readable Parquet file ({e})") from None
-    yield from _rows(table.to_pylist(), str(path))
+    table = _parquet_table(path)
+    for rec, _ in _rows(table.to_pylist(), str(path)):
+        yield rec
 
 
 def read_records(source: str | Path, config: str | None = None, split: str = "train") -> Iterator[dict]:
@@ -94,28 +109,35 @@ def read_records(source: str | Path, config: str | None = None, split: str = "tr
     `config`/`split` choose the dataset config and split of a published dataset (local or Hub);
     a published synthesis dataset has one config per task group and `all`.
     """
+    for rec, _ in read_located(source, config, split):
+        yield rec
+
+
+def read_located(source: str | Path, config: str | None = None, split: str = "train",
+                 required: tuple[str, ...] = REQUIRED) -> Iterator[tuple[dict, str]]:
+    """Like `read_records`, with where each record came from ("file:line" or "dataset row N")."""
     path = Path(source)
     if path.is_dir():
         if (path / "examples.jsonl").is_file():
-            yield from read_jsonl(path / "examples.jsonl")
+            yield from _located_jsonl(path / "examples.jsonl", required)
         elif (path / "README.md").is_file() or any(path.rglob("*.parquet")):
-            yield from _load_dataset(str(path), config, split)
+            yield from _load_dataset(str(path), config, split, required)
         else:
             raise RecordError(f"{path}: no examples.jsonl and no published dataset (README.md, *.parquet) in this folder")
     elif path.is_file():
         if path.suffix in (".jsonl", ".json"):
-            yield from read_jsonl(path)
+            yield from _located_jsonl(path, required)
         elif path.suffix == ".parquet":
-            yield from read_parquet(path)
+            yield from _rows(_parquet_table(path).to_pylist(), str(path), required)
         else:
             raise RecordError(f"{path}: unknown record file type '{path.suffix}' (want .jsonl or .parquet)")
     elif HUB_ID.fullmatch(str(source)):
-        yield from _load_dataset(str(source), config, split)
+        yield from _load_dataset(str(source), config, split, required)
     else:
         raise RecordError(f"{source}: no such file or folder, and not a Hub dataset id (ORG/NAME)")
 
 
-def _load_dataset(source: str, config: str | None, split: str) -> Iterator[dict]:
+def _load_dataset(source: str, config: str | None, split: str, required=REQUIRED) -> Iterator[tuple[dict, str]]:
     import datasets
 
     where = f"{source}" + (f" [{config}]" if config else "") + f" split {split}"
@@ -123,7 +145,7 @@ def _load_dataset(source: str, config: str | None, split: str) -> Iterator[dict]
         ds = datasets.load_dataset(source, name=config, split=split)
     except Exception as e:  # not found, offline, no such config/split: datasets raises many types
         raise RecordError(f"{where}: cannot load ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
-    yield from _rows(ds, where)
+    yield from _rows(ds, where, required)
 
 
 def write_jsonl(records: Iterable[dict], path: str | Path) -> int:

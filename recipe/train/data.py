@@ -12,13 +12,11 @@ what makes resuming exact.
 
 from __future__ import annotations
 
-import json
 import random
 from collections import deque
 from dataclasses import dataclass
-from pathlib import Path
 
-REQUIRED = ("task_group", "instruction", "query", "positive", "negative", "language")
+from ..data.records import TRAIN_REQUIRED, RecordError, read_located
 
 
 @dataclass
@@ -32,63 +30,7 @@ class Example:
     where: str  # file:line (or dataset[split] row N)
 
 
-class DataError(ValueError):
-    """A record or source that cannot be used; the message names the file and line."""
-
-
-def _check(rec: object, where: str) -> dict:
-    if not isinstance(rec, dict):
-        raise DataError(f"{where}: expected a JSON object, got {type(rec).__name__}")
-    for key in REQUIRED:
-        if key not in rec:
-            raise DataError(f"{where}: record lacks field '{key}'")
-        value = rec[key]
-        if key == "negative" and value is None:
-            continue
-        if not isinstance(value, str) or not value.strip():
-            raise DataError(f"{where}: field '{key}' must be a non-empty string, got {value!r}")
-    return rec
-
-
-def _read_jsonl(path: Path):
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-            yield rec, f"{path}:{n}"
-
-
-def _read_rows(rows, name: str):
-    for n, rec in enumerate(rows):
-        yield rec, f"{name} row {n}"
-
-
-def read_source(source: str, split: str = "train"):
-    """Yield (raw record, where) from one source: a file, a synthesis dir or a Hub dataset id."""
-    path = Path(source)
-    if path.is_dir():
-        path = path / "examples.jsonl"
-        if not path.is_file():
-            raise DataError(f"{source}: a directory without examples.jsonl")
-    if path.suffix in (".jsonl", ".json") or path.name.endswith(".jsonl.gz"):
-        if not path.is_file():
-            raise DataError(f"data file not found: {path}")
-        yield from _read_jsonl(path)
-    elif path.suffix == ".parquet":
-        if not path.is_file():
-            raise DataError(f"data file not found: {path}")
-        import pyarrow.parquet as pq
-
-        yield from _read_rows(pq.read_table(path).to_pylist(), str(path))
-    else:  # a Hub dataset in the synthesis format
-        import datasets
-
-        ds = datasets.load_dataset(source, split=split)
-        yield from _read_rows(ds, f"{source}[{split}]")
+DataError = RecordError  # one error type for every bad record, whichever stage reads it
 
 
 def load_examples(sources: list[str], ratios: list[float], template: str, seed: int,
@@ -105,8 +47,7 @@ def load_examples(sources: list[str], ratios: list[float], template: str, seed: 
         if ratio <= 0:
             raise DataError(f"data_ratios: {ratio} for {source} must be > 0")
         examples = []
-        for rec, where in read_source(source, split):
-            rec = _check(rec, where)
+        for rec, where in read_located(source, split=split, required=TRAIN_REQUIRED):
             examples.append(Example(
                 query=template.format(instruction=rec["instruction"].strip(), query=rec["query"]),
                 positive=rec["positive"], negative=rec["negative"], task_group=rec["task_group"],
