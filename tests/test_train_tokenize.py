@@ -95,3 +95,16 @@ def test_pooling_reads_the_eos_state_with_left_and_right_padding(tmp_path):
         model[0].tokenizer.padding_side = side
         batch = model.encode(texts, convert_to_tensor=True)
         assert torch.allclose(batch, alone, atol=1e-5), side
+
+
+def test_saved_flags_say_what_the_tokenizer_does(tmp_path):
+    """Reloading with the saved add_bos_token/add_eos_token must keep BOS and EOS, even after a
+    round trip (transformers 5.23 can report add_bos_token False for a tokenizer adding BOS)."""
+    tok = make_tokenizer(tmp_path, appends_eos=False)
+    ensure_eos(tok, "right")
+    again = roundtrip(tok, tmp_path / "once")
+    twice = roundtrip(again, tmp_path / "twice")
+    cfg = json.loads((tmp_path / "twice" / "tokenizer_config.json").read_text())
+    assert cfg["add_bos_token"] is True and cfg["add_eos_token"] is True
+    assert twice("a b")["input_ids"] == tok("a b")["input_ids"]
+    assert twice("a b")["input_ids"][0] == tok.bos_token_id
