@@ -63,7 +63,7 @@ def main(argv: list[str]) -> Path:
     accelerator = Accelerator(
         mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available(),
         log_with=cfg.report_to or None, project_dir=str(out),
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=False)])
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=cfg.ddp_find_unused_parameters)])
     rank, world = accelerator.process_index, accelerator.num_processes
     set_seed(cfg.seed)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import faulthandler
 import math
+from datetime import timedelta
 
 import pytest
 import torch
@@ -69,7 +70,8 @@ def _worker(rank, world, init_file, workdir, out):
     torch.set_num_threads(1)
     # built before the process group exists: save_pretrained writes only on rank 0 once it does
     model, examples, _ = tiny_model(f"{workdir}/{rank}", lora_dropout=0.0)  # same seed: same weights
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world,
+                            timeout=timedelta(seconds=180))
     try:
         # 1. labels point at the own positive after gathering: queries equal their positives
         from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss

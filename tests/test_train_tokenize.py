@@ -95,3 +95,39 @@ def test_pooling_reads_the_eos_state_with_left_and_right_padding(tmp_path):
         model[0].tokenizer.padding_side = side
         batch = model.encode(texts, convert_to_tensor=True)
         assert torch.allclose(batch, alone, atol=1e-5), side
+
+
+def test_saved_flags_say_what_the_tokenizer_does(tmp_path):
+    """Reloading with the saved add_bos_token/add_eos_token must keep BOS and EOS, even after a
+    round trip (transformers 5.23 can report add_bos_token False for a tokenizer adding BOS)."""
+    tok = make_tokenizer(tmp_path, appends_eos=False)
+    ensure_eos(tok, "right")
+    again = roundtrip(tok, tmp_path / "once")
+    twice = roundtrip(again, tmp_path / "twice")
+    cfg = json.loads((tmp_path / "twice" / "tokenizer_config.json").read_text())
+    assert cfg["add_bos_token"] is True and cfg["add_eos_token"] is True
+    assert twice("a b")["input_ids"] == tok("a b")["input_ids"]
+    assert twice("a b")["input_ids"][0] == tok.bos_token_id
+
+
+def test_a_mistral_style_llama_tokenizer_gets_its_eos(tmp_path):
+    """Mistral-7B-v0.1 ships a LlamaTokenizer with add_eos_token false: under transformers 5 it
+    appends no EOS (mteb issue 5230). After ensure_eos and a save/reload, every text ends in one."""
+    from tokenizers import SentencePieceBPETokenizer
+
+    sp = SentencePieceBPETokenizer(unk_token="<unk>")
+    sp.train_from_iterator(TEXTS * 5, vocab_size=200, special_tokens=["<unk>", "<s>", "</s>"], show_progress=False)
+    PreTrainedTokenizerFast(tokenizer_object=sp._tokenizer, bos_token="<s>", eos_token="</s>",
+                            unk_token="<unk>").save_pretrained(tmp_path / "raw")
+    cfg_path = tmp_path / "raw" / "tokenizer_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg.update(tokenizer_class="LlamaTokenizer", add_bos_token=True, add_eos_token=False, legacy=False)
+    cfg_path.write_text(json.dumps(cfg))
+    tok = AutoTokenizer.from_pretrained(tmp_path / "raw")
+    assert type(tok).__name__ == "LlamaTokenizer"
+    assert tok("a b")["input_ids"][-1] != tok.eos_token_id  # the pitfall, reproduced
+    ensure_eos(tok, "right")
+    again = roundtrip(tok, tmp_path / "saved")
+    assert type(again).__name__ == "LlamaTokenizer"
+    check_features(again(TEXTS, padding=True, truncation=True, max_length=6, return_tensors="pt"),
+                   again.eos_token_id, TEXTS)

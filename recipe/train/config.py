@@ -62,6 +62,8 @@ class TrainConfig:
     max_grad_norm: float = field(default=0.0, metadata=_h("clip the gradient norm; 0 measures it only"))
     epochs: int = field(default=1, metadata=_h("passes over the data"))
     max_steps: int = field(default=0, metadata=_h("stop after this many steps (0: the epochs decide)"))
+    ddp_find_unused_parameters: bool = field(default=False, metadata=_h(
+        "true when some trainable weights get no gradient (a BERT pooler under mean pooling)"))
     mixed_precision: str = field(default="bf16", metadata=_h("no, bf16 or fp16 (accelerate's setting)"))
     seed: int = field(default=42, metadata=_h("seed for data order, negatives and dropout"))
     # output

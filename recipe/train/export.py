@@ -25,11 +25,12 @@ def query_prompt(template: str, instruction: str) -> str:
 
 
 def model_card(cfg, data_summary: dict, prompt: str) -> str:
+    hub_id = cfg.model.count("/") == 1 and not Path(cfg.model).exists()
+    base = f"\nbase_model: {cfg.model}" if hub_id else ""
     recipe = yaml.safe_dump({k: v for k, v in vars(cfg).items()}, sort_keys=False, allow_unicode=True)
     return f"""---
 library_name: sentence-transformers
-tags: [sentence-transformers, feature-extraction, e5-recipe]
-base_model: {cfg.model}
+tags: [sentence-transformers, feature-extraction, e5-recipe]{base}
 ---
 # {Path(cfg.output_dir).name}
 
