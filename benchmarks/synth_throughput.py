@@ -1,7 +1,7 @@
 """Is the synthesis client ever the bottleneck? Examples per second against a teacher with a
 fixed latency, beside the ideal rate (concurrency / latency), and the client's CPU per request.
 
-    python benchmarks/synth_throughput.py [--latency 1.0] [--waves 5] [--concurrency 8,32,128,256]
+    python benchmarks/synth_throughput.py [--latency 1.0] [--waves 20] [--concurrency 8,32,128,256]
 
 The teacher double runs in its own process pinned to the last core, the client (the real engine,
 `openai` client, parsing and JSONL writes) on core 0, so "ratio" is what one client core sustains.
@@ -40,11 +40,21 @@ def start_teacher(latency: float) -> tuple[subprocess.Popen, int]:
     return proc, port
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run(cfg: SynthConfig, brainstorm_only: bool = False) -> Store:
     client, _ = make_client(cfg)
     store = Store(cfg.out)
     engine = Engine(cfg, client, store)
-    asyncio.run(engine.brainstorm() if brainstorm_only else engine.run())
+
+    async def brainstorm():
+        await engine.brainstorm()
+        await client.close()
+
+    asyncio.run(brainstorm() if brainstorm_only else engine.run())
     store.close()
     return store
 
@@ -52,8 +62,9 @@ def run(cfg: SynthConfig, brainstorm_only: bool = False) -> Store:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--latency", type=float, default=1.0)
-    ap.add_argument("--waves", type=int, default=5, help="examples per row = concurrency x waves")
+    ap.add_argument("--waves", type=int, default=20, help="examples per row = concurrency x waves")
     ap.add_argument("--concurrency", default="8,32,128,256")
+    ap.add_argument("--transports", default="aiohttp,httpx", help="openai client transports to compare")
     args = ap.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
 
@@ -68,20 +79,21 @@ def main() -> None:
                                           str(max(levels) * args.waves), "--concurrency", "8"])
         run(warm, brainstorm_only=True)
         print(f"teacher latency {args.latency:.2f} s, {args.waves} waves per row, client on one core\n")
-        print(f"{'concurrency':>11} {'examples':>8} {'ideal/s':>8} {'measured/s':>10} {'ratio':>6} "
-              f"{'client CPU ms/req':>17} {'client core busy':>16}")
-        for c in levels:
-            out = work / f"c{c}"
+        print(f"{'transport':>9} {'concurrency':>11} {'examples':>8} {'ideal/s':>8} {'measured/s':>10} {'ratio':>6} "
+              f"{'client CPU ms/req':>17} {'client core busy':>16} {'server core busy':>16}")
+        for transport, c in [(t, c) for t in args.transports.split(",") for c in levels]:
+            out = work / f"{transport}-c{c}"
             out.mkdir()
             shutil.copy(work / "warm" / "tasks.jsonl", out / "tasks.jsonl")
             cfg = parse(SynthConfig, base + ["--out", str(out), "--num-examples", str(c * args.waves),
-                                             "--concurrency", str(c)])
-            wall0, cpu0 = time.perf_counter(), time.process_time()
+                                             "--concurrency", str(c), "--http-transport", transport])
+            wall0, cpu0, srv0 = time.perf_counter(), time.process_time(), cpu_seconds(server.pid)
             store = run(cfg)
             wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+            srv = cpu_seconds(server.pid) - srv0
             rate, ideal = store.n_examples / wall, c / args.latency
-            print(f"{c:>11} {store.n_examples:>8} {ideal:>8.1f} {rate:>10.1f} {rate / ideal:>6.2f} "
-                  f"{1000 * cpu / store.requests:>17.2f} {cpu / wall:>15.0%}")
+            print(f"{transport:>9} {c:>11} {store.n_examples:>8} {ideal:>8.1f} {rate:>10.1f} {rate / ideal:>6.2f} "
+                  f"{1000 * cpu / store.requests:>17.2f} {cpu / wall:>15.0%} {srv / wall:>15.0%}")
     finally:
         server.kill()
         shutil.rmtree(work, ignore_errors=True)

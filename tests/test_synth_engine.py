@@ -27,8 +27,9 @@ def examples(out):
     return [json.loads(x) for x in (out / "examples.jsonl").read_text().splitlines()]
 
 
-def test_end_to_end_exact_count_fields_and_paper_settings(teacher, tmp_path):
-    synthesize(cfg_for(tmp_path, "--num-examples", "60", "--concurrency", "8"))
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+def test_end_to_end_exact_count_fields_and_paper_settings(teacher, tmp_path, transport):
+    synthesize(cfg_for(tmp_path, "--num-examples", "60", "--concurrency", "8", "--http-transport", transport))
     recs = examples(tmp_path)
     assert len(recs) == 60 and len({r["id"] for r in recs}) == 60
     for r in recs:

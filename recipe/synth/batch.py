@@ -189,3 +189,5 @@ class BatchRunner:
                 await self._round("generate", requests)
         except openai.APIError as e:
             raise Fatal(f"batch API error: {e}; run the same command again to resume") from None
+        finally:
+            await self.client.close()

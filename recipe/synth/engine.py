@@ -194,6 +194,7 @@ class Engine:
                 await self.generate()
         finally:
             self.bar.close()
+            await self.client.close()
         if self.fatal:
             raise self.fatal
         if self.stop_reason:

@@ -34,6 +34,8 @@ class SynthConfig:
     seed: int = _help("seed of the job plan: same seed, same placeholders for job i", default=0)
     mode: str = _help("'online' (concurrent requests) or 'batch' (OpenAI Batch API, half price)", default="online")
     concurrency: int = _help("requests in flight at once", default=32)
+    http_transport: str = _help("'aiohttp' (fast at high concurrency) or 'httpx' (the openai default)",
+                                default="aiohttp")
     rpm: int = _help("requests-per-minute limit (0: none)", default=0)
     tpm: int = _help("tokens-per-minute limit (0: none)", default=0)
     max_retries: int = _help("retries of one request on 429/5xx/timeouts, with back-off", default=6)
@@ -65,6 +67,8 @@ class SynthConfig:
             raise ConfigError(f"num_examples: must be at least 1, got {self.num_examples}")
         if self.concurrency < 1:
             raise ConfigError(f"concurrency: must be at least 1, got {self.concurrency}")
+        if self.http_transport not in ("aiohttp", "httpx"):
+            raise ConfigError(f"http_transport: {self.http_transport!r} is neither 'aiohttp' nor 'httpx'")
         if self.mode not in ("online", "batch"):
             raise ConfigError(f"mode: {self.mode!r} is neither 'online' nor 'batch'")
         models = self.models()

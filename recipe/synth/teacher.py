@@ -46,9 +46,15 @@ class Answer:
 
 def make_client(cfg) -> tuple[openai.AsyncOpenAI, str]:
     """The async client and the base URL it talks to; a missing setting is a one-line error."""
-    http = openai.DefaultAsyncHttpxClient(
-        limits=httpx.Limits(max_connections=cfg.concurrency + 8, max_keepalive_connections=cfg.concurrency + 8),
-    )
+    limits = httpx.Limits(max_connections=cfg.concurrency + 8, max_keepalive_connections=cfg.concurrency + 8)
+    # The SDK's aiohttp transport keeps up at hundreds of requests in flight where its default
+    # httpx one falls behind (benchmarks/synth_throughput.py; docs/benchmarks.md).
+    transport = openai.DefaultAioHttpClient if cfg.http_transport == "aiohttp" else openai.DefaultAsyncHttpxClient
+    try:
+        http = transport(limits=limits)
+    except RuntimeError as e:  # the SDK's aiohttp extra is missing
+        raise ConfigError(f"http_transport aiohttp: {e} (pip install 'openai[aiohttp]'), "
+                          "or set --http-transport httpx") from None
     common = dict(max_retries=cfg.max_retries, timeout=cfg.request_timeout, http_client=http)
     if cfg.azure:
         endpoint = os.environ.get("AZURE_OPENAI_ENDPOINT")
