@@ -150,3 +150,34 @@ def test_unknown_key_in_recipe_names_the_file(tmp_path):
     bad.write_text("num_exampels: 3\n")
     with pytest.raises(ConfigError, match=r"bad\.yaml: unknown config key 'num_exampels'"):
         parse(SynthConfig, ["--config", str(bad)])
+
+
+def test_timeouts_and_dropped_connections_are_retried(teacher, tmp_path):
+    teacher.faults += ["slow:3", "drop"]  # the first request outlives the timeout, the second is cut
+    synthesize(cfg_for(tmp_path, "--num-examples", "3", "--concurrency", "1", "--group-mix", "{sts: 1}",
+                       "--request-timeout", "0.5", "--max-retries", "3"))
+    assert len(examples(tmp_path)) == 3
+    assert [e["fault"] for e in teacher.log[:2]] == ["slow:3", "drop"]
+    assert len(teacher.log) == 5  # both failed attempts were tried again, nothing else was lost
+
+
+def test_rate_limits_hold_requests_back():
+    import asyncio
+
+    from recipe.synth.limits import RateLimiter
+
+    async def timed(limiter, tokens):
+        t = time.perf_counter()
+        for n in tokens:
+            await limiter.acquire(n)
+        return time.perf_counter() - t
+
+    # 600 tokens a minute = 10 a second: a full bucket lets 600 through, the next 5 wait ~0.5 s
+    assert 0.4 < asyncio.run(timed(RateLimiter(tpm=600), [600, 5])) < 1.5
+    # 120 requests a minute = 2 a second: the 121st request waits ~0.5 s
+    assert 0.4 < asyncio.run(timed(RateLimiter(rpm=120), [1] * 121)) < 1.5
+    # a settled request that used fewer tokens than reserved gives the difference back
+    limiter = RateLimiter(tpm=600)
+    asyncio.run(timed(limiter, [600]))
+    limiter.settle(600, 100)
+    assert asyncio.run(timed(limiter, [400])) < 0.2
