@@ -267,6 +267,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--runs", default="grouped,ungrouped,baseline", help="which runs, comma-separated")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--json", default=None, help="also write the results to this file")
+    ap.add_argument("--padding_only", type=int, nargs="*", default=None, metavar="MINI_BATCH",
+                    help="only tokenize, and print the padding share with and without grouping at these mini-batch sizes")
     args = ap.parse_args(argv)
     cuda = torch.cuda.is_available()
     args.dtype = args.dtype or ("bfloat16" if cuda else "float32")
@@ -293,6 +295,8 @@ def main(argv=None) -> dict:
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         tok_texts = [t for row in texts[:500] for t in row[:2]]
+        if args.padding_only is not None:
+            return padding_table(args, cfg, build_model(cfg, Path(tmp), tok_texts), batches)
         for name in runs:
             model = make_model(args, cfg, device, Path(tmp), tok_texts)
             n_params = sum(p.numel() for p in model.parameters())
@@ -313,6 +317,23 @@ def main(argv=None) -> dict:
     print_table(out)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
+    return out
+
+
+def padding_table(args, cfg, model, batches) -> dict:
+    """Padding share of the positions the model would run, per mini-batch size, without training."""
+    from recipe.train.grouping import padding_share
+
+    masks = [[encode(model, list(col), cfg.append_eos)["attention_mask"] for col in zip(*b)] for b in batches]
+    real = sum(int(m.sum()) for ms in masks for m in ms)
+    print(f"{args.model} tokenizer, {len(batches)} batches of {args.batch} queries x 3 texts, "
+          f"max_length {args.max_length}, {real / len(batches) / args.batch / 3:.0f} real tokens per text")
+    print("| mini-batch | padding share, ungrouped | grouped |\n|---:|---:|---:|")
+    out = {}
+    for mb in args.padding_only or [8, 16, 32, 64]:
+        shares = [sum(padding_share(ms, mb, g) for ms in masks) / len(masks) for g in (False, True)]
+        out[mb] = shares
+        print(f"| {mb} | {shares[0]:.3f} | {shares[1]:.3f} |")
     return out
 
 
