@@ -15,7 +15,7 @@ Three runs on the same model and the same texts, each `--steps` timed steps afte
 
 Per run: real (non-pad) tokens per second, the padding share of the token positions the model
 ran, seconds per step, peak memory (GPU: per run; CPU: the process's peak so far), MFU on GPU
-(6 x parameters per real token), and where the step time goes: `model` = the no-grad forwards
+(6 x parameters per real token), the hours `--total_steps` such steps take, and where the step time goes: `model` = the no-grad forwards
 plus the GradCache backward hook (the replayed forwards and the backward through the model),
 `optimizer` = the AdamW step, `outside_model` = the rest: data, tokenization, collation, the
 loss on the embeddings and GradCache's own bookkeeping.
@@ -100,9 +100,15 @@ def make_model(args, cfg: TrainConfig, device, tmp: Path, texts: list[str]):
         from sentence_transformers.sentence_transformer.modules import Pooling
         from transformers import MistralConfig, MistralModel
 
-        config = MistralConfig(**MISTRAL_7B, use_cache=False, attn_implementation=args.attn)
-        with torch.device(device):
-            big = MistralModel(config).to(getattr(torch, args.dtype))
+        config = MistralConfig(**{**MISTRAL_7B, "num_hidden_layers": args.layers}, use_cache=False,
+                               attn_implementation=args.attn)
+        default = torch.get_default_dtype()
+        torch.set_default_dtype(getattr(torch, args.dtype))  # built in its dtype: no fp32 copy of 7B weights
+        try:
+            with torch.device(device):
+                big = MistralModel(config)
+        finally:
+            torch.set_default_dtype(default)
         enable_checkpointing(big)
         model[0].model = get_peft_model(big, LoraConfig(
             r=16, lora_alpha=32, lora_dropout=0.1, target_modules=list(cfg.lora_target_modules)))
@@ -242,7 +248,7 @@ def step_row(clock: Clock, step_s: float, opt_s: float) -> dict:
             "computed": clock.computed, "peak_gb": peak_memory_gb()}
 
 
-def summary(name: str, rows: list[dict], n_params: int) -> dict:
+def summary(name: str, rows: list[dict], n_params: int, total_steps: int) -> dict:
     s = sum(r["s"] for r in rows)
     real, computed = sum(r["real"] for r in rows), sum(r["computed"] for r in rows)
     model_s, opt_s = sum(r["model_s"] for r in rows), sum(r["opt_s"] for r in rows)
@@ -251,7 +257,8 @@ def summary(name: str, rows: list[dict], n_params: int) -> dict:
             "s_per_step": s / len(rows), "peak_memory_gb": max(r["peak_gb"] for r in rows),
             "mfu": flops_per_token(n_params, True, True)[0] * real / s / (peak * 1e12) if peak else None,
             "model_share": model_s / s, "optimizer_share": opt_s / s,
-            "outside_model_share": 1 - (model_s + opt_s) / s}
+            "outside_model_share": 1 - (model_s + opt_s) / s,
+            "projected_hours": s / len(rows) * total_steps / 3600}
 
 
 def main(argv=None) -> dict:
@@ -263,6 +270,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--steps", type=int, default=2, help="timed steps, after one warm-up step")
     ap.add_argument("--dtype", default=None, help="float32, bfloat16 or float16 (default: bf16 on GPU, fp32 on CPU)")
     ap.add_argument("--attn", default="sdpa", help="sdpa, eager or flash_attention_2")
+    ap.add_argument("--layers", type=int, default=32, help="mistral-7b: decoder layers (fewer: a quick check of the path)")
+    ap.add_argument("--total_steps", type=int, default=900, help="steps of the run to project hours for")
     ap.add_argument("--data", default=None, help="records in the synthesis format instead of the generated mix")
     ap.add_argument("--runs", default="grouped,ungrouped,baseline", help="which runs, comma-separated")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
@@ -302,10 +311,10 @@ def main(argv=None) -> dict:
             n_params = sum(p.numel() for p in model.parameters())
             if name == "baseline":
                 rows = run_baseline(args, cfg, model, batches)
-                results.append(summary("sentence-transformers", rows, n_params))
+                results.append(summary("sentence-transformers", rows, n_params, args.total_steps))
             else:
                 rows = run_ours(args, cfg, model, batches, grouped=name == "grouped")
-                results.append(summary(f"ours, {name}", rows, n_params))
+                results.append(summary(f"ours, {name}", rows, n_params, args.total_steps))
             del model
             if cuda:
                 torch.cuda.empty_cache()
@@ -342,7 +351,7 @@ def print_table(out: dict) -> None:
           f"{out['mini_batch']}, max_length {out['max_length']}, {out['dtype']}, {out['attn']}, "
           f"{out['steps']} timed steps; {out['device']}, torch {out['torch']}, {out['date']}")
     cols = ["tokens_per_s", "padding_share", "s_per_step", "peak_memory_gb", "mfu", "model_share",
-            "optimizer_share", "outside_model_share"]
+            "optimizer_share", "outside_model_share", "projected_hours"]
     print("| run | " + " | ".join(cols) + " |")
     print("|---|" + "---:|" * len(cols))
     for r in out["results"]:
