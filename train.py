@@ -25,6 +25,7 @@ from recipe.train import checkpoint
 from recipe.train.config import TrainConfig, validate
 from recipe.train.data import DataError, load_examples, plan_batches, shard
 from recipe.train.export import export, push
+from recipe.train.grouping import computed_tokens
 from recipe.train.loss import build_loss
 from recipe.train.metrics import StepMeter
 from recipe.train.model import build_model
@@ -36,16 +37,6 @@ def param_groups(model, weight_decay: float) -> list[dict]:
     params = [p for p in model.parameters() if p.requires_grad]
     return [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
             {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
-
-
-def computed_tokens(mask: torch.Tensor, mini_batch: int) -> int:
-    """Token positions the model actually runs: GradCache cuts each mini-batch after its last
-    real column (trailing pads only), so this is rows x width per mini-batch."""
-    total = 0
-    for chunk in mask.split(mini_batch):
-        cols = chunk.any(0).nonzero()
-        total += chunk.shape[0] * (int(cols.max()) + 1 if len(cols) else 0)
-    return total
 
 
 def main(argv: list[str]) -> Path:
@@ -81,7 +72,8 @@ def main(argv: list[str]) -> Path:
         texts = [t for ex in examples[:2000] for t in (ex.query, ex.positive)]
         model = build_model(cfg, out / "base", texts, rank)
     n_params = sum(p.numel() for p in model.parameters())
-    loss_fn = build_loss(model, cfg.temperature, cfg.cached, cfg.mini_batch_size, gather=world > 1)
+    loss_fn = build_loss(model, cfg.temperature, cfg.cached, cfg.mini_batch_size, gather=world > 1,
+                         group_by_length=cfg.group_by_length)
     optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
     # the scheduler stays outside accelerate.prepare: it steps once per optimiser step, whatever the world size
     scheduler = get_linear_schedule_with_warmup(optimizer, cfg.warmup_steps, total)
@@ -113,8 +105,8 @@ def main(argv: list[str]) -> Path:
         columns = [[ex.query for ex in batch], [ex.positive for ex in batch], [ex.negative for ex in batch]]
         features = [encode(model, col, cfg.append_eos) for col in columns]
         real = sum(int(f["attention_mask"].sum()) for f in features)
-        padded = sum(computed_tokens(f["attention_mask"], cfg.mini_batch_size if cfg.cached else len(batch))
-                     for f in features)
+        padded = sum(computed_tokens(f["attention_mask"], cfg.mini_batch_size if cfg.cached else len(batch),
+                                     cfg.cached and cfg.group_by_length) for f in features)
         features = [{k: v.to(accelerator.device) if torch.is_tensor(v) else v for k, v in f.items()}
                     for f in features]
         loss = loss_fn(features, None)

@@ -138,9 +138,16 @@ def test_an_encoder_trains_with_the_same_command(tmp_path):
     assert model[1].pooling_mode == "mean" and model.get_embedding_dimension() == 384
 
 
-def test_benchmark_script_runs_on_a_tiny_model():
+def test_throughput_benchmark_runs_ours_and_the_baseline_on_a_tiny_model():
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    import train_step
+    import train_throughput
 
-    out = train_step.main(["--shape", "tiny", "--batch", "8", "--steps", "1", "--d_len", "16", "48"])
-    assert out["s_per_step"] > 0 and out["tokens_per_s"] > 0 and 0 <= out["padding_share"] < 1
+    out = train_throughput.main(["--model", "tiny", "--batch", "16", "--mini_batch", "4", "--steps", "1",
+                                 "--max_length", "96"])
+    runs = {r["run"]: r for r in out["results"]}
+    assert set(runs) == {"ours, grouped", "ours, ungrouped", "sentence-transformers"}
+    for r in runs.values():
+        assert r["s_per_step"] > 0 and r["tokens_per_s"] > 0 and 0 <= r["padding_share"] < 1
+        assert 0 < r["model_share"] <= 1 and r["outside_model_share"] < 1
+    # the same texts: grouping them by length inside the mini-batches cuts the padding
+    assert runs["ours, grouped"]["padding_share"] < runs["ours, ungrouped"]["padding_share"]

@@ -56,6 +56,8 @@ class TrainConfig:
     global_batch_size: int = field(default=2048, metadata=_h("queries per optimiser step over all processes"))
     mini_batch_size: int = field(default=32, metadata=_h("texts per GradCache forward chunk"))
     cached: bool = field(default=True, metadata=_h("GradCache forward (false: one plain forward)"))
+    group_by_length: bool = field(default=True, metadata=_h(
+        "embed each column longest first, so GradCache mini-batches carry less padding (same loss)"))
     lr: float = field(default=1e-4, metadata=_h("peak learning rate"))
     warmup_steps: int = field(default=100, metadata=_h("linear warm-up steps"))
     weight_decay: float = field(default=0.1, metadata=_h("AdamW weight decay (not on biases and norms)"))
