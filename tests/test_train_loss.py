@@ -90,7 +90,8 @@ def _worker(rank, world, init_file, workdir, out):
         # 2. the training path: cached loss through DDP over each rank's half of the batch
         model.train()
         wrapped = DDP(model)
-        loss_fn = build_loss(model, 0.02, True, 4, gather=True)
+        # grouped by length, as train.py runs by default; the one-process reference is not grouped
+        loss_fn = build_loss(model, 0.02, True, 4, gather=True, group_by_length=True)
         loss_fn.model = wrapped
         half = examples[rank * 6:(rank + 1) * 6]
         loss = loss_fn([encode(model, c, True) for c in columns(half)], None)
