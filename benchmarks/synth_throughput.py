@@ -47,7 +47,7 @@ def cpu_seconds(pid: int) -> float:
 
 def run(cfg: SynthConfig, brainstorm_only: bool = False) -> Store:
     client, _ = make_client(cfg)
-    store = Store(cfg.out)
+    store = Store(cfg.output_dir)
     engine = Engine(cfg, client, store)
 
     async def brainstorm():
@@ -75,7 +75,7 @@ def main() -> None:
     try:
         base = ["--config", str(ROOT / "recipe/configs/synth_e5.yaml"), "--progress", "false"]
         # brainstorm once, for the largest run; every row reuses the pools
-        warm = parse(SynthConfig, base + ["--out", str(work / "warm"), "--num-examples",
+        warm = parse(SynthConfig, base + ["--output-dir", str(work / "warm"), "--num-examples",
                                           str(max(levels) * args.waves), "--concurrency", "8"])
         run(warm, brainstorm_only=True)
         print(f"teacher latency {args.latency:.2f} s, {args.waves} waves per row, client on one core\n")
@@ -85,7 +85,7 @@ def main() -> None:
             out = work / f"{transport}-c{c}"
             out.mkdir()
             shutil.copy(work / "warm" / "tasks.jsonl", out / "tasks.jsonl")
-            cfg = parse(SynthConfig, base + ["--out", str(out), "--num-examples", str(c * args.waves),
+            cfg = parse(SynthConfig, base + ["--output-dir", str(out), "--num-examples", str(c * args.waves),
                                              "--concurrency", str(c), "--http-transport", transport])
             wall0, cpu0, srv0 = time.perf_counter(), time.process_time(), cpu_seconds(server.pid)
             store = run(cfg)

@@ -265,18 +265,18 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="tiny", help="tiny, minilm, mistral-7b, or a local model path (encoder)")
     ap.add_argument("--batch", type=int, default=64, help="queries per step on this device")
-    ap.add_argument("--mini_batch", type=int, default=8, help="GradCache mini-batch (texts per forward)")
-    ap.add_argument("--max_length", type=int, default=512, help="tokens per text")
+    ap.add_argument("--mini-batch", "--mini_batch", type=int, default=8, help="GradCache mini-batch (texts per forward)")
+    ap.add_argument("--max-length", "--max_length", type=int, default=512, help="tokens per text")
     ap.add_argument("--steps", type=int, default=2, help="timed steps, after one warm-up step")
     ap.add_argument("--dtype", default=None, help="float32, bfloat16 or float16 (default: bf16 on GPU, fp32 on CPU)")
     ap.add_argument("--attn", default="sdpa", help="sdpa, eager or flash_attention_2")
     ap.add_argument("--layers", type=int, default=32, help="mistral-7b: decoder layers (fewer: a quick check of the path)")
-    ap.add_argument("--total_steps", type=int, default=900, help="steps of the run to project hours for")
+    ap.add_argument("--total-steps", "--total_steps", type=int, default=900, help="steps of the run to project hours for")
     ap.add_argument("--data", default=None, help="records in the synthesis format instead of the generated mix")
     ap.add_argument("--runs", default="grouped,ungrouped,baseline", help="which runs, comma-separated")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--json", default=None, help="also write the results to this file")
-    ap.add_argument("--padding_only", type=int, nargs="*", default=None, metavar="MINI_BATCH",
+    ap.add_argument("--padding-only", "--padding_only", type=int, nargs="*", default=None, metavar="MINI_BATCH",
                     help="only tokenize, and print the padding share with and without grouping at these mini-batch sizes")
     args = ap.parse_args(argv)
     cuda = torch.cuda.is_available()
@@ -296,7 +296,7 @@ def main(argv=None) -> dict:
         else:
             cfg.model = args.model
     cfg = replace(cfg, max_length=args.max_length, attn_implementation=args.attn, mixed_precision="no",
-                  torch_dtype="float32" if args.model == "mistral-7b" else args.dtype)
+                  dtype="float32" if args.model == "mistral-7b" else args.dtype)
     n = args.batch * (args.steps + 1)
     texts = file_mix(args.data, n, cfg.query_template, 0) if args.data else generated_mix(n, cfg.query_template, 0)
     batches = [texts[i:i + args.batch] for i in range(0, n, args.batch)]

@@ -1,51 +1,17 @@
 """Write the E5-Mistral synthetic training data with an OpenAI-compatible teacher.
 
-    python data/synthesize.py --config recipe/configs/synth_e5.yaml --out out/synth \
-        [--num-examples N] [--concurrency C] [--model NAME] [--mode batch] [--max-cost USD]
+    python data/synthesize.py --config recipe/configs/synth_e5.yaml --output-dir out/synth --num-examples 1000
+    python data/synthesize.py --help            # every setting
 
-The teacher is reached with the `openai` client: OPENAI_API_KEY and OPENAI_BASE_URL (OpenAI,
-vLLM, TGI, Ollama, ...), or `--azure` with AZURE_OPENAI_ENDPOINT / AZURE_OPENAI_API_KEY.
-Any key of the recipe can be set on the command line (`--help` lists them). Running the same
-command again resumes the run: saved answers are never requested again.
+The command itself is recipe/commands/synthesize.py (also installed as `e5-synthesize`).
 """
-
-from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's `recipe`, not an installed one
 
-from recipe.config import ConfigError, parse, usage  # noqa: E402
-from recipe.synth.run import summary, synthesize  # noqa: E402
-from recipe.synth.settings import SynthConfig  # noqa: E402
-from recipe.synth.store import OutputError  # noqa: E402
-from recipe.synth.teacher import BudgetReached, Fatal  # noqa: E402
-
-
-def main(argv: list[str]) -> int:
-    if "-h" in argv or "--help" in argv:
-        print(__doc__ + "\nkeys (default, meaning):\n" + usage(SynthConfig))
-        return 0
-    try:
-        cfg = parse(SynthConfig, argv)
-        store = synthesize(cfg, argv)
-    except (ConfigError, OutputError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except BudgetReached as e:
-        print(f"stopped: {e}", file=sys.stderr)
-        return 3
-    except Fatal as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted: everything received so far is saved; run the same command to resume",
-              file=sys.stderr)
-        return 130
-    print(f"done: {summary(store)}", file=sys.stderr)
-    return 0
-
+from recipe.commands.synthesize import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

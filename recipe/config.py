@@ -1,15 +1,23 @@
 """Run recipes: a dataclass filled from a YAML file, then from `--key value` on the command line.
 
-One loader for every stage (synthesis, training, evaluation), so that every recipe behaves the
-same way: each YAML key and each command-line key must be a field of the stage's dataclass, an
-unknown key is an error that names it (and the file it came from), and values are checked
-against the field's type before anything runs.
+One loader for every command, so that every recipe behaves the same way: each YAML key and each
+command-line key must be a field of the command's dataclass, an unknown key is an error that
+names it (and the file it came from), and values are checked against the field's type before
+anything runs.
+
+One dialect: `--kebab-case` on the command line, `snake_case` in YAML, one name per concept
+across commands (`--output` a file, `--output-dir` a folder, `--max-length`, `--dtype`,
+`--split`, `--dataset-config`, `--config FILE`). A dataclass lists the names it used to have in
+a class attribute `RENAMED = {"old_name": "new_name"}`: the old spelling (and a snake_case flag
+on the command line) is still accepted for one release, with a one-line note on stderr.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
+import sys
 import types
 import typing
 from pathlib import Path
@@ -17,19 +25,39 @@ from typing import Any, Sequence, TypeVar
 
 import yaml
 
+from .errors import InputError
+
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A recipe or command line that cannot be used; the message says what to fix."""
+
+
+def flag(key: str) -> str:
+    """A key as the command line spells it: `output_dir` -> `--output-dir`."""
+    return "--" + key.replace("_", "-")
+
+
+def note(message: str) -> None:
+    """One line on stderr, from the first process only (accelerate starts one per GPU)."""
+    if os.environ.get("RANK", "0") == "0":
+        print(f"note: {message}", file=sys.stderr)
+
+
+def _renamed(cls) -> dict[str, str]:
+    return getattr(cls, "RENAMED", {})
 
 
 def _known(cls) -> dict[str, dataclasses.Field]:
     return {f.name: f for f in dataclasses.fields(cls)}
 
 
-def _unknown_key(key: str, where: str, known: dict) -> ConfigError:
+def _unknown_key(key: str, where: str, known: dict, from_cli: bool = False) -> ConfigError:
     close = difflib.get_close_matches(key, list(known), n=3)
+    if from_cli:
+        hint = f" (did you mean {', '.join(flag(c) for c in close)}?)" if close else ""
+        return ConfigError(f"{where}: unknown setting {flag(key)}{hint}; --help lists them")
     hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
     return ConfigError(f"{where}: unknown config key '{key}'{hint}")
 
@@ -97,9 +125,16 @@ def _name(tp: Any) -> str:
 def _apply(cfg: T, values: dict, where: str, from_cli: bool = False) -> T:
     known = _known(type(cfg))
     hints = typing.get_type_hints(type(cfg))
+    renamed = _renamed(type(cfg))
     for key, value in values.items():
+        if key in renamed:
+            new = renamed[key]
+            old = flag(key) if from_cli else f"'{key}'"
+            note(f"{where}: {old} is renamed {flag(new) if from_cli else repr(new)}; the old name "
+                 "is accepted until the next release")
+            key = new
         if key not in known:
-            raise _unknown_key(key, where, known)
+            raise _unknown_key(key, where, known, from_cli)
         if from_cli and isinstance(value, str):
             # the command line gives strings: read them as YAML scalars ("8" -> 8, "true" -> True),
             # but keep the raw text where the field wants a string ("--model 4" stays "4")
@@ -119,7 +154,11 @@ def load_yaml(cls: type[T], path: str | Path) -> T:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_bytes().decode("utf-8")) or {}
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}: {e.object[e.start:e.start + 1]!r})") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the config file ({e.strerror or e})") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
     if not isinstance(data, dict):
@@ -128,7 +167,9 @@ def load_yaml(cls: type[T], path: str | Path) -> T:
 
 
 def split_cli(argv: Sequence[str]) -> dict[str, str]:
-    """`--key value`, `--key=value` and a bare `--flag` (true) into a dict; dashes become underscores."""
+    """`--key value`, `--key=value` and a bare `--flag` (true) into a dict; dashes become underscores.
+
+    A snake_case flag (`--output_dir`) is the old spelling: accepted, with a note."""
     out: dict[str, str] = {}
     i = 0
     argv = list(argv)
@@ -137,6 +178,9 @@ def split_cli(argv: Sequence[str]) -> dict[str, str]:
         if not arg.startswith("--") or len(arg) == 2:
             raise ConfigError(f"command line: expected --key value, got {arg!r}")
         key, eq, value = arg[2:].partition("=")
+        if "_" in key:
+            note(f"command line: {arg.partition('=')[0]} is spelled {flag(key)}; the snake_case "
+                 "spelling is accepted until the next release")
         if not eq:
             if i + 1 < len(argv) and not argv[i + 1].startswith("--"):
                 value = argv[i + 1]
@@ -157,12 +201,21 @@ def parse(cls: type[T], argv: Sequence[str], default_config: str | None = None) 
 
 
 def usage(cls: type) -> str:
-    """One line per key: name, default and the help text from the field's metadata."""
-    lines = []
+    """One line per key, as the command line spells it: flag, default and the field's help text;
+    then the common flags and the old names still accepted."""
+    lines = ["Settings (--kebab-case on the command line, snake_case in a --config YAML file):"]
     for f in dataclasses.fields(cls):
         default = f.default if f.default is not dataclasses.MISSING else (
             f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
-        lines.append(f"  --{f.name:<22} {default!r:<24} {f.metadata.get('help', '')}")
+        shown = yaml.safe_dump(default, default_flow_style=True, width=10**6).strip().removesuffix("\n...")
+        shown = shown.removesuffix("...").strip()
+        lines.append(f"  {flag(f.name):<26} {shown:<24} {f.metadata.get('help', '')}")
+    lines += ["", f"  {'--config FILE':<26} {'':<24} read settings from a YAML file; flags override it",
+              f"  {'--debug':<26} {'':<24} show the traceback of an error (or E5_DEBUG=1)",
+              f"  {'--help':<26} {'':<24} this list"]
+    if _renamed(cls):
+        lines += ["", "Old names, accepted until the next release: " +
+                  ", ".join(f"{flag(old)} -> {flag(new)}" for old, new in _renamed(cls).items())]
     return "\n".join(lines)
 
 

@@ -39,7 +39,7 @@ def test_unknown_key_in_yaml_names_file_and_key(tmp_path):
 
 
 def test_unknown_key_on_cli():
-    with pytest.raises(ConfigError, match="command line: unknown config key 'nope'"):
+    with pytest.raises(ConfigError, match="command line: unknown setting --nope"):
         parse(Demo, ["--nope", "1"])
 
 

@@ -66,7 +66,7 @@ def test_cli_mined_negatives_are_never_labelled_positives(beir_subset, tmp_path)
     out = tmp_path / "mined.jsonl"
     r = subprocess.run([sys.executable, str(ROOT / "data" / "mine_negatives.py"), "--input", str(folder),
                         "--split", "test", "--output", str(out), "--model", _minilm_path(),
-                        "--query-prompt", "", "--corpus-prompt", "", "--max-seq-length", "128",
+                        "--query-prompt", "", "--corpus-prompt", "", "--max-length", "128",
                         "--cache-dir", str(tmp_path / "cache"), "--device", "cpu"],
                        capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert r.returncode == 0, r.stderr[-2000:]
@@ -141,7 +141,7 @@ def test_cli_mines_a_published_dataset_by_config(tmp_path):
     subprocess.run([sys.executable, str(ROOT / "data" / "publish.py"), str(synth), "--repo-id", "me/x",
                     "--dry-run", str(tmp_path / "pub")], check=True, capture_output=True, env=env)
     out = tmp_path / "mined.jsonl"
-    args = [sys.executable, str(ROOT / "data" / "mine_negatives.py"), "--config-name", "short-short",
+    args = [sys.executable, str(ROOT / "data" / "mine_negatives.py"), "--dataset-config", "short-short",
             "--output", str(out), "--model", _minilm_path(), "--query-prompt", "", "--corpus-prompt", "",
             "--relative-margin", "null", "--cache-dir", "null", "--device", "cpu", "--progress", "false"]
     r = subprocess.run(args + ["--input", str(tmp_path / "pub")], capture_output=True, text=True, env=env)

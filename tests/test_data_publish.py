@@ -41,7 +41,7 @@ def _front_matter(readme: Path) -> dict:
 @pytest.fixture(scope="module")
 def published(tmp_path_factory):
     dest = tmp_path_factory.mktemp("pub") / "out"
-    r = _publish(SYNTH, "--repo-id", "me/e5-synth", "--dry-run", dest)
+    r = _publish("--input", SYNTH, "--repo-id", "me/e5-synth", "--dry-run", "--output-dir", dest)
     assert r.returncode == 0, r.stderr
     return dest
 
@@ -98,7 +98,7 @@ def test_no_credential_in_any_written_file_or_log(tmp_path):
     run["argv"] += ["--api-key", PLANTED["OPENAI_API_KEY"], "--hf-token", "plainvalue0123456789",
                     "--azure-key=plainvalue9876543210"]
     (src / "runs.jsonl").write_text(json.dumps(run) + "\n")
-    r = _publish(src, "--repo-id", "me/x", "--dry-run", tmp_path / "pub", env=PLANTED)
+    r = _publish("--input", src, "--repo-id", "me/x", "--dry-run", "--output-dir", tmp_path / "pub", env=PLANTED)
     assert r.returncode == 0, r.stderr
     import pyarrow.parquet as pq
 
@@ -122,7 +122,7 @@ def test_refuses_when_an_example_carries_a_credential(tmp_path):
     rec["positive"] += " " + PLANTED["AZURE_OPENAI_API_KEY"]
     lines[3] = json.dumps(rec)
     (src / "examples.jsonl").write_text("\n".join(lines) + "\n")
-    r = _publish(src, "--repo-id", "me/x", "--dry-run", tmp_path / "pub", env=PLANTED)
+    r = _publish("--input", src, "--repo-id", "me/x", "--dry-run", "--output-dir", tmp_path / "pub", env=PLANTED)
     assert r.returncode == 2 and "refusing to publish" in r.stderr and PLANTED["AZURE_OPENAI_API_KEY"] not in r.stderr
     assert not (tmp_path / "pub").exists() and list(tmp_path.iterdir()) == [src]  # no half-written folder
 
@@ -156,7 +156,7 @@ def _bad_inputs(tmp_path):
 def test_bad_input_gives_one_line_errors_and_writes_nothing(tmp_path):
     for src, repo, message in _bad_inputs(tmp_path):
         dest = tmp_path / f"pub-{src.name}"
-        r = _publish(src, "--repo-id", repo, "--dry-run", dest)
+        r = _publish("--input", src, "--repo-id", repo, "--dry-run", "--output-dir", dest)
         assert r.returncode == 2 and message in r.stderr, (src, r.stderr)
         assert r.stderr.count("\n") == 1 and r.stdout == ""
         assert not dest.exists()
@@ -165,7 +165,7 @@ def test_bad_input_gives_one_line_errors_and_writes_nothing(tmp_path):
 def test_push_without_token_stops_before_anything(tmp_path):
     env = {"HF_TOKEN": "", "HF_HOME": str(tmp_path / "hf"), "HF_TOKEN_PATH": str(tmp_path / "hf" / "token"),
            "HF_HUB_OFFLINE": "1"}
-    r = _publish(SYNTH, "--repo-id", "me/x", env=env)
+    r = _publish("--input", SYNTH, "--repo-id", "me/x", env=env)
     assert r.returncode == 2 and r.stderr.startswith("error: no Hugging Face token") and r.stderr.count("\n") == 1
 
 

@@ -83,8 +83,8 @@ def test_reads_a_published_copy_by_config(tmp_path):
     import sys
 
     root = Path(__file__).parents[1]
-    subprocess.run([sys.executable, str(root / "data" / "publish.py"), str(SYNTH), "--repo-id", "me/x",
-                    "--dry-run", str(tmp_path / "pub")], check=True, capture_output=True)
+    subprocess.run([sys.executable, str(root / "data" / "publish.py"), "--input", str(SYNTH), "--repo-id", "me/x",
+                    "--dry-run", "--output-dir", str(tmp_path / "pub")], check=True, capture_output=True)
     by_id = {r["id"]: r for r in _examples()}
     got = list(read_records(tmp_path / "pub", config="all"))
     assert len(got) == 30

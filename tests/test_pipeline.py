@@ -18,10 +18,10 @@ def _run(args, env):
 def test_synthesize_train_evaluate(teacher, tmp_path):
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     synth, model, results = tmp_path / "synth", tmp_path / "run", tmp_path / "results"
-    _run(["data/synthesize.py", "--config", "recipe/configs/synth_e5.yaml", "--out", str(synth),
+    _run(["data/synthesize.py", "--config", "recipe/configs/synth_e5.yaml", "--output-dir", str(synth),
           "--num-examples", "64", "--progress", "false"], env)
     _run(["train.py", "--config", "recipe/configs/smoke.yaml", "--data", str(synth), "--epochs", "1",
-          "--output_dir", str(model)], env)
+          "--output-dir", str(model)], env)
     assert (model / "final" / "modules.json").is_file()
     _run(["eval.py", "--model", str(model / "final"), "--tasks", "STSBenchmark",
           "--data-dir", "tests/data/eval", "--output-dir", str(results)], env)

@@ -36,7 +36,7 @@ def test_batch_mode_end_to_end_half_price(teacher, tmp_path):
 def test_pending_batch_is_resumed_after_kill9(teacher, tmp_path):
     teacher.batch_delay = 2.0
     cmd = [sys.executable, str(ROOT / "data/synthesize.py"), "--config", str(ROOT / "recipe/configs/synth_e5.yaml"),
-           "--out", str(tmp_path), "--num-examples", "30", "--mode", "batch", "--batch-poll", "0.05",
+           "--output-dir", str(tmp_path), "--num-examples", "30", "--mode", "batch", "--batch-poll", "0.05",
            "--progress", "false"]
     proc = subprocess.Popen(cmd, env=dict(os.environ), stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60

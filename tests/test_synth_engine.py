@@ -19,7 +19,7 @@ FIELDS = {"id", "job", "task_group", "instruction", "query", "positive", "negati
 
 
 def cfg_for(out, *extra):
-    return parse(SynthConfig, ["--config", RECIPE, "--out", str(out), "--progress", "false",
+    return parse(SynthConfig, ["--config", RECIPE, "--output-dir", str(out), "--progress", "false",
                                "--max-retries", "1", *extra])
 
 
@@ -93,7 +93,7 @@ def test_model_mix_and_cost(teacher, tmp_path):
 
 def test_max_cost_stops_cleanly_then_resumes(teacher, tmp_path, capsys):
     script = load_script("data/synthesize.py")
-    args = ["--config", RECIPE, "--out", str(tmp_path), "--progress", "false", "--num-examples", "40",
+    args = ["--config", RECIPE, "--output-dir", str(tmp_path), "--progress", "false", "--num-examples", "40",
             "--model", "pricey", "--prices", "{pricey: [1000, 1000]}", "--concurrency", "2"]
     assert script.main(args + ["--max-cost", "2"]) == 3
     err = capsys.readouterr().err
@@ -107,9 +107,9 @@ def test_max_cost_stops_cleanly_then_resumes(teacher, tmp_path, capsys):
 def test_outage_stops_cleanly_and_keeps_what_was_saved(teacher, tmp_path):
     synthesize(cfg_for(tmp_path, "--num-examples", "5"))
     teacher.faults += ["500"] * 50
-    from recipe.synth.teacher import Fatal
+    from recipe.synth.teacher import Outage
 
-    with pytest.raises(Fatal, match="no answer from the teacher"):
+    with pytest.raises(Outage, match="no answer from the teacher"):
         synthesize(cfg_for(tmp_path, "--num-examples", "10", "--max-retries", "0", "--max-outage", "0.5",
                            "--concurrency", "2"))
     assert len(examples(tmp_path)) == 5
@@ -125,14 +125,14 @@ def _free_port():
     (lambda mp, t: mp.delenv("OPENAI_API_KEY"), [], "OPENAI_API_KEY is not set"),
     (lambda mp, t: mp.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{_free_port()}/v1"), [], "cannot reach the teacher"),
     (lambda mp, t: mp.setenv("OPENAI_BASE_URL", "localhost:8000"), [], "is not a URL"),
-    (lambda mp, t: None, ["--concurency", "3"], "unknown config key 'concurency' (did you mean 'concurrency'?)"),
+    (lambda mp, t: None, ["--concurency", "3"], "unknown setting --concurency (did you mean --concurrency?)"),
     (lambda mp, t: t.faults.append("401"), [], "rejected the API key"),
     (lambda mp, t: None, ["--azure"], "AZURE_OPENAI_ENDPOINT is not set"),
 ])
 def test_bad_input_is_one_clear_line(teacher, tmp_path, monkeypatch, capsys, setup, args, message):
     setup(monkeypatch, teacher)
     script = load_script("data/synthesize.py")
-    code = script.main(["--config", RECIPE, "--out", str(tmp_path / "o"), "--progress", "false",
+    code = script.main(["--config", RECIPE, "--output-dir", str(tmp_path / "o"), "--progress", "false",
                         "--num-examples", "3", "--concurrency", "1", *args])
     err = capsys.readouterr().err.strip()
     assert code != 0 and err.startswith("error: ") and message in err and len(err.splitlines()) == 1
@@ -140,7 +140,7 @@ def test_bad_input_is_one_clear_line(teacher, tmp_path, monkeypatch, capsys, set
 
 def test_unwritable_output_folder_is_one_line(teacher, tmp_path, capsys):
     (tmp_path / "f").write_text("")
-    code = load_script("data/synthesize.py").main(["--out", str(tmp_path / "f" / "o"), "--progress", "false"])
+    code = load_script("data/synthesize.py").main(["--output-dir", str(tmp_path / "f" / "o"), "--progress", "false"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "cannot write to output folder" in err and len(err.splitlines()) == 1
 

@@ -32,7 +32,7 @@ def _saved_jobs(out):
 def _start(out, env, mode="online"):
     return subprocess.Popen(
         [sys.executable, str(ROOT / "data/synthesize.py"), "--config", str(ROOT / "recipe/configs/synth_e5.yaml"),
-         "--out", str(out), "--num-examples", str(N), "--concurrency", "16", "--progress", "false",
+         "--output-dir", str(out), "--num-examples", str(N), "--concurrency", "16", "--progress", "false",
          "--mode", mode, "--batch-size", "40", "--batch-poll", "0.05"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 

@@ -15,13 +15,13 @@ def _jobs(cfg, n):
 
 
 def test_same_seed_same_jobs_other_seed_other_jobs():
-    cfg = SynthConfig(out="x")
-    assert _jobs(cfg, 500) == _jobs(SynthConfig(out="y"), 500)
-    assert _jobs(cfg, 500) != _jobs(SynthConfig(out="x", seed=1), 500)
+    cfg = SynthConfig(output_dir="x")
+    assert _jobs(cfg, 500) == _jobs(SynthConfig(output_dir="y"), 500)
+    assert _jobs(cfg, 500) != _jobs(SynthConfig(output_dir="x", seed=1), 500)
 
 
 def test_group_language_and_model_mix_follow_the_config():
-    cfg = SynthConfig(out="x", model={"gpt-4": 0.75, "gpt-3.5-turbo": 0.25})
+    cfg = SynthConfig(output_dir="x", model={"gpt-4": 0.75, "gpt-3.5-turbo": 0.25})
     jobs = _jobs(cfg, 20000)
     groups = collections.Counter(j.group for j in jobs)
     assert abs(groups["short-long"] / 20000 - 167 / 507) < 0.015
@@ -33,7 +33,7 @@ def test_group_language_and_model_mix_follow_the_config():
 
 
 def test_every_value_in_set_and_bitext_languages_differ():
-    for job in _jobs(SynthConfig(out="x"), 5000):
+    for job in _jobs(SynthConfig(output_dir="x"), 5000):
         for name, value in job.values.items():
             if name in ("language", "src_lang", "tgt_lang"):
                 assert value in LANGUAGES
@@ -45,14 +45,14 @@ def test_every_value_in_set_and_bitext_languages_differ():
 
 
 def test_brainstorm_targets_follow_examples_per_task():
-    cfg = SynthConfig(out="x", num_examples=507_000, examples_per_task=2.0)
+    cfg = SynthConfig(output_dir="x", num_examples=507_000, examples_per_task=2.0)
     assert plan.brainstorm_target(cfg, "short-long") == 83_500
-    assert plan.brainstorm_target(SynthConfig(out="x", group_mix={"sts": 1.0}), "short-long") == 0
-    assert plan.brainstorm_target(SynthConfig(out="x", num_examples=1), "short-short") == 1
+    assert plan.brainstorm_target(SynthConfig(output_dir="x", group_mix={"sts": 1.0}), "short-long") == 0
+    assert plan.brainstorm_target(SynthConfig(output_dir="x", num_examples=1), "short-short") == 1
 
 
 def test_tasks_cycle_through_the_pool_before_repeating():
-    cfg = SynthConfig(out="x", group_mix={"long-short": 1.0})
+    cfg = SynthConfig(output_dir="x", group_mix={"long-short": 1.0})
     pool = [f"task {i}" for i in range(7)]
     pick = plan.TaskPicker(0, {"long-short": pool})
     first = [pick(j) for j in _jobs(cfg, 7)]

@@ -91,13 +91,13 @@ def test_plan_dedup_homogeneous_and_shards(tmp_path):
 
 
 def test_unknown_key_is_an_error_that_names_it():
-    with pytest.raises(ConfigError, match="unknown config key 'learning_rate'"):
+    with pytest.raises(ConfigError, match="unknown setting --learning-rate"):
         parse(TrainConfig, ["--config", str(SMOKE), "--learning_rate", "1e-4"])
     with pytest.raises(ConfigError, match="'padding_side' = 'up': choose one of left, right"):
-        validate(parse(TrainConfig, ["--config", str(SMOKE), "--padding_side", "up"]))
+        validate(parse(TrainConfig, ["--config", str(SMOKE), "--padding-side", "up"]))
     with pytest.raises(ConfigError, match="append_eos"):
-        validate(parse(TrainConfig, ["--config", str(SMOKE), "--append_eos", "false"]))
-    cfg = parse(TrainConfig, ["--config", str(SMOKE), "--lr", "1e-4", "--global_batch_size", "64"])
+        validate(parse(TrainConfig, ["--config", str(SMOKE), "--append-eos", "false"]))
+    cfg = parse(TrainConfig, ["--config", str(SMOKE), "--lr", "1e-4", "--global-batch-size", "64"])
     assert (cfg.lr, cfg.global_batch_size) == (1e-4, 64)  # "1e-4" is a number, though YAML 1.1 disagrees
 
 

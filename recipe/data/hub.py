@@ -20,12 +20,13 @@ from pathlib import Path
 from . import card
 from .records import REQUIRED, TASK_GROUPS, RecordError, read_jsonl
 from .redact import find_secret, known_secrets
+from ..errors import InputError
 
 REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}")
 TYPED = {"model": "string", "cost_usd": "float64", "job": "int64", "created": "float64"}
 
 
-class PublishError(ValueError):
+class PublishError(InputError):
     """Input or settings that cannot be published; the message says what to fix."""
 
 

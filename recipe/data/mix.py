@@ -16,9 +16,14 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from . import public
+from ..errors import InputError
 from .records import read_records
 
 KEYS = {"public", "records", "config", "split", "name", "ratio"}
+
+
+class MixError(InputError):
+    """A mix recipe that cannot be built; the message names the source and the key."""
 
 
 @dataclass
@@ -32,21 +37,21 @@ class MixConfig:
 def check(cfg: MixConfig) -> list[dict]:
     """The sources, checked: one error naming the source's position and the bad key or value."""
     if not cfg.sources:
-        raise ValueError("sources: the mix lists no sources")
+        raise MixError("sources: the mix lists no sources")
     for i, src in enumerate(cfg.sources, 1):
         where = f"sources[{i}]"
         if not isinstance(src, dict):
-            raise ValueError(f"{where}: want a mapping such as {{public: eli5}}, got {src!r}")
+            raise MixError(f"{where}: want a mapping such as {{public: eli5}}, got {src!r}")
         unknown = set(src) - KEYS
         if unknown:
-            raise ValueError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(KEYS))})")
+            raise MixError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(KEYS))})")
         if ("public" in src) == ("records" in src):
-            raise ValueError(f"{where}: give exactly one of 'public' (a registry name) or 'records' (a path or Hub id)")
+            raise MixError(f"{where}: give exactly one of 'public' (a registry name) or 'records' (a path or Hub id)")
         if "public" in src and src["public"] not in public.SOURCES:
-            raise ValueError(f"{where}: unknown public dataset {src['public']!r}; known: {', '.join(public.SOURCES)}")
+            raise MixError(f"{where}: unknown public dataset {src['public']!r}; known: {', '.join(public.SOURCES)}")
         ratio = src.get("ratio", 1.0)
         if not isinstance(ratio, (int, float)) or isinstance(ratio, bool) or not 0 < ratio <= 1:
-            raise ValueError(f"{where}: ratio must be a number in (0, 1], got {ratio!r}")
+            raise MixError(f"{where}: ratio must be a number in (0, 1], got {ratio!r}")
     return cfg.sources
 
 

@@ -19,6 +19,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
+from ..errors import InputError
 from .beir import beir_records
 from .languages import name_of
 
@@ -131,7 +132,7 @@ def hub_fetch(hub_id: str, config, split) -> Iterable[dict]:
     ds = datasets.load_dataset(hub_id, name=config, split=split, streaming=True)
     if split is None:
         if len(ds) != 1:
-            raise ValueError(f"{hub_id} [{config}]: expected one split, found {', '.join(ds)}")
+            raise InputError(f"{hub_id} [{config}]: expected one split, found {', '.join(ds)}")
         ds = next(iter(ds.values()))
     return ds
 
@@ -147,7 +148,7 @@ def keep(record_id: str, ratio: float, seed: int) -> bool:
 def load(name: str, *, ratio: float | None = None, seed: int = 0, fetch: Fetch = hub_fetch) -> Iterator[dict]:
     """Records of public set `name`, sampled at `ratio` (default: the paper's ratio for it)."""
     if name not in SOURCES:
-        raise ValueError(f"unknown public dataset {name!r}; known: {', '.join(SOURCES)}")
+        raise InputError(f"unknown public dataset {name!r}; known: {', '.join(SOURCES)}")
     src = SOURCES[name]
     ratio = src.ratio if ratio is None else ratio
     for config in src.configs:

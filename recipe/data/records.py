@@ -19,6 +19,9 @@ import re
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from .. import files
+from ..errors import InputError
+
 TASK_GROUPS = ("short-long", "long-short", "short-short", "long-long", "sts", "bitext")
 REQUIRED = ("id", "task_group", "instruction", "query", "positive", "negative", "language")
 TRAIN_REQUIRED = REQUIRED[1:]
@@ -28,7 +31,7 @@ JSON_FIELDS = ("raw", "placeholders", "sampling")
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
 
-class RecordError(ValueError):
+class RecordError(InputError):
     """A record or a source that cannot be used; the message names the file, line and field."""
 
 
@@ -60,16 +63,8 @@ def read_jsonl(path: str | Path) -> Iterator[dict]:
 
 
 def _located_jsonl(path: str | Path, required=REQUIRED) -> Iterator[tuple[dict, str]]:
-    path = Path(path)
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise RecordError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-            yield validate(rec, f"{path}:{lineno}", required), f"{path}:{lineno}"
+    for lineno, rec in files.jsonl(path, RecordError):
+        yield validate(rec, f"{path}:{lineno}", required), f"{path}:{lineno}"
 
 
 def _decode(row: dict) -> dict:
@@ -149,12 +144,6 @@ def _load_dataset(source: str, config: str | None, split: str, required=REQUIRED
 
 
 def write_jsonl(records: Iterable[dict], path: str | Path) -> int:
-    """Write records as JSONL (UTF-8, one per line); returns how many were written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    n = 0
-    with path.open("w", encoding="utf-8") as f:
-        for rec in records:
-            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-            n += 1
-    return n
+    """Write records as JSONL (UTF-8, one per line) under a temporary name, renamed into place
+    once all are written; returns how many were written."""
+    return files.write_jsonl(records, path)

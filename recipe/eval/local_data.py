@@ -23,8 +23,10 @@ from datasets.exceptions import DatasetGenerationError
 from mteb.abstasks import AbsTaskRetrieval
 from mteb.abstasks.retrieval_dataset_loaders import RetrievalSplitData
 
+from ..errors import InputError
 
-class LocalDataError(FileNotFoundError):
+
+class LocalDataError(InputError):
     """A local data file that is missing or unreadable; the message names the path."""
 
 

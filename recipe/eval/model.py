@@ -14,10 +14,12 @@ from pathlib import Path
 
 import torch
 
+from ..errors import InputError
+
 PROBE = "a b"
 
 
-class ModelError(ValueError):
+class ModelError(InputError):
     """A model that cannot be evaluated as asked; the message names the path and what is missing."""
 
 

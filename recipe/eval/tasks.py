@@ -13,12 +13,14 @@ import difflib
 
 import mteb
 
+from ..errors import InputError
+
 MIRACL_LANGUAGES = ["ar", "bn", "en", "es", "fa", "fi", "fr", "hi", "id", "ja", "ko", "ru",
                     "sw", "te", "th", "zh"]
 EXTRA_BENCHMARKS = {"MIRACL": lambda: [mteb.get_task("MIRACLRetrieval", hf_subsets=MIRACL_LANGUAGES)]}
 
 
-class TaskSelectionError(ValueError):
+class TaskSelectionError(InputError):
     """An unknown benchmark, task or task type; the message lists close matches."""
 
 

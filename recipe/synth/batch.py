@@ -24,7 +24,7 @@ from .prompts import render
 from .records import generation_prompt, save_brainstorm, save_generation
 from .settings import SynthConfig
 from .store import Store
-from .teacher import Answer, BudgetReached, Fatal
+from .teacher import Answer, BudgetReached, Outage
 
 ENDPOINT = "/v1/chat/completions"
 DONE = ("completed", "failed", "expired", "cancelled")
@@ -133,7 +133,7 @@ class BatchRunner:
     async def ingest(self, name: str, batch) -> None:
         if batch.status == "failed" and not batch.output_file_id:
             errors = "; ".join(e.message or "" for e in (batch.errors.data if batch.errors else []) or [])
-            raise Fatal(f"batch {batch.id} ({name}) failed: {errors or 'no reason given'}")
+            raise Outage(f"batch {batch.id} ({name}) failed: {errors or 'no reason given'}")
         metas = {m["custom_id"]: m for m in map(json.loads, (self.dir / f"{name}.meta.jsonl").open())}
         if batch.output_file_id:
             content = await self.client.files.content(batch.output_file_id)
@@ -177,7 +177,7 @@ class BatchRunner:
             while requests := self.brainstorm_requests():
                 rounds += 1
                 if rounds > 20:
-                    raise Fatal("brainstorm batches keep failing to fill the task pools; see tasks.jsonl")
+                    raise Outage("brainstorm batches keep failing to fill the task pools; see tasks.jsonl")
                 await self._round("brainstorm", requests)
             while self.store.n_examples < self.cfg.num_examples:
                 requests = self.generation_requests()
@@ -188,6 +188,6 @@ class BatchRunner:
                     break
                 await self._round("generate", requests)
         except openai.APIError as e:
-            raise Fatal(f"batch API error: {e}; run the same command again to resume") from None
+            raise Outage(f"batch API error: {e}; run the same command again to resume") from None
         finally:
             await self.client.close()

@@ -23,7 +23,7 @@ from .prompts import render
 from .records import generation_prompt, save_brainstorm, save_generation
 from .settings import SynthConfig
 from .store import Store
-from .teacher import BudgetReached, Fatal, Transient, chat
+from .teacher import BudgetReached, Fatal, Outage, Transient, chat
 
 WAIT = object()
 
@@ -35,7 +35,7 @@ class Engine:
         self.last_success = time.monotonic()
         self.failures = 0  # consecutive transient failures, for the engine's own back-off
         self.stop_reason: str | None = None
-        self.fatal: Fatal | None = None
+        self.fatal: Fatal | Outage | None = None
         self.bar = None
         self._completion_mean = cfg.max_tokens / 2
 
@@ -75,7 +75,7 @@ class Engine:
             self.failures += 1
             silent = time.monotonic() - self.last_success
             if silent > self.cfg.max_outage:
-                self.fatal = Fatal(f"no answer from the teacher for {silent:.0f} s (last: {e}); "
+                self.fatal = Outage(f"no answer from the teacher for {silent:.0f} s (last: {e}); "
                                    "stopped cleanly, run the same command again to resume")
             else:
                 await asyncio.sleep(min(60.0, 2.0 ** min(self.failures, 6)))
@@ -118,7 +118,7 @@ class Engine:
             if group is None or peek:
                 return group is not None
             if failed[group] > 10 + 2 * math.ceil(targets[group] / cfg.tasks_per_brainstorm):
-                self.fatal = Fatal(f"brainstorming {group} tasks failed {failed[group]} times "
+                self.fatal = Outage(f"brainstorming {group} tasks failed {failed[group]} times "
                                    f"(see {store.path('tasks')}); check the teacher model")
                 return None
             if retry[group]:

@@ -28,7 +28,7 @@ def summary(store: Store) -> str:
 
 
 def synthesize(cfg: SynthConfig, argv: list[str] | None = None) -> Store:
-    """Run to `cfg.num_examples` valid examples in `cfg.out`; raises on what the user must fix."""
+    """Run to `cfg.num_examples` valid examples in `cfg.output_dir`; raises on what the user must fix."""
     cfg.validate()
     if cfg.max_cost:
         unpriced = [m for m in cfg.models() if pricing.price(m, cfg.prices) is None]
@@ -36,7 +36,7 @@ def synthesize(cfg: SynthConfig, argv: list[str] | None = None) -> Store:
             raise ConfigError(f"max_cost: no price known for {unpriced}; add them under prices: "
                               "{model: [usd_per_1M_input, usd_per_1M_output]}")
     client, base_url = make_client(cfg)
-    store = Store(cfg.out)
+    store = Store(cfg.output_dir)
     try:
         if store.n_examples >= cfg.num_examples:
             print(f"nothing to do: {summary(store)}", file=sys.stderr)

@@ -14,7 +14,9 @@ def _help(text: str, **kw):
 
 @dataclass
 class SynthConfig:
-    out: str = _help("output folder; running the same command again resumes it", default="")
+    RENAMED = {"out": "output_dir"}
+
+    output_dir: str = _help("output folder; running the same command again resumes it", default="")
     num_examples: int = _help("valid, unique examples wanted in the end", default=1000)
     model: str | dict[str, float] = _help(
         "teacher model, or {model: weight} to mix several (the paper: 75% GPT-4, 25% GPT-3.5)",
@@ -61,8 +63,8 @@ class SynthConfig:
         return dict(self.language_mix)
 
     def validate(self) -> "SynthConfig":
-        if not self.out:
-            raise ConfigError("out: no output folder given (--out DIR)")
+        if not self.output_dir:
+            raise ConfigError("command line: --output-dir is required (the synthesis output folder)")
         if self.num_examples < 1:
             raise ConfigError(f"num_examples: must be at least 1, got {self.num_examples}")
         if self.concurrency < 1:

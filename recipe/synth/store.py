@@ -17,6 +17,8 @@ import os
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from ..errors import InputError
+
 FILES = ("examples", "rejected", "tasks", "runs", "batches")
 
 
@@ -26,7 +28,7 @@ def example_key(query: str, positive: str, negative: str | None) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
-class OutputError(RuntimeError):
+class OutputError(InputError):
     """The output folder cannot be used; the message says which file and what to do."""
 
 

@@ -22,13 +22,20 @@ except ImportError:  # openai 2.x
     import httpx
 
 from ..config import ConfigError
+from ..errors import InputError, Stopped
 
 
-class Fatal(RuntimeError):
-    """Stops the run; nothing saved is lost and the same command resumes once it is fixed."""
+class Fatal(InputError):
+    """The teacher refuses what we ask (key, model, request) or cannot be reached: the user must
+    fix a setting (exit 2); nothing saved is lost and the same command resumes once it is fixed."""
 
 
-class BudgetReached(Fatal):
+class Outage(Stopped):
+    """The teacher stopped answering usefully (no answer for max_outage, failed batches): a clean
+    stop (exit 3); running the same command again resumes."""
+
+
+class BudgetReached(Stopped):
     """--max-cost was reached: a clean stop, not a failure; a higher budget continues the run."""
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import InputError
+
 
 def _rng_state() -> dict:
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
@@ -64,7 +66,7 @@ def load(path: Path, model, optimizer, scheduler, accelerator) -> int:
     params = dict(model.named_parameters())
     missing = [n for n in state["weights"] if n not in params]
     if missing:
-        raise ValueError(f"{path}: checkpoint weights {missing[:3]} are not in this model (another recipe?)")
+        raise InputError(f"{path}: checkpoint weights {missing[:3]} are not in this model (another recipe?)")
     with torch.no_grad():
         for n, w in state["weights"].items():
             params[n].copy_(w)
@@ -72,7 +74,7 @@ def load(path: Path, model, optimizer, scheduler, accelerator) -> int:
     scheduler.load_state_dict(state["scheduler"])
     rng = path / f"rng-{accelerator.process_index}.pt"
     if not rng.is_file():
-        raise ValueError(f"{path}: no RNG state for process {accelerator.process_index} "
+        raise InputError(f"{path}: no RNG state for process {accelerator.process_index} "
                          "(resume with the number of processes that wrote it)")
     _set_rng_state(torch.load(rng, weights_only=False))
     return state["step"]

@@ -11,6 +11,8 @@ def _h(text: str) -> dict:
 
 @dataclass
 class TrainConfig:
+    RENAMED = {"torch_dtype": "dtype", "data_split": "split"}
+
     # model
     model: str = field(default="mistralai/Mistral-7B-v0.1", metadata=_h(
         "Hub id or local path of the base model; 'tiny-mistral' builds a random 2-layer Mistral offline"))
@@ -25,7 +27,7 @@ class TrainConfig:
     padding_side: str = field(default="right", metadata=_h(
         "right (GradCache then trims each mini-batch's trailing pads) or left; pooling follows the mask"))
     max_length: int = field(default=512, metadata=_h("tokens per query or document, EOS included"))
-    torch_dtype: str = field(default="bfloat16", metadata=_h("weights dtype: bfloat16, float16 or float32"))
+    dtype: str = field(default="bfloat16", metadata=_h("weights dtype: bfloat16, float16 or float32"))
     attn_implementation: str = field(default="sdpa", metadata=_h("sdpa, eager or flash_attention_2"))
     gradient_checkpointing: bool = field(default=True, metadata=_h("recompute activations (use_reentrant=False)"))
     cpu_threads: int = field(default=0, metadata=_h(
@@ -44,7 +46,7 @@ class TrainConfig:
         "sources: JSONL/Parquet files, synthesis output dirs (their examples.jsonl) or Hub dataset ids"))
     data_ratios: list[float] = field(default_factory=list, metadata=_h(
         "sampling ratio per source (0.1 keeps 10%, 2 repeats twice); empty: 1 for each"))
-    data_split: str = field(default="train", metadata=_h("split of Hub datasets"))
+    split: str = field(default="train", metadata=_h("split of Hub datasets"))
     query_template: str = field(default="Instruct: {instruction}\nQuery: {query}", metadata=_h(
         "query side text; documents get no instruction"))
     homogeneous_batches: str = field(default="none", metadata=_h(
@@ -86,7 +88,7 @@ class TrainConfig:
 CHOICES = {
     "pooling": ("lasttoken", "mean", "cls", "max", "weightedmean"),
     "padding_side": ("left", "right"),
-    "torch_dtype": ("bfloat16", "float16", "float32"),
+    "dtype": ("bfloat16", "float16", "float32"),
     "mixed_precision": ("no", "bf16", "fp16"),
     "homogeneous_batches": ("none", "task_group", "source"),
 }

@@ -58,7 +58,7 @@ def build_model(cfg, workdir: Path, texts: list[str] | None = None, rank: int = 
         path = str(tiny)
     transformer = Transformer(
         path, max_seq_length=cfg.max_length,
-        model_kwargs={"dtype": DTYPES[cfg.torch_dtype], "attn_implementation": cfg.attn_implementation},
+        model_kwargs={"dtype": DTYPES[cfg.dtype], "attn_implementation": cfg.attn_implementation},
         # no KV cache: an embedder never generates, and Mistral + right padding + FA2 needs it off
         config_kwargs={"use_cache": False})
     if cfg.append_eos:

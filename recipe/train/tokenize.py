@@ -18,8 +18,10 @@ from pathlib import Path
 import torch
 from tokenizers import processors
 
+from ..errors import InputError
 
-class EOSContractError(RuntimeError):
+
+class EOSContractError(InputError):
     """A tokenized text that does not end in exactly one EOS token."""
 
 

@@ -1,0 +1,83 @@
+"""The one entry wrapper every command runs through: `--help`, `--debug`, and one error path.
+
+    def main(argv=None) -> int:
+        return cli.run(_main, argv, doc=__doc__, config=MyConfig)
+
+`run` calls `_main(argv)` and turns whatever it raises into one line on stderr and an exit code
+(`recipe.errors`): bad input (InputError, an OSError, a file that is not UTF-8) 2, a clean stop
+(Stopped) 3, Ctrl-C 130, anything else 1. The traceback is shown only with `--debug` or
+E5_DEBUG=1, because a user's mistake deserves a sentence, not a stack, and a bug report deserves
+the stack.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from typing import Callable, Sequence
+
+from .config import usage
+from .errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_STOPPED, EXIT_UNEXPECTED, InputError, Stopped
+
+INTERRUPTED = "interrupted: everything saved so far is kept; run the same command to resume"
+
+
+def debug_on(argv: Sequence[str]) -> bool:
+    return "--debug" in argv or os.environ.get("E5_DEBUG", "") not in ("", "0", "false")
+
+
+def one_line(text: str) -> str:
+    return " ".join(str(text).split()) or "(no message)"
+
+
+def say(line: str) -> None:
+    """One line on stderr; under several processes, each says which one it is."""
+    rank, world = os.environ.get("RANK"), os.environ.get("WORLD_SIZE", "1")
+    prefix = f"[process {rank}] " if rank not in (None, "0") and world != "1" else ""
+    print(prefix + line, file=sys.stderr, flush=True)
+
+
+def describe(e: BaseException) -> tuple[str, int]:
+    """The one line and the exit code for an exception that reached the top of a command."""
+    if isinstance(e, KeyboardInterrupt):
+        return INTERRUPTED, EXIT_INTERRUPTED
+    if isinstance(e, Stopped):
+        return f"stopped: {one_line(e)}", EXIT_STOPPED
+    if isinstance(e, InputError):
+        return f"error: {one_line(e)}", EXIT_BAD_INPUT
+    if isinstance(e, UnicodeDecodeError):  # a reader that did not name its file; say what we know
+        return (f"error: input is not UTF-8 text (byte {e.start}: {e.object[e.start:e.start + 1]!r}); "
+                "run with --debug to see which reader", EXIT_BAD_INPUT)
+    if isinstance(e, OSError):
+        where = e.filename if e.filename is not None else ""
+        what = e.strerror or one_line(e)
+        if e.filename2 is not None:
+            where = f"{where} -> {e.filename2}"
+        return f"error: {where}: {what}" if where else f"error: {what}", EXIT_BAD_INPUT
+    return (f"error: unexpected {type(e).__name__}: {one_line(e)} (run with --debug for the traceback)",
+            EXIT_UNEXPECTED)
+
+
+def run(main: Callable[[list[str]], int | None], argv: Sequence[str] | None = None, *,
+        doc: str | None = None, config: type | None = None, interrupted: str = INTERRUPTED) -> int:
+    """Run a command's `main(argv)` and return its exit code (see the module docstring)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = debug_on(argv)
+    argv = [a for a in argv if a != "--debug"]
+    if "-h" in argv or "--help" in argv:
+        print((doc or "").rstrip() + ("\n\n" + usage(config) if config else ""))
+        return EXIT_OK
+    try:
+        code = main(argv)
+        return EXIT_OK if code is None else int(code)
+    except SystemExit:
+        raise
+    except BaseException as e:  # noqa: BLE001 - this is the one place that decides what a failure prints
+        if debug:
+            traceback.print_exc()
+        line, code = describe(e)
+        if code == EXIT_INTERRUPTED:
+            line = interrupted
+        say(line)
+        return code

@@ -1,0 +1,88 @@
+"""Publish a synthesis output folder to the Hugging Face Hub, with a dataset card.
+
+    python data/publish.py --input out/run1 --repo-id ORG/NAME [--private]
+    python data/publish.py --input out/run1 --repo-id ORG/NAME --dry-run --output-dir out/run1-hub   # write locally only
+
+One config per task group plus `all`; the card records the teachers, prompts, sampling, seed,
+counts per group and language, tokens and cost, the licence and the teacher's terms. Needs a Hub
+token (HF_TOKEN or `hf auth login`) unless --dry-run. Credentials never reach the card or the logs.
+Exit codes: 0 done, 2 bad input, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from recipe import cli
+from recipe.config import ConfigError, note, parse
+from recipe.data import hub
+
+
+@dataclass
+class PublishConfig:
+    input: str = field(default="", metadata={"help": "synthesis output folder (examples.jsonl, runs.jsonl, ...)"})
+    repo_id: str = field(default="", metadata={"help": "Hub dataset id, NAMESPACE/NAME"})
+    private: bool = field(default=False, metadata={"help": "create the repo private"})
+    dry_run: bool = field(default=False, metadata={"help": "write what would be pushed to --output-dir, push nothing"})
+    output_dir: str = field(default="", metadata={"help": "--dry-run: the folder to write (new, or empty)"})
+    license: str = field(default="other", metadata={"help": "licence id for the card"})
+    terms: str | None = field(default=None, metadata={"help": "extra text for the card's terms-of-use section"})
+    shard_rows: int = field(default=100_000, metadata={"help": "rows per parquet shard"})
+
+
+def old_spellings(argv: list[str]) -> list[str]:
+    """`publish.py DIR ... --dry-run OUT` (the first release's form) as today's flags, with a note."""
+    argv = list(argv)
+    if argv and not argv[0].startswith("-"):
+        note(f"command line: the input folder is now --input {argv[0]}; the positional form is "
+             "accepted until the next release")
+        argv[:1] = ["--input", argv[0]]
+    if "--dry-run" in argv:
+        i = argv.index("--dry-run")
+        if i + 1 < len(argv) and not argv[i + 1].startswith("--") and argv[i + 1] not in ("true", "false"):
+            note(f"command line: --dry-run {argv[i + 1]} is now --dry-run --output-dir {argv[i + 1]}; "
+                 "the old form is accepted until the next release")
+            argv[i:i + 2] = ["--dry-run", "--output-dir", argv[i + 1]]
+    return argv
+
+
+def _main(argv: list[str]) -> int:
+    cfg = parse(PublishConfig, old_spellings(argv))
+    if not cfg.input:
+        raise ConfigError("command line: --input is required (a synthesis output folder)")
+    if not cfg.repo_id:
+        raise ConfigError("command line: --repo-id is required (NAMESPACE/NAME)")
+    if cfg.dry_run and not cfg.output_dir:
+        raise ConfigError("command line: --dry-run needs --output-dir (the folder to write)")
+    if cfg.shard_rows < 1:
+        raise ConfigError(f"'shard_rows' = {cfg.shard_rows} must be at least 1")
+    import datasets
+
+    datasets.disable_progress_bars()  # one bar per shard is noise; the summary line says what happened
+    hub.check_repo_id(cfg.repo_id)
+    token = None if cfg.dry_run else hub.hub_token()
+    out = hub.load_output_dir(cfg.input)
+    if cfg.dry_run:
+        files = hub.build(out, cfg.repo_id, cfg.output_dir, license=cfg.license,
+                          extra_terms=cfg.terms, shard_rows=cfg.shard_rows)
+        print(f"dry run: {len(out.examples)} examples, {len(files)} files written to {cfg.output_dir}; nothing pushed")
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "dataset"
+        files = hub.build(out, cfg.repo_id, folder, license=cfg.license, extra_terms=cfg.terms,
+                          shard_rows=cfg.shard_rows, token=token)
+        url = hub.push(folder, cfg.repo_id, token, private=cfg.private)
+    print(f"pushed {len(out.examples)} examples ({len(files)} files) to "
+          f"https://huggingface.co/datasets/{cfg.repo_id}: {url}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.run(_main, argv, doc=__doc__, config=PublishConfig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""Train a text embedder with the E5-Mistral recipe: LoRA + InfoNCE at a global batch of 2048.
+
+    accelerate launch --config_file accelerate_config.yaml train.py --config recipe/configs/e5_mistral_7b.yaml
+    python train.py --config recipe/configs/smoke.yaml          # anywhere, on CPU, in under two minutes
+    python train.py --help                                       # every key; any key as --key-name value
+
+Exit codes: 0 done, 1 unexpected, 2 bad input, 3 stopped (the loss became NaN or inf), 130 interrupted.
+Reads top to bottom: parse the recipe, build the model, the data, the loss, run the loop, export.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DistributedDataParallelKwargs, set_seed
+from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from recipe import cli
+from recipe.config import ConfigError, parse, to_dict
+from recipe.errors import Stopped
+from recipe.train import checkpoint
+from recipe.train.config import TrainConfig, validate
+from recipe.train.data import load_examples, plan_batches, shard
+from recipe.train.export import export, push
+from recipe.train.grouping import computed_tokens
+from recipe.train.loss import build_loss
+from recipe.train.metrics import StepMeter
+from recipe.train.model import build_model
+from recipe.train.tokenize import encode
+
+
+class LossNotFinite(Stopped):
+    """The loss became NaN or inf: the run stops before the bad step changes the weights (exit 3)."""
+
+
+def param_groups(model, weight_decay: float) -> list[dict]:
+    """AdamW groups: decay on matrices (LoRA A/B included), none on biases and norms."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+
+
+def train(argv: list[str]) -> Path:
+    # 1. the recipe, and the machine it runs on
+    cfg = validate(parse(TrainConfig, argv))
+    if cfg.require_gpu and not torch.cuda.is_available():
+        raise ConfigError("this recipe needs a GPU (require_gpu: true) and none is visible; on CPU run "
+                          "recipe/configs/smoke.yaml, or pass --require-gpu false to try anyway")
+    if cfg.cpu_threads and not torch.cuda.is_available():
+        torch.set_num_threads(cfg.cpu_threads)
+    out = Path(cfg.output_dir)
+    accelerator = Accelerator(
+        mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available(),
+        log_with=cfg.report_to or None, project_dir=str(out),
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=cfg.ddp_find_unused_parameters)])
+    rank, world = accelerator.process_index, accelerator.num_processes
+    set_seed(cfg.seed)
+
+    if cfg.global_batch_size % world:
+        raise ConfigError(f"global_batch_size {cfg.global_batch_size} does not split over {world} processes")
+
+    # 2. data: every record, and the global batches of the whole run (a pure function of the seed)
+    examples = load_examples(cfg.data, cfg.data_ratios, cfg.query_template, cfg.seed, cfg.split)
+    plan = plan_batches(examples, cfg.global_batch_size, cfg.seed, cfg.epochs,
+                        cfg.homogeneous_batches, cfg.dedup_in_batch)
+    total = min(len(plan), cfg.max_steps) if cfg.max_steps else len(plan)
+
+    # 3. model and loss (main process first: it may build and save the tiny base model)
+    with accelerator.main_process_first():
+        texts = [t for ex in examples[:2000] for t in (ex.query, ex.positive)]
+        model = build_model(cfg, out / "base", texts, rank)
+    n_params = sum(p.numel() for p in model.parameters())
+    loss_fn = build_loss(model, cfg.temperature, cfg.cached, cfg.mini_batch_size, gather=world > 1,
+                         group_by_length=cfg.group_by_length)
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
+    # the scheduler stays outside accelerate.prepare: it steps once per optimiser step, whatever the world size
+    scheduler = get_linear_schedule_with_warmup(optimizer, cfg.warmup_steps, total)
+    wrapped, optimizer = accelerator.prepare(model, optimizer)
+    loss_fn.model = wrapped  # the loss re-embeds through DDP, so that it can use no_sync
+    trainable = [p for p in wrapped.parameters() if p.requires_grad]
+
+    start = 0
+    if cfg.resume and checkpoint.checkpoints(out):
+        start = checkpoint.load(checkpoint.checkpoints(out)[-1], model, optimizer, scheduler, accelerator)
+        accelerator.print(f"resumed from step {start}")
+    if cfg.report_to:
+        accelerator.init_trackers("e5-recipe", config={k: str(v) for k, v in to_dict(cfg).items()})
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+    log_file = (out / "train_log.jsonl").open("a") if accelerator.is_main_process else None
+    if accelerator.is_main_process:
+        accelerator.print(f"{len(examples)} records, {len(plan)} global batches of {cfg.global_batch_size}, "
+                          f"{total} steps on {world} process(es); {n_params / 1e6:.1f}M parameters, "
+                          f"{sum(p.numel() for p in trainable) / 1e6:.2f}M trainable")
+
+    # 4. the loop: one global batch per step, this process's contiguous share of it
+    meter = StepMeter(n_params, cfg.cached, cfg.gradient_checkpointing, world)
+    # a `with`, so that the bar is closed before an error's one line is printed, not after it
+    with tqdm(total=total, initial=start, disable=not accelerator.is_main_process, desc="train") as bar:
+        wrapped.train()
+        for step in range(start, total):
+            meter.start()
+            batch = [examples[i] for i in shard(plan[step], rank, world)]
+            columns = [[ex.query for ex in batch], [ex.positive for ex in batch], [ex.negative for ex in batch]]
+            features = [encode(model, col, cfg.append_eos) for col in columns]
+            real = sum(int(f["attention_mask"].sum()) for f in features)
+            padded = sum(computed_tokens(f["attention_mask"], cfg.mini_batch_size if cfg.cached else len(batch),
+                                         cfg.cached and cfg.group_by_length) for f in features)
+            features = [{k: v.to(accelerator.device) if torch.is_tensor(v) else v for k, v in f.items()}
+                        for f in features]
+            loss = loss_fn(features, None)
+            bad = accelerator.reduce(torch.tensor(float(not torch.isfinite(loss)), device=accelerator.device))
+            if bad.item() > 0:
+                sources = sorted({ex.where for ex in batch})
+                raise LossNotFinite(f"step {step + 1}: loss is {loss.item()} on some process; this process's "
+                                    f"batch came from {sources[:5]}{' ...' if len(sources) > 5 else ''}")
+            accelerator.backward(loss)
+            grad_norm = accelerator.clip_grad_norm_(trainable, cfg.max_grad_norm or math.inf)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+
+            if (step + 1) % cfg.log_steps == 0 or step + 1 == total:
+                sums = accelerator.reduce(torch.tensor([loss.item(), float(loss_fn.accuracy), real, padded],
+                                                       dtype=torch.float64, device=accelerator.device))
+                row = {"step": step + 1, "loss": sums[0].item() / world, "accuracy": sums[1].item() / world,
+                       "lr": scheduler.get_last_lr()[0], "grad_norm": float(grad_norm),
+                       **meter.figures(int(sums[2]), int(sums[3]))}
+                if log_file:
+                    log_file.write(json.dumps(row) + "\n")
+                    log_file.flush()
+                if cfg.report_to:
+                    accelerator.log(row, step=step + 1)
+                bar.set_postfix(loss=f"{row['loss']:.4f}", acc=f"{row['accuracy']:.3f}",
+                                tok_s=f"{row['tokens_per_s']:.0f}")
+            bar.update(1)
+            if cfg.save_steps and (step + 1) % cfg.save_steps == 0 and step + 1 < total:
+                checkpoint.save(out, step + 1, model, optimizer, scheduler, accelerator, cfg.save_total_limit)
+
+    # 5. export: final/ loads with SentenceTransformer(path) and embeds as the trained model does
+    accelerator.wait_for_everyone()
+    final = out / "final"
+    if accelerator.is_main_process:
+        summary = {"sources": cfg.data, "ratios": cfg.data_ratios or [1.0] * len(cfg.data),
+                   "records": len(examples), "steps": total, "global_batch_size": cfg.global_batch_size}
+        export(accelerator.unwrap_model(wrapped), cfg, final, summary)
+        accelerator.print(f"model written to {final}")
+        if cfg.push_to_hub:
+            accelerator.print(f"pushed to {push(final, cfg.hub_model_id)}")
+        log_file.close()
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return final
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.run(lambda args: train(args) and 0, argv, doc=__doc__, config=TrainConfig,
+                   interrupted="interrupted: checkpoints already saved are kept; --resume continues from the newest")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

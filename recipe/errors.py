@@ -1,0 +1,29 @@
+"""The project's error types and the exit code each one ends a command with.
+
+Every command runs through `recipe.cli.run`, which turns these into one line on stderr:
+
+    0    done
+    1    unexpected (a bug or a library failure: `--debug` shows the traceback)
+    2    bad input: a setting, a file, a record, a path, a credential the user must fix
+    3    stopped cleanly on purpose (budget or reject-rate breaker); run the same command to resume
+    130  interrupted (Ctrl-C); what was saved is kept
+
+Stage-specific errors (ConfigError, RecordError, ModelError, ...) subclass `InputError`, so a
+new error type gets the right exit code by choosing its base class, not by editing the wrapper.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_UNEXPECTED = 1
+EXIT_BAD_INPUT = 2
+EXIT_STOPPED = 3
+EXIT_INTERRUPTED = 130
+
+
+class InputError(ValueError):
+    """Input the user must fix; the message names the file, line, field, key or path."""
+
+
+class Stopped(RuntimeError):
+    """A run that stopped itself cleanly (budget, reject rate); running it again resumes."""

@@ -1,0 +1,166 @@
+"""Reading and writing files the way every command must: errors that name the file and line,
+and outputs that appear whole or not at all.
+
+Reading: `jsonl(path)` yields (line number, object) of a UTF-8 JSONL file; a bad byte or a bad
+line raises InputError naming the file, the line and the byte offset. It is the one JSONL
+reader of the project (records, qrels-free BEIR files, side files of a synthesis folder).
+
+Writing: `atomic_file(target)` gives a temporary path beside `target` and renames it onto the
+target only when the block ends without an error, so an interrupted or failed command never
+leaves a truncated file where a good one was. `check_output_file` refuses to replace what the
+user owns (an existing file without --overwrite, or one of the command's own inputs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from .errors import InputError
+
+
+def lines(path: str | Path, error: type[InputError] = InputError) -> Iterator[tuple[int, str]]:
+    """(line number, text) of a UTF-8 text file; `error` names the line and byte of a bad byte."""
+    path = Path(path)
+    offset = 0
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise error(f"{path}:{lineno}: not UTF-8 text (byte {offset + e.start} of the file: "
+                                 f"{raw[e.start:e.start + 1]!r})") from None
+            if lineno == 1:
+                text = text.removeprefix("\ufeff")  # a byte-order mark some editors write
+            offset += len(raw)
+            yield lineno, text
+
+
+def read_text(path: str | Path) -> str:
+    """A whole UTF-8 text file; InputError names the byte offset of a bad byte."""
+    path = Path(path)
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not UTF-8 text (byte {e.start}: {data[e.start:e.start + 1]!r})") from None
+
+
+def jsonl(path: str | Path, error: type[InputError] = InputError) -> Iterator[tuple[int, Any]]:
+    """(line number, value) of each non-blank line of a JSONL file; bad lines raise `error`."""
+    for lineno, line in lines(path, error):
+        if not line.strip():
+            continue
+        try:
+            yield lineno, json.loads(line)
+        except json.JSONDecodeError as e:
+            raise error(f"{path}:{lineno}: not valid JSON ({e.msg}, column {e.colno})") from None
+
+
+def _temporary(target: Path) -> Path:
+    return target.with_name(f".{target.name}.tmp-{os.getpid()}")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+@contextmanager
+def atomic_file(target: str | Path) -> Iterator[Path]:
+    """A temporary path beside `target` (same folder, so the rename is atomic); on success it
+    replaces `target`, on any error (Ctrl-C included) it is removed and `target` is untouched."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary(target)
+    _remove(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def write_text(target: str | Path, text: str) -> None:
+    with atomic_file(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_jsonl(records: Iterable[dict], target: str | Path) -> int:
+    """Write records as UTF-8 JSONL under a temporary name, renamed into place when all are written."""
+    n = 0
+    with atomic_file(target) as tmp, tmp.open("w", encoding="utf-8") as f:
+        for rec in records:
+            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            n += 1
+    return n
+
+
+@contextmanager
+def atomic_dir(target: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """A new temporary folder beside `target`, renamed to `target` when the block succeeds.
+
+    An existing `target` is replaced only with `overwrite` (the caller has checked that it may):
+    it is moved aside first and deleted only once the new folder is in place."""
+    target = Path(target)
+    if target.exists() and not overwrite:
+        raise InputError(f"{target}: already exists; pass --overwrite to replace it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary(target)
+    _remove(tmp)
+    tmp.mkdir()
+    try:
+        yield tmp
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        if target.exists():
+            os.replace(target, old)
+        os.replace(tmp, target)
+        _remove(old)
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def same_file(a: str | Path, b: str | Path) -> bool:
+    try:
+        return Path(a).resolve() == Path(b).resolve() or os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_output_file(output: str | Path, inputs: Iterable[str | Path] = (), overwrite: bool = False,
+                      flag: str = "--output") -> Path:
+    """Refuse an output that would replace one of the inputs, or an existing file without
+    `overwrite`; check its folder can be written. Call before any work is done."""
+    output = Path(output)
+    if not str(output):
+        raise InputError(f"command line: {flag} is required")
+    for source in inputs:
+        if same_file(output, source):
+            raise InputError(f"{flag} {output}: is one of the inputs ({source}); write to another path")
+    if output.is_dir():
+        raise InputError(f"{flag} {output}: is a folder; give a file path")
+    if output.exists() and not overwrite:
+        raise InputError(f"{flag} {output}: already exists; pass --overwrite to replace it")
+    check_writable_dir(output.parent, flag)
+    return output
+
+
+def check_writable_dir(folder: str | Path, flag: str = "--output-dir") -> Path:
+    """Create `folder` if needed and prove a file can be written in it, before any work is done."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise InputError(f"{flag} {folder}: cannot write there ({e.strerror or e})") from None
+    return folder
