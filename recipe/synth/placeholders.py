@@ -7,7 +7,7 @@ is rendered with comes from here, and `recipe.synth.prompts.render` refuses anyt
 
 from __future__ import annotations
 
-GROUPS = ("short-long", "long-short", "short-short", "long-long", "sts", "bitext")
+from ..schema import TASK_GROUPS as GROUPS
 # Asymmetric groups brainstorm their task definitions first; STS and bitext have fixed ones.
 BRAINSTORM_GROUPS = ("short-long", "long-short", "short-short", "long-long")
 FIXED_INSTRUCTIONS = {
