@@ -54,7 +54,7 @@ def bench_publish(args) -> None:
     src = ROOT / "tests" / "data" / "synth_output"
     base = [json.loads(l) for l in (src / "examples.jsonl").read_text().strip("\n").split("\n")]
     examples = [{**base[i % len(base)], "id": f"x{i:012d}"} for i in range(args.examples)]
-    out = hub.OutputDir(src, examples, hub._jsonl(src / "runs.jsonl"), [], [])
+    out = hub.OutputDir(src, examples, hub._side_file(src / "runs.jsonl"), [], [])
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
         files = hub.build(out, "me/bench", Path(tmp) / "ds")

@@ -80,7 +80,7 @@ def decoder(shape: str, device: str, layers: int = 32):
     from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
     from transformers import MistralConfig, MistralModel
 
-    from recipe.eval.model import ensure_eos
+    from recipe.eos import ensure_eos
 
     big = shape == "mistral-7b"
     vocab = 32000 if big else 4000

@@ -6,9 +6,9 @@
         --dtype bfloat16 --attn sdpa                                                             # one GPU
 
 Three runs on the same model and the same texts, each `--steps` timed steps after one warm-up:
-- `ours, grouped` and `ours, ungrouped`: the body of train.py's loop (tokenize with the EOS
-  contract, the cached InfoNCE of recipe/train/loss.py, backward, AdamW step), with the recipe
-  key `group_by_length` on and off;
+- `ours, grouped` and `ours, ungrouped`: the step train.py runs (`recipe/train/step.py`: tokenize
+  with the EOS contract, the cached InfoNCE of recipe/train/loss.py with the batch's duplicate
+  mask, backward, clipping, AdamW step), with the recipe key `group_by_length` on and off;
 - `sentence-transformers`: a plain `SentenceTransformerTrainer` with
   `CachedMultipleNegativesRankingLoss` (scale 1/0.02, the same mini-batch size), its own
   collator and batch sampler; `--no_baseline` skips it.
@@ -47,11 +47,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from recipe.config import load_yaml  # noqa: E402
+from recipe.train.batch import make_batch  # noqa: E402
 from recipe.train.config import TrainConfig  # noqa: E402
-from recipe.train.grouping import computed_tokens  # noqa: E402
+from recipe.train.data import Example  # noqa: E402
 from recipe.train.loss import build_loss  # noqa: E402
 from recipe.train.metrics import flops_per_token, peak_memory_gb, peak_tflops  # noqa: E402
 from recipe.train.model import build_model, enable_checkpointing  # noqa: E402
+from recipe.train.step import train_step  # noqa: E402
 from recipe.train.tokenize import encode  # noqa: E402
 
 MISTRAL_7B = dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
@@ -66,26 +68,28 @@ MIX = {"short-long": (0.5, (5, 20), (80, 300)), "long-short": (0.1, (80, 300), (
 # ---------------------------------------------------------------- data
 
 
-def generated_mix(n: int, template: str, seed: int) -> list[tuple[str, str, str]]:
+def generated_mix(n: int, template: str, seed: int) -> list[Example]:
     words = " ".join(json.loads(line)["positive"] for line in SAMPLE.open()).split()
     rng = random.Random(seed)
     text = lambda lo_hi: " ".join(rng.choices(words, k=rng.randint(*lo_hi)))  # noqa: E731
     groups, weights = list(MIX), [v[0] for v in MIX.values()]
     out = []
-    for _ in range(n):
-        _, q, d = MIX[rng.choices(groups, weights)[0]]
-        out.append((template.format(instruction="Given a query, retrieve documents that answer it.",
-                                    query=text(q)), text(d), text(d)))
+    for i in range(n):
+        group = rng.choices(groups, weights)[0]
+        _, q, d = MIX[group]
+        out.append(Example(template.format(instruction="Given a query, retrieve documents that answer it.",
+                                           query=text(q)), text(d), [text(d)], group, "generated", f"row {i}"))
     return out
 
 
-def file_mix(path: str, n: int, template: str, seed: int) -> list[tuple[str, str, str]]:
-    from recipe.train.data import load_examples
+def file_mix(path: str, n: int, template: str, seed: int) -> list[Example]:
+    from recipe.train.data import complete_negatives, load_examples
 
     examples = load_examples([path], [], template, seed)
+    complete_negatives(examples, 1, "random", seed)
     if len(examples) < n:
         examples = examples * (n // len(examples) + 1)
-    return [(e.query, e.positive, e.negative) for e in examples[:n]]
+    return examples[:n]
 
 
 # ---------------------------------------------------------------- model
@@ -162,10 +166,23 @@ class Clock:
 # ---------------------------------------------------------------- runs
 
 
+class TimedAdamW(torch.optim.AdamW):
+    """AdamW that remembers how long its last step took (the optimizer share of a step)."""
+
+    seconds = 0.0
+
+    def step(self, closure=None):
+        t = Clock.now()
+        out = super().step(closure)
+        self.seconds = Clock.now() - t
+        return out
+
+
 def run_ours(args, cfg, model, batches, grouped: bool) -> list[dict]:
-    """train.py's loop body, step by step."""
+    """train.py's step (recipe/train/step.py), step by step."""
+    cfg = replace(cfg, mini_batch_size=args.mini_batch, group_by_length=grouped, cached=True, max_grad_norm=0.0)
     loss_fn = build_loss(model, cfg.temperature, True, args.mini_batch, gather=False, group_by_length=grouped)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5, weight_decay=0.1)
+    opt = TimedAdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5, weight_decay=0.1)
     clock, rows = Clock(model), []
     device = next(model.parameters()).device
     try:
@@ -173,19 +190,13 @@ def run_ours(args, cfg, model, batches, grouped: bool) -> list[dict]:
             reset_peak()
             clock.reset()
             t0 = clock.now()
-            features = [encode(model, list(col), cfg.append_eos) for col in zip(*batch)]
-            logged = sum(computed_tokens(f["attention_mask"], args.mini_batch, grouped) for f in features)
-            features = [{k: v.to(device) if torch.is_tensor(v) else v for k, v in f.items()} for f in features]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.dtype != "float32"):
-                loss = loss_fn(features, None)
-                loss.backward()
-            t_opt = clock.now()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
+                done = train_step(model, loss_fn, make_batch(batch, list(range(len(batch))), 0, 1, 1), opt,
+                                  cfg=cfg, device=device)
             t1 = clock.now()
-            assert logged == clock.computed, (logged, clock.computed)  # train.py logs what the model ran
+            assert done.computed_tokens == clock.computed, (done.computed_tokens, clock.computed)  # train.py logs what the model ran
             if step > 0:
-                rows.append(step_row(clock, t1 - t0, t1 - t_opt))
+                rows.append(step_row(clock, t1 - t0, opt.seconds))
     finally:
         clock.close()
     return rows
@@ -198,9 +209,9 @@ def run_baseline(args, cfg, model, batches) -> list[dict]:
     from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss
     from transformers import TrainerCallback
 
-    rows_in = [r for batch in batches for r in batch]
-    data = Dataset.from_dict({"anchor": [r[0] for r in rows_in], "positive": [r[1] for r in rows_in],
-                              "negative": [r[2] for r in rows_in]})
+    rows_in = [ex for batch in batches for ex in batch]
+    data = Dataset.from_dict({"anchor": [ex.query for ex in rows_in], "positive": [ex.positive for ex in rows_in],
+                              "negative": [ex.negatives[0] for ex in rows_in]})
     loss = CachedMultipleNegativesRankingLoss(model, scale=1.0 / cfg.temperature, mini_batch_size=args.mini_batch)
     clock, rows = Clock(model), []
 
@@ -303,7 +314,7 @@ def main(argv=None) -> dict:
     runs = args.runs.split(",")
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        tok_texts = [t for row in texts[:500] for t in row[:2]]
+        tok_texts = [t for ex in texts[:500] for t in (ex.query, ex.positive)]
         if args.padding_only is not None:
             return padding_table(args, cfg, build_model(cfg, Path(tmp), tok_texts), batches)
         for name in runs:
@@ -333,7 +344,8 @@ def padding_table(args, cfg, model, batches) -> dict:
     """Padding share of the positions the model would run, per mini-batch size, without training."""
     from recipe.train.grouping import padding_share
 
-    masks = [[encode(model, list(col), cfg.append_eos)["attention_mask"] for col in zip(*b)] for b in batches]
+    masks = [[encode(model, col, cfg.append_eos)["attention_mask"]
+              for col in make_batch(b, list(range(len(b))), 0, 1, 1).columns] for b in batches]
     real = sum(int(m.sum()) for ms in masks for m in ms)
     print(f"{args.model} tokenizer, {len(batches)} batches of {args.batch} queries x 3 texts, "
           f"max_length {args.max_length}, {real / len(batches) / args.batch / 3:.0f} real tokens per text")

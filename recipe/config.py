@@ -9,7 +9,8 @@ One dialect: `--kebab-case` on the command line, `snake_case` in YAML, one name 
 across commands (`--output` a file, `--output-dir` a folder, `--max-length`, `--dtype`,
 `--split`, `--dataset-config`, `--config FILE`). A dataclass lists the names it used to have in
 a class attribute `RENAMED = {"old_name": "new_name"}`: the old spelling (and a snake_case flag
-on the command line) is still accepted for one release, with a one-line note on stderr.
+on the command line) is still accepted for one release, with a one-line note on stderr; a key
+whose setting is gone is listed in `REMOVED = {"old_name": "why"}` and ignored the same way.
 """
 
 from __future__ import annotations
@@ -126,7 +127,12 @@ def _apply(cfg: T, values: dict, where: str, from_cli: bool = False) -> T:
     known = _known(type(cfg))
     hints = typing.get_type_hints(type(cfg))
     renamed = _renamed(type(cfg))
+    removed = getattr(type(cfg), "REMOVED", {})
     for key, value in values.items():
+        if key in removed:
+            note(f"{where}: {flag(key) if from_cli else repr(key)} is ignored: {removed[key]}; the key is "
+                 "accepted until the next release")
+            continue
         if key in renamed:
             new = renamed[key]
             old = flag(key) if from_cli else f"'{key}'"

@@ -3,7 +3,8 @@ and outputs that appear whole or not at all.
 
 Reading: `jsonl(path)` yields (line number, object) of a UTF-8 JSONL file; a bad byte or a bad
 line raises InputError naming the file, the line and the byte offset. It is the one JSONL
-reader of the project (records, qrels-free BEIR files, side files of a synthesis folder).
+reader of the project (records, BEIR corpus and queries, side files of a synthesis folder);
+`qrels(path)` is the one reader of relevance judgements (BEIR's qrels/<split>.tsv).
 
 Writing: `atomic_file(target)` gives a temporary path beside `target` and renames it onto the
 target only when the block ends without an error, so an interrupted or failed command never
@@ -59,6 +60,25 @@ def jsonl(path: str | Path, error: type[InputError] = InputError) -> Iterator[tu
             yield lineno, json.loads(line)
         except json.JSONDecodeError as e:
             raise error(f"{path}:{lineno}: not valid JSON ({e.msg}, column {e.colno})") from None
+
+
+def qrels(path: str | Path, error: type[InputError] = InputError) -> Iterator[tuple[int, str, str, int]]:
+    """(line number, query id, corpus id, score) of a BEIR qrels file: tab-separated
+    `query-id corpus-id score`, an optional header row, and TREC's 4-column form
+    (`query-id 0 corpus-id score`) read by taking the last two columns."""
+    for lineno, line in lines(path, error):
+        cols = line.rstrip("\r\n").split("\t")
+        if not line.strip():
+            continue
+        try:
+            score = int(float(cols[-1]))
+        except ValueError:
+            if lineno == 1:
+                continue  # a header row ("query-id corpus-id score")
+            raise error(f"{path}:{lineno}: the score {cols[-1]!r} is not a number") from None
+        if len(cols) < 3:
+            raise error(f"{path}:{lineno}: want 'query-id<TAB>corpus-id<TAB>score'")
+        yield lineno, cols[0], cols[-2], score
 
 
 def _temporary(target: Path) -> Path:

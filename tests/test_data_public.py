@@ -73,9 +73,11 @@ def test_loader_maps_the_real_schema_to_records(name):
         q, p, *n = src.columns
         want = [(r[q], r[p], r[n[0]] if n else None) for r in rows]
         assert sorted((r["query"], r["positive"], r["negative"]) for r in records) == sorted(want)
-    elif src.loader is public.from_lists:
+    elif src.loader is public.from_lists:  # every positive, with all the row's hard negatives
         assert [(r["query"], r["positive"], r["negative"]) for r in records] == [
-            (row["query"], row["pos"][0], row["neg"][0]) for row in rows]
+            (row["query"], pos, row["neg"] if len(row["neg"]) > 1 else row["neg"][0])
+            for row in rows for pos in row["pos"]]
+        assert any(isinstance(r["negative"], list) for r in records)
     else:  # BEIR join: the claim paired with its article, no negative (mined later)
         by_query = {r["query"]: r["positive"] for r in records}
         assert by_query["Roman Atwood is a content creator."] == (

@@ -1,12 +1,14 @@
 """The record reader every stage uses: JSONL, Parquet, a synthesis folder, a published dataset;
-bad input named by file, line and field."""
+our format, sentence-transformers columns, FlagEmbedding JSONL and a column mapping; bad input
+named by file, line and field."""
 
 import json
 from pathlib import Path
 
 import pytest
 
-from recipe.data.records import RecordError, read_records, write_jsonl
+from recipe.data.records import RecordError, parse_columns, read_records, write_jsonl
+from recipe.schema import SYNTHESIS
 
 SYNTH = Path(__file__).parent / "data" / "synth_output"
 
@@ -39,15 +41,47 @@ def test_write_then_read_round_trip(tmp_path):
     assert list(read_records(tmp_path / "a" / "b.jsonl")) == recs
 
 
-@pytest.mark.parametrize("field", ["query", "positive", "instruction", "negative", "id"])
-def test_missing_field_names_file_line_and_field(tmp_path, field):
+@pytest.mark.parametrize("field,required", [("query", None), ("positive", None), ("instruction", SYNTHESIS),
+                                            ("negative", SYNTHESIS), ("id", SYNTHESIS)])
+def test_missing_field_names_file_line_and_field(tmp_path, field, required):
+    """Training and mining need a query and a positive; publishing needs every synthesis field."""
     lines = (SYNTH / "examples.jsonl").read_text().strip("\n").split("\n")
     bad = json.loads(lines[6])
     del bad[field]
     lines[6] = json.dumps(bad)
     (tmp_path / "examples.jsonl").write_text("\n".join(lines) + "\n")
     with pytest.raises(RecordError, match=rf"examples.jsonl:7: missing field '{field}'"):
-        list(read_records(tmp_path))
+        list(read_records(tmp_path, **({"required": required} if required else {})))
+    if required:
+        assert len(list(read_records(tmp_path))) == 30  # optional for training and mining
+
+
+def test_the_other_formats_become_our_records(tmp_path):
+    rows = [{"anchor": "q", "positive": "p", "negative_2": "n2", "negative_1": "n1", "extra": 1},
+            {"query": "q", "pos": ["p", "p2"], "neg": ["n"], "prompt": "Task"},
+            {"question": "q", "answer": "p", "id": 7}]
+    (tmp_path / "x.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    got = list(read_records(tmp_path / "x.jsonl", columns=parse_columns(["query=question", "positive=answer"])))
+    assert got == [{"query": "q", "positive": "p", "negative": ["n1", "n2"], "extra": 1},
+                   {"query": "q", "positive": "p", "negative": "n", "instruction": "Task"},
+                   {"query": "q", "positive": "p2", "negative": "n", "instruction": "Task"},
+                   {"query": "q", "positive": "p", "negative": None, "id": "7"}]
+    with pytest.raises(RecordError, match=r"'columns': 'query' is not FIELD=COLUMN"):
+        parse_columns(["query"])
+    (tmp_path / "y.jsonl").write_text(json.dumps({"question": "q", "answer": "p"}) + "\n")
+    with pytest.raises(RecordError, match=r"y.jsonl:1: missing field 'query' or 'anchor'.*--columns query=COLUMN"):
+        list(read_records(tmp_path / "y.jsonl"))
+    (tmp_path / "z.jsonl").write_text(json.dumps({"query": "q", "positive": "p", "negative": ["n", ""]}) + "\n")
+    with pytest.raises(RecordError, match=r"z.jsonl:1: field 'negative' must be null, a non-empty string"):
+        list(read_records(tmp_path / "z.jsonl"))
+
+
+def test_parquet_encoding_refuses_several_negatives():
+    from recipe.schema import encode_row, parquet_columns
+
+    rec = {**_examples()[0], "negative": ["a", "b"]}
+    with pytest.raises(RecordError, match="several negatives"):
+        encode_row(rec, parquet_columns([rec]), "x.jsonl")
 
 
 def test_bad_values_and_bad_json_are_named(tmp_path):
@@ -70,7 +104,7 @@ def test_unknown_sources_are_one_line_errors(tmp_path, monkeypatch):
     (tmp_path / "notes.txt").write_text("hi")
     with pytest.raises(RecordError, match="unknown record file type '.txt'"):
         list(read_records(tmp_path / "notes.txt"))
-    with pytest.raises(RecordError, match="no examples.jsonl and no published dataset"):
+    with pytest.raises(RecordError, match="no examples.jsonl and no dataset"):
         list(read_records(tmp_path))
     with pytest.raises(RecordError, match=r"nobody-here/no-such-dataset split train: cannot load") as e:
         list(read_records("nobody-here/no-such-dataset"))

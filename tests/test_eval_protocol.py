@@ -15,7 +15,8 @@ import pytest  # noqa: E402
 
 from tests.eval_tiny_models import tiny_mistral_folder, tiny_tokenizer, write_beir  # noqa: E402
 from recipe.eval.encoder import E5_INSTRUCTION_TEMPLATE, InstructEncoder  # noqa: E402
-from recipe.eval.model import ensure_eos, load_model  # noqa: E402
+from recipe.eos import ensure_eos  # noqa: E402
+from recipe.eval.model import load_model  # noqa: E402
 from recipe.eval.run import evaluate  # noqa: E402
 from recipe.eval.settings import EvalConfig  # noqa: E402
 

@@ -1,15 +1,21 @@
-"""Training data: the synthesis format from JSONL/Parquet/directories, mixed by ratio, the
-instruction on the query side only, bad records named by file and line, and the batch plan."""
+"""Training data: every format the record reader knows (ours, sentence-transformers columns,
+FlagEmbedding JSONL, a column mapping) from JSONL/Parquet/folders, mixed by ratio, the
+instruction on the query side only, bad records named by file and line, hard negatives (as many
+as num_negatives, or the missing_negatives rule), and a batch plan that trains every record."""
 
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 
 from recipe.config import ConfigError, parse
+from recipe.errors import InputError
 from recipe.train.config import TrainConfig, validate
-from recipe.train.data import DataError, load_examples, plan_batches, shard
+from recipe.train.batch import ABSENT, make_batch
+from recipe.train.data import DataError, complete_negatives, load_examples, plan_batches, plan_summary, shard
 from tests.train_helpers import SAMPLE, SMOKE
 
 TEMPLATE = "Instruct: {instruction}\nQuery: {query}"
@@ -25,6 +31,7 @@ def rec(i, group="short-long", negative="neg", positive=None):
             "positive": positive or f"p{i}", "negative": negative and f"{negative}{i}", "language": "English"}
 
 
+
 def test_sample_covers_every_task_group_and_several_languages():
     records = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines()]
     assert len(records) >= 200
@@ -36,19 +43,22 @@ def test_sample_covers_every_task_group_and_several_languages():
 def test_instruction_goes_on_the_query_side_only(tmp_path):
     ex = load_examples([str(write(tmp_path / "a.jsonl", [rec(1)]))], [], TEMPLATE, 0)[0]
     assert ex.query == "Instruct: Find it\nQuery: q1"
-    assert (ex.positive, ex.negative) == ("p1", "neg1")
+    assert (ex.positive, ex.negatives) == ("p1", ["neg1"])
     assert ex.where.endswith("a.jsonl:1")
 
 
-def test_missing_field_is_named_with_file_and_line(tmp_path):
+def test_bad_records_are_named_with_file_and_line(tmp_path):
     bad = rec(2)
-    del bad["language"]
+    del bad["query"]
     path = write(tmp_path / "bad.jsonl", [rec(1), bad])
-    with pytest.raises(DataError, match=r"bad\.jsonl:2: missing field 'language'"):
+    with pytest.raises(DataError, match=r"bad\.jsonl:2: missing field 'query' or 'anchor'"):
         load_examples([str(path)], [], TEMPLATE, 0)
     (tmp_path / "broken.jsonl").write_text('{"task_group": \n')
     with pytest.raises(DataError, match=r"broken\.jsonl:1: not valid JSON"):
         load_examples([str(tmp_path / "broken.jsonl")], [], TEMPLATE, 0)
+    bare = {"query": "q", "positive": "p"}  # no instruction, and none in the recipe
+    with pytest.raises(DataError, match=r"bare\.jsonl:1: no instruction.*data_instructions"):
+        load_examples([str(write(tmp_path / "bare.jsonl", [bare]))], [], TEMPLATE, 0)
 
 
 def test_directory_and_parquet_sources_and_ratios(tmp_path):
@@ -67,24 +77,91 @@ def test_directory_and_parquet_sources_and_ratios(tmp_path):
         load_examples([str(tmp_path / "run"), str(tmp_path / "b.parquet")], [1.0], TEMPLATE, 0)
 
 
-def test_null_negatives_get_a_document_of_the_same_group(tmp_path):
+def test_the_formats_the_field_uses_read_without_task_group_or_language(tmp_path):
+    """Ours without the optional fields, sentence-transformers columns (negative, negative_1..n),
+    FlagEmbedding JSONL (its prompt is the instruction), and a column mapping on a local dataset."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sources = {
+        "ours.jsonl": [{"query": "q", "positive": "p", "negative": "n"}],
+        "st.jsonl": [{"anchor": "q", "positive": "p", "negative": "n"}],
+        "st_tuples.jsonl": [{"anchor": "q", "positive": "p", "negative_2": "n2", "negative_1": "n1"}],
+        "flag.jsonl": [{"query": "q", "pos": ["p"], "neg": ["n1", "n2", "n3"], "prompt": "Own task"}],
+    }
+    paths = [str(write(tmp_path / name, rows)) for name, rows in sources.items()]
+    (tmp_path / "qa").mkdir()
+    pq.write_table(pa.Table.from_pylist([{"question": "q", "answer": "p", "wrong": "n"}]),
+                   tmp_path / "qa" / "train.parquet")
+    paths.append(str(tmp_path / "qa"))
+    out = load_examples(paths, [], TEMPLATE, 0, instructions="Find it",
+                        columns=["query=question", "positive=answer", "negative=wrong"])
+    got = {Path(ex.source).name: ex for ex in out}
+    assert [ex.negatives for ex in out] == [["n"], ["n"], ["n1", "n2"], ["n1", "n2", "n3"], ["n"]]
+    assert all(ex.positive == "p" and ex.task_group is None for ex in out)
+    assert got["flag.jsonl"].query == "Instruct: Own task\nQuery: q"
+    assert got["qa"].query == "Instruct: Find it\nQuery: q" and got["qa"].where.endswith("split train row 0")
+
+
+def test_several_positives_are_one_record_each(tmp_path):
+    row = {"query": "q", "pos": ["p1", "p2"], "neg": ["n"], "prompt": "Find it"}
+    out = load_examples([str(write(tmp_path / "a.jsonl", [row]))], [], TEMPLATE, 0)
+    assert [(ex.positive, ex.negatives) for ex in out] == [("p1", ["n"]), ("p2", ["n"])]
+
+
+def test_a_flagembedding_record_brings_its_first_two_of_three_negatives(tmp_path):
+    rows = [{"query": f"q{i}", "pos": [f"p{i}"], "neg": [f"a{i}", f"b{i}", f"c{i}"], "prompt": "Find it"}
+            for i in range(4)]
+    examples = load_examples([str(write(tmp_path / "flag.jsonl", rows))], [], TEMPLATE, 0)
+    assert complete_negatives(examples, 2, "error", 0) == 0
+    batch = make_batch(examples, [0, 1, 2, 3], 0, 1, num_negatives=2)
+    assert batch.columns[2:] == [[f"a{i}" for i in range(4)], [f"b{i}" for i in range(4)]]
+    assert all(f"c{i}" not in col for col in batch.columns for i in range(4))
+    assert len(batch.ids.candidates) == 3 * 4  # positives, first negatives, second negatives
+
+
+def test_missing_negatives_error_random_or_in_batch(tmp_path):
     records = [rec(i, "short-short", None) for i in range(5)] + [rec(i, "sts") for i in range(5, 10)]
-    out = load_examples([str(write(tmp_path / "a.jsonl", records))], [], TEMPLATE, 0)
-    for ex in out[:5]:
-        assert ex.negative in {f"p{i}" for i in range(5)} and ex.negative != ex.positive
+    path = str(write(tmp_path / "a.jsonl", records))
+    examples = load_examples([path], [], TEMPLATE, 0)
+    with pytest.raises(DataError, match=r"a\.jsonl:1: 0 hard negative\(s\), num_negatives is 1 \(5 of 10 "
+                                        r"records are short\); mine them first: python data/mine_negatives.py"):
+        complete_negatives(examples, 1, "error", 0)
+    assert complete_negatives(examples, 1, "in_batch", 0) == 5
+    assert [len(ex.negatives) for ex in examples] == [0] * 5 + [1] * 5
+    batch = make_batch(examples, list(range(10)), 0, 1, num_negatives=1)
+    assert batch.columns[2][:5] == [""] * 5 and (batch.ids.candidates[10:15] == ABSENT).all()
+    assert complete_negatives(examples, 1, "random", 0) == 5
+    for ex in examples[:5]:  # a document of the same group, never its own positive
+        assert ex.negatives[0] in {f"p{i}" for i in range(5)} and ex.negatives[0] != ex.positive
+    assert complete_negatives(examples, 0, "error", 0) == 0  # pairs only: nothing is missing
 
 
-def test_plan_dedup_homogeneous_and_shards(tmp_path):
-    # every record shares its positive with one twin: no batch may hold both twins
-    records = [rec(i, "sts" if i < 20 else "bitext", positive=f"p{i // 2}") for i in range(40)]
+def test_every_record_is_planned_though_half_share_one_positive(tmp_path):
+    # the old duplicate deferral left most of these out; the loss masks them now
+    records = [rec(i, "sts" if i < 20 else "bitext", positive="shared" if i % 2 else None) for i in range(40)]
     examples = load_examples([str(write(tmp_path / "a.jsonl", records))], [], TEMPLATE, 0)
-    plan = plan_batches(examples, 8, seed=0, homogeneous="none", dedup=True)
-    for batch in plan:
-        positives = [examples[i].positive for i in batch]
-        assert len(set(positives)) == len(positives)
-    assert plan == plan_batches(examples, 8, seed=0, homogeneous="none", dedup=True)  # a function of the seed
-    homog = plan_batches(examples, 4, seed=0, homogeneous="task_group", dedup=True)
-    assert all(len({examples[i].task_group for i in b}) == 1 for b in homog)
+    plan = plan_batches(examples, 8, seed=0, homogeneous="none")
+    assert sorted(i for b in plan for i in b) == list(range(40))
+    assert plan == plan_batches(examples, 8, seed=0, homogeneous="none")  # a function of the seed
+    assert plan != plan_batches(examples, 8, seed=1, homogeneous="none")
+    assert plan_summary(examples, plan)["used"] == 40
+    # only the last partial batch is left out
+    assert len({i for b in plan_batches(examples, 12, seed=0) for i in b}) == 36
+
+
+def test_homogeneous_batches_by_source_from_build_mix(tmp_path):
+    # build_mix writes each record's public set in `source`: batches group by it, not by the file
+    records = [{**rec(i), "source": "nq" if i < 10 else "eli5"} for i in range(21)]
+    examples = load_examples([str(write(tmp_path / "mix.jsonl", records))], [], TEMPLATE, 0)
+    assert {ex.source for ex in examples} == {"nq", "eli5"}
+    plan = plan_batches(examples, 4, seed=0, homogeneous="source")
+    sources = [{examples[i].source for i in b} for b in plan]
+    # 10 nq and 11 eli5: two full batches of each, then the 2 + 3 left-overs fill one mixed
+    # batch; only 1 record (the last partial batch) is left out
+    assert sorted(len(s) for s in sources) == [1] * 4 + [2]
+    summary = plan_summary(examples, plan)
+    assert summary["used"] == 20 and summary["per_source"]["nq"]["read"] == 10
     assert shard(list(range(8)), 1, 2) == [4, 5, 6, 7]
     with pytest.raises(DataError, match="no full global batch"):
         plan_batches(examples, 1000, seed=0)
@@ -99,6 +176,21 @@ def test_unknown_key_is_an_error_that_names_it():
         validate(parse(TrainConfig, ["--config", str(SMOKE), "--append-eos", "false"]))
     cfg = parse(TrainConfig, ["--config", str(SMOKE), "--lr", "1e-4", "--global-batch-size", "64"])
     assert (cfg.lr, cfg.global_batch_size) == (1e-4, 64)  # "1e-4" is a number, though YAML 1.1 disagrees
+    for bad, message in [(["--missing-negatives", "skip"], "'missing_negatives' = 'skip': choose one of error"),
+                         (["--num-negatives", "-1"], "'num_negatives' = -1 must be >= 0"),
+                         (["--columns", "question"], "'columns': 'question' is not FIELD=COLUMN"),
+                         (["--data", "a,b", "--data-instructions", "[x, y, z]"], "'data_instructions' has 3 values")]:
+        with pytest.raises(InputError, match=re.escape(message)):
+            validate(parse(TrainConfig, ["--config", str(SMOKE), *bad]))
+    # an instruction with a comma stays one text; a YAML list gives one per source
+    one = parse(TrainConfig, ["--config", str(SMOKE), "--data-instructions", "Given a question, find it"])
+    assert one.data_instructions == "Given a question, find it"
+
+
+def test_the_removed_dedup_key_is_ignored_with_a_note(capsys):
+    cfg = parse(TrainConfig, ["--config", str(SMOKE), "--dedup-in-batch", "true"])
+    assert not hasattr(cfg, "dedup_in_batch")
+    assert "--dedup-in-batch is ignored: duplicate texts in a batch are now masked" in capsys.readouterr().err
 
 
 def test_every_recipe_starts_with_its_command_and_loads():

@@ -1,29 +1,47 @@
 """The loss: InfoNCE over cosine similarities at temperature 0.02, each query against its positive,
-its hard negative and every other document of the global batch; cached (GradCache) and plain
+its hard negatives and every other document of the global batch, with duplicates of its own
+positive (and empty negative slots) masked out of its softmax; cached (GradCache) and plain
 forwards agree, and two gloo processes agree with one process on the concatenated batch."""
 
 from __future__ import annotations
 
 import faulthandler
 import math
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 import torch
 import torch.multiprocessing as mp
 
+from recipe.train.batch import make_batch
+from recipe.train.data import Example
 from recipe.train.loss import build_loss
 from recipe.train.tokenize import encode
 from tests.train_helpers import columns, tiny_model
 
+SHARED = "Yes, that is right."  # a label-like positive that many records share
 
-def _loss_and_grads(model, loss_fn, texts):
+
+def _loss_and_grads(model, loss_fn, texts, ids=None):
     model.zero_grad(set_to_none=True)
     features = [encode(model, col, True) for col in texts]
-    loss = loss_fn(features, None)
+    loss = loss_fn(features, ids)
     loss.backward()
     grads = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
     return loss.detach(), grads
+
+
+def with_duplicates(examples: list[Example]) -> list[Example]:
+    """Half the records share one positive text; one record's negative is that text too, one has
+    its own positive as its negative, and one has a single negative where the batch takes two."""
+    out = [replace(ex, negatives=list(ex.negatives) + [f"another negative {i}"]) for i, ex in enumerate(examples)]
+    for i in range(0, len(out), 2):
+        out[i].positive = SHARED
+    out[1].negatives[0] = SHARED
+    out[3].negatives[0] = out[3].positive
+    out[5].negatives = out[5].negatives[:1]
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +62,25 @@ def test_cached_equals_uncached_loss_and_gradients(tiny):
         assert torch.allclose(g_cached[name], g_plain[name], atol=1e-5, rtol=1e-4), name
 
 
+def test_masked_cached_equals_uncached_loss_and_gradients(tiny):
+    model, examples, _ = tiny
+    model.train()
+    dups = with_duplicates(examples[:12])
+    batch = make_batch(dups, list(range(12)), 0, 1, num_negatives=2)
+    masked = {}
+    for cached in (True, False):
+        loss_fn = build_loss(model, 0.02, cached, 5, False, group_by_length=cached)
+        masked[cached] = _loss_and_grads(model, loss_fn, batch.columns, batch.ids) + (loss_fn.accuracy,)
+    (cached, g_cached, acc_cached), (plain, g_plain, acc_plain) = masked[True], masked[False]
+    assert torch.allclose(cached, plain, atol=1e-5), (cached, plain)
+    assert acc_cached == acc_plain
+    for name in g_plain:
+        assert torch.allclose(g_cached[name], g_plain[name], atol=1e-5, rtol=1e-4), name
+    # the mask is not vacuous: without it the same batch has another loss
+    unmasked, _ = _loss_and_grads(model, build_loss(model, 0.02, True, 5, False), batch.columns)
+    assert unmasked - cached > 0.01  # float noise is ~1e-6
+
+
 def test_loss_is_infonce_with_the_temperature(tiny):
     """By hand: -log softmax(cos / t) over [all positives | all negatives], target = own positive."""
     model, examples, _ = tiny
@@ -62,9 +99,59 @@ def test_loss_is_infonce_with_the_temperature(tiny):
         assert abs(s02 - s1) > 0.1
 
 
+def test_duplicates_of_the_positive_are_masked_as_by_hand(tiny):
+    """Half the records share one positive: for each of them the others' copies of that text (as
+    positives or as negatives) are not negatives, nor is an empty negative slot; everything else is."""
+    model, examples, _ = tiny
+    model.eval()
+    dups = with_duplicates(examples[:8])
+    batch = make_batch(dups, list(range(8)), 0, 1, num_negatives=2)
+    queries, positives = batch.columns[0], batch.columns[1]
+    candidates = [text for column in batch.columns[1:] for text in column]
+    assert candidates.count(SHARED) == 5 and candidates.count("") == 1
+    with torch.no_grad():
+        q = model.encode(queries, convert_to_tensor=True, batch_size=8)
+        docs = model.encode(candidates, convert_to_tensor=True, batch_size=24)
+        for t in (0.02, 0.05):
+            scores = q @ docs.T / t
+            losses = []
+            for i in range(8):
+                keep = [c for c, text in enumerate(candidates)
+                        if c == i or (text != "" and text != positives[i])]
+                losses.append(torch.logsumexp(scores[i, keep], 0) - scores[i, i])
+            expected = torch.stack(losses).mean()
+            features = [encode(model, c, True) for c in batch.columns]
+            got = build_loss(model, t, True, 3, False, group_by_length=True)(features, batch.ids)
+            assert math.isclose(got.item(), expected.item(), rel_tol=1e-4), (t, got, expected)
+        # what the mask removes is real: records 0, 2, 4, 6 lose 3 shared copies each, 3 its own
+        # negative (equal to its positive), everyone the empty slot
+        naive = torch.nn.functional.cross_entropy(scores, torch.arange(8))
+        assert not math.isclose(naive.item(), expected.item(), rel_tol=1e-3)
+
+
+def test_same_query_with_several_positives_masks_each_other(tiny):
+    """A FlagEmbedding row with two positives is two records with one query: neither positive is a
+    negative for that query, though their texts differ."""
+    model, examples, _ = tiny
+    model.eval()
+    two = [replace(ex, negatives=list(ex.negatives)) for ex in examples[:6]]
+    two[1].query = two[0].query
+    batch = make_batch(two, list(range(6)), 0, 1, num_negatives=1)
+    with torch.no_grad():
+        q = model.encode(batch.columns[0], convert_to_tensor=True)
+        docs = model.encode(batch.columns[1] + batch.columns[2], convert_to_tensor=True)
+        scores = q @ docs.T / 0.02
+        losses = [torch.logsumexp(scores[i, [c for c in range(12) if c == i or {i, c} != {0, 1}]], 0) - scores[i, i]
+                  for i in range(6)]
+        got = build_loss(model, 0.02, True, 4, False)([encode(model, c, True) for c in batch.columns], batch.ids)
+    assert math.isclose(got.item(), torch.stack(losses).mean().item(), rel_tol=1e-4)
+
+
 def _worker(rank, world, init_file, workdir, out):
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel as DDP
+
+    from recipe.train.loss import infonce
 
     faulthandler.dump_traceback_later(240, exit=True)  # a hung collective fails the test, loudly
     torch.set_num_threads(1)
@@ -74,31 +161,26 @@ def _worker(rank, world, init_file, workdir, out):
                             timeout=timedelta(seconds=180))
     try:
         # 1. labels point at the own positive after gathering: queries equal their positives
-        from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
-
-        from recipe.train.loss import in_batch_accuracy
-
         local, dim = 3, 16
         eye = torch.eye(dim)
         q = eye[rank * local:(rank + 1) * local]
         pos, neg = q.clone(), eye[8 + rank * local: 8 + (rank + 1) * local]
-        assert in_batch_accuracy(q, [pos, neg], gather=True).item() == 1.0
-        assert in_batch_accuracy(q, [neg, pos], gather=True).item() == 0.0  # columns swapped
-        mnrl = MultipleNegativesRankingLoss(None, scale=50.0, gather_across_devices=True)
-        low = mnrl.compute_loss_from_embeddings([q, pos, neg], None).item()
-        high = mnrl.compute_loss_from_embeddings([q, neg, pos], None).item()
-        # 2. the training path: cached loss through DDP over each rank's half of the batch
+        low, acc = infonce(q, [pos, neg], None, 50.0, gather=True, chunk=2)
+        high, acc_swapped = infonce(q, [neg, pos], None, 50.0, gather=True, chunk=2)  # columns swapped
+        # 2. the training path: cached loss through DDP over each rank's half of a batch whose
+        # duplicates span both halves; grouped by length, as train.py runs by default (the
+        # one-process reference is not grouped)
         model.train()
         wrapped = DDP(model)
-        # grouped by length, as train.py runs by default; the one-process reference is not grouped
         loss_fn = build_loss(model, 0.02, True, 4, gather=True, group_by_length=True)
         loss_fn.model = wrapped
-        half = examples[rank * 6:(rank + 1) * 6]
-        loss = loss_fn([encode(model, c, True) for c in columns(half)], None)
+        batch = make_batch(with_duplicates(examples[:12]), list(range(12)), rank, world, num_negatives=2)
+        loss = loss_fn([encode(model, c, True) for c in batch.columns], batch.ids)
         loss.backward()  # DDP averages the gradients over the two processes
         grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
-        torch.save({"loss": loss.item(), "grads": grads, "low": low, "high": high,
-                    "acc": float(loss_fn.accuracy)}, f"{out}/rank{rank}.pt")
+        torch.save({"loss": loss.item(), "grads": grads, "low": low.item(), "high": high.item(),
+                    "acc": (acc.item(), acc_swapped.item()), "batch_acc": float(loss_fn.accuracy)},
+                   f"{out}/rank{rank}.pt")
     finally:
         dist.destroy_process_group()
 
@@ -110,12 +192,16 @@ def test_two_gloo_processes_equal_one_process_on_the_concatenated_batch(tmp_path
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
     for r in ranks:
         assert r["low"] < 1e-6 < 10 < r["high"]  # own positive is the target, not the negative
+        assert r["acc"] == (1.0, 0.0)
     # one process, the 12 records at once, same model weights (same seed)
     single, _, _ = tiny_model(tmp_path / "single", lora_dropout=0.0)
     single.train()
-    loss, grads = _loss_and_grads(single, build_loss(single, 0.02, True, 4, False), columns(examples[:12]))
+    batch = make_batch(with_duplicates(examples[:12]), list(range(12)), 0, 1, num_negatives=2)
+    loss_fn = build_loss(single, 0.02, True, 4, False)
+    loss, grads = _loss_and_grads(single, loss_fn, batch.columns, batch.ids)
     mean_loss = (ranks[0]["loss"] + ranks[1]["loss"]) / 2
     assert math.isclose(mean_loss, loss.item(), rel_tol=1e-5), (mean_loss, loss)
+    assert math.isclose((ranks[0]["batch_acc"] + ranks[1]["batch_acc"]) / 2, float(loss_fn.accuracy))
     worst = max((r["grads"][n] - g).abs().max().item() / g.abs().max().item()
                 for n, g in grads.items() for r in ranks)
     assert worst < 1e-4, worst  # float32 round-off of a different summation order, nothing more

@@ -4,6 +4,7 @@ exact resume after a kill, export that embeds as the trained model, bad input st
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import socket
@@ -152,3 +153,49 @@ def test_throughput_benchmark_runs_ours_and_the_baseline_on_a_tiny_model():
         assert 0 < r["model_share"] <= 1 and r["outside_model_share"] < 1
     # the same texts: grouping them by length inside the mini-batches cuts the padding
     assert runs["ours, grouped"]["padding_share"] < runs["ours, ungrouped"]["padding_share"]
+
+
+def test_trains_on_every_format_with_no_task_group_or_language(tmp_path):
+    """One run over five sources, one format each, none with task_group or language: ours,
+    sentence-transformers triplets and n-tuples, FlagEmbedding JSONL with 3 negatives, and a
+    parquet dataset read through a column mapping. Two negatives per query (the FlagEmbedding
+    records bring their first two, the others what they have: in_batch); half of one source's
+    records share one positive, and still every record trains."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sample = [json.loads(line) for line in (ROOT / "data/samples/synthetic_sample.jsonl").open()][:40]
+    q, p = [r["query"] for r in sample], [r["positive"] for r in sample]
+    n = [f"{r['query']} is not answered here." for r in sample]
+    rows = {
+        "ours.jsonl": [{"instruction": "Find the answer", "query": q[i], "positive": p[0] if i % 2 else p[i],
+                        "negative": n[i]} for i in range(8)],
+        "st.jsonl": [{"anchor": q[i], "positive": p[i], "negative": n[i]} for i in range(8, 16)],
+        "st_tuples.jsonl": [{"anchor": q[i], "positive": p[i], "negative_1": n[i], "negative_2": n[i - 1]}
+                            for i in range(16, 24)],
+        "flag.jsonl": [{"query": q[i], "pos": [p[i]], "neg": [n[i], n[i - 1], n[i - 2]], "prompt": "Find it"}
+                       for i in range(24, 32)],
+    }
+    data = []
+    for name, records in rows.items():
+        (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in records))
+        data.append(str(tmp_path / name))
+    (tmp_path / "qa").mkdir()
+    pq.write_table(pa.Table.from_pylist([{"question": q[i], "answer": p[i]} for i in range(32, 40)]),
+                   tmp_path / "qa" / "train.parquet")
+    data.append(str(tmp_path / "qa"))
+    out = tmp_path / "run"
+    done = train(out, "--data", ",".join(data), "--data-instructions", "Given a question, find its answer",
+                 "--columns", "query=question,positive=answer", "--num-negatives", "2",
+                 "--missing-negatives", "in_batch", "--homogeneous-batches", "source", "--global-batch-size", "8",
+                 "--mini-batch-size", "4", "--epochs", "1", "--save-steps", "0", check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    said = done.stdout + done.stderr
+    assert "the plan uses 40 of 40 records" in said
+    for source in data:
+        assert f"{source}: 8 of 8 records" in said
+    assert "24 records had fewer than 2 hard negative(s)" in said  # ours, st, qa; the others have 2+
+    rows = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert len(rows) == 5 and all(math.isfinite(r["loss"]) and r["loss"] > 0 for r in rows)
+    card = (out / "final" / "README.md").read_text()
+    assert '"records_trained": 40' in card

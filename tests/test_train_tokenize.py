@@ -11,7 +11,8 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from recipe.train.tokenize import EOSContractError, check_features, ensure_eos, roundtrip
+from recipe.eos import EOSContractError, check_features, ensure_eos
+from recipe.train.tokenize import roundtrip
 
 TEXTS = ["short", "a text that is much longer than the limit of tokens " * 5, "ends with </s>", ""]
 

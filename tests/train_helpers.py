@@ -28,11 +28,12 @@ def tiny_model(workdir: Path, warm_lora: bool = True, **overrides):
     """The smoke recipe's model (random tiny Mistral + LoRA), deterministic for the seed. With
     `warm_lora` the LoRA B matrices get random values, as mid-training: at init they are zero,
     which makes every gradient of the A matrices zero and a gradient comparison half blind."""
-    from recipe.train.data import load_examples
+    from recipe.train.data import complete_negatives, load_examples
     from recipe.train.model import build_model
 
     cfg = smoke_config(**overrides)
     examples = load_examples(cfg.data, [], cfg.query_template, cfg.seed)
+    complete_negatives(examples, cfg.num_negatives, cfg.missing_negatives, cfg.seed)
     torch.manual_seed(0)
     model = build_model(cfg, Path(workdir), [t for e in examples for t in (e.query, e.positive)])
     if warm_lora:
@@ -45,4 +46,4 @@ def tiny_model(workdir: Path, warm_lora: bool = True, **overrides):
 
 
 def columns(examples):
-    return [[e.query for e in examples], [e.positive for e in examples], [e.negative for e in examples]]
+    return [[e.query for e in examples], [e.positive for e in examples], [e.negatives[0] for e in examples]]

@@ -5,9 +5,10 @@
     python data/mine_negatives.py --input path/to/beir-folder --split train --output mined.jsonl \\
         --instruction "Given a web search query, retrieve relevant passages that answer the query"
 
-Input: records (.jsonl/.parquet, a synthesis output folder, a published dataset's Hub id) or a
-BEIR folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv: every relevant pair becomes a record
-and the whole corpus is the candidate pool). The paper's miner: mE5-base, top-100. Candidates
+Input: records in any format the record reader knows (ours, sentence-transformers columns,
+FlagEmbedding JSONL, other columns through --columns; .jsonl/.parquet, a synthesis output folder,
+a dataset folder or Hub id) or a BEIR folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv: every
+relevant pair becomes a record and the whole corpus is the candidate pool). Output: our records. The paper's miner: mE5-base, top-100. Candidates
 within 5% of the positive's score are skipped as likely false negatives; every labelled positive
 of the query is excluded. Embeddings are cached per model and text list (--cache-dir).
 Any key can also come from a YAML file: --config FILE.
@@ -23,7 +24,7 @@ from pathlib import Path
 from recipe import cli
 from recipe.config import ConfigError, parse
 from recipe.data import beir, mining
-from recipe.data.records import read_records, write_jsonl
+from recipe.data.records import parse_columns, read_records, write_jsonl
 
 
 @dataclass
@@ -37,8 +38,10 @@ class MineConfig(mining.MiningSettings):
     model: str = field(default="intfloat/multilingual-e5-base", metadata={"help": "sentence-transformers model or path"})
     max_length: int = field(default=512, metadata={"help": "truncate texts to this many tokens"})
     device: str | None = field(default=None, metadata={"help": "cpu, cuda, ... (default: best available)"})
+    columns: list[str] = field(default_factory=list, metadata={
+        "help": "FIELD=COLUMN pairs naming the column a field comes from (query=question,positive=answer)"})
     instruction: str = field(default="Given a web search query, retrieve relevant passages that answer the query",
-                             metadata={"help": "BEIR input: the records' instruction"})
+                             metadata={"help": "instruction of records that have none (BEIR input: all)"})
     source: str = field(default="", metadata={"help": "BEIR input: records' source name (default: folder name)"})
     language: str = field(default="English", metadata={"help": "BEIR input: records' language"})
     progress: bool = field(default=True, metadata={"help": "progress bars and mining statistics"})
@@ -57,7 +60,8 @@ def _main(argv: list[str]) -> int:
                                          source=cfg.source or Path(cfg.input).name, language=cfg.language))
         extra = [beir.doc_text(d) for d in corpus]
     else:
-        records = list(read_records(cfg.input, config=cfg.dataset_config, split=cfg.split))
+        records = [{**rec, "instruction": rec.get("instruction") or cfg.instruction}
+                   for rec in read_records(cfg.input, cfg.dataset_config, cfg.split, parse_columns(cfg.columns))]
     if not records:
         raise ConfigError(f"{cfg.input}: no records")
     model = mining.load_embedder(cfg.model, cfg.max_length, cfg.device)

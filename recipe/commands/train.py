@@ -11,7 +11,6 @@ Reads top to bottom: parse the recipe, build the model, the data, the loss, run 
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -26,13 +25,13 @@ from recipe.config import ConfigError, parse, to_dict
 from recipe.errors import Stopped
 from recipe.train import checkpoint
 from recipe.train.config import TrainConfig, validate
-from recipe.train.data import load_examples, plan_batches, shard
+from recipe.train.batch import make_batch
+from recipe.train.data import complete_negatives, load_examples, plan_batches, plan_summary
 from recipe.train.export import export, push
-from recipe.train.grouping import computed_tokens
 from recipe.train.loss import build_loss
 from recipe.train.metrics import StepMeter
 from recipe.train.model import build_model
-from recipe.train.tokenize import encode
+from recipe.train.step import train_step
 
 
 class LossNotFinite(Stopped):
@@ -66,9 +65,12 @@ def train(argv: list[str]) -> Path:
         raise ConfigError(f"global_batch_size {cfg.global_batch_size} does not split over {world} processes")
 
     # 2. data: every record, and the global batches of the whole run (a pure function of the seed)
-    examples = load_examples(cfg.data, cfg.data_ratios, cfg.query_template, cfg.seed, cfg.split)
-    plan = plan_batches(examples, cfg.global_batch_size, cfg.seed, cfg.epochs,
-                        cfg.homogeneous_batches, cfg.dedup_in_batch)
+    examples = load_examples(cfg.data, cfg.data_ratios, cfg.query_template, cfg.seed, cfg.split,
+                             columns=cfg.columns, instructions=cfg.data_instructions,
+                             dataset_config=cfg.dataset_config)
+    short = complete_negatives(examples, cfg.num_negatives, cfg.missing_negatives, cfg.seed)
+    plan = plan_batches(examples, cfg.global_batch_size, cfg.seed, cfg.epochs, cfg.homogeneous_batches)
+    counts = plan_summary(examples, plan)
     total = min(len(plan), cfg.max_steps) if cfg.max_steps else len(plan)
 
     # 3. model and loss (main process first: it may build and save the tiny base model)
@@ -95,42 +97,44 @@ def train(argv: list[str]) -> Path:
         out.mkdir(parents=True, exist_ok=True)
     log_file = (out / "train_log.jsonl").open("a") if accelerator.is_main_process else None
     if accelerator.is_main_process:
-        accelerator.print(f"{len(examples)} records, {len(plan)} global batches of {cfg.global_batch_size}, "
+        accelerator.print(f"the plan uses {counts['used']} of {counts['read']} records (the rest: the last "
+                          f"partial batch); {len(plan)} global batches of {cfg.global_batch_size}, "
                           f"{total} steps on {world} process(es); {n_params / 1e6:.1f}M parameters, "
                           f"{sum(p.numel() for p in trainable) / 1e6:.2f}M trainable")
+        for source, n in counts["per_source"].items():
+            accelerator.print(f"  {source}: {n['used']} of {n['read']} records")
+        if short:
+            how = "fill with random documents" if cfg.missing_negatives == "random" else "in-batch negatives only"
+            accelerator.print(f"{short} records had fewer than {cfg.num_negatives} hard negative(s): "
+                              f"missing_negatives {cfg.missing_negatives} ({how})")
 
     # 4. the loop: one global batch per step, this process's contiguous share of it
     meter = StepMeter(n_params, cfg.cached, cfg.gradient_checkpointing, world)
+
+    def finite_everywhere(loss, batch):
+        """Before the backward, so that a bad step never changes the weights on any process."""
+        bad = accelerator.reduce(torch.tensor(float(not torch.isfinite(loss)), device=accelerator.device))
+        if bad.item() > 0:
+            sources = sorted({ex.where for ex in batch.examples})
+            raise LossNotFinite(f"step {step + 1}: loss is {loss.item()} on some process; this process's "
+                                f"batch came from {sources[:5]}{' ...' if len(sources) > 5 else ''}")
+
     # a `with`, so that the bar is closed before an error's one line is printed, not after it
     with tqdm(total=total, initial=start, disable=not accelerator.is_main_process, desc="train") as bar:
         wrapped.train()
         for step in range(start, total):
             meter.start()
-            batch = [examples[i] for i in shard(plan[step], rank, world)]
-            columns = [[ex.query for ex in batch], [ex.positive for ex in batch], [ex.negative for ex in batch]]
-            features = [encode(model, col, cfg.append_eos) for col in columns]
-            real = sum(int(f["attention_mask"].sum()) for f in features)
-            padded = sum(computed_tokens(f["attention_mask"], cfg.mini_batch_size if cfg.cached else len(batch),
-                                         cfg.cached and cfg.group_by_length) for f in features)
-            features = [{k: v.to(accelerator.device) if torch.is_tensor(v) else v for k, v in f.items()}
-                        for f in features]
-            loss = loss_fn(features, None)
-            bad = accelerator.reduce(torch.tensor(float(not torch.isfinite(loss)), device=accelerator.device))
-            if bad.item() > 0:
-                sources = sorted({ex.where for ex in batch})
-                raise LossNotFinite(f"step {step + 1}: loss is {loss.item()} on some process; this process's "
-                                    f"batch came from {sources[:5]}{' ...' if len(sources) > 5 else ''}")
-            accelerator.backward(loss)
-            grad_norm = accelerator.clip_grad_norm_(trainable, cfg.max_grad_norm or math.inf)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            done = train_step(model, loss_fn, make_batch(examples, plan[step], rank, world, cfg.num_negatives),
+                              optimizer, scheduler, cfg=cfg, device=accelerator.device,
+                              backward=accelerator.backward, clip=accelerator.clip_grad_norm_,
+                              check=finite_everywhere)
 
             if (step + 1) % cfg.log_steps == 0 or step + 1 == total:
-                sums = accelerator.reduce(torch.tensor([loss.item(), float(loss_fn.accuracy), real, padded],
+                sums = accelerator.reduce(torch.tensor([done.loss.item(), done.accuracy, done.real_tokens,
+                                                        done.computed_tokens],
                                                        dtype=torch.float64, device=accelerator.device))
                 row = {"step": step + 1, "loss": sums[0].item() / world, "accuracy": sums[1].item() / world,
-                       "lr": scheduler.get_last_lr()[0], "grad_norm": float(grad_norm),
+                       "lr": scheduler.get_last_lr()[0], "grad_norm": done.grad_norm,
                        **meter.figures(int(sums[2]), int(sums[3]))}
                 if log_file:
                     log_file.write(json.dumps(row) + "\n")
@@ -148,7 +152,8 @@ def train(argv: list[str]) -> Path:
     final = out / "final"
     if accelerator.is_main_process:
         summary = {"sources": cfg.data, "ratios": cfg.data_ratios or [1.0] * len(cfg.data),
-                   "records": len(examples), "steps": total, "global_batch_size": cfg.global_batch_size}
+                   "records": counts["read"], "records_trained": counts["used"],
+                   "per_source": counts["per_source"], "steps": total, "global_batch_size": cfg.global_batch_size}
         export(accelerator.unwrap_model(wrapped), cfg, final, summary)
         accelerator.print(f"model written to {final}")
         if cfg.push_to_hub:

@@ -8,11 +8,11 @@ a header row). Every (query, document) pair with score > 0 becomes one record wi
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .records import RecordError
+from .. import files
+from ..schema import RecordError
 
 
 def is_beir_folder(path: str | Path) -> bool:
@@ -20,28 +20,16 @@ def is_beir_folder(path: str | Path) -> bool:
     return (path / "corpus.jsonl").is_file() and (path / "queries.jsonl").is_file() and (path / "qrels").is_dir()
 
 
-def _jsonl(path: Path) -> Iterator[dict]:
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise RecordError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-                if "_id" not in row or "text" not in row:
-                    raise RecordError(f"{path}:{lineno}: missing field '_id' or 'text'")
-                yield row
+def _texts(path: Path) -> Iterator[dict]:
+    for lineno, row in files.jsonl(path, RecordError):
+        if not isinstance(row, dict) or "_id" not in row or "text" not in row:
+            raise RecordError(f"{path}:{lineno}: missing field '_id' or 'text'")
+        yield row
 
 
 def _qrels(path: Path) -> Iterator[dict]:
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            cols = line.rstrip("\n").split("\t")
-            if not line.strip() or (lineno == 1 and not cols[-1].lstrip("-").isdigit()):
-                continue  # blank line, or a header row ("query-id corpus-id score")
-            if len(cols) < 3 or not cols[-1].lstrip("-").isdigit():
-                raise RecordError(f"{path}:{lineno}: want 'query-id<TAB>corpus-id<TAB>score'")
-            yield {"query-id": cols[0], "corpus-id": cols[-2], "score": int(cols[-1])}
+    for _, query_id, corpus_id, score in files.qrels(path, RecordError):
+        yield {"query-id": query_id, "corpus-id": corpus_id, "score": score}
 
 
 def read_beir_folder(path: str | Path, split: str = "train") -> tuple[list[dict], list[dict], list[dict]]:
@@ -50,7 +38,7 @@ def read_beir_folder(path: str | Path, split: str = "train") -> tuple[list[dict]
     if not qrels.is_file():
         have = ", ".join(sorted(p.stem for p in (path / "qrels").glob("*.tsv"))) or "none"
         raise RecordError(f"{qrels}: no qrels for split '{split}' (have: {have})")
-    return list(_jsonl(path / "corpus.jsonl")), list(_jsonl(path / "queries.jsonl")), list(_qrels(qrels))
+    return list(_texts(path / "corpus.jsonl")), list(_texts(path / "queries.jsonl")), list(_qrels(qrels))
 
 
 def doc_text(row: dict) -> str:

@@ -40,7 +40,7 @@ TEACHER_TERMS = [
     (re.compile(r"gemini|gemma", re.I), "Google's Gemini API / Gemma terms (https://ai.google.dev/gemma/terms, https://ai.google.dev/gemini-api/terms)"),
 ]
 # how to train on a published dataset with this project (one place to keep in step with train.py)
-TRAIN_COMMANDS = """python data/mine_negatives.py --input {repo_id} --config-name all --output mined.jsonl  # fill missing negatives
+TRAIN_COMMANDS = """python data/mine_negatives.py --input {repo_id} --dataset-config all --output mined.jsonl  # fill missing negatives
 accelerate launch train.py --config YOUR_TRAINING_RECIPE.yaml --data mined.jsonl  # or --data {repo_id} as it is"""
 
 

@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import card
-from .records import REQUIRED, TASK_GROUPS, RecordError, read_jsonl
+from .records import read_jsonl
 from .redact import find_secret, known_secrets
+from .. import files
 from ..errors import InputError
+from ..schema import TASK_GROUPS, RecordError, encode_row, parquet_columns, parquet_features
 
 REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}")
-TYPED = {"model": "string", "cost_usd": "float64", "job": "int64", "created": "float64"}
 
 
 class PublishError(InputError):
@@ -46,20 +47,15 @@ def check_repo_id(repo_id: str) -> str:
     return repo_id
 
 
-def _jsonl(path: Path) -> list[dict]:
+def _side_file(path: Path) -> list[dict]:
     """Lines of a side file (runs/tasks/rejected); missing file: none; bad line: error naming it."""
     if not path.is_file():
         return []
     out = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1):
-        if line.strip():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise PublishError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-            if not isinstance(rec, dict):
-                raise PublishError(f"{path}:{lineno}: expected a JSON object")
-            out.append(rec)
+    for lineno, rec in files.jsonl(path, PublishError):
+        if not isinstance(rec, dict):
+            raise PublishError(f"{path}:{lineno}: expected a JSON object")
+        out.append(rec)
     return out
 
 
@@ -80,39 +76,8 @@ def load_output_dir(path: str | Path) -> OutputDir:
         if rec["id"] in seen:
             raise PublishError(f"{path / 'examples.jsonl'}: id {rec['id']!r} appears twice (records {seen[rec['id']] + 1} and {i + 1})")
         seen[rec["id"]] = i
-    return OutputDir(path, examples, _jsonl(path / "runs.jsonl"), _jsonl(path / "tasks.jsonl"),
-                     _jsonl(path / "rejected.jsonl"))
-
-
-def _columns(examples: list[dict]) -> list[str]:
-    extra = sorted({k for rec in examples for k in rec} - set(REQUIRED))
-    return list(REQUIRED) + extra
-
-
-def _features(columns: list[str]):
-    from datasets import Features, Value
-
-    feats = {}
-    for c in columns:
-        if c == "usage":
-            feats[c] = {"prompt_tokens": Value("int64"), "completion_tokens": Value("int64")}
-        else:
-            feats[c] = Value(TYPED.get(c, "string"))
-    return Features(feats)
-
-
-def _encode(rec: dict, columns: list[str]) -> dict:
-    """One record as a row of the shared schema: nested values other than `usage` as JSON text."""
-    row = {}
-    for c in columns:
-        v = rec.get(c)
-        if c == "usage":
-            v = {"prompt_tokens": int((v or {}).get("prompt_tokens") or 0),
-                 "completion_tokens": int((v or {}).get("completion_tokens") or 0)}
-        elif c not in TYPED and v is not None and not isinstance(v, str):
-            v = json.dumps(v, ensure_ascii=False, sort_keys=True)
-        row[c] = v
-    return row
+    return OutputDir(path, examples, _side_file(path / "runs.jsonl"), _side_file(path / "tasks.jsonl"),
+                     _side_file(path / "rejected.jsonl"))
 
 
 def build(out: OutputDir, repo_id: str, dest: str | Path, *, license: str = "other",
@@ -129,13 +94,14 @@ def build(out: OutputDir, repo_id: str, dest: str | Path, *, license: str = "oth
         raise PublishError(f"{dest}: exists and is not an earlier dry run (no README.md); choose an empty folder")
     secrets = known_secrets([token])
     groups = [g for g in TASK_GROUPS if any(r["task_group"] == g for r in out.examples)]
-    columns = _columns(out.examples)
-    features = _features(columns)
+    columns = parquet_columns(out.examples)
+    features = parquet_features(columns)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
         for group in groups:
-            rows = [_encode(r, columns) for r in out.examples if r["task_group"] == group]
+            rows = [encode_row(r, columns, str(out.path / "examples.jsonl"))
+                    for r in out.examples if r["task_group"] == group]
             for row in rows:
                 leaked = find_secret(json.dumps(row, ensure_ascii=False), secrets, patterns=False)
                 if leaked:

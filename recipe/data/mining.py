@@ -29,6 +29,8 @@ from typing import Iterable
 
 from tqdm.auto import tqdm
 
+from ..schema import negatives
+
 
 def _opt(default, help: str):
     return field(default=default, metadata={"help": help})
@@ -59,11 +61,12 @@ def load_embedder(name_or_path: str, max_seq_length: int | None = None, device: 
 
 
 def group_key(rec: dict) -> str:
-    return rec.get("source") or rec["task_group"]
+    return rec.get("source") or rec.get("task_group") or ""
 
 
 def anchor(rec: dict, query_prompt: str) -> str:
-    prompt = query_prompt.replace("{instruction}", rec["instruction"]) if "{instruction}" in query_prompt else query_prompt
+    prompt = query_prompt.replace("{instruction}", rec.get("instruction") or "") if "{instruction}" in query_prompt \
+        else query_prompt
     return prompt + rec["query"]
 
 
@@ -75,7 +78,7 @@ def cache_folder(cache_dir: str | None, model_id: str) -> str | None:
 
 def mine(records: Iterable[dict], model, settings: MiningSettings | None = None, *,
          model_id: str = "", extra_corpus: Iterable[str] = (), progress: bool = True) -> tuple[list[dict], dict]:
-    """Fill `negative` where it is None; returns (all records, counts {needed, mined, not_found}).
+    """Fill `negative` where the record has none; returns (all records, counts {needed, mined, not_found}).
 
     `extra_corpus`: more candidate texts (e.g. a BEIR corpus) added to every group's corpus.
     A record gets no negative (stays None) when every candidate was filtered out.
@@ -91,16 +94,16 @@ def mine(records: Iterable[dict], model, settings: MiningSettings | None = None,
     groups = defaultdict(list)
     for i, rec in enumerate(records):
         groups[group_key(rec)].append(i)
-    counts = {"needed": sum(r["negative"] is None for r in records), "mined": 0, "not_found": 0}
-    todo = {k: idx for k, idx in groups.items() if any(records[i]["negative"] is None for i in idx)}
+    counts = {"needed": sum(not negatives(r) for r in records), "mined": 0, "not_found": 0}
+    todo = {k: idx for k, idx in groups.items() if any(not negatives(records[i]) for i in idx)}
     for idx in tqdm(todo.values(), desc="mining", unit="group", disable=not progress or len(todo) < 2):
         anchors = {i: anchor(records[i], settings.query_prompt) for i in idx}
-        needy = [i for i in idx if records[i]["negative"] is None]
+        needy = [i for i in idx if not negatives(records[i])]
         wanted = {anchors[i] for i in needy}
         # every labelled positive of a query we mine for goes in, so none can come back as a negative
         pairs = list(dict.fromkeys((anchors[i], records[i]["positive"]) for i in idx if anchors[i] in wanted))
         corpus = list(dict.fromkeys([records[i]["positive"] for i in idx]
-                                    + [records[i]["negative"] for i in idx if records[i]["negative"]] + extra_corpus))
+                                    + [n for i in idx for n in negatives(records[i])] + extra_corpus))
         random.seed(settings.seed)  # the library samples with the global `random`
         mined = mine_hard_negatives(
             Dataset.from_dict({"anchor": [a for a, _ in pairs], "positive": [p for _, p in pairs]}), model,

@@ -6,6 +6,8 @@ The recipe (`recipe/configs/data_full.yaml`) lists sources:
       config: all                  # published dataset config (optional), split (default train)
       name: synthetic              # value of `source` in the records (default: the path or id)
       ratio: 1.0                   # optional, in (0, 1]
+      columns: {query: question, positive: answer}   # optional: other column names (see records.py)
+      instruction: Given a question, retrieve ...     # optional: for records without one
 Every record gets `source`, so mining builds one corpus per source and training can report per
 source. The paper's "full data" setting is 13 public sets plus the synthetic data (~1.8M examples).
 """
@@ -17,9 +19,9 @@ from typing import Iterator
 
 from . import public
 from ..errors import InputError
-from .records import read_records
+from .records import MAPPABLE, read_records
 
-KEYS = {"public", "records", "config", "split", "name", "ratio"}
+KEYS = {"public", "records", "config", "split", "name", "ratio", "columns", "instruction"}
 
 
 class MixError(InputError):
@@ -29,7 +31,8 @@ class MixError(InputError):
 @dataclass
 class MixConfig:
     sources: list[dict] = field(default_factory=list, metadata={
-        "help": "list of {public: NAME} or {records: PATH_OR_HUB_ID, config, split, name}, each with optional ratio"})
+        "help": "list of {public: NAME} or {records: PATH_OR_HUB_ID, config, split, name, columns, instruction}, "
+                "each with optional ratio"})
     seed: int = field(default=0, metadata={"help": "seed of the ratio sampling"})
     output: str = field(default="", metadata={"help": "output .jsonl of the mixed records"})
 
@@ -52,6 +55,9 @@ def check(cfg: MixConfig) -> list[dict]:
         ratio = src.get("ratio", 1.0)
         if not isinstance(ratio, (int, float)) or isinstance(ratio, bool) or not 0 < ratio <= 1:
             raise MixError(f"{where}: ratio must be a number in (0, 1], got {ratio!r}")
+        columns = src.get("columns", {})
+        if not isinstance(columns, dict) or set(columns) - set(MAPPABLE):
+            raise MixError(f"{where}: columns must map fields ({', '.join(MAPPABLE)}) to column names, got {columns!r}")
     return cfg.sources
 
 
@@ -63,6 +69,8 @@ def iter_mix(cfg: MixConfig, fetch=public.hub_fetch) -> Iterator[dict]:
             continue
         name = src.get("name") or str(src["records"])
         ratio = src.get("ratio", 1.0)
-        for rec in read_records(src["records"], config=src.get("config"), split=src.get("split", "train")):
-            if public.keep(f"{name}:{rec['id']}", ratio, cfg.seed):
-                yield {**rec, "source": name}
+        default = src.get("instruction")
+        for i, rec in enumerate(read_records(src["records"], src.get("config"), src.get("split", "train"),
+                                             src.get("columns"))):
+            if public.keep(f"{name}:{rec.get('id', i)}", ratio, cfg.seed):
+                yield {**rec, "instruction": rec.get("instruction") or default, "source": name}

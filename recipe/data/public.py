@@ -2,12 +2,13 @@
 
 Each `PublicSource` names the Hub copy we read (chosen for being public, script-free parquet,
 and the copy other E5 reproductions use), its config(s) and training split, the loader that maps
-its real schema to records, the paper's instruction (Table 14) and sample ratio. Three schema
+its real schema to records (through the one record reader, `records.normalize`), the paper's instruction (Table 14) and sample ratio. Three schema
 families cover all 13:
 - `from_columns`: sentence-transformers' copies (Tom Aarsen's 2024 uploads of the E5/BGE
   training mix): pairs (`question`/`answer`, `query`/`answer`) or triplets (`anchor`, `positive`,
   `negative`, or `query`, `positive`, `negative`); pairs get `negative=None` (mine them);
-- `from_lists`: `cfli/bge-e5data`, BGE's copy of the E5 public data (`query`, `pos` list, `neg` list);
+- `from_lists`: `cfli/bge-e5data`, BGE's copy of the E5 public data (`query`, `pos` list, `neg` list),
+  each positive a record with all the row's negatives;
 - `from_beir`: corpus + queries + qrels (mteb's BEIR copies), joined on ids; negatives mined.
 Only training splits are read. Sampling by ratio is a deterministic hash of (seed, record id),
 so a ratio of 0.1 keeps the same 10% on every run and every machine.
@@ -20,8 +21,10 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
 from ..errors import InputError
+from ..schema import RecordError
 from .beir import beir_records
 from .languages import name_of
+from .records import normalize
 
 # Table 14 of the paper (ACL version), training instructions of the public sets
 QA_WIKI = "Given a question, retrieve Wikipedia passages that answer the question"
@@ -46,32 +49,31 @@ class PublicSource:
     columns: tuple = ()            # from_columns: (query, positive[, negative]) column names
 
 
-def _record(src: PublicSource, config, i: int, query, positive, negative) -> dict | None:
-    if not (isinstance(query, str) and query.strip() and isinstance(positive, str) and positive.strip()):
-        return None  # a row without a query or a positive trains nothing
+def _records(src: PublicSource, config, rows: Iterable[dict], mapping: dict[str, str] | None) -> Iterator[dict]:
+    """Rows read by the one record reader, with the set's instruction, language and source. A row
+    the reader refuses (no query or positive) is skipped: public data is not the user's to fix."""
     language = name_of(config.split("-")[0]) if src.language == "by-config" else src.language
-    return {"id": f"{src.name}-{config + '-' if config else ''}{i}", "task_group": src.task_group,
-            "instruction": src.instruction, "query": query, "positive": positive,
-            "negative": negative if isinstance(negative, str) and negative.strip() else None,
-            "language": language, "source": src.name}
+    for i, row in enumerate(rows):
+        try:
+            found = normalize(row, f"{src.hub_id} row {i}", mapping)
+        except RecordError:
+            continue
+        for k, rec in enumerate(found):  # one record per positive; the first keeps the row's id
+            yield {"id": f"{src.name}-{config + '-' if config else ''}{i}{f'-{k}' if k else ''}",
+                   "task_group": src.task_group, "instruction": src.instruction, "query": rec["query"],
+                   "positive": rec["positive"], "negative": rec["negative"], "language": language,
+                   "source": src.name}
 
 
 def from_columns(fetch: Fetch, src: PublicSource, config) -> Iterator[dict]:
     """Pair or triplet rows: `src.columns` names the query, positive and (optional) negative column."""
-    q, p, n = (list(src.columns) + [None])[:3]
-    for i, row in enumerate(fetch(src.hub_id, config, src.split)):
-        rec = _record(src, config, i, row.get(q), row.get(p), row.get(n) if n else None)
-        if rec:
-            yield rec
+    mapping = dict(zip(("query", "positive", "negative"), src.columns))
+    yield from _records(src, config, fetch(src.hub_id, config, src.split), mapping)
 
 
 def from_lists(fetch: Fetch, src: PublicSource, config) -> Iterator[dict]:
-    """BGE's layout: `query`, `pos` (list), `neg` (list): the first positive and the first negative."""
-    for i, row in enumerate(fetch(src.hub_id, config, src.split)):
-        pos, neg = row.get("pos") or [], row.get("neg") or []
-        rec = _record(src, config, i, row.get("query"), pos[0] if pos else None, neg[0] if neg else None)
-        if rec:
-            yield rec
+    """BGE's layout (FlagEmbedding's): `query`, `pos` (list), `neg` (list): every positive, all negatives."""
+    yield from _records(src, config, fetch(src.hub_id, config, src.split), None)
 
 
 def from_beir(fetch: Fetch, src: PublicSource, config) -> Iterator[dict]:

@@ -1,138 +1,147 @@
-"""The project's training record, and reading/writing it from JSONL, Parquet or a Hub dataset.
+"""The one record reader: training, mining and publishing read their input here.
 
-A record is one training triple with its instruction (paper section 3.2):
-    {"id", "task_group", "instruction", "query", "positive", "negative", "language", ...}
-`negative` may be null (short-short and long-long synthetic groups, public sets without hard
-negatives: `data/mine_negatives.py` fills it). Every other core field is a non-empty string.
-Extra fields (teacher, usage, cost, raw output...) pass through untouched.
+Sources: a .jsonl/.parquet file, a synthesis output folder (its examples.jsonl), a local copy of a
+published dataset (a folder with README.md and parquet files, as `data/publish.py --dry-run`
+writes it), any other local dataset folder or Hub dataset id (`datasets.load_dataset`).
 
-`read_records(source)` is the one entry point the other stages use: a .jsonl/.parquet file, a
-synthesis output folder (its examples.jsonl), a local copy of a published dataset (a folder with
-README.md and parquet files, as `data/publish.py --dry-run` writes it) or a Hub dataset id.
+Formats, told apart by their columns, row by row (the record itself: `recipe/schema.py`):
+- ours: `query`, `positive`, `negative` (null, a text or a list), `instruction`, `task_group`, ...;
+- sentence-transformers: `anchor` (or `query`), `positive`, `negative` or `negative_1` ... `negative_n`;
+- FlagEmbedding / tevatron JSONL: `query`, `pos` (list), `neg` (list), optional `prompt` (the
+  query's instruction);
+- anything else, through a column mapping `{"query": "question", "positive": "answer"}`
+  (`--columns query=question,positive=answer`): a mapped column is read where a row has it.
+A row with several positives is one record per positive, each with all of the row's negatives.
 Bad input raises RecordError naming the file and line (or row) and the field.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from .. import files
-from ..errors import InputError
+from ..schema import SYNTHESIS, RecordError, decode_row, validate
 
-TASK_GROUPS = ("short-long", "long-short", "short-short", "long-long", "sts", "bitext")
-REQUIRED = ("id", "task_group", "instruction", "query", "positive", "negative", "language")
-TRAIN_REQUIRED = REQUIRED[1:]
-# fields whose shape differs between groups: stored as JSON text in Parquet so that every task
-# group shares one schema (the `all` config reads all groups' shards at once)
-JSON_FIELDS = ("raw", "placeholders", "sampling")
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+MAPPABLE = ("query", "positive", "negative", "instruction", "task_group", "language", "id")
+# the other formats' names for our fields, in the order they are looked for
+ALIASES = {"query": ("anchor",), "positive": ("pos",), "negative": ("neg",), "instruction": ("prompt",)}
+NUMBERED_NEGATIVE = re.compile(r"negative_(\d+)")
+MISSING = object()
+DATA_FILES = (".parquet", ".jsonl", ".json", ".csv", ".arrow")  # what `datasets.load_dataset(folder)` reads
 
 
-class RecordError(InputError):
-    """A record or a source that cannot be used; the message names the file, line and field."""
+def parse_columns(pairs: Iterable[str], key: str = "columns") -> dict[str, str]:
+    """`["query=question", "positive=answer"]` as {field: column}; bad pairs name `key`."""
+    mapping = {}
+    for pair in pairs:
+        field, eq, column = (p.strip() for p in pair.partition("="))
+        if not eq or not column or field not in MAPPABLE:
+            raise RecordError(f"'{key}': {pair!r} is not FIELD=COLUMN with FIELD one of {', '.join(MAPPABLE)}")
+        mapping[field] = column
+    return mapping
 
 
-def validate(rec, where: str, required: tuple[str, ...] = REQUIRED) -> dict:
-    """Return `rec` if it is a usable record, else raise RecordError naming `where` and the field.
-
-    Training needs no `id` (`required=TRAIN_REQUIRED`); publishing does (`REQUIRED`)."""
-    if not isinstance(rec, dict):
-        raise RecordError(f"{where}: expected a JSON object, got {type(rec).__name__}")
-    for key in required:
-        if key not in rec:
-            raise RecordError(f"{where}: missing field '{key}'")
-    for key in ("id", "instruction", "query", "positive", "language"):
-        if key not in required and key not in rec:
-            continue
-        if not isinstance(rec[key], str) or not rec[key].strip():
-            raise RecordError(f"{where}: field '{key}' must be a non-empty string, got {rec[key]!r:.60}")
-    if rec["negative"] is not None and (not isinstance(rec["negative"], str) or not rec["negative"].strip()):
-        raise RecordError(f"{where}: field 'negative' must be a non-empty string or null, got {rec['negative']!r:.60}")
-    if rec["task_group"] not in TASK_GROUPS:
-        raise RecordError(f"{where}: field 'task_group' is {rec['task_group']!r}, not one of {', '.join(TASK_GROUPS)}")
-    return rec
+def _take(row: dict, field: str, mapping: dict[str, str]):
+    for column in (mapping.get(field), field, *ALIASES.get(field, ())):
+        if column is not None and column in row:
+            return row.pop(column)
+    return MISSING
 
 
-def read_jsonl(path: str | Path) -> Iterator[dict]:
-    """Records of a JSONL file, validated; blank lines are skipped."""
-    for rec, _ in _located_jsonl(path):
-        yield rec
+def normalize(row, where: str, mapping: dict[str, str] | None = None,
+              required: tuple[str, ...] = ("query", "positive")) -> list[dict]:
+    """One row of any format as records of ours (one per positive), validated."""
+    if not isinstance(row, dict):
+        raise RecordError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    if set(SYNTHESIS) <= set(row) and not mapping:  # ours, complete: nothing to translate
+        return [validate(row, where, required)]
+    row, mapping = dict(row), mapping or {}
+    rec = {field: _take(row, field, mapping) for field in MAPPABLE}
+    numbered = sorted((int(m[1]), k) for k in row if (m := NUMBERED_NEGATIVE.fullmatch(k)))
+    if numbered and rec["negative"] is MISSING:
+        rec["negative"] = [row.pop(k) for _, k in numbered]
+    for field in required:
+        if rec[field] is MISSING:
+            names = " or ".join(f"'{n}'" for n in (mapping.get(field), field, *ALIASES.get(field, ())) if n)
+            raise RecordError(f"{where}: missing field {names} (a column of another name: --columns {field}=COLUMN)")
+    if isinstance(rec["id"], int):  # many datasets number their rows
+        rec["id"] = str(rec["id"])
+    negative = None if rec["negative"] is MISSING else rec["negative"]
+    if isinstance(negative, list):  # one negative is stored as the paper's triple stores it: a text
+        negative = negative[0] if len(negative) == 1 else negative or None
+    rec["negative"] = negative
+    positives = rec["positive"] if isinstance(rec["positive"], list) else [rec["positive"]]
+    if not positives:
+        raise RecordError(f"{where}: field 'positive' is an empty list")
+    ours = {k: v for k, v in rec.items() if v is not MISSING}
+    return [validate({**row, **ours, "positive": p}, where, required) for p in positives]
 
 
-def _located_jsonl(path: str | Path, required=REQUIRED) -> Iterator[tuple[dict, str]]:
-    for lineno, rec in files.jsonl(path, RecordError):
-        yield validate(rec, f"{path}:{lineno}", required), f"{path}:{lineno}"
+def _rows(rows: Iterable[dict], where: str, mapping, required) -> Iterator[tuple[dict, str]]:
+    for i, row in enumerate(rows):
+        at = f"{where} row {i}"
+        for rec in normalize(decode_row(dict(row)), at, mapping, required):
+            yield rec, at
 
 
-def _decode(row: dict) -> dict:
-    for key in JSON_FIELDS:
-        if isinstance(row.get(key), str):
-            try:
-                row[key] = json.loads(row[key])
-            except json.JSONDecodeError:
-                pass  # a plain string was stored: keep it as it is
-    return row
+def _jsonl(path: Path, mapping, required) -> Iterator[tuple[dict, str]]:
+    for lineno, row in files.jsonl(path, RecordError):
+        at = f"{path}:{lineno}"
+        for rec in normalize(row, at, mapping, required):
+            yield rec, at
 
 
-def _rows(dataset, where: str, required=REQUIRED) -> Iterator[tuple[dict, str]]:
-    for i, row in enumerate(dataset):
-        yield validate(_decode(dict(row)), f"{where} row {i}", required), f"{where} row {i}"
-
-
-def _parquet_table(path: Path):
+def _parquet_rows(path: Path) -> list[dict]:
     import pyarrow.parquet as pq
 
     try:
-        return pq.read_table(path)
+        return pq.read_table(path).to_pylist()
     except Exception as e:  # pyarrow raises several types for a broken file
         raise RecordError(f"{path}: not a readable Parquet file ({e})") from None
 
 
-def read_parquet(path: str | Path) -> Iterator[dict]:
-    path = Path(path)
-    table = _parquet_table(path)
-    for rec, _ in _rows(table.to_pylist(), str(path)):
-        yield rec
-
-
-def read_records(source: str | Path, config: str | None = None, split: str = "train") -> Iterator[dict]:
+def read_records(source: str | Path, config: str | None = None, split: str = "train",
+                 columns: dict[str, str] | None = None,
+                 required: tuple[str, ...] = ("query", "positive")) -> Iterator[dict]:
     """Iterate the records of `source` (see the module docstring for what it may be).
 
-    `config`/`split` choose the dataset config and split of a published dataset (local or Hub);
-    a published synthesis dataset has one config per task group and `all`.
-    """
-    for rec, _ in read_located(source, config, split):
+    `config`/`split` choose the dataset config and split of a dataset (local or Hub); a published
+    synthesis dataset has one config per task group and `all`. `columns` maps other column
+    names to ours; `required` names the fields every record must have."""
+    for rec, _ in read_located(source, config, split, columns, required):
         yield rec
 
 
 def read_located(source: str | Path, config: str | None = None, split: str = "train",
-                 required: tuple[str, ...] = REQUIRED) -> Iterator[tuple[dict, str]]:
+                 columns: dict[str, str] | None = None,
+                 required: tuple[str, ...] = ("query", "positive")) -> Iterator[tuple[dict, str]]:
     """Like `read_records`, with where each record came from ("file:line" or "dataset row N")."""
     path = Path(source)
     if path.is_dir():
         if (path / "examples.jsonl").is_file():
-            yield from _located_jsonl(path / "examples.jsonl", required)
-        elif (path / "README.md").is_file() or any(path.rglob("*.parquet")):
-            yield from _load_dataset(str(path), config, split, required)
+            yield from _jsonl(path / "examples.jsonl", columns, required)
+        elif (path / "README.md").is_file() or any(p.suffix in DATA_FILES for p in path.rglob("*")):
+            yield from _load_dataset(str(path), config, split, columns, required)
         else:
-            raise RecordError(f"{path}: no examples.jsonl and no published dataset (README.md, *.parquet) in this folder")
+            raise RecordError(f"{path}: no examples.jsonl and no dataset (README.md, data files: "
+                              f"{', '.join(DATA_FILES)}) in this folder")
     elif path.is_file():
         if path.suffix in (".jsonl", ".json"):
-            yield from _located_jsonl(path, required)
+            yield from _jsonl(path, columns, required)
         elif path.suffix == ".parquet":
-            yield from _rows(_parquet_table(path).to_pylist(), str(path), required)
+            yield from _rows(_parquet_rows(path), str(path), columns, required)
         else:
             raise RecordError(f"{path}: unknown record file type '{path.suffix}' (want .jsonl or .parquet)")
     elif HUB_ID.fullmatch(str(source)):
-        yield from _load_dataset(str(source), config, split, required)
+        yield from _load_dataset(str(source), config, split, columns, required)
     else:
         raise RecordError(f"{source}: no such file or folder, and not a Hub dataset id (ORG/NAME)")
 
 
-def _load_dataset(source: str, config: str | None, split: str, required=REQUIRED) -> Iterator[tuple[dict, str]]:
+def _load_dataset(source: str, config: str | None, split: str, columns, required) -> Iterator[tuple[dict, str]]:
     import datasets
 
     where = f"{source}" + (f" [{config}]" if config else "") + f" split {split}"
@@ -140,7 +149,12 @@ def _load_dataset(source: str, config: str | None, split: str, required=REQUIRED
         ds = datasets.load_dataset(source, name=config, split=split)
     except Exception as e:  # not found, offline, no such config/split: datasets raises many types
         raise RecordError(f"{where}: cannot load ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
-    yield from _rows(ds, where, required)
+    yield from _rows(ds, where, columns, required)
+
+
+def read_jsonl(path: str | Path) -> Iterator[dict]:
+    """The records of a synthesis output's examples.jsonl, every synthesis field required."""
+    yield from read_records(path, required=SYNTHESIS)
 
 
 def write_jsonl(records: Iterable[dict], path: str | Path) -> int:

@@ -29,7 +29,9 @@ from mteb.models.model_meta import ScoringFunction
 from mteb.models.abs_encoder import AbsEncoder
 from mteb.types import PromptType
 
-E5_INSTRUCTION_TEMPLATE = "Instruct: {instruction}\nQuery: "
+from ..schema import QUERY_PREFIX
+
+E5_INSTRUCTION_TEMPLATE = QUERY_PREFIX  # the query side training uses too
 # Where mteb 2.26's task metadata does not carry the paper's instruction (Table 15, unilm e5
 # `get_task_def_by_task_name_and_type`): the CQADupstack sub-tasks have none, SummEval's
 # class default ends with a full stop the paper's does not have.

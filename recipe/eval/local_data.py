@@ -15,15 +15,17 @@ the rows come from changes, so the scores compare with the leaderboard's. Layout
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
-from datasets import Dataset, DatasetDict, Value, load_dataset
-from datasets.exceptions import DatasetGenerationError
+import pyarrow as pa
+from datasets import Dataset, DatasetDict, Value
 from mteb.abstasks import AbsTaskRetrieval
 from mteb.abstasks.retrieval_dataset_loaders import RetrievalSplitData
 
+from .. import files
 from ..errors import InputError
+
+ROWS_PER_TABLE = 10_000  # rows held as Python objects at a time; a corpus is kept as Arrow
 
 
 class LocalDataError(InputError):
@@ -98,11 +100,19 @@ def _need(path: Path) -> Path:
 
 
 def _jsonl(path: Path) -> Dataset:
+    """A JSONL file as a Dataset, read by the project's JSONL reader (errors name the line)."""
+    tables, rows = [], []
     try:
-        return load_dataset("json", data_files=str(_need(path)), split="train")
-    except DatasetGenerationError as e:
-        cause = e.__cause__ or e
-        raise LocalDataError(f"{path}: not readable as JSON lines ({cause})") from None
+        for _, row in files.jsonl(_need(path), LocalDataError):
+            rows.append(row)
+            if len(rows) == ROWS_PER_TABLE:
+                tables.append(pa.Table.from_pylist(rows))
+                rows = []
+        if rows or not tables:
+            tables.append(pa.Table.from_pylist(rows))
+        return Dataset(pa.concat_tables(tables, promote_options="default"))
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:  # a column whose type changes from row to row
+        raise LocalDataError(f"{path}: the rows do not fit one table ({e})") from None
 
 
 def _beir(path: Path, columns: tuple[str, ...]) -> Dataset:
@@ -124,13 +134,8 @@ def _beir(path: Path, columns: tuple[str, ...]) -> Dataset:
 
 def _qrels(path: Path) -> dict[str, dict[str, int]]:
     qrels: dict[str, dict[str, int]] = {}
-    with _need(path).open(encoding="utf-8") as f:
-        for n, row in enumerate(csv.reader(f, delimiter="\t"), 1):
-            if not row or (n == 1 and row[0] == "query-id"):
-                continue
-            if len(row) < 3:
-                raise LocalDataError(f"{path}:{n}: expected query-id, corpus-id, score")
-            qrels.setdefault(row[0], {})[row[1]] = int(float(row[2]))
+    for _, query_id, corpus_id, score in files.qrels(_need(path), LocalDataError):
+        qrels.setdefault(query_id, {})[corpus_id] = score
     return qrels
 
 

@@ -2,8 +2,9 @@
 
 The paper's contract for a decoder (last-token pooling) is that every input ends with EOS and
 that the EOS vector is the embedding. transformers >= 5 stopped appending EOS for Mistral's
-tokenizer (mteb issue 5230), so pooling would silently read the last word: `ensure_eos` makes
-the tokenizer append it and checks that it does, truncation included.
+tokenizer (mteb issue 5230), so pooling would silently read the last word: `ensure_eos`
+(recipe/eos.py, the contract training runs too) makes the tokenizer append it and checks that
+it does, truncation included.
 """
 
 from __future__ import annotations
@@ -14,10 +15,8 @@ from pathlib import Path
 
 import torch
 
+from ..eos import ensure_eos
 from ..errors import InputError
-
-PROBE = "a b"
-
 
 class ModelError(InputError):
     """A model that cannot be evaluated as asked; the message names the path and what is missing."""
@@ -97,24 +96,6 @@ def pooling_mode(model) -> str | None:
             mode = module.pooling_mode
             return mode if isinstance(mode, str) else "+".join(mode)
     return None
-
-
-def ensure_eos(tokenizer, where: str = "tokenizer") -> None:
-    """Make `tokenizer` end every input with EOS (keeping BOS as it was), or raise naming `where`."""
-    eos_id = tokenizer.eos_token_id
-    if eos_id is None:
-        raise ModelError(f"{where}: the tokenizer has no EOS token, which last-token pooling needs")
-    ids = tokenizer(PROBE)["input_ids"]
-    if ids[-1] == eos_id:
-        return
-    had_bos = tokenizer.bos_token_id is not None and ids[0] == tokenizer.bos_token_id
-    # transformers >= 5 rebuilds the post-processor from these two flags; set BOS first so that
-    # turning EOS on does not also drop the <s> (mteb's e5-mistral loader notes the same).
-    tokenizer.add_bos_token = had_bos
-    tokenizer.add_eos_token = True
-    ids = tokenizer(PROBE)["input_ids"]
-    if ids[-1] != eos_id or had_bos != (ids[0] == tokenizer.bos_token_id):
-        raise ModelError(f"{where}: could not make the tokenizer append EOS ({type(tokenizer).__name__})")
 
 
 def revision_of(name_or_path: str, model) -> str:

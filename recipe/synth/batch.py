@@ -19,6 +19,7 @@ import sys
 import openai
 
 from . import plan
+from .. import files
 from .placeholders import BRAINSTORM_GROUPS
 from .prompts import render
 from .records import generation_prompt, save_brainstorm, save_generation
@@ -45,7 +46,7 @@ class BatchRunner:
         rows = []
         for name, b in self.store.batches.items():
             if b["status"] != "ingested":
-                rows += [json.loads(line) for line in (self.dir / f"{name}.meta.jsonl").open()]
+                rows += [row for _, row in files.jsonl(self.dir / f"{name}.meta.jsonl")]
         return rows
 
     def _body(self, model: str, prompt: str) -> dict:
@@ -134,7 +135,7 @@ class BatchRunner:
         if batch.status == "failed" and not batch.output_file_id:
             errors = "; ".join(e.message or "" for e in (batch.errors.data if batch.errors else []) or [])
             raise Outage(f"batch {batch.id} ({name}) failed: {errors or 'no reason given'}")
-        metas = {m["custom_id"]: m for m in map(json.loads, (self.dir / f"{name}.meta.jsonl").open())}
+        metas = {m["custom_id"]: m for _, m in files.jsonl(self.dir / f"{name}.meta.jsonl")}
         if batch.output_file_id:
             content = await self.client.files.content(batch.output_file_id)
             for line in content.text.splitlines():

@@ -7,7 +7,8 @@ is rendered with comes from here, and `recipe.synth.prompts.render` refuses anyt
 
 from __future__ import annotations
 
-GROUPS = ("short-long", "long-short", "short-short", "long-long", "sts", "bitext")
+from ..schema import TASK_GROUPS as GROUPS  # noqa: F401 (defined with the record, used by settings.py)
+
 # Asymmetric groups brainstorm their task definitions first; STS and bitext have fixed ones.
 BRAINSTORM_GROUPS = ("short-long", "long-short", "short-short", "long-long")
 FIXED_INSTRUCTIONS = {

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from recipe.schema import QUERY_TEMPLATE
+
 
 def _h(text: str) -> dict:
     return {"help": text}
@@ -12,6 +14,7 @@ def _h(text: str) -> dict:
 @dataclass
 class TrainConfig:
     RENAMED = {"torch_dtype": "dtype", "data_split": "split"}
+    REMOVED = {"dedup_in_batch": "duplicate texts in a batch are now masked in the loss, and every record trains"}
 
     # model
     model: str = field(default="mistralai/Mistral-7B-v0.1", metadata=_h(
@@ -43,16 +46,29 @@ class TrainConfig:
         metadata=_h("modules that get a LoRA adapter"))
     # data
     data: list[str] = field(default_factory=list, metadata=_h(
-        "sources: JSONL/Parquet files, synthesis output dirs (their examples.jsonl) or Hub dataset ids"))
+        "sources: JSONL/Parquet files, synthesis output dirs, local dataset folders or Hub dataset ids, "
+        "in our format, sentence-transformers columns or FlagEmbedding JSONL (README: Bring your own data)"))
     data_ratios: list[float] = field(default_factory=list, metadata=_h(
         "sampling ratio per source (0.1 keeps 10%, 2 repeats twice); empty: 1 for each"))
-    split: str = field(default="train", metadata=_h("split of Hub datasets"))
-    query_template: str = field(default="Instruct: {instruction}\nQuery: {query}", metadata=_h(
+    data_instructions: str | list[str] = field(default="", metadata=_h(
+        "instruction of records without one: one text for every source, or a list with one per source "
+        "in the order of `data` ('': none)"))
+    columns: list[str] = field(default_factory=list, metadata=_h(
+        "FIELD=COLUMN pairs naming the column a field comes from, in sources that have it "
+        "(query=question,positive=answer); fields: query, positive, negative, instruction, task_group, language"))
+    split: str = field(default="train", metadata=_h("split of dataset sources (local folders, Hub ids)"))
+    dataset_config: str | None = field(default=None, metadata=_h(
+        "config of dataset sources (a published synthesis dataset: all or a task group)"))
+    query_template: str = field(default=QUERY_TEMPLATE, metadata=_h(
         "query side text; documents get no instruction"))
+    num_negatives: int = field(default=1, metadata=_h(
+        "hard negatives each query brings to the batch (the paper: 1); a record's first ones are used"))
+    missing_negatives: str = field(default="error", metadata=_h(
+        "a record with fewer hard negatives than num_negatives: error (mine them first), in_batch "
+        "(train it with the negatives it has and the batch's other documents) or random (fill with "
+        "random documents of its task group)"))
     homogeneous_batches: str = field(default="none", metadata=_h(
         "none, task_group or source: draw each global batch from one group"))
-    dedup_in_batch: bool = field(default=True, metadata=_h(
-        "defer a record whose query or document text is already in the batch (no false negatives)"))
     # loss and optimisation
     temperature: float = field(default=0.02, metadata=_h("InfoNCE temperature (scale = 1/temperature)"))
     global_batch_size: int = field(default=2048, metadata=_h("queries per optimiser step over all processes"))
@@ -91,12 +107,14 @@ CHOICES = {
     "dtype": ("bfloat16", "float16", "float32"),
     "mixed_precision": ("no", "bf16", "fp16"),
     "homogeneous_batches": ("none", "task_group", "source"),
+    "missing_negatives": ("error", "in_batch", "random"),
 }
 
 
 def validate(cfg: TrainConfig) -> TrainConfig:
     """Values a type check cannot catch, named before anything is loaded."""
     from recipe.config import ConfigError
+    from recipe.data.records import parse_columns
 
     for key, allowed in CHOICES.items():
         if getattr(cfg, key) not in allowed:
@@ -105,6 +123,12 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     for key in positive:
         if getattr(cfg, key) <= 0:
             raise ConfigError(f"'{key}' = {getattr(cfg, key)} must be > 0")
+    if cfg.num_negatives < 0:
+        raise ConfigError(f"'num_negatives' = {cfg.num_negatives} must be >= 0")
+    if isinstance(cfg.data_instructions, list) and len(cfg.data_instructions) != len(cfg.data):
+        raise ConfigError(f"'data_instructions' has {len(cfg.data_instructions)} values for {len(cfg.data)} "
+                          "data sources (give one per source, or one text for all)")
+    parse_columns(cfg.columns)
     if not cfg.temperature > 0:
         raise ConfigError(f"'temperature' = {cfg.temperature} must be > 0")
     if cfg.pooling == "lasttoken" and not cfg.append_eos:

@@ -1,114 +1,128 @@
-"""Training records: load the synthesis format, mix sources by ratio, and plan the global batches.
+"""Training records: read every source, mix them by ratio, give each query its hard negatives,
+and plan the global batches.
 
-A record is what `data/synthesize.py` writes (`task_group`, `instruction`, `query`, `positive`,
-`negative` or null, `language`); it may come from a local JSONL or Parquet file, a synthesis
-output directory (its `examples.jsonl`) or a Hub dataset in that format. Each kept record
-remembers where it came from (`file:line`), so that a bad batch can be traced to its source.
+Records come through the one record reader (`recipe/data/records.py`: our format,
+sentence-transformers columns, FlagEmbedding JSONL, any dataset with a column mapping). Each
+remembers where it came from (`file:line`), so that a bad batch can be traced to its source, and
+which public set or source it belongs to (`source`, as build_mix wrote it, else the source as
+given in the recipe).
 
 The batch plan is a pure function of the records and the seed: a list of global batches of
 record indices. The training loop only needs the step number to know where it is, which is
-what makes resuming exact.
+what makes resuming exact. Every record is planned; only the last partial batch of an epoch is
+left out (every process needs a full share). Texts repeated inside a batch are handled by the
+loss's mask (`recipe/train/batch.py`), not by moving records.
 """
 
 from __future__ import annotations
 
 import random
-from collections import deque
+from collections import Counter
 from dataclasses import dataclass
 
-from ..data.records import TRAIN_REQUIRED, RecordError, read_located
+from ..data.records import parse_columns, read_located
+from ..schema import RecordError, negatives
+
+DataError = RecordError  # one error type for every bad record, whichever stage reads it
+MINE_HINT = "mine them first: python data/mine_negatives.py --input SOURCE --output MINED.jsonl"
 
 
 @dataclass
 class Example:
     query: str  # the query side as the model sees it: instruction + query
     positive: str
-    negative: str | None
-    task_group: str
-    language: str
-    source: str  # the source as given in the recipe
-    where: str  # file:line (or dataset[split] row N)
+    negatives: list[str]  # hard negatives, first ones first used
+    task_group: str | None
+    source: str  # the public set or source it belongs to
+    where: str  # file:line (or dataset split row N)
 
 
-DataError = RecordError  # one error type for every bad record, whichever stage reads it
+def _instructions(sources: list[str], given: str | list[str]) -> list[str]:
+    if isinstance(given, str):
+        return [given] * len(sources)
+    if len(given) != len(sources):
+        raise DataError(f"data_instructions has {len(given)} values for {len(sources)} data sources")
+    return list(given)
 
 
-def load_examples(sources: list[str], ratios: list[float], template: str, seed: int,
-                  split: str = "train") -> list[Example]:
-    """All sources, each sampled by its ratio (<1 keeps a seeded subset, >1 repeats), in one list."""
+def load_examples(sources: list[str], ratios: list[float], template: str, seed: int, split: str = "train", *,
+                  columns: list[str] = (), instructions: str | list[str] = "",
+                  dataset_config: str | None = None) -> list[Example]:
+    """All sources, each sampled by its ratio (<1 keeps a seeded subset, >1 repeats), in one list.
+
+    `instructions`: the instruction of records that carry none, one for all sources or one each."""
     if not sources:
-        raise DataError("no training data: set `data` to one or more files, directories or Hub datasets")
+        raise DataError("no training data: set `data` to one or more files, folders or Hub datasets")
     ratios = list(ratios) or [1.0] * len(sources)
     if len(ratios) != len(sources):
         raise DataError(f"data_ratios has {len(ratios)} values for {len(sources)} data sources")
+    mapping = parse_columns(columns)
     rng = random.Random(seed)
     out: list[Example] = []
-    for source, ratio in zip(sources, ratios):
+    for source, ratio, default in zip(sources, ratios, _instructions(sources, instructions)):
         if ratio <= 0:
             raise DataError(f"data_ratios: {ratio} for {source} must be > 0")
         examples = []
-        for rec, where in read_located(source, split=split, required=TRAIN_REQUIRED):
+        for rec, where in read_located(source, dataset_config, split, mapping):
+            instruction = (rec.get("instruction") or default).strip()
+            if not instruction:
+                raise DataError(f"{where}: no instruction, and the recipe gives none for {source}: set "
+                                "data_instructions (the paper puts a task instruction on every query)")
             examples.append(Example(
-                query=template.format(instruction=rec["instruction"].strip(), query=rec["query"]),
-                positive=rec["positive"], negative=rec["negative"], task_group=rec["task_group"],
-                language=rec["language"], source=source, where=where))
+                query=template.format(instruction=instruction, query=rec["query"]), positive=rec["positive"],
+                negatives=negatives(rec), task_group=rec.get("task_group"),
+                source=rec.get("source") or str(source), where=where))
         whole, frac = int(ratio), ratio - int(ratio)
-        picked = examples * whole + rng.sample(examples, round(frac * len(examples)))
-        out.extend(picked)
-    fill_missing_negatives(out, seed)
+        out.extend(examples * whole + rng.sample(examples, round(frac * len(examples))))
     return out
 
 
-def fill_missing_negatives(examples: list[Example], seed: int) -> None:
-    """Give records without a hard negative (short-short, long-long) a random document of the
-    same task group. The paper mines one with mE5-base; a random in-group document keeps every
-    batch rectangular (one negative per query) without a second model, and is documented."""
+def complete_negatives(examples: list[Example], wanted: int, policy: str, seed: int) -> int:
+    """Give every record `wanted` hard negatives, or say which has too few; returns how many had too few.
+
+    `error` stops at the first such record; `random` fills with random documents (positives of
+    other records) of the same task group, or of any group where the group has no other; `in_batch`
+    leaves them short: the batch gives the empty slots no text and the loss masks them."""
+    short = [ex for ex in examples if len(ex.negatives) < wanted]
+    if not short or policy == "in_batch":
+        return len(short)
+    if policy == "error":
+        ex = short[0]
+        raise DataError(f"{ex.where}: {len(ex.negatives)} hard negative(s), num_negatives is {wanted} "
+                        f"({len(short)} of {len(examples)} records are short); {MINE_HINT}, or set "
+                        "missing_negatives: in_batch or random")
     rng = random.Random(seed + 1)
-    by_group: dict[str, list[str]] = {}
+    by_group: dict[str | None, list[str]] = {}
     for ex in examples:
         by_group.setdefault(ex.task_group, []).append(ex.positive)
     everything = [ex.positive for ex in examples]
-    for ex in examples:
-        if ex.negative is not None:
-            continue
-        pool = by_group[ex.task_group] if len(set(by_group[ex.task_group])) > 1 else everything
-        for _ in range(20):
-            cand = rng.choice(pool)
-            if cand != ex.positive:
-                ex.negative = cand
-                break
-        else:
-            raise DataError(f"{ex.where}: no other document to serve as its negative (too little data)")
+    for ex in short:
+        own = {ex.positive, *ex.negatives}
+        pool = by_group[ex.task_group] if set(by_group[ex.task_group]) - own else everything
+        while len(ex.negatives) < wanted:
+            for _ in range(20):
+                cand = rng.choice(pool)
+                if cand not in own:
+                    break
+            else:
+                raise DataError(f"{ex.where}: no other document to serve as its negative (too little data)")
+            ex.negatives.append(cand)
+            own.add(cand)
+    return len(short)
 
 
-def _texts(ex: Example) -> tuple[str, ...]:
-    return (ex.query, ex.positive, ex.negative)
-
-
-def _pack(order: list[int], examples: list[Example], size: int, dedup: bool) -> list[list[int]]:
-    """Cut `order` into batches of `size`; with `dedup`, a record sharing a text with its batch
-    waits for the next batch (a duplicate would be a false negative for its twin)."""
-    batches, current, seen, waiting = [], [], set(), []
-    queue = deque(order)
-    while queue:
-        i = queue.popleft()
-        texts = _texts(examples[i])
-        if dedup and any(t in seen for t in texts):
-            waiting.append(i)
-            continue
-        current.append(i)
-        seen.update(texts)
-        if len(current) == size:
-            batches.append(current)
-            current, seen = [], set()
-            queue.extendleft(reversed(waiting))
-            waiting = []
-    return batches  # the incomplete last batch is dropped: every process needs a full share
+def _cut(order: list[int], size: int) -> tuple[list[list[int]], list[int]]:
+    """Full batches of `size`, and what is left over."""
+    full = len(order) - len(order) % size
+    return [order[i:i + size] for i in range(0, full, size)], order[full:]
 
 
 def plan_batches(examples: list[Example], global_batch: int, seed: int, epochs: int = 1,
-                 homogeneous: str = "none", dedup: bool = True) -> list[list[int]]:
-    """The global batches of record indices for the whole run, in order."""
+                 homogeneous: str = "none") -> list[list[int]]:
+    """The global batches of record indices for the whole run, in order.
+
+    With `homogeneous`, each group's records are cut into batches of their own, and the groups'
+    left-overs together fill mixed batches, so that no group loses its last partial batch."""
     if homogeneous not in ("none", "task_group", "source"):
         raise DataError(f"homogeneous_batches must be none, task_group or source, not {homogeneous!r}")
     plan: list[list[int]] = []
@@ -117,22 +131,34 @@ def plan_batches(examples: list[Example], global_batch: int, seed: int, epochs: 
         if homogeneous == "none":
             order = list(range(len(examples)))
             rng.shuffle(order)
-            plan.extend(_pack(order, examples, global_batch, dedup))
+            plan.extend(_cut(order, global_batch)[0])
             continue
         groups: dict[str, list[int]] = {}
         for i, ex in enumerate(examples):
-            groups.setdefault(getattr(ex, homogeneous), []).append(i)
-        batches = []
+            groups.setdefault(str(getattr(ex, homogeneous)), []).append(i)
+        batches, rest = [], []
         for key in sorted(groups):
             order = groups[key]
             rng.shuffle(order)
-            batches.extend(_pack(order, examples, global_batch, dedup))
+            full, left = _cut(order, global_batch)
+            batches.extend(full)
+            rest.extend(left)
+        batches.extend(_cut(rest, global_batch)[0])
         rng.shuffle(batches)
         plan.extend(batches)
     if not plan:
         raise DataError(f"{len(examples)} records make no full global batch of {global_batch}: "
                         "lower global_batch_size or add data")
     return plan
+
+
+def plan_summary(examples: list[Example], plan: list[list[int]]) -> dict:
+    """How many records were read and how many the plan trains, in all and per source."""
+    used = {i for batch in plan for i in batch}
+    read = Counter(ex.source for ex in examples)
+    trained = Counter(examples[i].source for i in used)
+    return {"read": len(examples), "used": len(used),
+            "per_source": {s: {"read": n, "used": trained[s]} for s, n in read.items()}}
 
 
 def shard(batch: list[int], rank: int, world: int) -> list[int]:

@@ -1,53 +1,97 @@
 """InfoNCE over cosine similarities (temperature 0.02), each query against its positive, its hard
-negative and every other document of the global batch: sentence-transformers' losses, which
-meet the recipe (see docs/training.md and tests/test_train_loss.py for the proofs):
+negatives and every other document of the global batch, with duplicates of its own positive left
+out of its softmax.
 
-- `CachedMultipleNegativesRankingLoss` (GradCache, Gao et al. 2021, arXiv 2101.06983) embeds the
-  batch in mini-batches twice, so 2048 queries x 3 texts fit in one GPU's memory, with the same
-  loss and gradients as one plain forward (`MultipleNegativesRankingLoss`).
-- `gather_across_devices=True` all-gathers the embeddings with gradients (the backward sums the
-  gathered gradients back to their owners; DDP's mean then gives the gradient of the global mean
-  loss), and lays the columns out as [positives of all ranks | negatives of all ranks], so that
-  label i of rank r is column r * local_batch + i: its own positive.
+What we take from sentence-transformers (see docs/training.md and tests/test_train_loss.py):
+- `CachedMultipleNegativesRankingLoss`'s GradCache machinery (Gao et al. 2021, arXiv 2101.06983):
+  the batch is embedded in mini-batches twice, so 2048 queries x 3 texts fit in one GPU's memory,
+  with the loss and gradients of one plain forward (`MultipleNegativesRankingLoss`);
+- `all_gather_with_grad` for the candidates of every process (the backward sums the gathered
+  gradients back to their owners; DDP's mean then gives the gradient of the global mean loss).
 
-Inputs: three tokenized columns (queries, positives, negatives), each (local_batch, length).
-What we add: length grouping (recipe/train/grouping.py: each column is embedded longest first,
-so a mini-batch holds texts of similar length and carries less padding; the embeddings go back
-to their rows before the loss), the in-batch accuracy, read off the embeddings the loss already computed, and
-float32 for the loss itself: bf16 embeddings give cosines to about 3 digits, and at scale 50 that
-is an error of ~0.2 in each logit. The cast is inside autograd, so gradients reach the bf16 leaves.
+What we write ourselves, in `infonce`, because the library's loss has no way to leave a
+candidate out of one query's softmax: the mask (`excluded`) of the candidates that are not
+negatives for a query (the same text as one of its positives, an empty negative slot), applied
+before the softmax in the cached and the plain forward alike. Candidate columns are laid out as
+the library lays them out: [positives of all processes | first negatives of all processes | ...],
+so the target of global row i is column i.
+
+Also ours: length grouping (recipe/train/grouping.py: each column is embedded longest first, so
+a mini-batch holds texts of similar length and carries less padding; the embeddings go back to
+their rows before the loss), the in-batch accuracy, and float32 for the loss itself: bf16
+embeddings give cosines to about 3 digits, and at scale 50 that is an error of ~0.2 in each
+logit. The cast is inside autograd, so gradients reach the bf16 leaves.
 """
 
 from __future__ import annotations
 
 import torch
+from sentence_transformers.base.losses.merged_forward import embed_columns
 from sentence_transformers.sentence_transformer.losses import (
     CachedMultipleNegativesRankingLoss,
     MultipleNegativesRankingLoss,
 )
-from sentence_transformers.util import all_gather, get_rank
+from sentence_transformers.util import all_gather_with_grad, cos_sim, get_rank
 
+from .batch import ABSENT, TextIds
 from .grouping import length_order, take_rows
 
 
-def in_batch_accuracy(queries: torch.Tensor, docs: list[torch.Tensor], gather: bool) -> torch.Tensor:
-    """Share of this process's queries whose own positive has the highest score of all documents."""
-    with torch.no_grad():
-        local = queries.shape[0]
-        if gather:
-            docs = [all_gather(d.detach()) for d in docs]
-        offset = get_rank() * local if gather else 0
-        scores = queries.detach().float() @ torch.cat(docs).float().T
-        target = torch.arange(offset, offset + local, device=queries.device)
-        return (scores.argmax(1) == target).float().mean()
+def excluded(scores: torch.Tensor, rows: torch.Tensor, ids: TextIds | None) -> torch.Tensor:
+    """The one place the (queries x candidates) mask is built: True leaves a candidate out of that
+    query's softmax. `scores` are these queries' scaled cosines to every candidate, `rows` their
+    global row numbers (= the columns of their own positives).
+
+    Left out: a candidate whose text is one of the query's positives (its own positive repeated
+    by another record, or the positive of another record with the same query text), and an empty
+    negative slot. Never the query's own positive. A rule on the scores (a false-negative margin:
+    candidates scoring above the positive's score + margin) joins here, as `mask |= ...`."""
+    mask = torch.zeros_like(scores, dtype=torch.bool)
+    if ids is not None:
+        candidates, positives = ids.candidates.to(scores.device), ids.positives.to(scores.device)[rows]
+        mask |= (candidates == ABSENT)[None, :]
+        for column in positives.T:  # usually one: the query's own positive
+            mask |= candidates[None, :] == column[:, None]
+    mask[torch.arange(len(rows), device=mask.device), rows] = False
+    return mask
+
+
+def infonce(queries: torch.Tensor, docs: list[torch.Tensor], ids: TextIds | None, scale: float, gather: bool,
+            chunk: int, with_backward: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean InfoNCE of this process's queries against the candidates of every process, and the
+    share of them whose own positive scores highest. With `with_backward`, back-propagates chunk
+    by chunk of `chunk` queries (so no queries x candidates matrix outlives its chunk) and returns
+    the loss detached, as GradCache's loss stage does."""
+    local = len(queries)
+    offset = get_rank() * local if gather else 0
+    if gather:
+        docs = [all_gather_with_grad(d) for d in docs]
+    candidates = torch.cat(docs)
+    total = torch.zeros((), device=queries.device)
+    correct = torch.zeros((), device=queries.device)
+    for begin in range(0, local, chunk):
+        end = min(begin + chunk, local)
+        rows = torch.arange(offset + begin, offset + end, device=queries.device)
+        scores = cos_sim(queries[begin:end], candidates) * scale
+        scores = scores.masked_fill(excluded(scores, rows, ids), float("-inf"))
+        loss = torch.nn.functional.cross_entropy(scores, rows, reduction="sum") / local
+        if with_backward:
+            loss.backward()
+            loss = loss.detach()
+        total = total + loss
+        correct = correct + (scores.detach().argmax(1) == rows).sum()
+    return total, correct / local
 
 
 class CachedInfoNCE(CachedMultipleNegativesRankingLoss):
+    """GradCache forward of sentence-transformers, our `infonce` as its loss stage. Call it as
+    `loss_fn(features, ids)`: the tokenized columns and the batch's `TextIds` (None: no duplicates)."""
+
     accuracy: torch.Tensor | None = None
     group_by_length: bool = False
     _orders: list[torch.Tensor] | None = None  # per column: the rows in the order they were embedded
 
-    def forward(self, sentence_features, labels=None):
+    def forward(self, sentence_features, labels: TextIds | None = None):
         features = list(sentence_features)
         self._orders = None
         if self.group_by_length:
@@ -56,35 +100,37 @@ class CachedInfoNCE(CachedMultipleNegativesRankingLoss):
         return super().forward(features, labels)
 
     def calculate_loss(self, reps, labels=None, *, with_backward=False):
-        reps = [[r.float() for r in column] for column in reps]
+        columns = [torch.cat([r.float() for r in column]) for column in reps]
         if self._orders is None:
-            return self._infonce(reps, labels, with_backward)
-        # back to the original rows, so that query i meets positive i. The parent back-propagates
+            return self._infonce(columns, labels, with_backward)
+        # back to the original rows, so that query i meets positive i. The loss back-propagates
         # chunk by chunk, which an index in the graph would not survive (it frees its saved index
         # after the first chunk), so the rows are restored on fresh leaves and their gradients are
         # handed to the sorted embeddings in one backward at the end.
-        sorted_cols = [torch.cat(column) for column in reps]
-        restores = [torch.argsort(o).to(c.device) for o, c in zip(self._orders, sorted_cols)]
+        restores = [torch.argsort(o).to(c.device) for o, c in zip(self._orders, columns)]
         if not with_backward:
-            return self._infonce([[c[r]] for c, r in zip(sorted_cols, restores)], labels, False)
-        leaves = [c.detach()[r].requires_grad_() for c, r in zip(sorted_cols, restores)]
-        loss = self._infonce([[leaf] for leaf in leaves], labels, True)
-        torch.autograd.backward(sorted_cols, [leaf.grad[o.to(leaf.device)] for leaf, o in zip(leaves, self._orders)])
+            return self._infonce([c[r] for c, r in zip(columns, restores)], labels, False)
+        leaves = [c.detach()[r].requires_grad_() for c, r in zip(columns, restores)]
+        loss = self._infonce(leaves, labels, True)
+        torch.autograd.backward(columns, [leaf.grad[o.to(leaf.device)] for leaf, o in zip(leaves, self._orders)])
         return loss
 
-    def _infonce(self, reps, labels, with_backward):
-        queries = torch.cat(reps[0])
-        self.accuracy = in_batch_accuracy(queries, [torch.cat(r) for r in reps[1:]], self.gather_across_devices)
-        return super().calculate_loss(reps, labels, with_backward=with_backward)
+    def _infonce(self, columns, ids, with_backward):
+        loss, self.accuracy = infonce(columns[0], columns[1:], ids, self.scale, self.gather_across_devices,
+                                      self.mini_batch_size, with_backward)
+        return loss
 
 
 class InfoNCE(MultipleNegativesRankingLoss):
+    """The same loss in one plain forward (`cached: false`)."""
+
     accuracy: torch.Tensor | None = None
 
-    def compute_loss_from_embeddings(self, embeddings, labels):
-        embeddings = [e.float() for e in embeddings]
-        self.accuracy = in_batch_accuracy(embeddings[0], embeddings[1:], self.gather_across_devices)
-        return super().compute_loss_from_embeddings(embeddings, labels)
+    def forward(self, sentence_features, labels: TextIds | None = None):
+        embeddings = [e.float() for e in embed_columns(self.model, sentence_features)]
+        loss, self.accuracy = infonce(embeddings[0], embeddings[1:], labels, self.scale,
+                                      self.gather_across_devices, len(embeddings[0]))
+        return loss
 
 
 def build_loss(model, temperature: float, cached: bool, mini_batch_size: int, gather: bool,

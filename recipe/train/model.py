@@ -9,7 +9,8 @@ import torch
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 
-from recipe.train.tokenize import ensure_eos, roundtrip
+from recipe.eos import ensure_eos
+from recipe.train.tokenize import roundtrip
 
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 
