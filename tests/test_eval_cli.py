@@ -131,6 +131,9 @@ def test_wrong_dtype_or_reference_is_a_one_line_error(tiny_folder, capsys):
     assert eval_cli.main(["--model", str(tiny_folder), "--benchmark", "", "--tasks", "SciFact",
                           "--dtype", "float17"]) == 2
     assert "--dtype 'float17': not a torch dtype" in capsys.readouterr().err
+    # before the model loads: a Hub id that is not there would fail otherwise
+    assert eval_cli.main(["--model", "nobody/no-such-model", "--tasks", "SciFact", "--protocol", "paper"]) == 2
+    assert "--protocol 'paper': choose one of auto, e5, plain" in capsys.readouterr().err
 
 
 def test_hub_id_not_reachable_offline_says_so(capsys):

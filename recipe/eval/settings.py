@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..config import ConfigError, note
+from .protocol import check as check_protocol
 from .encoder import E5_INSTRUCTION_TEMPLATE
 
 
@@ -46,7 +47,9 @@ class EvalConfig:
 
 
 def resolve(cfg: EvalConfig) -> EvalConfig:
-    """Old spellings of today's settings: `instruction_template: null` meant what `protocol: plain` says."""
+    """Check what a type cannot, before the model loads; and read the old spelling of a setting:
+    `instruction_template: null` meant what `protocol: plain` says."""
+    check_protocol(cfg.protocol)
     if cfg.instruction_template is None:
         if cfg.protocol == "e5":
             raise ConfigError("--instruction-template null (the old spelling of --protocol plain) "
