@@ -21,7 +21,9 @@ import shutil
 from enum import Enum
 from pathlib import Path
 
+from mteb.models.instruct_wrapper import InstructSentenceTransformerModel
 from mteb.models.model_meta import ModelMeta
+from mteb.models.sentence_transformer_wrapper import SentenceTransformerEncoderWrapper
 
 from ..files import atomic_dir, jsonl
 from .protocol import registry_meta
@@ -42,21 +44,15 @@ TRAINED_ON = {
     "dureader": ["DuRetrieval"],
     "t2ranking": ["T2Retrieval", "T2Reranking"],
 }
-INSTRUCT_LOADER = "mteb.models.instruct_wrapper.InstructSentenceTransformerModel"
-PLAIN_LOADER = "mteb.models.sentence_transformer_wrapper.SentenceTransformerEncoderWrapper"
+# mteb's reference implementations: an E5-style instruction model's (as e5-mistral-7b-instruct's
+# ModelMeta names it), or a SentenceTransformer run as saved
+LOADERS = {True: InstructSentenceTransformerModel, False: SentenceTransformerEncoderWrapper}
 
 
 def training_info(model_path: str) -> dict:
     """train.py's training_info.json of a local folder ({} for a Hub id or another model)."""
     path = Path(model_path) / "training_info.json"
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-
-
-def _loader(dotted: str):
-    import importlib
-
-    module, _, name = dotted.rpartition(".")
-    return getattr(importlib.import_module(module), name)
 
 
 def submission_meta(encoder, model_path: str) -> ModelMeta:
@@ -74,7 +70,7 @@ def submission_meta(encoder, model_path: str) -> ModelMeta:
     hub_data = [s["hub_id"] for s in info.get("training_data", []) if s.get("hub_id")]
     e5 = encoder.protocol == "e5"
     built = ModelMeta(
-        loader=_loader(INSTRUCT_LOADER if e5 else PLAIN_LOADER),
+        loader=LOADERS[e5],
         loader_kwargs={"instruction_template": encoder.instruction_template,
                        "apply_instruction_to_passages": False} if e5 else {},
         name=name, revision=meta.revision, release_date=info.get("exported"), languages=None,
@@ -82,7 +78,7 @@ def submission_meta(encoder, model_path: str) -> ModelMeta:
         n_embedding_parameters=info.get("n_embedding_parameters"),
         memory_usage_mb=None,
         max_tokens=info.get("max_tokens") or model.max_seq_length,
-        embed_dim=model.get_sentence_embedding_dimension(),
+        embed_dim=model.get_embedding_dimension(),
         license=info.get("license"), open_weights=True,
         public_training_code=None,
         public_training_data=f"https://huggingface.co/datasets/{hub_data[0]}" if hub_data else None,
@@ -129,16 +125,16 @@ def _py(value) -> str:
 
 def model_meta_source(meta: ModelMeta) -> str:
     """Python for mteb/models/model_implementations/: the ModelMeta, field by field."""
-    loader = INSTRUCT_LOADER if meta.use_instructions else PLAIN_LOADER
-    module, _, cls = loader.rpartition(".")
+    loader = LOADERS[bool(meta.use_instructions)]
     fields = meta.to_dict()
     skip = {"loader", "is_cross_encoder", "experiment_kwargs"}
     lines = ['"""ModelMeta for mteb (mteb/models/model_implementations/): written by e5-recipe\'s',
              "eval.py --submission. Check every field; fill what is None and should not be",
              '(public_training_code: the link to your training code; languages: ISO codes such as "eng-Latn")."""',
-             "", f"from {module} import {cls}", "from mteb.models.model_meta import ModelMeta", "",
+             "", f"from {loader.__module__} import {loader.__name__}",
+             "from mteb.models.model_meta import ModelMeta", "",
              f"{meta.model_name_as_path().replace('-', '_').replace('.', '_').lower()} = ModelMeta(",
-             f"    loader={cls},"]
+             f"    loader={loader.__name__},"]
     for key, value in fields.items():
         if key in skip:
             continue

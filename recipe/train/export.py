@@ -119,7 +119,7 @@ def write_training_info(model: SentenceTransformer, cfg, out: Path) -> None:
         "exported": datetime.now(timezone.utc).date().isoformat(),
         "n_parameters": sum(p.numel() for name, p in base.named_parameters() if "lora_" not in name),
         "n_embedding_parameters": base.get_input_embeddings().weight.numel(),
-        "embed_dim": model.get_sentence_embedding_dimension(),
+        "embed_dim": model.get_embedding_dimension(),
         "max_tokens": getattr(base.config, "max_position_embeddings", None) or cfg.max_length,
         "trained_max_length": cfg.max_length, "pooling": cfg.pooling, "query_template": cfg.query_template,
         "hub_model_id": cfg.hub_model_id or None, "training_data": data,
