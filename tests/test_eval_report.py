@@ -92,6 +92,10 @@ def test_both_benchmarks_get_their_own_averages_over_their_own_tasks(tmp_path):
     assert [(r["benchmark"], r["tasks"]) for r in averages] == [(V1, "56/56"), (V2, "41/41")]
     plot_categories(sections, tmp_path / "c.png", "local/model")
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+    # only v2-only tasks run: the v1 section has nothing to say
+    only_v2 = [build_section({"FEVERHardNegatives": ("Retrieval", 0.5)} if b == V2 else {}, p, b, _expected(b))
+               for b, p in [(V1, v1), (V2, v2)]]
+    assert f"## {V1}" not in to_markdown(only_v2, "local/model") and f"## {V2}" in to_markdown(only_v2, "m")
 
 
 def test_both_runs_the_union_once():

@@ -108,7 +108,7 @@ def to_markdown(sections: list[Section], model: str, protocol: str = "") -> str:
             lines.append(f"| {s.title} | {_fmt(o.score)} | {_fmt(o.published)} | "
                          f"{_fmt(o.diff, signed=True)} | {o.tasks} |")
         lines.append("")
-    for s in sections:
+    for s in (s for s in sections if s.rows):  # a benchmark none of whose tasks ran says nothing
         lines += [f"## {s.title}", "", "| category | task | ours | published | diff | tasks |",
                   "|---|---|---:|---:|---:|---:|"]
         for r in s.rows:
