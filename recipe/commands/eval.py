@@ -1,15 +1,21 @@
-"""Evaluate an embedding model on MTEB the way the E5-Mistral paper did, beside its published scores.
+"""Evaluate an embedding model on MTEB the way the E5-Mistral authors did, beside the published scores.
 
     python eval.py --model OUTPUT/final --benchmark "MTEB(eng, v1)" [--output-dir out/eval]
+    python eval.py --model OUTPUT/final --benchmark both          # MTEB(eng, v1) and MTEB(eng, v2)
     python eval.py --model intfloat/e5-mistral-7b-instruct --tasks SciFact,STS12
+    python eval.py --model sentence-transformers/all-MiniLM-L6-v2 --benchmark "MTEB(eng, v2)"
     python eval.py --model OUTPUT/final --task-types Retrieval
     python eval.py --model OUTPUT/final --benchmark BEIR          # or MIRACL
     python eval.py --model OUTPUT/final --tasks STSBenchmark --data-dir DIR   # DIR/STSBenchmark/test.jsonl
+    python eval.py --model you/model --benchmark "MTEB(eng, v2)" --submission   # OUTPUT/submission/
 
-Queries read `Instruct: {task instruction}\\nQuery: {text}`, documents nothing; inputs are cut at
-512 tokens and end with EOS; fp16 on GPU. Writes mteb's result files, results.md, results.csv
-and categories.png under --output-dir; running the same command again skips finished tasks.
-Any key can also come from a YAML file (`--config FILE`); `--help` lists them.
+The protocol (--protocol auto) is the E5 authors' for an instruction model (train.py's, or one
+mteb knows as such): the task's instruction on queries and on every text of the non-retrieval
+tasks, retrieval documents bare, inputs cut at 512 tokens ending with EOS, fp16 on GPU; any other
+model runs as saved, as the leaderboard runs it. The run says which and why. Writes mteb's
+result files, results.md, results.csv and categories.png under --output-dir; running the same
+command again skips finished tasks. Any key can also come from a YAML file (`--config FILE`);
+`--help` lists them.
 Exit codes: 0 done, 1 some task failed (the others are scored), 2 bad input, 130 interrupted.
 """
 
@@ -31,7 +37,7 @@ def _main(argv: list[str]) -> int:
     if not cfg.model:
         raise ConfigError("command line: --model is required (a folder or a Hub id)")
     outcome = evaluate(cfg)
-    print(to_markdown(outcome.rows, cfg.model, cfg.reference))
+    print(to_markdown(outcome.sections, outcome.model, outcome.protocol))
     for task, error in outcome.failed.items():
         print(f"failed: {task}: {cli.one_line(error)}", file=sys.stderr)
     print(f"results in {cfg.output_dir}", file=sys.stderr)

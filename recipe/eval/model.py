@@ -106,13 +106,22 @@ def revision_of(name_or_path: str, model) -> str:
     """
     path = Path(name_or_path)
     if not path.exists():
-        return model.model_card_data.base_model_revision or "main"
+        return model.model_card_data.base_model_revision or _cached_commit(name_or_path) or "main"
     h = hashlib.sha256()
     for f in sorted(p for p in path.rglob("*") if p.is_file()):
         h.update(f"{f.relative_to(path)}:{f.stat().st_size}".encode())
         if f.suffix == ".json":
             h.update(f.read_bytes())
     return "local-" + h.hexdigest()[:12]
+
+
+def _cached_commit(repo_id: str) -> str | None:
+    """The commit of the Hub cache's snapshot the model was loaded from: offline, sentence-transformers
+    cannot ask the Hub, and a leaderboard submission needs the commit, not "main"."""
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo_id, "modules.json")
+    return Path(found).parent.name if isinstance(found, str) else None
 
 
 def model_name(name_or_path: str) -> str:

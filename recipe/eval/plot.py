@@ -1,31 +1,36 @@
-"""Bar chart of the category averages (and the overall one) against E5-Mistral's published scores."""
+"""Bar chart of the category averages (and the overall one) against the published scores, one panel
+per benchmark."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .report import Row
+from ..files import atomic_file
+from .report import Section
 
 
-def plot_categories(rows: list[Row], path: Path, model: str) -> None:
+def plot_categories(sections: list[Section], path: Path, model: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 
-    bars = [r for r in rows if r.level in ("category", "overall")]
-    labels = [r.name for r in bars]
-    ours = [r.score for r in bars]
-    theirs = [r.published if r.published is not None else 0.0 for r in bars]
-    x = range(len(bars))
+    panels = [s for s in sections if s.rows]
+    widest = max(sum(r.level != "task" for r in s.rows) for s in panels)
+    fig, axes = plt.subplots(len(panels), 1, squeeze=False,
+                             figsize=(max(4.0, 1.3 * widest), 4.0 * len(panels)))
     width = 0.4
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.3 * len(bars)), 4.0))
-    ax.bar([i - width / 2 for i in x], ours, width, label=model)
-    ax.bar([i + width / 2 for i in x], theirs, width, label="e5-mistral-7b-instruct (published)")
-    ax.set_xticks(list(x), labels, rotation=20, ha="right")
-    ax.set_ylabel("main score (%)")
-    ax.set_title("MTEB category averages")
-    ax.legend(fontsize=8)
+    for ax, section in zip(axes[:, 0], panels):
+        bars = [r for r in section.rows if r.level in ("category", "overall")]
+        x = range(len(bars))
+        ax.bar([i - width / 2 for i in x], [r.score for r in bars], width, label=model)
+        ax.bar([i + width / 2 for i in x], [r.published if r.published is not None else 0.0 for r in bars],
+               width, label=f"published: {section.source}")
+        ax.set_xticks(list(x), [r.name for r in bars], rotation=20, ha="right")
+        ax.set_ylabel("main score (%)")
+        ax.set_title(f"{section.title}: category averages")
+        ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)

@@ -1,17 +1,19 @@
-"""The results table: per task, per category and overall, beside E5-Mistral's published scores.
+"""The results tables: per task, per category and overall, beside the published scores, one section
+per benchmark (MTEB(eng, v1), MTEB(eng, v2), or both).
 
 Scores are mteb main scores in percent. A category's average (and the overall one, a plain
-mean over tasks as MTEB reports it) is taken over the tasks that were run, and the published
-average beside it over the same tasks, so partial runs compare like with like; the `tasks`
-column says how many of the published category that is.
+mean over tasks as MTEB reports it) is taken over the benchmark's tasks that were run, and the
+published average beside it over the same tasks, so partial runs compare like with like; the
+`tasks` column says how many of the benchmark's tasks (of that category) that is.
 """
 
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..files import atomic_file, write_text
 from .published import Published
 
 CATEGORY_ORDER = ["Classification", "Clustering", "PairClassification", "Reranking", "Retrieval",
@@ -25,19 +27,37 @@ class Row:
     name: str
     score: float          # ours, percent
     published: float | None
-    tasks: str = ""       # "run/published" for averages
+    tasks: str = ""       # "run/in the benchmark" for averages
 
     @property
     def diff(self) -> float | None:
         return None if self.published is None else self.score - self.published
 
 
+@dataclass
+class Section:
+    benchmark: str        # "" when the tasks were picked by name
+    source: str           # whose published scores, from where
+    rows: list[Row] = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        return self.benchmark or "Selected tasks"
+
+    @property
+    def overall(self) -> Row | None:
+        return next((r for r in self.rows if r.level == "overall"), None)
+
+
 def _mean(xs: list[float]) -> float:
     return sum(xs) / len(xs)
 
 
-def build_rows(scores: dict[str, tuple[str, float]], published: Published) -> list[Row]:
-    """`scores`: task name -> (task type, main score in [0, 1])."""
+def build_section(scores: dict[str, tuple[str, float]], published: Published, benchmark: str = "",
+                  expected: dict[str, str] | None = None) -> Section:
+    """`scores`: task name -> (task type, main score in [0, 1]), the tasks of this section;
+    `expected`: the benchmark's tasks (name -> type), for the counts (default: the published ones)."""
+    expected = published.task_type if expected is None else expected
     order = {c: i for i, c in enumerate(CATEGORY_ORDER)}
     names = sorted(scores, key=lambda n: (order.get(scores[n][0], len(order)), scores[n][0], n))
     tasks = [Row("task", scores[n][0], n, 100 * scores[n][1], published.score.get(n)) for n in names]
@@ -45,16 +65,14 @@ def build_rows(scores: dict[str, tuple[str, float]], published: Published) -> li
     for category in dict.fromkeys(r.category for r in tasks):
         group = [r for r in tasks if r.category == category]
         rows += group
-        rows.append(_average("category", category, category, group, published))
+        total = sum(1 for t in expected.values() if t == category)
+        rows.append(_average("category", category, category, group, total))
     if tasks:
-        rows.append(_average("overall", "", "Average", tasks, published,
-                             total=len(published.score)))
-    return rows
+        rows.append(_average("overall", "", "Average", tasks, len(expected)))
+    return Section(benchmark, published.source, rows)
 
 
-def _average(level, category, name, group, published, total=None) -> Row:
-    if total is None:
-        total = sum(1 for t in published.task_type.values() if t == category)
+def _average(level, category, name, group, total) -> Row:
     have = [r for r in group if r.published is not None]
     pub = _mean([r.published for r in group]) if group and len(have) == len(group) else None
     return Row(level, category, name, _mean([r.score for r in group]), pub,
@@ -67,23 +85,39 @@ def _fmt(x: float | None, signed: bool = False) -> str:
     return f"{x:+.2f}" if signed else f"{x:.2f}"
 
 
-def write_csv(rows: list[Row], path: Path) -> None:
-    with path.open("w", newline="", encoding="utf-8") as f:
+def write_csv(sections: list[Section], path: Path) -> None:
+    with atomic_file(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["level", "category", "name", "score", "e5_mistral_published", "diff", "tasks"])
-        for r in rows:
-            w.writerow([r.level, r.category, r.name, f"{r.score:.4f}",
-                        "" if r.published is None else f"{r.published:.2f}",
-                        "" if r.diff is None else f"{r.diff:.4f}", r.tasks])
+        w.writerow(["benchmark", "level", "category", "name", "score", "e5_mistral_published", "diff", "tasks"])
+        for s in sections:
+            for r in s.rows:
+                w.writerow([s.benchmark, r.level, r.category, r.name, f"{r.score:.4f}",
+                            "" if r.published is None else f"{r.published:.2f}",
+                            "" if r.diff is None else f"{r.diff:.4f}", r.tasks])
 
 
-def to_markdown(rows: list[Row], model: str, reference: str) -> str:
+def to_markdown(sections: list[Section], model: str, protocol: str = "") -> str:
     lines = [f"# MTEB results: {model}", "",
-             f"Main scores in percent; E5-Mistral = e5-mistral-7b-instruct, published ({reference}).",
-             "", "| category | task | ours | E5-Mistral | diff | tasks |", "|---|---|---:|---:|---:|---:|"]
-    for r in rows:
-        bold = r.level != "task"
-        name = f"**{r.name}**" if bold else r.name
-        lines.append(f"| {r.category} | {name} | {_fmt(r.score)} | {_fmt(r.published)} | "
-                     f"{_fmt(r.diff, signed=True)} | {r.tasks} |")
-    return "\n".join(lines) + "\n"
+             "Main scores in percent, beside the published ones named under each table."
+             + (f" Protocol: {protocol}." if protocol else ""), ""]
+    averaged = [s for s in sections if s.overall is not None]
+    if len(averaged) > 1:
+        lines += ["| benchmark | ours | published | diff | tasks |", "|---|---:|---:|---:|---:|"]
+        for s in averaged:
+            o = s.overall
+            lines.append(f"| {s.title} | {_fmt(o.score)} | {_fmt(o.published)} | "
+                         f"{_fmt(o.diff, signed=True)} | {o.tasks} |")
+        lines.append("")
+    for s in (s for s in sections if s.rows):  # a benchmark none of whose tasks ran says nothing
+        lines += [f"## {s.title}", "", "| category | task | ours | published | diff | tasks |",
+                  "|---|---|---:|---:|---:|---:|"]
+        for r in s.rows:
+            name = f"**{r.name}**" if r.level != "task" else r.name
+            lines.append(f"| {r.category} | {name} | {_fmt(r.score)} | {_fmt(r.published)} | "
+                         f"{_fmt(r.diff, signed=True)} | {r.tasks} |")
+        lines += ["", f"Published: {s.source}.", ""]
+    return "\n".join(lines)
+
+
+def write_markdown(sections: list[Section], model: str, path: Path, protocol: str = "") -> None:
+    write_text(path, to_markdown(sections, model, protocol))

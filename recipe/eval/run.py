@@ -1,4 +1,5 @@
-"""One evaluation run: load the model, pick the tasks, let mteb evaluate, write the report.
+"""One evaluation run: load the model, choose its protocol, pick the tasks, let mteb evaluate,
+write the report (and, asked, the leaderboard submission).
 
 mteb does the scoring, the result files and the resuming: `mteb.evaluate` with a
 `ResultCache(OUTPUT)` writes `OUTPUT/results/<model>/<revision>/experiments/<settings>/<Task>.json`
@@ -21,14 +22,17 @@ from pathlib import Path
 import mteb
 from mteb.models.cache_wrappers import CachedEmbeddingWrapper
 
-from .encoder import InstructEncoder
+from ..cli import say
+from .encoder import E5_INSTRUCTION_TEMPLATE, InstructEncoder
 from .local_data import use_local_data
 from .model import load_model, model_name, revision_of
 from .plot import plot_categories
+from .protocol import choose, registry_meta
 from .published import load_published
-from .report import build_rows, to_markdown, write_csv
-from .settings import EvalConfig
-from .tasks import select_tasks
+from .report import Section, build_section, write_csv, write_markdown
+from .settings import EvalConfig, resolve
+from .submission import submission_meta, write_submission
+from .tasks import benchmark_tasks, report_benchmarks, select_tasks
 
 logger = logging.getLogger(__name__)
 # mteb's embedding cache warns once per repeated text (STS sets repeat sentences): noise, not news
@@ -39,7 +43,10 @@ logging.getLogger("mteb.models.cache_wrappers.cache_backends.numpy_cache").setLe
 class Outcome:
     scores: dict[str, tuple[str, float]] = field(default_factory=dict)  # task -> (type, main score)
     failed: dict[str, str] = field(default_factory=dict)                # task -> error
-    rows: list = field(default_factory=list)
+    sections: list[Section] = field(default_factory=list)               # one per benchmark
+    model: str = ""                                                     # the name results are filed under
+    protocol: str = ""                                                  # "e5 (why)" or "plain (why)"
+    submission: Path | None = None
 
 
 def versions() -> dict[str, str]:
@@ -53,14 +60,20 @@ def versions() -> dict[str, str]:
 
 
 def build_encoder(cfg: EvalConfig):
+    resolve(cfg)
     model = load_model(cfg.model, max_length=cfg.max_length, dtype=cfg.dtype, device=cfg.device)
-    return InstructEncoder(model, name=model_name(cfg.model), revision=revision_of(cfg.model, model),
-                           instruction_template=cfg.instruction_template)
+    name = model_name(cfg.model)
+    choice = choose(cfg.protocol, model, name, custom_template=cfg.instruction_template != E5_INSTRUCTION_TEMPLATE)
+    return InstructEncoder(model, name=name, revision=revision_of(cfg.model, model), protocol=choice.protocol,
+                           instruction_template=cfg.instruction_template, reason=choice.reason)
 
 
 def evaluate(cfg: EvalConfig, encoder=None) -> Outcome:
     """Run `cfg`; `encoder` may be passed in (tests reuse one) instead of loading `cfg.model`."""
-    published = load_published(cfg.reference)  # a wrong --reference fails now, not after hours
+    resolve(cfg)
+    benchmarks = report_benchmarks(cfg.benchmark)
+    # a wrong --reference fails now, not after hours
+    published = {b: load_published(cfg.reference, b) for b in benchmarks or [""]}
     tasks = select_tasks(cfg.benchmark, cfg.tasks, cfg.task_types)
     if cfg.data_dir:
         for task in tasks:
@@ -71,12 +84,14 @@ def evaluate(cfg: EvalConfig, encoder=None) -> Outcome:
     out.mkdir(parents=True, exist_ok=True)
     own_encoder = encoder is None
     encoder = encoder or build_encoder(cfg)
+    protocol = f"{encoder.protocol} ({encoder.reason})"
+    say(f"protocol: {protocol}")
     meta = encoder.mteb_model_meta
     model = encoder
     if cfg.embedding_cache:
         model = CachedEmbeddingWrapper(
             encoder, out / "embeddings" / meta.model_name_as_path() / meta.revision)
-    _write_run_info(cfg, meta, out)
+    _write_run_info(cfg, meta, out, protocol)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Hash collision or duplicate item")
         result = mteb.evaluate(
@@ -86,7 +101,8 @@ def evaluate(cfg: EvalConfig, encoder=None) -> Outcome:
             raise_error=False, co2_tracker=False)
     if own_encoder:
         encoder.close()  # stops the per-GPU processes, if any
-    outcome = Outcome(failed={e.task_name: e.exception for e in result.exceptions})
+    outcome = Outcome(failed={e.task_name: e.exception for e in result.exceptions}, model=meta.name,
+                      protocol=protocol)
     by_name = {r.task_name: r for r in result.task_results}
     for task in tasks:
         name = task.metadata.name
@@ -97,19 +113,58 @@ def evaluate(cfg: EvalConfig, encoder=None) -> Outcome:
                 outcome.failed[name] = f"incomplete results: {e}"
                 continue
             outcome.scores[name] = (task.metadata.type, score)
-    outcome.rows = build_rows(outcome.scores, published)
-    write_csv(outcome.rows, out / "results.csv")
-    (out / "results.md").write_text(to_markdown(outcome.rows, meta.name, cfg.reference))
-    if cfg.chart and outcome.rows:
-        plot_categories(outcome.rows, out / "categories.png", meta.name)
+    outcome.sections = _sections(outcome.scores, benchmarks, published)
+    write_csv(outcome.sections, out / "results.csv")
+    write_markdown(outcome.sections, meta.name, out / "results.md", protocol)
+    if cfg.chart and outcome.scores:
+        plot_categories(outcome.sections, out / "categories.png", meta.name)
+    if cfg.submission and outcome.scores:
+        outcome.submission = _submit(cfg, encoder, out, tasks, outcome)
     return outcome
 
 
-def _write_run_info(cfg: EvalConfig, meta, out: Path) -> None:
-    """One line per run in OUTPUT/runs.jsonl: settings, model revision and library versions
-    (scores move with library versions, precision and batch size: mteb issue 5230)."""
+def _sections(scores: dict, benchmarks: list[str], published: dict) -> list[Section]:
+    """One section per benchmark, over its own tasks; without a benchmark, one over all tasks run."""
+    if not benchmarks:
+        return [build_section(scores, published[""], expected={})]
+    sections = []
+    for benchmark in benchmarks:
+        expected = {t.metadata.name: t.metadata.type for t in benchmark_tasks(benchmark)}
+        sections.append(build_section({n: s for n, s in scores.items() if n in expected},
+                                      published[benchmark], benchmark, expected))
+    return sections
+
+
+def _submit(cfg: EvalConfig, encoder, out: Path, tasks: list, outcome: Outcome) -> Path:
+    """OUTPUT/submission/ from this run's finished tasks (an aggregate's sub-tasks come along)."""
+    meta = encoder.mteb_model_meta
+    experiment_dir = mteb.ResultCache(out).get_task_result_path("-", meta).parent
+    names = []
+    for task in tasks:
+        if task.metadata.name in outcome.scores:
+            parts = [t.metadata.name for t in getattr(task.metadata, "tasks", None) or []]
+            names += [n for n in parts if (experiment_dir / f"{n}.json").is_file()] + [task.metadata.name]
+    submitted = submission_meta(encoder, cfg.model)
+    known = registry_meta(submitted.name) is not None
+    path = write_submission(out, submitted, experiment_dir, names, known=known)
+    say(f"submission: {path} ({len(names)} result files for {submitted.name} at revision {submitted.revision})")
+    if known:
+        say(f"note: mteb has a ModelMeta for {submitted.name} already; the results pull request is all it takes")
+    if encoder.protocol == "e5":
+        say("note: these are the E5 authors' protocol's scores; mteb's own E5 loader, which "
+            "model_meta.py names, differs on reranking candidates and classification normalisation "
+            "(docs/evaluation.md): say so in the results pull request")
+    if submitted.revision.startswith("local-"):
+        say("note: a local folder has no Hub revision; push the model and run eval.py on its Hub id "
+            "for a submission the leaderboard can check against the weights")
+    return path
+
+
+def _write_run_info(cfg: EvalConfig, meta, out: Path, protocol: str) -> None:
+    """One line per run in OUTPUT/runs.jsonl: settings, the protocol chosen and why, model revision
+    and library versions (scores move with library versions, precision and batch size: mteb issue 5230)."""
     record = {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "config": asdict(cfg), "model_name": meta.name, "revision": meta.revision,
-              "versions": versions()}
+              "config": asdict(cfg), "protocol": protocol, "model_name": meta.name,
+              "revision": meta.revision, "versions": versions()}
     with (out / "runs.jsonl").open("a", encoding="utf-8") as f:
         f.write(json.dumps(record) + "\n")

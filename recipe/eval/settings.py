@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..config import ConfigError, note
+from .protocol import check as check_protocol
 from .encoder import E5_INSTRUCTION_TEMPLATE
 
 
@@ -16,22 +18,45 @@ def _f(default, help: str):
 @dataclass
 class EvalConfig:
     model: str = _f("", "SentenceTransformer folder (train.py's OUTPUT/final) or Hub id")
-    benchmark: str = _f("MTEB(eng, v1)", "mteb benchmark (also BEIR; MIRACL = its 16 paper "
-                        "languages); '' to pick --tasks from all of mteb")
+    benchmark: str = _f("MTEB(eng, v1)", "MTEB(eng, v1) (the paper's 56 tasks), MTEB(eng, v2) (the "
+                        "leaderboard's 41), both (their union, run once, both averages), any mteb "
+                        "benchmark (BEIR, ...), MIRACL (its 16 paper languages); '' to pick --tasks "
+                        "from all of mteb")
     tasks: list[str] = _f([], "only these tasks, comma separated (default: the whole benchmark)")
     task_types: list[str] = _f([], "only these task types, e.g. Retrieval,STS")
     data_dir: str | None = _f(None, "read each task from DIR/<TaskName>/ instead of the Hub")
-    output_dir: str = _f("out/eval", "mteb result files, results.md/.csv, categories.png")
+    output_dir: str = _f("out/eval", "mteb result files, results.md/.csv, categories.png, submission/")
+    protocol: str = _f("auto", "e5 (the E5 authors' instructions), plain (the model as saved, as the "
+                       "leaderboard runs it) or auto: e5 for an instruction model (a saved query prompt "
+                       "with 'Instruct:', or mteb's ModelMeta says so), else plain")
     instruction_template: str | None = _f(
-        E5_INSTRUCTION_TEMPLATE, "query-side template with {instruction}; null runs the model "
-        "as saved (its own prompts), as the leaderboard does for plain models")
+        E5_INSTRUCTION_TEMPLATE, "under the e5 protocol, the text before each input, with {instruction}")
     max_length: int = _f(512, "tokens per input, EOS included (the paper: 512)")
     batch_size: int = _f(32, "texts per forward pass (sorted by length first)")
     dtype: str = _f("auto", "auto (float16 on GPU as the paper, float32 on CPU), bfloat16, ...")
     device: str | None = _f(None, "cuda / cpu (default: cuda when available; all GPUs are used)")
-    reference: str = _f("model_card", "published E5-Mistral column: model_card (the paper's) "
-                        "or results_repo (the leaderboard's re-runs)")
+    reference: str = _f("model_card", "published E5-Mistral column for MTEB(eng, v1): model_card (the "
+                        "paper's) or results_repo (the leaderboard's re-runs; MTEB(eng, v2) has only "
+                        "these); all_minilm_l6_v2 for all-MiniLM-L6-v2's")
     embedding_cache: bool = _f(True, "keep embeddings under OUTPUT/embeddings so a repeated or "
                                "resumed run does not encode the same texts twice")
     overwrite: bool = _f(False, "re-run tasks that already have results in OUTPUT")
     chart: bool = _f(True, "draw categories.png")
+    submission: bool = _f(False, "also write OUTPUT/submission/: the results folder the MTEB results "
+                          "repository takes and a model_meta.py for mteb (README: the two pull requests)")
+
+
+def resolve(cfg: EvalConfig) -> EvalConfig:
+    """Check what a type cannot, before the model loads; and read the old spelling of a setting:
+    `instruction_template: null` meant what `protocol: plain` says."""
+    check_protocol(cfg.protocol)
+    if cfg.instruction_template is None:
+        if cfg.protocol == "e5":
+            raise ConfigError("--instruction-template null (the old spelling of --protocol plain) "
+                              "contradicts --protocol e5; drop one of them")
+        note("--instruction-template null is now --protocol plain; the old spelling is accepted "
+             "until the next release")
+        cfg.protocol, cfg.instruction_template = "plain", E5_INSTRUCTION_TEMPLATE
+    if "{instruction}" not in cfg.instruction_template:
+        raise ConfigError(f"--instruction-template {cfg.instruction_template!r}: must contain {{instruction}}")
+    return cfg

@@ -99,6 +99,9 @@ class TrainConfig:
         metadata=_h("instruction of the saved 'query' prompt"))
     push_to_hub: bool = field(default=False, metadata=_h("upload final/ to the Hub"))
     hub_model_id: str = field(default="", metadata=_h("Hub repo for --push_to_hub"))
+    license: str = field(default="", metadata=_h(
+        "licence of the trained model as the Hub spells it (apache-2.0, mit); recorded in final/ "
+        "for a leaderboard submission (eval.py --submission)"))
 
 
 CHOICES = {

@@ -1,11 +1,14 @@
 """Write OUTPUT/final/: a folder `SentenceTransformer(path)` loads and that embeds exactly as the
 training-time model did: LoRA merged (or the adapter alone), pooling and normalisation in the
 module list, the query prompt saved as the named prompt 'query', the tokenizer saved so that it
-keeps the EOS contract on reload, and a model card with the recipe and the data."""
+keeps the EOS contract on reload, a model card with the recipe and the data, and
+training_info.json: what a leaderboard submission needs to know that only training knows."""
 
 from __future__ import annotations
 
 import json
+from collections import Counter
+from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -87,8 +90,41 @@ def export(model: SentenceTransformer, cfg, out: Path, data_summary: dict) -> Pa
         save_tokenizer(transformer.tokenizer, out)
     (out / "README.md").write_text(model_card(cfg, data_summary, prompt), encoding="utf-8")
     (out / "recipe.yaml").write_text(yaml.safe_dump(vars(cfg), sort_keys=False, allow_unicode=True))
+    write_training_info(model, cfg, out)
     check_export(out, reference, cfg)
     return out
+
+
+def write_training_info(model: SentenceTransformer, cfg, out: Path) -> None:
+    """OUTPUT/final/training_info.json, read by `eval.py --submission` (recipe/eval/submission.py)
+    for mteb's ModelMeta: base model, licence, sizes, and every data source with its Hub id."""
+    from recipe.data.public import SOURCES
+    from recipe.data.records import HUB_ID, TRAIN_REQUIRED, read_located
+
+    data = []
+    for source, ratio in zip(cfg.data, cfg.data_ratios or [1.0] * len(cfg.data)):
+        entry = {"source": source, "ratio": ratio}
+        if not Path(source).exists() and HUB_ID.fullmatch(source):
+            entry["hub_id"] = source
+        else:
+            # a mix (data/build_mix.py) names each record's own source; the public sets by registry name
+            counts = Counter(rec.get("source") for rec, _ in
+                             read_located(source, split=cfg.split, required=TRAIN_REQUIRED))
+            entry["parts"] = [{"name": name, "records": n, "hub_id": SOURCES[name].hub_id if name in SOURCES else None}
+                              for name, n in counts.items() if name]
+        data.append(entry)
+    base = model[0].model
+    info = {
+        "base_model": cfg.model, "license": cfg.license or None,
+        "exported": datetime.now(timezone.utc).date().isoformat(),
+        "n_parameters": sum(p.numel() for name, p in base.named_parameters() if "lora_" not in name),
+        "n_embedding_parameters": base.get_input_embeddings().weight.numel(),
+        "embed_dim": model.get_embedding_dimension(),
+        "max_tokens": getattr(base.config, "max_position_embeddings", None) or cfg.max_length,
+        "trained_max_length": cfg.max_length, "pooling": cfg.pooling, "query_template": cfg.query_template,
+        "hub_model_id": cfg.hub_model_id or None, "training_data": data,
+    }
+    (out / "training_info.json").write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def check_export(out: Path, reference: torch.Tensor, cfg) -> None:

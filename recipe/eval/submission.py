@@ -1,0 +1,145 @@
+"""A leaderboard submission: the folder the MTEB results repository takes, and the ModelMeta for mteb.
+
+    OUTPUT/submission/results/<org>__<name>/<revision>/<Task>.json    this run's result files
+                                                  model_meta.json        the ModelMeta, as mteb writes it
+                                                  run_settings.jsonl     per task and split: versions, encode settings
+    OUTPUT/submission/model_meta.py                                      the ModelMeta to add to mteb
+
+mteb's ResultCache already writes result files, a model_meta.json and run_settings.jsonl (mteb,
+torch, transformers versions per task), but under `experiments/<settings>/`, where our protocol
+settings put them, and with a ModelMeta that knows only what the encoder knows. The results
+repository wants them in the revision folder itself with a ModelMeta that names the sizes,
+licence, release date, base model and training data: counted from the loaded model and read
+from train.py's `training_info.json` (recipe/train/export.py). The two pull requests stay manual
+(README, Evaluate).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from enum import Enum
+from pathlib import Path
+
+from mteb.models.instruct_wrapper import InstructSentenceTransformerModel
+from mteb.models.model_meta import ModelMeta
+from mteb.models.sentence_transformer_wrapper import SentenceTransformerEncoderWrapper
+
+from ..files import atomic_dir, jsonl
+from .protocol import registry_meta
+
+# mteb tasks built from the training splits (or the very data) of the paper's public sets
+# (recipe/data/public.py registry names), for ModelMeta.training_datasets: the leaderboard marks
+# a model as not zero-shot on these
+TRAINED_ON = {
+    "msmarco-passage": ["MSMARCO", "MSMARCOHardNegatives", "NanoMSMARCORetrieval"],
+    "msmarco-document": ["MSMARCO", "MSMARCOHardNegatives", "NanoMSMARCORetrieval"],
+    "nq": ["NQ", "NQHardNegatives", "NanoNQRetrieval"],
+    "hotpotqa": ["HotpotQA", "HotpotQAHardNegatives", "NanoHotpotQARetrieval"],
+    "fever": ["FEVER", "FEVERHardNegatives", "NanoFEVERRetrieval"],
+    "miracl": ["MIRACLRetrieval", "MIRACLRetrievalHardNegatives", "MIRACLReranking"],
+    "mrtydi": ["MrTidyRetrieval"],
+    "quora": ["QuoraRetrieval", "QuoraRetrievalHardNegatives", "NanoQuoraRetrieval"],
+    "squad": ["XQuADRetrieval"],
+    "dureader": ["DuRetrieval"],
+    "t2ranking": ["T2Retrieval", "T2Reranking"],
+}
+# mteb's reference implementations: an E5-style instruction model's (as e5-mistral-7b-instruct's
+# ModelMeta names it), or a SentenceTransformer run as saved
+LOADERS = {True: InstructSentenceTransformerModel, False: SentenceTransformerEncoderWrapper}
+
+
+def training_info(model_path: str) -> dict:
+    """train.py's training_info.json of a local folder ({} for a Hub id or another model)."""
+    path = Path(model_path) / "training_info.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def submission_meta(encoder, model_path: str) -> ModelMeta:
+    """The ModelMeta of the model `encoder` evaluated, with what mteb's leaderboard asks for."""
+    meta = encoder.mteb_model_meta
+    info = training_info(model_path)
+    name = info.get("hub_model_id") or meta.name
+    known = registry_meta(name)
+    if known is not None:  # mteb describes it already: only the revision is ours to say
+        return known.model_copy(update={"revision": meta.revision, "experiment_kwargs": None})
+    model = encoder.model
+    base = info.get("base_model")
+    trained_on = {task for source in info.get("training_data", []) for part in source.get("parts", [])
+                  for task in TRAINED_ON.get(part["name"], [])}
+    hub_data = [s["hub_id"] for s in info.get("training_data", []) if s.get("hub_id")]
+    e5 = encoder.protocol == "e5"
+    built = ModelMeta(
+        loader=LOADERS[e5],
+        loader_kwargs={"instruction_template": encoder.instruction_template,
+                       "apply_instruction_to_passages": False} if e5 else {},
+        name=name, revision=meta.revision, release_date=info.get("exported"), languages=None,
+        n_parameters=info.get("n_parameters") or sum(p.numel() for p in model.parameters()),
+        n_embedding_parameters=info.get("n_embedding_parameters"),
+        memory_usage_mb=None,
+        max_tokens=info.get("max_tokens") or model.max_seq_length,
+        embed_dim=model.get_embedding_dimension(),
+        license=info.get("license"), open_weights=True,
+        public_training_code=None,
+        public_training_data=f"https://huggingface.co/datasets/{hub_data[0]}" if hub_data else None,
+        framework=["Sentence Transformers", "PyTorch"],
+        reference=None if name.startswith("local/") else f"https://huggingface.co/{name}",
+        similarity_fn_name=meta.similarity_fn_name, use_instructions=e5,
+        training_datasets=trained_on if info else None,
+        adapted_from=base if base and "/" in base and not Path(base).exists() else None,
+    )
+    return built.model_copy(update={"memory_usage_mb": built.calculate_memory_usage_mb()})
+
+
+def write_submission(out: Path, meta: ModelMeta, experiment_dir: Path, tasks: list[str],
+                     known: bool = False) -> Path:
+    """Write OUTPUT/submission/ (replaced whole: it is derived from OUTPUT's results) and return it.
+
+    `experiment_dir`: where mteb's ResultCache filed this run; `tasks`: the finished tasks to
+    submit, sub-tasks of an aggregate (CQADupstackRetrieval's forums) included. model_meta.py is
+    left out where mteb has the model's ModelMeta already (`known`)."""
+    target = out / "submission"
+    with atomic_dir(target, overwrite=True) as tmp:
+        folder = tmp / "results" / meta.model_name_as_path() / meta.revision
+        folder.mkdir(parents=True)
+        for name in tasks:
+            shutil.copy2(experiment_dir / f"{name}.json", folder / f"{name}.json")
+        (folder / "model_meta.json").write_text(
+            json.dumps(meta.to_dict(), default=str, indent=4), encoding="utf-8")
+        wanted = set(tasks)
+        settings = [s for _, s in jsonl(experiment_dir / "run_settings.jsonl") if s.get("task") in wanted]
+        (folder / "run_settings.jsonl").write_text("".join(json.dumps(s) + "\n" for s in settings),
+                                                   encoding="utf-8")
+        if not known:
+            (tmp / "model_meta.py").write_text(model_meta_source(meta), encoding="utf-8")
+    return target
+
+
+def _py(value) -> str:
+    if isinstance(value, set):
+        return "{" + ", ".join(repr(v) for v in sorted(value)) + "}" if value else "set()"
+    if isinstance(value, Enum):  # ScoringFunction: its plain value, which ModelMeta reads back
+        return repr(value.value)
+    return repr(value)
+
+
+def model_meta_source(meta: ModelMeta) -> str:
+    """Python for mteb/models/model_implementations/: the ModelMeta, field by field."""
+    loader = LOADERS[bool(meta.use_instructions)]
+    fields = meta.to_dict()
+    skip = {"loader", "is_cross_encoder", "experiment_kwargs"}
+    lines = ['"""ModelMeta for mteb (mteb/models/model_implementations/): written by e5-recipe\'s',
+             "eval.py --submission. Check every field; fill what is None and should not be",
+             '(public_training_code: the link to your training code; languages: ISO codes such as "eng-Latn")."""',
+             "", f"from {loader.__module__} import {loader.__name__}",
+             "from mteb.models.model_meta import ModelMeta", "",
+             f"{meta.model_name_as_path().replace('-', '_').replace('.', '_').lower()} = ModelMeta(",
+             f"    loader={loader.__name__},"]
+    for key, value in fields.items():
+        if key in skip:
+            continue
+        if key == "training_datasets" and value is not None:
+            value = set(value)
+        lines.append(f"    {key}={_py(value)},")
+    lines.append(")")
+    return "\n".join(lines) + "\n"
