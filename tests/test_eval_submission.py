@@ -47,8 +47,7 @@ def test_export_records_what_a_submission_needs(smoke):
     assert info["base_model"] == "tiny-mistral" and info["license"] == "apache-2.0"
     assert info["hub_model_id"] == "someone/e5-smoke" and info["embed_dim"] == 64
     assert info["n_parameters"] > info["n_embedding_parameters"] > 0
-    (source,) = info["training_data"]
-    parts = {p["name"]: p for p in source["parts"]}
+    parts = {p["name"]: p for p in info["training_data"]}
     assert parts["nq"]["hub_id"] == "sentence-transformers/natural-questions"
     assert parts["synthetic"]["hub_id"] is None
     assert parts["nq"]["records"] + parts["synthetic"]["records"] == n

@@ -25,6 +25,7 @@ from mteb.models.instruct_wrapper import InstructSentenceTransformerModel
 from mteb.models.model_meta import ModelMeta
 from mteb.models.sentence_transformer_wrapper import SentenceTransformerEncoderWrapper
 
+from ..data.public import SOURCES as PUBLIC_SETS
 from ..files import atomic_dir, jsonl
 from .protocol import registry_meta
 
@@ -65,9 +66,10 @@ def submission_meta(encoder, model_path: str) -> ModelMeta:
         return known.model_copy(update={"revision": meta.revision, "experiment_kwargs": None})
     model = encoder.model
     base = info.get("base_model")
-    trained_on = {task for source in info.get("training_data", []) for part in source.get("parts", [])
-                  for task in TRAINED_ON.get(part["name"], [])}
-    hub_data = [s["hub_id"] for s in info.get("training_data", []) if s.get("hub_id")]
+    sources = info.get("training_data", [])
+    trained_on = {task for source in sources for task in TRAINED_ON.get(source["name"], [])}
+    # the project's own published data (a public set's Hub copy is not "public training data" of ours)
+    hub_data = [s["hub_id"] for s in sources if s.get("hub_id") and s["name"] not in PUBLIC_SETS]
     e5 = encoder.protocol == "e5"
     built = ModelMeta(
         loader=LOADERS[e5],

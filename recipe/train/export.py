@@ -7,7 +7,6 @@ training_info.json: what a leaderboard submission needs to know that only traini
 from __future__ import annotations
 
 import json
-from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -90,29 +89,28 @@ def export(model: SentenceTransformer, cfg, out: Path, data_summary: dict) -> Pa
         save_tokenizer(transformer.tokenizer, out)
     (out / "README.md").write_text(model_card(cfg, data_summary, prompt), encoding="utf-8")
     (out / "recipe.yaml").write_text(yaml.safe_dump(vars(cfg), sort_keys=False, allow_unicode=True))
-    write_training_info(model, cfg, out)
+    write_training_info(model, cfg, out, data_summary)
     check_export(out, reference, cfg)
     return out
 
 
-def write_training_info(model: SentenceTransformer, cfg, out: Path) -> None:
-    """OUTPUT/final/training_info.json, read by `eval.py --submission` (recipe/eval/submission.py)
-    for mteb's ModelMeta: base model, licence, sizes, and every data source with its Hub id."""
+def _hub_id(source: str) -> str | None:
+    """The Hub dataset a training source came from: a public set's copy (by its registry name, as
+    build_mix writes it into every record), or the source itself when it is a Hub id."""
     from recipe.data.public import SOURCES
-    from recipe.data.records import HUB_ID, TRAIN_REQUIRED, read_located
+    from recipe.data.records import HUB_ID
 
-    data = []
-    for source, ratio in zip(cfg.data, cfg.data_ratios or [1.0] * len(cfg.data)):
-        entry = {"source": source, "ratio": ratio}
-        if not Path(source).exists() and HUB_ID.fullmatch(source):
-            entry["hub_id"] = source
-        else:
-            # a mix (data/build_mix.py) names each record's own source; the public sets by registry name
-            counts = Counter(rec.get("source") for rec, _ in
-                             read_located(source, split=cfg.split, required=TRAIN_REQUIRED))
-            entry["parts"] = [{"name": name, "records": n, "hub_id": SOURCES[name].hub_id if name in SOURCES else None}
-                              for name, n in counts.items() if name]
-        data.append(entry)
+    if source in SOURCES:
+        return SOURCES[source].hub_id
+    return source if HUB_ID.fullmatch(source) and not Path(source).exists() else None
+
+
+def write_training_info(model: SentenceTransformer, cfg, out: Path, data_summary: dict) -> None:
+    """OUTPUT/final/training_info.json, read by `eval.py --submission` (recipe/eval/submission.py)
+    for mteb's ModelMeta: base model, licence, sizes, and every data source with its Hub id
+    (the per-source counts training already made, so no data is read again)."""
+    data = [{"name": name, "records": n["read"], "records_trained": n["used"], "hub_id": _hub_id(name)}
+            for name, n in data_summary.get("per_source", {}).items()]
     base = model[0].model
     info = {
         "base_model": cfg.model, "license": cfg.license or None,
