@@ -13,10 +13,12 @@ source. The paper's "full data" setting is 13 public sets plus the synthetic dat
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterator
 
 from . import public
 from ..errors import InputError
+from ..sources import check_local_or_hub
 from .records import read_records
 
 KEYS = {"public", "records", "config", "split", "name", "ratio"}
@@ -32,6 +34,7 @@ class MixConfig:
         "help": "list of {public: NAME} or {records: PATH_OR_HUB_ID, config, split, name}, each with optional ratio"})
     seed: int = field(default=0, metadata={"help": "seed of the ratio sampling"})
     output: str = field(default="", metadata={"help": "output .jsonl of the mixed records"})
+    overwrite: bool = field(default=False, metadata={"help": "replace an existing --output"})
 
 
 def check(cfg: MixConfig) -> list[dict]:
@@ -49,10 +52,17 @@ def check(cfg: MixConfig) -> list[dict]:
             raise MixError(f"{where}: give exactly one of 'public' (a registry name) or 'records' (a path or Hub id)")
         if "public" in src and src["public"] not in public.SOURCES:
             raise MixError(f"{where}: unknown public dataset {src['public']!r}; known: {', '.join(public.SOURCES)}")
+        if "records" in src:
+            check_local_or_hub(str(src["records"]), f"{where} records:", "data")
         ratio = src.get("ratio", 1.0)
         if not isinstance(ratio, (int, float)) or isinstance(ratio, bool) or not 0 < ratio <= 1:
             raise MixError(f"{where}: ratio must be a number in (0, 1], got {ratio!r}")
     return cfg.sources
+
+
+def local_inputs(cfg: MixConfig) -> list[str]:
+    """The files and folders on this machine that the mix reads (its output must not be one)."""
+    return [str(src["records"]) for src in check(cfg) if "records" in src and Path(str(src["records"])).exists()]
 
 
 def iter_mix(cfg: MixConfig, fetch=public.hub_fetch) -> Iterator[dict]:
