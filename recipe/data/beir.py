@@ -8,10 +8,10 @@ a header row). Every (query, document) pair with score > 0 becomes one record wi
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from .. import files
 from .records import RecordError
 
 
@@ -21,27 +21,20 @@ def is_beir_folder(path: str | Path) -> bool:
 
 
 def _jsonl(path: Path) -> Iterator[dict]:
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise RecordError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-                if "_id" not in row or "text" not in row:
-                    raise RecordError(f"{path}:{lineno}: missing field '_id' or 'text'")
-                yield row
+    for lineno, row in files.jsonl(path, RecordError):
+        if not isinstance(row, dict) or "_id" not in row or "text" not in row:
+            raise RecordError(f"{path}:{lineno}: missing field '_id' or 'text'")
+        yield row
 
 
 def _qrels(path: Path) -> Iterator[dict]:
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            cols = line.rstrip("\n").split("\t")
-            if not line.strip() or (lineno == 1 and not cols[-1].lstrip("-").isdigit()):
-                continue  # blank line, or a header row ("query-id corpus-id score")
-            if len(cols) < 3 or not cols[-1].lstrip("-").isdigit():
-                raise RecordError(f"{path}:{lineno}: want 'query-id<TAB>corpus-id<TAB>score'")
-            yield {"query-id": cols[0], "corpus-id": cols[-2], "score": int(cols[-1])}
+    for lineno, line in files.lines(path, RecordError):
+        cols = line.rstrip("\r\n").split("\t")
+        if not line.strip() or (lineno == 1 and not cols[-1].lstrip("-").isdigit()):
+            continue  # blank line, or a header row ("query-id corpus-id score")
+        if len(cols) < 3 or not cols[-1].lstrip("-").isdigit():
+            raise RecordError(f"{path}:{lineno}: want 'query-id<TAB>corpus-id<TAB>score'")
+        yield {"query-id": cols[0], "corpus-id": cols[-2], "score": int(cols[-1])}
 
 
 def read_beir_folder(path: str | Path, split: str = "train") -> tuple[list[dict], list[dict], list[dict]]:
