@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import card
+from .. import files
 from .records import REQUIRED, TASK_GROUPS, RecordError, read_jsonl
 from .redact import find_secret, known_secrets
 from ..errors import InputError
@@ -51,15 +50,10 @@ def _jsonl(path: Path) -> list[dict]:
     if not path.is_file():
         return []
     out = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1):
-        if line.strip():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise PublishError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-            if not isinstance(rec, dict):
-                raise PublishError(f"{path}:{lineno}: expected a JSON object")
-            out.append(rec)
+    for lineno, rec in files.jsonl(path, PublishError):
+        if not isinstance(rec, dict):
+            raise PublishError(f"{path}:{lineno}: expected a JSON object")
+        out.append(rec)
     return out
 
 
@@ -116,24 +110,24 @@ def _encode(rec: dict, columns: list[str]) -> dict:
 
 
 def build(out: OutputDir, repo_id: str, dest: str | Path, *, license: str = "other",
-          extra_terms: str | None = None, shard_rows: int = 100_000, token: str | None = None) -> list[Path]:
+          extra_terms: str | None = None, shard_rows: int = 100_000, token: str | None = None,
+          marker: str | None = None) -> list[Path]:
     """Write the parquet shards and README.md that a push would upload into `dest`; returns the files.
 
-    Written to a temporary sibling first and moved into place at the end, so an error leaves no
-    half-written `dest`. Refuses (PublishError) if any written text holds a credential.
+    Written to a temporary sibling and renamed into place at the end, so an error leaves no
+    half-written `dest`; an existing `dest` is replaced, so the caller checks first that it may
+    be (`files.check_output_dir`). `marker`: also write that file, listing what was written, so
+    that the next run knows the folder is its own. Refuses (PublishError) if any written text
+    holds a credential.
     """
     from datasets import Dataset
 
     dest = Path(dest)
-    if dest.exists() and any(dest.iterdir()) and not (dest / "README.md").is_file():
-        raise PublishError(f"{dest}: exists and is not an earlier dry run (no README.md); choose an empty folder")
     secrets = known_secrets([token])
     groups = [g for g in TASK_GROUPS if any(r["task_group"] == g for r in out.examples)]
     columns = _columns(out.examples)
     features = _features(columns)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
+    with files.atomic_dir(dest, overwrite=True) as tmp:
         for group in groups:
             rows = [_encode(r, columns) for r in out.examples if r["task_group"] == group]
             for row in rows:
@@ -157,13 +151,9 @@ def build(out: OutputDir, repo_id: str, dest: str | Path, *, license: str = "oth
             raise PublishError("the dataset card would contain a credential (in runs.jsonl or the environment); "
                                "refusing to publish")
         (tmp / "README.md").write_text(text, encoding="utf-8")
-        if dest.exists():
-            shutil.rmtree(dest)
-        tmp.rename(dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return sorted(p for p in dest.rglob("*") if p.is_file())
+        if marker:
+            files.write_marker(tmp, marker, "publish --dry-run")
+    return sorted(p for p in dest.rglob("*") if p.is_file() and p.name != marker)
 
 
 def hub_token() -> str:
