@@ -1,15 +1,19 @@
 """One evaluation run: load the model, pick the tasks, let mteb evaluate, write the report.
 
 mteb does the scoring, the result files and the resuming: `mteb.evaluate` with a
-`ResultCache(OUTPUT)` writes `OUTPUT/results/<model>/<revision>/experiments/<settings>/<Task>.json`
-(settings = `InstructEncoder.experiment()`: protocol, max length, dtype) after every subset
-and, with overwrite_strategy "only-missing", skips what is already there. Its
-`CachedEmbeddingWrapper` keeps every embedding on disk (keyed by task, settings, query/document
-side and a hash of the text) so a repeated run does not encode the corpus again.
+`DataKeyedCache(OUTPUT)` writes
+`OUTPUT/results/<model>/<revision>/experiments/<settings>__data_<data>/<Task>.json`
+(settings = `InstructEncoder.experiment()`: protocol, max length, dtype; data = a digest of the
+task's local files or its Hub revision) after every subset and, with overwrite_strategy
+"only-missing", skips what is already there, so another model, other settings or other data
+never reuse a score. Its `CachedEmbeddingWrapper` keeps every embedding on disk (keyed by task,
+settings, query/document side and a hash of the text itself, so other data cannot be served a
+stale one) and a repeated run does not encode the corpus again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import platform
@@ -21,6 +25,8 @@ from pathlib import Path
 import mteb
 from mteb.models.cache_wrappers import CachedEmbeddingWrapper
 
+from .. import files
+from ..lock import FolderLock
 from .encoder import InstructEncoder
 from .local_data import use_local_data
 from .model import load_model, model_name, revision_of
@@ -33,6 +39,36 @@ from .tasks import select_tasks
 logger = logging.getLogger(__name__)
 # mteb's embedding cache warns once per repeated text (STS sets repeat sentences): noise, not news
 logging.getLogger("mteb.models.cache_wrappers.cache_backends.numpy_cache").setLevel(logging.ERROR)
+
+
+class DataKeyedCache(mteb.ResultCache):
+    """mteb's result cache, with each task's results filed under its data (`keys`: task name ->
+    data key) next to the model's settings: scores from other data are never read back."""
+
+    def __init__(self, path: Path, keys: dict[str, str]):
+        super().__init__(path)
+        self.keys = keys
+
+    def get_task_result_path(self, task_name, model_name, model_revision=None, remote=False, experiment_name=None):
+        path = super().get_task_result_path(task_name, model_name, model_revision, remote, experiment_name)
+        key = self.keys.get(task_name)
+        return path.parent.with_name(f"{path.parent.name}__data_{key}") / path.name if key else path
+
+
+def data_keys(tasks: list, data_dir: str | None) -> dict[str, str]:
+    """Each task's data as a short key: a digest of its local files (checked on the way, and
+    read from there from now on) or its Hub revision; an aggregate task's, from its parts'."""
+    keys = {}
+    for task in tasks:
+        # an aggregate (CQADupstackRetrieval) runs its sub-tasks: each reads its own folder
+        parts = getattr(task.metadata, "tasks", None) or [task]
+        for part in parts:
+            keys[part.metadata.name] = (use_local_data(part, data_dir) if data_dir
+                                        else f"hub-{str(part.metadata.revision)[:12]}")
+        if parts != [task]:
+            joined = " ".join(keys[part.metadata.name] for part in parts)
+            keys[task.metadata.name] = "parts-" + hashlib.sha256(joined.encode()).hexdigest()[:12]
+    return keys
 
 
 @dataclass
@@ -62,13 +98,14 @@ def evaluate(cfg: EvalConfig, encoder=None) -> Outcome:
     """Run `cfg`; `encoder` may be passed in (tests reuse one) instead of loading `cfg.model`."""
     published = load_published(cfg.reference)  # a wrong --reference fails now, not after hours
     tasks = select_tasks(cfg.benchmark, cfg.tasks, cfg.task_types)
-    if cfg.data_dir:
-        for task in tasks:
-            # an aggregate (CQADupstackRetrieval) runs its sub-tasks: each reads its own folder
-            for part in getattr(task.metadata, "tasks", None) or [task]:
-                use_local_data(part, cfg.data_dir)  # checks every file before anything runs
-    out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    keys = data_keys(tasks, cfg.data_dir)  # checks every local file before anything runs
+    out = files.check_writable_dir(cfg.output_dir)
+    # one run per output dir: two would write the same result files and embedding caches
+    with FolderLock(out, "evaluation output dir"):
+        return _run(cfg, encoder, published, tasks, keys, out)
+
+
+def _run(cfg: EvalConfig, encoder, published, tasks: list, keys: dict[str, str], out: Path) -> Outcome:
     own_encoder = encoder is None
     encoder = encoder or build_encoder(cfg)
     meta = encoder.mteb_model_meta
@@ -80,7 +117,7 @@ def evaluate(cfg: EvalConfig, encoder=None) -> Outcome:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Hash collision or duplicate item")
         result = mteb.evaluate(
-            model, tasks, cache=mteb.ResultCache(out),
+            model, tasks, cache=DataKeyedCache(out, keys),
             overwrite_strategy="always" if cfg.overwrite else "only-missing",
             encode_kwargs={"batch_size": cfg.batch_size, "show_progress_bar": True},
             raise_error=False, co2_tracker=False)
@@ -98,10 +135,12 @@ def evaluate(cfg: EvalConfig, encoder=None) -> Outcome:
                 continue
             outcome.scores[name] = (task.metadata.type, score)
     outcome.rows = build_rows(outcome.scores, published)
-    write_csv(outcome.rows, out / "results.csv")
-    (out / "results.md").write_text(to_markdown(outcome.rows, meta.name, cfg.reference))
+    with files.atomic_file(out / "results.csv") as tmp:
+        write_csv(outcome.rows, tmp)
+    files.write_text(out / "results.md", to_markdown(outcome.rows, meta.name, cfg.reference))
     if cfg.chart and outcome.rows:
-        plot_categories(outcome.rows, out / "categories.png", meta.name)
+        with files.atomic_file(out / "categories.png") as tmp:
+            plot_categories(outcome.rows, tmp, meta.name)
     return outcome
 
 
