@@ -255,7 +255,7 @@ CASES = [
          "30 of the last 30 (100% > --max-reject-rate 0.5); top reasons: not_json 30"),
     Case("synth-not-utf8-config", "synthesize", _config_only, 2, NOT_UTF8_CONFIG),
     Case("synth-not-utf8-output-folder", "synthesize", _synth(output=lambda t: _synth_folder_with(t, NOT_UTF8)), 2,
-         "examples.jsonl:31: not valid JSON"),
+         "examples.jsonl:31: not UTF-8 text"),
     Case("eval-unwritable-output-dir", "eval", _eval(output=_under_a_file("out")), 2,
          "--output-dir {tmp}/afile/out: cannot write there"),
     Case("eval-empty-local-file", "eval", _eval(b""), 2, "STSBenchmark/test.jsonl: empty"),
@@ -356,3 +356,206 @@ def test_the_table_covers_every_command_and_issue_case():
     commands = {c.command for c in CASES}
     assert commands == {"synthesize", "publish", "build_mix", "mine_negatives", "train", "eval"}
     assert len(CASES) >= 36 + 20 and len({c.id for c in CASES}) == len(CASES)
+
+
+# --- Ctrl-C: a signal, so a subprocess -------------------------------------------------------
+
+BAR = re.compile(r"\d+%\||it/s\]|examples/s\]")  # progress bars share stderr with the one line
+
+
+def _beir(root: Path, docs: int) -> Path:
+    folder = root / "SciFact"
+    _write(folder / "corpus.jsonl", "".join(json.dumps({"_id": f"d{i}", "text": f"the cat {i} sleeps " * 20}) + "\n"
+                                            for i in range(docs)))
+    _write(folder / "queries.jsonl", "".join(json.dumps({"_id": f"q{i}", "text": f"where is cat {i}"}) + "\n"
+                                             for i in range(10)))
+    _write(folder / "qrels" / "test.tsv", "".join(f"q{i}\td{i}\t1\n" for i in range(10)))
+    return root
+
+
+def _ctrl_c_train(tmp: Path) -> tuple[list[str], Path, str]:
+    out = tmp / "run"
+    return (["train.py", "--config", SMOKE, "--data", str(SAMPLE), "--output-dir", str(out), "--max-steps", "500",
+             "--save-steps", "0"], out / "train_log.jsonl", "interrupted: checkpoints already saved are kept")
+
+
+def _ctrl_c_eval(tmp: Path) -> tuple[list[str], Path, str]:
+    from tests.eval_tiny_models import tiny_mistral_folder
+
+    out = tmp / "out"
+    return (["eval.py", "--model", str(tiny_mistral_folder(tmp / "model")), "--tasks", "SciFact",
+             "--data-dir", str(_beir(tmp / "data", 20000)), "--output-dir", str(out)],
+            out / "runs.jsonl", "interrupted: finished tasks are saved")
+
+
+@pytest.mark.parametrize("start", [_ctrl_c_train, _ctrl_c_eval], ids=["train", "eval"])
+def test_ctrl_c_is_one_line_and_exit_130(start, tmp_path):
+    argv, started, says = start(tmp_path)
+    _write(tmp_path / "notes.txt", "the user's own file\n")
+    before = checksums(tmp_path)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.Popen([sys.executable, *argv], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while not (started.is_file() and started.stat().st_size) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the command ended before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    message = "\n".join(line for line in err.splitlines() if not BAR.search(line))
+    assert_one_line_and_untouched(message, says, before, tmp_path)
+
+
+# --- stories ---------------------------------------------------------------------------------
+
+def _synth_args(out: Path, n: int, *extra: str) -> list[str]:
+    return ["--config", SYNTH_RECIPE, "--output-dir", str(out), "--num-examples", str(n), "--progress", "false",
+            "--group-mix", "{sts: 1}", *extra]
+
+
+def _examples(out: Path) -> list[dict]:
+    path = out / "examples.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+
+
+def test_a_second_synthesize_on_a_folder_in_use_is_refused_and_the_first_ends_with_exactly_n(teacher, tmp_path, capsys):
+    from recipe.commands import synthesize
+
+    teacher.latency = 0.05
+    out, n = tmp_path / "synth", 40
+    first = subprocess.Popen([sys.executable, str(ROOT / "data" / "synthesize.py"), *_synth_args(out, n, "--concurrency", "4")],
+                             env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not (out / "examples.jsonl").is_file() and first.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert synthesize.main(_synth_args(out, n, "--concurrency", "4")) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [f"error: {out}: this output folder is in use by process {first.pid} (synthesize.py); "
+                                "wait for it to end (or stop it) and run again"]
+    _, first_err = first.communicate(timeout=120)
+    assert first.returncode == 0, first_err
+    recs = _examples(out)
+    assert len(recs) == n and len({r["job"] for r in recs}) == n
+    asked = [e["job"] for e in teacher.log]
+    assert len(asked) == len(set(asked)) == n  # every job asked and paid for once, by the first process
+
+
+def test_circuit_breaker_stops_a_garbage_teacher_and_the_same_command_resumes(teacher, tmp_path, capsys):
+    from recipe.commands import synthesize
+    from recipe.synth.store import Store
+
+    out = tmp_path / "synth"
+    args = _synth_args(out, 5, "--concurrency", "1")
+    teacher.faults += ["malformed"] * 30
+    assert synthesize.main(args) == 3
+    err = capsys.readouterr().err.strip()
+    assert len(teacher.log) == 30  # 30 answers paid for, then no more
+    assert err.startswith("stopped: the teacher's answers are being rejected: 30 of the last 30")
+    assert "top reasons: not_json 30" in err and "one began '{\"S1\": \"sentence one" in err and "<- not json" in err
+    assert Store(out).rejected == {"not_json": 30} and not _examples(out)
+    # --max-reject-rate 1 turns the breaker off: 40 more bad answers, then the 5 good ones
+    teacher.faults += ["malformed"] * 40
+    assert synthesize.main(args + ["--max-reject-rate", "1"]) == 0
+    assert len(_examples(out)) == 5 and Store(out).rejected == {"not_json": 70}
+    asked = [e["job"] for e in teacher.log]
+    assert len(asked) == len(set(asked)) == 75  # the rerun resumed: no job asked twice
+
+
+def test_circuit_breaker_in_batch_mode_submits_no_further_batch(teacher, tmp_path, capsys):
+    from recipe.commands import synthesize
+
+    teacher.batch_delay = 0.01
+    teacher.faults += ["malformed"] * 1000
+    out = tmp_path / "synth"
+    assert synthesize.main(_synth_args(out, 5, "--mode", "batch", "--batch-poll", "0.02")) == 3
+    assert "30 of the last 30" in capsys.readouterr().err
+    assert len(teacher.log) == 30 and len(teacher.batches) == 6  # rounds of 5 until 30 answers were judged
+
+
+def test_after_max_cost_the_message_and_the_bar_state_the_same_spend(teacher, tmp_path, capsys):
+    from recipe.commands import synthesize
+    from recipe.synth.store import Store
+
+    teacher.latency = 0.05  # requests still in flight when the budget is reached
+    out = tmp_path / "synth"
+    code = synthesize.main(_synth_args(out, 40, "--progress", "true", "--concurrency", "4", "--model", "pricey",
+                                       "--prices", "{pricey: [1000, 1000]}", "--max-cost", "2"))
+    err = capsys.readouterr().err
+    assert code == 3
+    bar = re.findall(r"\$([\d,.]+), rejected", err)[-1]
+    said = re.search(r"budget reached: \$([\d,.]+) spent", err).group(1)
+    assert bar == said == f"{Store(out).cost:,.2f}"
+
+
+def test_publish_dry_run_replaces_only_its_own_earlier_dry_run(tmp_path, capsys):
+    from recipe.commands import publish
+
+    (tmp_path / "hub").mkdir()  # an empty folder may be used
+    args = ["--input", str(SYNTH), "--repo-id", "me/data", "--dry-run", "--output-dir", str(tmp_path / "hub")]
+    assert publish.main(args) == 0
+    first = checksums(tmp_path / "hub")
+    assert publish.main(args) == 0  # its own earlier dry run: replaced by the same files
+    assert checksums(tmp_path / "hub") == first and sorted(os.listdir(tmp_path)) == ["hub"]
+
+
+def test_eval_on_other_data_in_the_same_output_dir_gets_its_own_scores(tmp_path):
+    from recipe.eval.run import build_encoder, evaluate
+    from recipe.eval.settings import EvalConfig
+    from tests.eval_tiny_models import tiny_mistral_folder
+
+    model = tiny_mistral_folder(tmp_path / "model")
+    rows = STS.read_bytes().splitlines(keepends=True)
+    for name, part in (("a", rows[:60]), ("b", rows[60:120])):
+        _write(tmp_path / name / "STSBenchmark" / "test.jsonl", b"".join(part))
+
+    def score(data: str, out: str) -> float:
+        cfg = EvalConfig(model=str(model), tasks=["STSBenchmark"], data_dir=str(tmp_path / data),
+                         output_dir=str(tmp_path / out), chart=False, device="cpu")
+        outcome = evaluate(cfg, encoder=encoder)
+        assert not outcome.failed
+        return outcome.scores["STSBenchmark"][1]
+
+    encoder = build_encoder(EvalConfig(model=str(model), device="cpu"))
+    on_a = score("a", "out")
+    on_b = score("b", "out")  # the same output dir, other data
+    assert on_b == score("b", "fresh") != on_a
+
+    def no_encoding(*args, **kwargs):
+        raise AssertionError("a result on the same data was computed again")
+
+    encoder.encode = no_encoding
+    assert round(score("a", "out"), 5) == round(on_a, 5)  # the first data's results are read back
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread, as the smoke recipe runs (two fight on a busy 2-core machine), then as it was."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield "1"
+    torch.set_num_threads(threads)
+
+
+def test_a_training_output_dir_life_cycle(tmp_path, capsys, one_thread):
+    from recipe.commands import train
+
+    out = tmp_path / "run"
+    base = ["--config", SMOKE, "--data", str(SAMPLE), "--output-dir", str(out), "--cpu-threads", one_thread,
+            "--save-steps", "2"]
+
+    def logged() -> list[int]:
+        return [json.loads(line)["step"] for line in (out / "train_log.jsonl").read_text().splitlines()]
+
+    assert train.main(base + ["--max-steps", "2"]) == 0
+    first = checksums(out / "final")
+    # --overwrite: a new run, whose log holds its own steps only, and a new final/
+    assert train.main(base + ["--max-steps", "3", "--overwrite"]) == 0
+    assert logged() == [1, 2, 3] and checksums(out / "final") != first
+    # --resume to a later end: from the newest checkpoint (step 2) on; step 3 logged once, final/ replaced
+    second = checksums(out / "final")
+    capsys.readouterr()
+    assert train.main(base + ["--max-steps", "4", "--resume"]) == 0
+    assert "resumed from step 2" in capsys.readouterr().out
+    assert logged() == [1, 2, 3, 4] and checksums(out / "final") != second

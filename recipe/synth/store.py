@@ -17,6 +17,7 @@ import os
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from .. import files
 from ..errors import InputError
 
 FILES = ("examples", "rejected", "tasks", "runs", "batches")
@@ -64,16 +65,11 @@ class Store:
         if not path.exists():
             return
         self._repair_tail(path)
-        with path.open("rb") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    yield json.loads(line)
-                except ValueError:
-                    raise OutputError(
-                        f"{path}:{lineno}: not valid JSON; move that line out of the file and run again"
-                    ) from None
+        try:
+            for _, rec in files.jsonl(path, OutputError):
+                yield rec
+        except OutputError as e:
+            raise OutputError(f"{e}; move that line out of the file and run again") from None
 
     @staticmethod
     def _repair_tail(path: Path) -> None:

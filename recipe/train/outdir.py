@@ -20,6 +20,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import note
 from ..errors import InputError
 from ..files import write_jsonl
 from . import checkpoint
@@ -88,6 +89,8 @@ def resume_point(state: RunState, total: int, resume: bool) -> Path | None:
     if state.finished and state.steps_done == total:
         raise NothingToDo(f"{state.out}: already trained to step {total}, the planned end ({state.out / FINAL}); "
                           "nothing changed (raise --max-steps or --epochs to train further)")
+    if state.has_run and state.newest is None:
+        note(f"{state.out}: no checkpoint to resume from (save_steps); training again from step 0")
     return state.newest
 
 
