@@ -44,6 +44,8 @@ def load_error(name: str, flag: str, error: BaseException, what: str = "model") 
     """The one line for a model or data set that could not be loaded from `name`."""
     text = str(error)
     first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+    if Path(name).expanduser().exists():
+        return InputError(f"{flag} {name}: cannot load the {what} ({first[:300]})")
     if hub_offline() or "couldn't connect" in text.lower() or "offline" in text.lower():
         return InputError(f"{flag} {name}: not a local folder, not in the local Hugging Face cache, and the "
                           "Hub cannot be reached (HF_HUB_OFFLINE or no network); download it first or give a "

@@ -6,6 +6,7 @@ keeps the EOS contract on reload, and a model card with the recipe and the data.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import torch
@@ -109,8 +110,6 @@ def check_export(out: Path, reference: torch.Tensor, cfg) -> None:
 def check_push(repo_id: str) -> None:
     """Before any training: everything a push at the end needs (an id, a token that may write
     there, a reachable Hub), so that hours of training do not end in a failed upload."""
-    import re
-
     from huggingface_hub import HfApi, get_token
 
     from recipe.errors import InputError

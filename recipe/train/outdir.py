@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..config import note
 from ..errors import InputError
-from ..files import write_jsonl
+from ..files import jsonl, write_jsonl
 from . import checkpoint
 
 LOG = "train_log.jsonl"
@@ -45,8 +45,6 @@ class RunState:
 
 
 def _log_rows(out: Path) -> list[dict]:
-    from ..files import jsonl
-
     path = out / LOG
     return [row for _, row in jsonl(path)] if path.is_file() else []
 
