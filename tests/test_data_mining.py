@@ -155,5 +155,5 @@ def test_cli_mines_a_published_dataset_by_config(tmp_path):
     r = subprocess.run(args + ["--input", "nobody-here/no-such-dataset", "--overwrite"], capture_output=True, text=True,
                        env=env)
     assert r.returncode == 2 and r.stderr.startswith("error: nobody-here/no-such-dataset [short-short] split train: "
-                                                     "no such local file or folder, and the Hub cannot give it")
+                                                     "cannot load: no such local file or folder")
     assert r.stderr.count("\n") == 1

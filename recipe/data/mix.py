@@ -52,8 +52,6 @@ def check(cfg: MixConfig) -> list[dict]:
             raise MixError(f"{where}: give exactly one of 'public' (a registry name) or 'records' (a path or Hub id)")
         if "public" in src and src["public"] not in public.SOURCES:
             raise MixError(f"{where}: unknown public dataset {src['public']!r}; known: {', '.join(public.SOURCES)}")
-        if "records" in src:
-            check_local_or_hub(str(src["records"]), f"{where} records:", "data")
         ratio = src.get("ratio", 1.0)
         if not isinstance(ratio, (int, float)) or isinstance(ratio, bool) or not 0 < ratio <= 1:
             raise MixError(f"{where}: ratio must be a number in (0, 1], got {ratio!r}")
@@ -61,8 +59,15 @@ def check(cfg: MixConfig) -> list[dict]:
 
 
 def local_inputs(cfg: MixConfig) -> list[str]:
-    """The files and folders on this machine that the mix reads (its output must not be one)."""
-    return [str(src["records"]) for src in check(cfg) if "records" in src and Path(str(src["records"])).exists()]
+    """The files and folders on this machine that the mix reads (its output must not be one);
+    a source that names a local path that does not exist is an error here, before any reading."""
+    paths = []
+    for i, src in enumerate(check(cfg), 1):
+        if "records" in src:
+            check_local_or_hub(str(src["records"]), f"sources[{i}] records:", "data")
+            if Path(str(src["records"])).exists():
+                paths.append(str(src["records"]))
+    return paths
 
 
 def iter_mix(cfg: MixConfig, fetch=public.hub_fetch) -> Iterator[dict]:

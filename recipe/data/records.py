@@ -140,7 +140,7 @@ def _load_dataset(source: str, config: str | None, split: str, required=REQUIRED
     try:
         ds = datasets.load_dataset(source, name=config, split=split)
     except Exception as e:  # not found, offline, no such config/split: datasets raises many types
-        how = "cannot load" if Path(source).exists() else "no such local file or folder, and the Hub cannot give it"
+        how = "cannot load" + ("" if Path(source).exists() else ": no such local file or folder, and the Hub cannot give it")
         raise RecordError(f"{where}: {how} ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
     yield from _rows(ds, where, required)
 
