@@ -5,7 +5,7 @@ Every command runs through `recipe.cli.run`, which turns these into one line on 
     0    done
     1    unexpected (a bug or a library failure: `--debug` shows the traceback)
     2    bad input: a setting, a file, a record, a path, a credential the user must fix
-    3    stopped cleanly on purpose (budget or reject-rate breaker); run the same command to resume
+    3    stopped cleanly on purpose (budget, reject-rate breaker, outage; NaN loss); run again to resume
     130  interrupted (Ctrl-C); what was saved is kept
 
 Stage-specific errors (ConfigError, RecordError, ModelError, ...) subclass `InputError`, so a

@@ -8,8 +8,10 @@ reader of the project (records, BEIR corpus and queries, side files of a synthes
 
 Writing: `atomic_file(target)` gives a temporary path beside `target` and renames it onto the
 target only when the block ends without an error, so an interrupted or failed command never
-leaves a truncated file where a good one was. `check_output_file` refuses to replace what the
-user owns (an existing file without --overwrite, or one of the command's own inputs).
+leaves a truncated file where a good one was; `atomic_dir` does the same for a folder.
+`check_output_file` and `check_output_dir` refuse to replace what the user owns (an existing
+file without --overwrite, one of the command's own inputs, a folder this command did not write),
+before any work is done.
 """
 
 from __future__ import annotations
@@ -82,7 +84,8 @@ def qrels(path: str | Path, error: type[InputError] = InputError) -> Iterator[tu
 
 
 def _temporary(target: Path) -> Path:
-    return target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    # hidden, beside the target, with its suffix kept (writers such as matplotlib go by it)
+    return target.with_name(f".{target.stem}.tmp-{os.getpid()}{target.suffix}")
 
 
 def _remove(path: Path) -> None:
@@ -155,16 +158,22 @@ def same_file(a: str | Path, b: str | Path) -> bool:
         return False
 
 
+def inside(path: str | Path, folder: str | Path) -> bool:
+    """Whether `path` is `folder` or lies under it (after resolving links)."""
+    path, folder = Path(path).resolve(), Path(folder).resolve()
+    return path == folder or folder in path.parents
+
+
 def check_output_file(output: str | Path, inputs: Iterable[str | Path] = (), overwrite: bool = False,
                       flag: str = "--output") -> Path:
-    """Refuse an output that would replace one of the inputs, or an existing file without
-    `overwrite`; check its folder can be written. Call before any work is done."""
+    """Refuse an output that would replace one of the inputs or land inside an input folder, or
+    an existing file without `overwrite`; check its folder can be written. Call before any work."""
     output = Path(output)
     if not str(output):
         raise InputError(f"command line: {flag} is required")
     for source in inputs:
-        if same_file(output, source):
-            raise InputError(f"{flag} {output}: is one of the inputs ({source}); write to another path")
+        if same_file(output, source) or (Path(source).is_dir() and inside(output, source)):
+            raise InputError(f"{flag} {output}: is one of the inputs ({source}) or inside it; write to another path")
     if output.is_dir():
         raise InputError(f"{flag} {output}: is a folder; give a file path")
     if output.exists() and not overwrite:
@@ -184,3 +193,49 @@ def check_writable_dir(folder: str | Path, flag: str = "--output-dir") -> Path:
     except OSError as e:
         raise InputError(f"{flag} {folder}: cannot write there ({e.strerror or e})") from None
     return folder
+
+
+def check_output_dir(folder: str | Path, marker: str, command: str, inputs: Iterable[str | Path] = (),
+                     flag: str = "--output-dir") -> Path:
+    """Refuse a folder that a command writing whole folders may not replace: one that overlaps an
+    input, or exists with anything in it that an earlier run of the same command did not write.
+
+    Such a run leaves the file `marker` listing what it wrote (`write_marker`); a folder that
+    holds only those files (or nothing) may be replaced, anything else is the user's."""
+    folder = Path(folder)
+    if not str(folder):
+        raise InputError(f"command line: {flag} is required")
+    for source in inputs:
+        if inside(folder, source) or inside(source, folder):
+            raise InputError(f"{flag} {folder}: overlaps the input {source}; write to another folder")
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{flag} {folder}: is a file; give a folder")
+    if folder.is_dir():
+        present = {str(p.relative_to(folder)) for p in folder.rglob("*") if not p.is_dir()} - {marker}
+        written = set(_marker_files(folder / marker)) if (folder / marker).is_file() else set()
+        foreign = sorted(present - written)
+        if foreign:
+            listed = ", ".join(foreign[:3]) + (" ..." if len(foreign) > 3 else "")
+            if written:
+                raise InputError(f"{flag} {folder}: holds files the earlier {command} did not write "
+                                 f"({listed}); move them away or choose another folder")
+            raise InputError(f"{flag} {folder}: not empty ({listed}) and not written by an earlier {command}; "
+                             "choose a new or empty folder")
+    check_writable_dir(folder.parent, flag)
+    return folder
+
+
+def _marker_files(path: Path) -> list[str]:
+    try:
+        listed = json.loads(read_text(path)).get("files", [])
+    except (ValueError, AttributeError, InputError):
+        return []  # an unreadable marker vouches for nothing
+    return [f for f in listed if isinstance(f, str)]
+
+
+def write_marker(folder: str | Path, marker: str, command: str) -> None:
+    """Record, in `folder/marker`, every file `command` wrote there (see `check_output_dir`)."""
+    folder = Path(folder)
+    written = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p.name != marker)
+    (folder / marker).write_text(json.dumps({"written_by": command, "files": written}, indent=1) + "\n",
+                                 encoding="utf-8")

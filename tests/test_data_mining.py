@@ -152,6 +152,8 @@ def test_cli_mines_a_published_dataset_by_config(tmp_path):
     assert all(x["negative"] in positives - {x["positive"]} for x in rows)
     assert "4 needed a negative, 4 mined" in r.stdout
 
-    r = subprocess.run(args + ["--input", "nobody-here/no-such-dataset"], capture_output=True, text=True, env=env)
-    assert r.returncode == 2 and r.stderr.startswith("error: nobody-here/no-such-dataset [short-short] split train: cannot load")
+    r = subprocess.run(args + ["--input", "nobody-here/no-such-dataset", "--overwrite"], capture_output=True, text=True,
+                       env=env)
+    assert r.returncode == 2 and r.stderr.startswith("error: nobody-here/no-such-dataset [short-short] split train: "
+                                                     "cannot load: no such local file or folder")
     assert r.stderr.count("\n") == 1

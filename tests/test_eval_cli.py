@@ -29,8 +29,8 @@ def test_eval_py_runs_on_a_trained_folder_and_a_rerun_skips_finished_tasks(tiny_
     assert eval_cli.main(argv) == 0
     out = capsys.readouterr().out
     assert "| Retrieval | SciFact |" in out and "| 76.41 |" in out  # E5-Mistral's published score
-    (result,) = (tmp_path / "out").glob(
-        "results/local__*/local-*/experiments/candidates_instructed__dtype_float32__max_length_512__protocol_e5/SciFact.json")
+    (result,) = (tmp_path / "out").glob("results/local__*/local-*/experiments/candidates_instructed__dtype_float32__"
+                                        "max_length_512__protocol_e5__data_local-*/SciFact.json")
     score = json.loads(result.read_text())["scores"]["test"][0]["main_score"]
     assert 0 < score <= 1
     run = json.loads((tmp_path / "out" / "runs.jsonl").read_text().splitlines()[0])

@@ -40,9 +40,9 @@ def test_minilm_reproduces_published_stsb_and_banking77_with_no_flag_and_a_rerun
     assert rows["Average"]["tasks"] == "2/56"
     assert "| STS | STSBenchmark | 82.03 | 82.03 | +0.00 |" in (tmp_path / "results.md").read_text()
     assert (tmp_path / "categories.png").read_bytes()[:4] == b"\x89PNG"
-    result_files = sorted(tmp_path.glob("results/*/*/experiments/dtype_float32__max_length_512__protocol_plain/*.json"))
-    assert [p.name for p in result_files] == [
-        "Banking77Classification.json", "STSBenchmark.json", "model_meta.json"]
+    result_files = tmp_path.glob("results/*/*/experiments/dtype_float32__max_length_512__protocol_plain__data_local-*/*.json")
+    assert sorted(p.name for p in result_files) == [  # each task under its own data's key
+        "Banking77Classification.json", "STSBenchmark.json", "model_meta.json", "model_meta.json"]
 
     # running again reads mteb's result files and encodes nothing
     cfg = EvalConfig(model=str(get_model_path()), tasks=["STSBenchmark", "Banking77Classification"],

@@ -4,6 +4,7 @@
 
 The recipe lists the sources (see recipe/data/mix.py); public sets stream from the Hub.
 Then fill missing negatives with data/mine_negatives.py.
+An existing --output is replaced only with --overwrite, and never by a source of the mix.
 Exit codes: 0 done, 2 bad input, 130 interrupted.
 """
 
@@ -14,7 +15,8 @@ from collections import Counter
 
 from recipe import cli
 from recipe.config import ConfigError, parse
-from recipe.data.mix import MixConfig, iter_mix
+from recipe.files import check_output_file
+from recipe.data.mix import MixConfig, iter_mix, local_inputs
 from recipe.data.records import write_jsonl
 
 
@@ -22,6 +24,9 @@ def _main(argv: list[str]) -> int:
     cfg = parse(MixConfig, argv)
     if not cfg.output:
         raise ConfigError("command line: --output is required")
+    # everything that can be wrong is found before the first record is read; the file appears
+    # whole at the end (a failure half-way leaves an existing --output as it was)
+    check_output_file(cfg.output, local_inputs(cfg), cfg.overwrite)
     counts = Counter()
 
     def counted():

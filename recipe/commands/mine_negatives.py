@@ -11,7 +11,8 @@ a dataset folder or Hub id) or a BEIR folder (corpus.jsonl, queries.jsonl, qrels
 relevant pair becomes a record and the whole corpus is the candidate pool). Output: our records. The paper's miner: mE5-base, top-100. Candidates
 within 5% of the positive's score are skipped as likely false negatives; every labelled positive
 of the query is excluded. Embeddings are cached per model and text list (--cache-dir).
-Any key can also come from a YAML file: --config FILE.
+Any key can also come from a YAML file: --config FILE. An existing --output is replaced only
+with --overwrite, never by the input, and only once every record is mined.
 Exit codes: 0 done, 2 bad input, 130 interrupted.
 """
 
@@ -25,6 +26,8 @@ from recipe import cli
 from recipe.config import ConfigError, parse
 from recipe.data import beir, mining
 from recipe.data.records import parse_columns, read_records, write_jsonl
+from recipe.files import check_output_file
+from recipe.sources import check_local_or_hub
 
 
 @dataclass
@@ -47,12 +50,24 @@ class MineConfig(mining.MiningSettings):
     progress: bool = field(default=True, metadata={"help": "progress bars and mining statistics"})
     cache_dir: str | None = field(default="~/.cache/e5-recipe/embeddings",
                                   metadata={"help": "embedding cache folder (per model, then per text list); null: off"})
+    overwrite: bool = field(default=False, metadata={"help": "replace an existing --output"})
+
+
+def check(cfg: MineConfig) -> None:
+    """Everything that can be wrong before the records are read and the model is loaded."""
+    if not cfg.input or not cfg.output:
+        raise ConfigError("command line: --input and --output are required")
+    mining.check_settings(cfg)
+    if cfg.max_length < 1:
+        raise ConfigError(f"'max_length' = {cfg.max_length} must be at least 1")
+    check_local_or_hub(cfg.input, "--input", "data")
+    check_local_or_hub(cfg.model, "--model")
+    check_output_file(cfg.output, [cfg.input], cfg.overwrite)
 
 
 def _main(argv: list[str]) -> int:
     cfg = parse(MineConfig, argv)
-    if not cfg.input or not cfg.output:
-        raise ConfigError("command line: --input and --output are required")
+    check(cfg)
     extra = []
     if beir.is_beir_folder(cfg.input):
         corpus, queries, qrels = beir.read_beir_folder(cfg.input, cfg.split)

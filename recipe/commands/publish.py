@@ -6,6 +6,8 @@
 One config per task group plus `all`; the card records the teachers, prompts, sampling, seed,
 counts per group and language, tokens and cost, the licence and the teacher's terms. Needs a Hub
 token (HF_TOKEN or `hf auth login`) unless --dry-run. Credentials never reach the card or the logs.
+--dry-run writes only into a new or empty folder, or replaces an earlier dry run's (which it
+knows by the file .e5-dry-run.json listing what that run wrote); never a folder with anything else.
 Exit codes: 0 done, 2 bad input, 130 interrupted.
 """
 
@@ -19,6 +21,10 @@ from pathlib import Path
 from recipe import cli
 from recipe.config import ConfigError, note, parse
 from recipe.data import hub
+from recipe.files import check_output_dir
+
+# left in a dry run's folder: lists what it wrote, so that only such a folder is ever replaced
+DRY_RUN_MARKER = ".e5-dry-run.json"
 
 
 @dataclass
@@ -27,7 +33,8 @@ class PublishConfig:
     repo_id: str = field(default="", metadata={"help": "Hub dataset id, NAMESPACE/NAME"})
     private: bool = field(default=False, metadata={"help": "create the repo private"})
     dry_run: bool = field(default=False, metadata={"help": "write what would be pushed to --output-dir, push nothing"})
-    output_dir: str = field(default="", metadata={"help": "--dry-run: the folder to write (new, or empty)"})
+    output_dir: str = field(default="", metadata={
+        "help": "--dry-run: the folder to write (new, empty, or an earlier dry run's, which is replaced)"})
     license: str = field(default="other", metadata={"help": "licence id for the card"})
     terms: str | None = field(default=None, metadata={"help": "extra text for the card's terms-of-use section"})
     shard_rows: int = field(default=100_000, metadata={"help": "rows per parquet shard"})
@@ -59,15 +66,17 @@ def _main(argv: list[str]) -> int:
         raise ConfigError("command line: --dry-run needs --output-dir (the folder to write)")
     if cfg.shard_rows < 1:
         raise ConfigError(f"'shard_rows' = {cfg.shard_rows} must be at least 1")
+    hub.check_repo_id(cfg.repo_id)
+    if cfg.dry_run:
+        check_output_dir(cfg.output_dir, DRY_RUN_MARKER, "publish --dry-run", inputs=[cfg.input])
+    token = None if cfg.dry_run else hub.hub_token()
+    out = hub.load_output_dir(cfg.input)
     import datasets
 
     datasets.disable_progress_bars()  # one bar per shard is noise; the summary line says what happened
-    hub.check_repo_id(cfg.repo_id)
-    token = None if cfg.dry_run else hub.hub_token()
-    out = hub.load_output_dir(cfg.input)
     if cfg.dry_run:
         files = hub.build(out, cfg.repo_id, cfg.output_dir, license=cfg.license,
-                          extra_terms=cfg.terms, shard_rows=cfg.shard_rows)
+                          extra_terms=cfg.terms, shard_rows=cfg.shard_rows, marker=DRY_RUN_MARKER)
         print(f"dry run: {len(out.examples)} examples, {len(files)} files written to {cfg.output_dir}; nothing pushed")
         return 0
     with tempfile.TemporaryDirectory() as tmp:

@@ -6,7 +6,9 @@
 The teacher is reached with the `openai` client: OPENAI_API_KEY and OPENAI_BASE_URL (OpenAI,
 vLLM, TGI, Ollama, ...), or `--azure` with AZURE_OPENAI_ENDPOINT / AZURE_OPENAI_API_KEY.
 Running the same command again resumes the run: saved answers are never requested again.
-Exit codes: 0 done, 2 bad input, 3 stopped on budget, 130 interrupted (resume by running again).
+One process per output folder: a second one is refused, naming the first's PID.
+Exit codes: 0 done, 2 bad input, 3 stopped (budget, reject rate, outage), 130 interrupted (resume by
+running again).
 """
 
 from __future__ import annotations

@@ -4,30 +4,39 @@
     python train.py --config recipe/configs/smoke.yaml          # anywhere, on CPU, in under two minutes
     python train.py --help                                       # every key; any key as --key-name value
 
-Exit codes: 0 done, 1 unexpected, 2 bad input, 3 stopped (the loss became NaN or inf), 130 interrupted.
+An --output-dir that holds a run is refused unless --resume (continue it to the configured end)
+or --overwrite (train again); one process writes to it at a time (recipe/train/outdir.py).
+Exit codes: 0 done (or a --resume already at the planned end: nothing changed), 1 unexpected,
+2 bad input (a --resume past the planned end included), 3 stopped (the loss became NaN or inf),
+130 interrupted.
 Reads top to bottom: parse the recipe, build the model, the data, the loss, run the loop, export.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DistributedDataParallelKwargs, set_seed
+from accelerate.utils import DistributedDataParallelKwargs, InitProcessGroupKwargs, set_seed
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from recipe import cli
-from recipe.config import ConfigError, parse, to_dict
+from recipe.config import ConfigError, note, parse, to_dict
 from recipe.errors import Stopped
-from recipe.train import checkpoint
+from recipe.files import atomic_dir, check_writable_dir
+from recipe.lock import FolderLock
+from recipe.sources import check_local_or_hub, load_error
+from recipe.train import checkpoint, outdir
 from recipe.train.config import TrainConfig, validate
 from recipe.train.batch import make_batch
 from recipe.train.data import complete_negatives, load_examples, plan_batches, plan_summary
-from recipe.train.export import export, push
+from recipe.train.export import check_push, export, push
 from recipe.train.loss import build_loss
 from recipe.train.metrics import StepMeter
 from recipe.train.model import build_model
@@ -45,19 +54,51 @@ def param_groups(model, weight_decay: float) -> list[dict]:
             {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
 
 
-def train(argv: list[str]) -> Path:
-    # 1. the recipe, and the machine it runs on
+def train(argv: list[str]) -> Path | None:
+    """Check the recipe and the output dir, then train while holding the dir's lock."""
     cfg = validate(parse(TrainConfig, argv))
     if cfg.require_gpu and not torch.cuda.is_available():
         raise ConfigError("this recipe needs a GPU (require_gpu: true) and none is visible; on CPU run "
                           "recipe/configs/smoke.yaml, or pass --require-gpu false to try anyway")
+    if cfg.push_to_hub:
+        check_push(cfg.hub_model_id)
+    if cfg.model != "tiny-mistral":
+        check_local_or_hub(cfg.model, "--model")
+    lock = claim(Path(cfg.output_dir), cfg)
+    try:
+        return run(cfg)
+    finally:
+        if lock:
+            lock.release()
+
+
+def claim(out: Path, cfg: TrainConfig) -> FolderLock | None:
+    """The main process, before anything is loaded: the output dir can be written, no other run
+    writes to it, and a run already in it is one the command names (--resume or --overwrite).
+    The other processes wait for it in the process group (the launcher ends them if it fails)."""
+    if os.environ.get("RANK", "0") != "0":
+        return None
+    check_writable_dir(out)
+    lock = FolderLock(out, "training output dir").acquire()
+    try:
+        outdir.check_allowed(outdir.inspect(out), cfg.resume, cfg.overwrite)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def run(cfg: TrainConfig) -> Path | None:
+    # 1. the machine it runs on
     if cfg.cpu_threads and not torch.cuda.is_available():
         torch.set_num_threads(cfg.cpu_threads)
     out = Path(cfg.output_dir)
     accelerator = Accelerator(
         mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available(),
         log_with=cfg.report_to or None, project_dir=str(out),
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=cfg.ddp_find_unused_parameters)])
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=cfg.ddp_find_unused_parameters),
+                         # the others wait while rank 0 downloads the base model and exports: not 10 minutes
+                         InitProcessGroupKwargs(timeout=timedelta(seconds=cfg.process_group_timeout))])
     rank, world = accelerator.process_index, accelerator.num_processes
     set_seed(cfg.seed)
 
@@ -72,11 +113,20 @@ def train(argv: list[str]) -> Path:
     plan = plan_batches(examples, cfg.global_batch_size, cfg.seed, cfg.epochs, cfg.homogeneous_batches)
     counts = plan_summary(examples, plan)
     total = min(len(plan), cfg.max_steps) if cfg.max_steps else len(plan)
+    state = outdir.inspect(out)
+    try:
+        resume_from = outdir.resume_point(state, total, cfg.resume)
+    except outdir.NothingToDo as done:
+        note(str(done))
+        return None
 
     # 3. model and loss (main process first: it may build and save the tiny base model)
     with accelerator.main_process_first():
         texts = [t for ex in examples[:2000] for t in (ex.query, ex.positive)]
-        model = build_model(cfg, out / "base", texts, rank)
+        try:
+            model = build_model(cfg, out / "base", texts, rank)
+        except OSError as e:  # transformers' "not found" / "cannot connect" for a Hub id
+            raise load_error(cfg.model, "--model", e) from None
     n_params = sum(p.numel() for p in model.parameters())
     loss_fn = build_loss(model, cfg.temperature, cfg.cached, cfg.mini_batch_size, gather=world > 1,
                          group_by_length=cfg.group_by_length)
@@ -88,14 +138,14 @@ def train(argv: list[str]) -> Path:
     trainable = [p for p in wrapped.parameters() if p.requires_grad]
 
     start = 0
-    if cfg.resume and checkpoint.checkpoints(out):
-        start = checkpoint.load(checkpoint.checkpoints(out)[-1], model, optimizer, scheduler, accelerator)
+    if resume_from:
+        start = checkpoint.load(resume_from, model, optimizer, scheduler, accelerator)
         accelerator.print(f"resumed from step {start}")
     if cfg.report_to:
         accelerator.init_trackers("e5-recipe", config={k: str(v) for k, v in to_dict(cfg).items()})
     if accelerator.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-    log_file = (out / "train_log.jsonl").open("a") if accelerator.is_main_process else None
+        outdir.prepare(state, start, cfg.overwrite)  # the log holds this run's steps only
+    log_file = (out / outdir.LOG).open("a") if accelerator.is_main_process else None
     if accelerator.is_main_process:
         accelerator.print(f"the plan uses {counts['used']} of {counts['read']} records (the rest: the last "
                           f"partial batch); {len(plan)} global batches of {cfg.global_batch_size}, "
@@ -154,7 +204,8 @@ def train(argv: list[str]) -> Path:
         summary = {"sources": cfg.data, "ratios": cfg.data_ratios or [1.0] * len(cfg.data),
                    "records": counts["read"], "records_trained": counts["used"],
                    "per_source": counts["per_source"], "steps": total, "global_batch_size": cfg.global_batch_size}
-        export(accelerator.unwrap_model(wrapped), cfg, final, summary)
+        with atomic_dir(final, overwrite=True) as tmp:  # whole or not at all; an older final/ stays until then
+            export(accelerator.unwrap_model(wrapped), cfg, tmp, summary)
         accelerator.print(f"model written to {final}")
         if cfg.push_to_hub:
             accelerator.print(f"pushed to {push(final, cfg.hub_model_id)}")

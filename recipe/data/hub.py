@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,24 +79,24 @@ def load_output_dir(path: str | Path) -> OutputDir:
 
 
 def build(out: OutputDir, repo_id: str, dest: str | Path, *, license: str = "other",
-          extra_terms: str | None = None, shard_rows: int = 100_000, token: str | None = None) -> list[Path]:
+          extra_terms: str | None = None, shard_rows: int = 100_000, token: str | None = None,
+          marker: str | None = None) -> list[Path]:
     """Write the parquet shards and README.md that a push would upload into `dest`; returns the files.
 
-    Written to a temporary sibling first and moved into place at the end, so an error leaves no
-    half-written `dest`. Refuses (PublishError) if any written text holds a credential.
+    Written to a temporary sibling and renamed into place at the end, so an error leaves no
+    half-written `dest`; an existing `dest` is replaced, so the caller checks first that it may
+    be (`files.check_output_dir`). `marker`: also write that file, listing what was written, so
+    that the next run knows the folder is its own. Refuses (PublishError) if any written text
+    holds a credential.
     """
     from datasets import Dataset
 
     dest = Path(dest)
-    if dest.exists() and any(dest.iterdir()) and not (dest / "README.md").is_file():
-        raise PublishError(f"{dest}: exists and is not an earlier dry run (no README.md); choose an empty folder")
     secrets = known_secrets([token])
     groups = [g for g in TASK_GROUPS if any(r["task_group"] == g for r in out.examples)]
     columns = parquet_columns(out.examples)
     features = parquet_features(columns)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
+    with files.atomic_dir(dest, overwrite=True) as tmp:
         for group in groups:
             rows = [encode_row(r, columns, str(out.path / "examples.jsonl"))
                     for r in out.examples if r["task_group"] == group]
@@ -123,13 +121,9 @@ def build(out: OutputDir, repo_id: str, dest: str | Path, *, license: str = "oth
             raise PublishError("the dataset card would contain a credential (in runs.jsonl or the environment); "
                                "refusing to publish")
         (tmp / "README.md").write_text(text, encoding="utf-8")
-        if dest.exists():
-            shutil.rmtree(dest)
-        tmp.rename(dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return sorted(p for p in dest.rglob("*") if p.is_file())
+        if marker:
+            files.write_marker(tmp, marker, "publish --dry-run")
+    return sorted(p for p in dest.rglob("*") if p.is_file() and p.name != marker)
 
 
 def hub_token() -> str:

@@ -51,10 +51,34 @@ class MiningSettings:
     cache_dir: str | None = _opt(None, "embedding cache folder (per model, then per text list)")
 
 
+SAMPLING = ("random", "top")
+
+
+def check_settings(settings: MiningSettings) -> None:
+    """Values a type check cannot catch, named before any model is loaded."""
+    from ..config import ConfigError
+
+    if settings.sampling not in SAMPLING:
+        raise ConfigError(f"'sampling' = {settings.sampling!r}: choose one of {', '.join(SAMPLING)}")
+    if not 0 <= settings.range_min < settings.range_max:
+        raise ConfigError(f"'range_min' = {settings.range_min}, 'range_max' = {settings.range_max}: "
+                          "need 0 <= range_min < range_max")
+    if settings.batch_size < 1:
+        raise ConfigError(f"'batch_size' = {settings.batch_size} must be at least 1")
+    for key in ("relative_margin", "absolute_margin"):
+        if (getattr(settings, key) or 0) < 0:
+            raise ConfigError(f"'{key}' = {getattr(settings, key)} must be >= 0 (or null: off)")
+
+
 def load_embedder(name_or_path: str, max_seq_length: int | None = None, device: str | None = None):
     from sentence_transformers import SentenceTransformer
 
-    model = SentenceTransformer(name_or_path, device=device)
+    from ..sources import load_error
+
+    try:
+        model = SentenceTransformer(name_or_path, device=device)
+    except OSError as e:  # transformers' and the Hub's "not found" / "cannot connect"
+        raise load_error(name_or_path, "--model", e) from None
     if max_seq_length:
         model.max_seq_length = max_seq_length
     return model

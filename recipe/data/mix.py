@@ -15,10 +15,12 @@ source. The paper's "full data" setting is 13 public sets plus the synthetic dat
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterator
 
 from . import public
 from ..errors import InputError
+from ..sources import check_local_or_hub
 from .records import MAPPABLE, read_records
 
 KEYS = {"public", "records", "config", "split", "name", "ratio", "columns", "instruction"}
@@ -35,6 +37,7 @@ class MixConfig:
                 "each with optional ratio"})
     seed: int = field(default=0, metadata={"help": "seed of the ratio sampling"})
     output: str = field(default="", metadata={"help": "output .jsonl of the mixed records"})
+    overwrite: bool = field(default=False, metadata={"help": "replace an existing --output"})
 
 
 def check(cfg: MixConfig) -> list[dict]:
@@ -59,6 +62,18 @@ def check(cfg: MixConfig) -> list[dict]:
         if not isinstance(columns, dict) or set(columns) - set(MAPPABLE):
             raise MixError(f"{where}: columns must map fields ({', '.join(MAPPABLE)}) to column names, got {columns!r}")
     return cfg.sources
+
+
+def local_inputs(cfg: MixConfig) -> list[str]:
+    """The files and folders on this machine that the mix reads (its output must not be one);
+    a source that names a local path that does not exist is an error here, before any reading."""
+    paths = []
+    for i, src in enumerate(check(cfg), 1):
+        if "records" in src:
+            check_local_or_hub(str(src["records"]), f"sources[{i}] records:", "data")
+            if Path(str(src["records"])).exists():
+                paths.append(str(src["records"]))
+    return paths
 
 
 def iter_mix(cfg: MixConfig, fetch=public.hub_fetch) -> Iterator[dict]:

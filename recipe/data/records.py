@@ -23,6 +23,7 @@ from typing import Iterable, Iterator
 
 from .. import files
 from ..schema import SYNTHESIS, RecordError, decode_row, validate
+from ..sources import looks_local
 
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 MAPPABLE = ("query", "positive", "negative", "instruction", "task_group", "language", "id")
@@ -135,7 +136,7 @@ def read_located(source: str | Path, config: str | None = None, split: str = "tr
             yield from _rows(_parquet_rows(path), str(path), columns, required)
         else:
             raise RecordError(f"{path}: unknown record file type '{path.suffix}' (want .jsonl or .parquet)")
-    elif HUB_ID.fullmatch(str(source)):
+    elif HUB_ID.fullmatch(str(source)) and not looks_local(source):
         yield from _load_dataset(str(source), config, split, columns, required)
     else:
         raise RecordError(f"{source}: no such file or folder, and not a Hub dataset id (ORG/NAME)")
@@ -148,7 +149,8 @@ def _load_dataset(source: str, config: str | None, split: str, columns, required
     try:
         ds = datasets.load_dataset(source, name=config, split=split)
     except Exception as e:  # not found, offline, no such config/split: datasets raises many types
-        raise RecordError(f"{where}: cannot load ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        how = "cannot load" + ("" if Path(source).exists() else ": no such local file or folder, and the Hub cannot give it")
+        raise RecordError(f"{where}: {how} ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
     yield from _rows(ds, where, columns, required)
 
 

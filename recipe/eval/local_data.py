@@ -11,10 +11,17 @@ the rows come from changes, so the scores compare with the leaderboard's. Layout
   classification `text`, `label` (plus the train split it learns from); SprintDuplicateQuestions
   `sent1`, `sent2`, `labels`; a Hub dataset exported with `to_json` fits as it is;
 - a multilingual task puts each subset in its own folder: `DIR/<TaskName>/<subset>/...`.
+
+Before anything runs, every file is read once: it must be UTF-8, not empty, one JSON object per
+line with the same columns on every line (BEIR files: `_id` and `text`), so that a bad file is
+one line naming it, not a task failure after the model has loaded. The same pass gives the
+digest of the task's data that its results are filed under (`run.py`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import pyarrow as pa
@@ -48,15 +55,58 @@ def expected_files(task, data_dir: str | Path) -> list[Path]:
     return files
 
 
-def use_local_data(task, data_dir: str | Path) -> None:
-    """Check that the task's files exist, then make mteb load them instead of the Hub dataset.
+def use_local_data(task, data_dir: str | Path) -> str:
+    """Check the task's files, make mteb load them instead of the Hub dataset, and return a key
+    of their content ("local-" and 12 hex digits of a SHA-256 over every file, in order).
 
     mteb calls `task.load_data()` only when a task still has something to evaluate, so
-    finished tasks of a resumed run read nothing.
+    finished tasks of a resumed run read nothing more.
     """
+    digest = hashlib.sha256()
+    root = Path(data_dir) / task.metadata.name
     for path in expected_files(task, data_dir):
-        _need(path)
+        digest.update(f"{path.relative_to(root)}\n".encode())
+        _check_file(_need(path), digest)
     task.load_data = lambda *args, **kwargs: load_local(task, data_dir)
+    return "local-" + digest.hexdigest()[:12]
+
+
+BEIR_FILES = {"corpus.jsonl": ("_id", "text"), "queries.jsonl": ("_id", "text")}
+
+
+def _check_file(path: Path, digest) -> None:
+    """Read `path` once: feed its text to `digest` and check it as the module docstring says."""
+    rows, columns = 0, None
+    for lineno, line in files.lines(path, LocalDataError):
+        digest.update(line.encode("utf-8"))
+        if not line.strip():
+            continue
+        rows += 1
+        if path.suffix != ".jsonl":
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise LocalDataError(f"{path}:{lineno}: not valid JSON ({e.msg}, column {e.colno})") from None
+        if not isinstance(row, dict):
+            raise LocalDataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+        if path.name in BEIR_FILES:
+            missing = [c for c in BEIR_FILES[path.name] if row.get(c) is None]
+            if missing:
+                raise LocalDataError(f"{path}:{lineno}: no '{missing[0]}' (every row needs '_id' and 'text')")
+            continue
+        if columns is None:
+            columns = [c for c, v in row.items() if v is not None]
+        missing = [c for c in columns if row.get(c) is None]
+        if missing:
+            raise LocalDataError(f"{path}:{lineno}: no '{missing[0]}' (line {_first_row(path)} has "
+                                 f"{', '.join(columns)}; every row needs the same columns)")
+    if not rows:
+        raise LocalDataError(f"{path}: empty (no rows)")
+
+
+def _first_row(path: Path) -> int:
+    return next(lineno for lineno, line in files.lines(path) if line.strip())
 
 
 def _splits(task) -> list[str]:

@@ -17,6 +17,7 @@ import torch
 
 from ..eos import ensure_eos
 from ..errors import InputError
+from ..sources import looks_local
 
 class ModelError(InputError):
     """A model that cannot be evaluated as asked; the message names the path and what is missing."""
@@ -30,8 +31,8 @@ def check_pooling_config(name_or_path: str) -> None:
     """
     path = Path(name_or_path)
     if not path.exists():
-        if name_or_path.startswith((".", "/")) or name_or_path.count("/") != 1:
-            raise ModelError(f"{name_or_path}: no such model folder (and not a Hub id owner/name)")
+        if looks_local(name_or_path) or name_or_path.count("/") != 1:
+            raise ModelError(f"--model {name_or_path}: no such model folder (and not a Hub id owner/name)")
         return _check_hub_pooling(name_or_path)
     modules_file = path / "modules.json"
     if not modules_file.is_file():

@@ -2,15 +2,19 @@
 write the report (and, asked, the leaderboard submission).
 
 mteb does the scoring, the result files and the resuming: `mteb.evaluate` with a
-`ResultCache(OUTPUT)` writes `OUTPUT/results/<model>/<revision>/experiments/<settings>/<Task>.json`
-(settings = `InstructEncoder.experiment()`: protocol, max length, dtype) after every subset
-and, with overwrite_strategy "only-missing", skips what is already there. Its
-`CachedEmbeddingWrapper` keeps every embedding on disk (keyed by task, settings, query/document
-side and a hash of the text) so a repeated run does not encode the corpus again.
+`DataKeyedCache(OUTPUT)` writes
+`OUTPUT/results/<model>/<revision>/experiments/<settings>__data_<data>/<Task>.json`
+(settings = `InstructEncoder.experiment()`: protocol, max length, dtype; data = a digest of the
+task's local files or its Hub revision) after every subset and, with overwrite_strategy
+"only-missing", skips what is already there, so another model, other settings or other data
+never reuse a score. Its `CachedEmbeddingWrapper` keeps every embedding on disk (keyed by task,
+settings, query/document side and a hash of the text itself, so other data cannot be served a
+stale one) and a repeated run does not encode the corpus again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import platform
@@ -22,7 +26,9 @@ from pathlib import Path
 import mteb
 from mteb.models.cache_wrappers import CachedEmbeddingWrapper
 
+from .. import files
 from ..cli import say
+from ..lock import FolderLock
 from .encoder import E5_INSTRUCTION_TEMPLATE, InstructEncoder
 from .local_data import use_local_data
 from .model import load_model, model_name, revision_of
@@ -37,6 +43,36 @@ from .tasks import benchmark_tasks, report_benchmarks, select_tasks
 logger = logging.getLogger(__name__)
 # mteb's embedding cache warns once per repeated text (STS sets repeat sentences): noise, not news
 logging.getLogger("mteb.models.cache_wrappers.cache_backends.numpy_cache").setLevel(logging.ERROR)
+
+
+class DataKeyedCache(mteb.ResultCache):
+    """mteb's result cache, with each task's results filed under its data (`keys`: task name ->
+    data key) next to the model's settings: scores from other data are never read back."""
+
+    def __init__(self, path: Path, keys: dict[str, str]):
+        super().__init__(path)
+        self.keys = keys
+
+    def get_task_result_path(self, task_name, model_name, model_revision=None, remote=False, experiment_name=None):
+        path = super().get_task_result_path(task_name, model_name, model_revision, remote, experiment_name)
+        key = self.keys.get(task_name)
+        return path.parent.with_name(f"{path.parent.name}__data_{key}") / path.name if key else path
+
+
+def data_keys(tasks: list, data_dir: str | None) -> dict[str, str]:
+    """Each task's data as a short key: a digest of its local files (checked on the way, and
+    read from there from now on) or its Hub revision; an aggregate task's, from its parts'."""
+    keys = {}
+    for task in tasks:
+        # an aggregate (CQADupstackRetrieval) runs its sub-tasks: each reads its own folder
+        parts = getattr(task.metadata, "tasks", None) or [task]
+        for part in parts:
+            keys[part.metadata.name] = (use_local_data(part, data_dir) if data_dir
+                                        else f"hub-{str(part.metadata.revision)[:12]}")
+        if parts != [task]:
+            joined = " ".join(keys[part.metadata.name] for part in parts)
+            keys[task.metadata.name] = "parts-" + hashlib.sha256(joined.encode()).hexdigest()[:12]
+    return keys
 
 
 @dataclass
@@ -75,13 +111,15 @@ def evaluate(cfg: EvalConfig, encoder=None) -> Outcome:
     # a wrong --reference fails now, not after hours
     published = {b: load_published(cfg.reference, b) for b in benchmarks or [""]}
     tasks = select_tasks(cfg.benchmark, cfg.tasks, cfg.task_types)
-    if cfg.data_dir:
-        for task in tasks:
-            # an aggregate (CQADupstackRetrieval) runs its sub-tasks: each reads its own folder
-            for part in getattr(task.metadata, "tasks", None) or [task]:
-                use_local_data(part, cfg.data_dir)  # checks every file before anything runs
-    out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    keys = data_keys(tasks, cfg.data_dir)  # checks every local file before anything runs
+    out = files.check_writable_dir(cfg.output_dir)
+    # one run per output dir: two would write the same result files and embedding caches
+    with FolderLock(out, "evaluation output dir"):
+        return _run(cfg, encoder, benchmarks, published, tasks, keys, out)
+
+
+def _run(cfg: EvalConfig, encoder, benchmarks: list[str], published, tasks: list, keys: dict[str, str],
+         out: Path) -> Outcome:
     own_encoder = encoder is None
     encoder = encoder or build_encoder(cfg)
     protocol = f"{encoder.protocol} ({encoder.reason})"
@@ -92,10 +130,11 @@ def evaluate(cfg: EvalConfig, encoder=None) -> Outcome:
         model = CachedEmbeddingWrapper(
             encoder, out / "embeddings" / meta.model_name_as_path() / meta.revision)
     _write_run_info(cfg, meta, out, protocol)
+    cache = DataKeyedCache(out, keys)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Hash collision or duplicate item")
         result = mteb.evaluate(
-            model, tasks, cache=mteb.ResultCache(out),
+            model, tasks, cache=cache,
             overwrite_strategy="always" if cfg.overwrite else "only-missing",
             encode_kwargs={"batch_size": cfg.batch_size, "show_progress_bar": True},
             raise_error=False, co2_tracker=False)
@@ -119,7 +158,7 @@ def evaluate(cfg: EvalConfig, encoder=None) -> Outcome:
     if cfg.chart and outcome.scores:
         plot_categories(outcome.sections, out / "categories.png", meta.name)
     if cfg.submission and outcome.scores:
-        outcome.submission = _submit(cfg, encoder, out, tasks, outcome)
+        outcome.submission = _submit(cfg, encoder, out, cache, tasks, outcome)
     return outcome
 
 
@@ -135,19 +174,21 @@ def _sections(scores: dict, benchmarks: list[str], published: dict) -> list[Sect
     return sections
 
 
-def _submit(cfg: EvalConfig, encoder, out: Path, tasks: list, outcome: Outcome) -> Path:
+def _submit(cfg: EvalConfig, encoder, out: Path, cache: DataKeyedCache, tasks: list,
+            outcome: Outcome) -> Path:
     """OUTPUT/submission/ from this run's finished tasks (an aggregate's sub-tasks come along)."""
     meta = encoder.mteb_model_meta
-    experiment_dir = mteb.ResultCache(out).get_task_result_path("-", meta).parent
-    names = []
+    results = {}  # task -> its result file, where the cache filed it (under its data's key)
     for task in tasks:
         if task.metadata.name in outcome.scores:
-            parts = [t.metadata.name for t in getattr(task.metadata, "tasks", None) or []]
-            names += [n for n in parts if (experiment_dir / f"{n}.json").is_file()] + [task.metadata.name]
+            for part in [*(getattr(task.metadata, "tasks", None) or []), task]:
+                path = cache.get_task_result_path(part.metadata.name, meta)
+                if path.is_file():
+                    results[part.metadata.name] = path
     submitted = submission_meta(encoder, cfg.model)
     known = registry_meta(submitted.name) is not None
-    path = write_submission(out, submitted, experiment_dir, names, known=known)
-    say(f"submission: {path} ({len(names)} result files for {submitted.name} at revision {submitted.revision})")
+    path = write_submission(out, submitted, results, known=known)
+    say(f"submission: {path} ({len(results)} result files for {submitted.name} at revision {submitted.revision})")
     if known:
         say(f"note: mteb has a ModelMeta for {submitted.name} already; the results pull request is all it takes")
     if encoder.protocol == "e5":

@@ -93,23 +93,23 @@ def submission_meta(encoder, model_path: str) -> ModelMeta:
     return built.model_copy(update={"memory_usage_mb": built.calculate_memory_usage_mb()})
 
 
-def write_submission(out: Path, meta: ModelMeta, experiment_dir: Path, tasks: list[str],
-                     known: bool = False) -> Path:
+def write_submission(out: Path, meta: ModelMeta, results: dict[str, Path], known: bool = False) -> Path:
     """Write OUTPUT/submission/ (replaced whole: it is derived from OUTPUT's results) and return it.
 
-    `experiment_dir`: where mteb's ResultCache filed this run; `tasks`: the finished tasks to
-    submit, sub-tasks of an aggregate (CQADupstackRetrieval's forums) included. model_meta.py is
-    left out where mteb has the model's ModelMeta already (`known`)."""
+    `results`: each finished task's result file as mteb's ResultCache filed it (sub-tasks of an
+    aggregate, CQADupstackRetrieval's forums, included); the run settings mteb wrote beside each.
+    model_meta.py is left out where mteb has the model's ModelMeta already (`known`)."""
     target = out / "submission"
     with atomic_dir(target, overwrite=True) as tmp:
         folder = tmp / "results" / meta.model_name_as_path() / meta.revision
         folder.mkdir(parents=True)
-        for name in tasks:
-            shutil.copy2(experiment_dir / f"{name}.json", folder / f"{name}.json")
+        for name, path in results.items():
+            shutil.copy2(path, folder / f"{name}.json")
         (folder / "model_meta.json").write_text(
             json.dumps(meta.to_dict(), default=str, indent=4), encoding="utf-8")
-        wanted = set(tasks)
-        settings = [s for _, s in jsonl(experiment_dir / "run_settings.jsonl") if s.get("task") in wanted]
+        settings = [s for run_settings in sorted({p.parent / "run_settings.jsonl" for p in results.values()})
+                    if run_settings.is_file()
+                    for _, s in jsonl(run_settings) if s.get("task") in results]
         (folder / "run_settings.jsonl").write_text("".join(json.dumps(s) + "\n" for s in settings),
                                                    encoding="utf-8")
         if not known:

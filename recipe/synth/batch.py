@@ -20,6 +20,7 @@ import openai
 
 from . import plan
 from .. import files
+from .breaker import RejectBreaker
 from .placeholders import BRAINSTORM_GROUPS
 from .prompts import render
 from .records import generation_prompt, save_brainstorm, save_generation
@@ -36,6 +37,7 @@ class BatchRunner:
         self.cfg, self.client, self.store = cfg, client, store
         self.dir = store.dir / "batches"
         self.dir.mkdir(exist_ok=True)
+        self.breaker = RejectBreaker(cfg.max_reject_rate)
 
     def _say(self, msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)  # a few lines per batch over hours: always shown
@@ -153,10 +155,12 @@ class BatchRunner:
                         usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
         if "call" in meta:
             if meta["call"] not in self.store.tasks.get(meta["group"], {}):
-                save_brainstorm(self.store, self.cfg, meta["group"], meta["call"], meta["model"], answer, batch=True)
+                outcome = save_brainstorm(self.store, self.cfg, meta["group"], meta["call"], meta["model"], answer,
+                                          batch=True)
+                self.breaker.add(outcome, answer.text)
         elif meta["job"] not in self.store.done_jobs:
             job = plan.Job(meta["job"], meta["group"], meta["model"], meta["language"], meta["values"], meta["slot"])
-            save_generation(self.store, self.cfg, job, meta["task"], answer, batch=True)
+            self.breaker.add(save_generation(self.store, self.cfg, job, meta["task"], answer, batch=True), answer.text)
 
     async def finish(self, name: str) -> None:
         await self.submit(name)
@@ -167,6 +171,12 @@ class BatchRunner:
         size = self.cfg.batch_size
         names = [self.prepare(kind, requests[i:i + size]) for i in range(0, len(requests), size)]
         await asyncio.gather(*(self.finish(n) for n in names))
+        self._check_breaker()
+
+    def _check_breaker(self) -> None:
+        """Between rounds: submit no further batch when most answers of the last ones were rejected."""
+        if self.breaker.tripped():
+            raise self.breaker.error()
 
     async def run(self) -> None:
         try:
@@ -174,6 +184,7 @@ class BatchRunner:
             if pending:
                 self._say(f"resuming {len(pending)} batch(es): {', '.join(pending)}")
                 await asyncio.gather(*(self.finish(n) for n in pending))
+                self._check_breaker()
             rounds = 0
             while requests := self.brainstorm_requests():
                 rounds += 1

@@ -4,7 +4,8 @@ Concurrency is a fixed set of asyncio workers taking jobs from one planner. The 
 lets saved + in-flight examples exceed N, so a run ends with exactly N and never pays for an
 example it would throw away; a job whose answer was rejected frees its slot for the next job.
 A request that fails after the client's retries goes back to the queue; with no successful
-answer for `max_outage` seconds, the run stops cleanly and the same command resumes it.
+answer for `max_outage` seconds, or with most recent answers rejected (`breaker.py`), the run
+stops cleanly and the same command resumes it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 from tqdm.auto import tqdm
 
 from . import plan
+from .breaker import RejectBreaker
 from .limits import RateLimiter
 from .placeholders import BRAINSTORM_GROUPS
 from .prompts import render
@@ -34,8 +36,9 @@ class Engine:
         self.limiter = RateLimiter(cfg.rpm, cfg.tpm)
         self.last_success = time.monotonic()
         self.failures = 0  # consecutive transient failures, for the engine's own back-off
-        self.stop_reason: str | None = None
+        self.budget_reached = False
         self.fatal: Fatal | Outage | None = None
+        self.breaker = RejectBreaker(cfg.max_reject_rate)
         self.bar = None
         self._completion_mean = cfg.max_tokens / 2
 
@@ -62,7 +65,13 @@ class Engine:
         await asyncio.gather(*(worker() for _ in range(self.cfg.concurrency)))
 
     def _stopping(self) -> bool:
-        return self.fatal is not None or self.stop_reason is not None
+        return self.fatal is not None or self.budget_reached
+
+    def _judge(self, outcome: str, answer) -> None:
+        """Count a paid answer; stop asking for more once most recent ones are rejected."""
+        self.breaker.add(outcome, answer.text)
+        if self.breaker.tripped() and not self._stopping():
+            self.fatal = self.breaker.error()
 
     async def _ask(self, model: str, prompt: str, job_id: str):
         """One request under the rate limits; None if it failed transiently (the caller requeues)."""
@@ -94,8 +103,7 @@ class Engine:
             return False
         per_request = self.store.cost / self.store.requests if self.store.requests else 0.0
         if self.store.cost + inflight * per_request >= self.cfg.max_cost:
-            self.stop_reason = (f"budget reached: ${self.store.cost:.2f} of --max-cost {self.cfg.max_cost:.2f} "
-                                "spent; raise it and run the same command to continue")
+            self.budget_reached = True  # the message waits for the requests in flight: they are paid too
             return True
         return False
 
@@ -139,8 +147,10 @@ class Engine:
             if answer is None:
                 retry[group].append(call)
                 return
-            if save_brainstorm(store, cfg, group, call, model, answer) != "ok":
+            outcome = save_brainstorm(store, cfg, group, call, model, answer)
+            if outcome != "ok":
                 failed[group] += 1
+            self._judge(outcome, answer)
 
         finished = lambda: all(calls_needed(g) <= 0 and inflight[g] == 0 for g in BRAINSTORM_GROUPS)  # noqa: E731
         await self._pump(take, execute, finished)
@@ -169,12 +179,14 @@ class Engine:
                 retry.append(job)
                 return
             outcome = save_generation(store, cfg, job, task, answer)
+            self._judge(outcome, answer)
             self._progress(outcome)
 
         finished = lambda: store.n_examples >= cfg.num_examples  # noqa: E731
         await self._pump(take, execute, finished)
 
-    def _progress(self, outcome: str) -> None:
+    def _progress(self, outcome: str | None) -> None:
+        """Move the bar for an outcome; None: only bring its figures up to date."""
         if self.bar is None:
             return
         if outcome == "ok":
@@ -183,7 +195,7 @@ class Engine:
         cost = f"${s.cost:,.2f}" if s.cost else "$n/a"
         self.bar.set_postfix_str(
             f"tok {(s.prompt_tokens + s.completion_tokens) / 1e6:.2f}M, {cost}, "
-            f"rejected {sum(s.rejected.values())}", refresh=False)
+            f"rejected {sum(s.rejected.values())}", refresh=outcome is None)
 
     async def run(self) -> None:
         self.bar = tqdm(total=self.cfg.num_examples, initial=self.store.n_examples, unit="ex",
@@ -193,9 +205,11 @@ class Engine:
             if not self._stopping():
                 await self.generate()
         finally:
+            self._progress(None)  # the bar's last line and the stop message state the same spend
             self.bar.close()
             await self.client.close()
         if self.fatal:
             raise self.fatal
-        if self.stop_reason:
-            raise BudgetReached(self.stop_reason)
+        if self.budget_reached:
+            raise BudgetReached(f"budget reached: ${self.store.cost:,.2f} spent of --max-cost "
+                                f"{self.cfg.max_cost:,.2f}; raise it and run the same command to continue")

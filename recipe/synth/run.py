@@ -6,18 +6,13 @@ import asyncio
 import dataclasses
 import datetime
 import sys
-from urllib.parse import urlparse
 
 from ..config import ConfigError
+from ..lock import FolderLock
 from . import pricing
 from .settings import SynthConfig
 from .store import Store
-from .teacher import check_reachable, make_client
-
-
-def _public_url(url: str) -> str:
-    u = urlparse(url)  # never log credentials written into a URL
-    return u._replace(netloc=u.hostname + (f":{u.port}" if u.port else "")).geturl() if u.hostname else url
+from .teacher import check_reachable, make_client, public_url
 
 
 def summary(store: Store) -> str:
@@ -28,7 +23,10 @@ def summary(store: Store) -> str:
 
 
 def synthesize(cfg: SynthConfig, argv: list[str] | None = None) -> Store:
-    """Run to `cfg.num_examples` valid examples in `cfg.output_dir`; raises on what the user must fix."""
+    """Run to `cfg.num_examples` valid examples in `cfg.output_dir`; raises on what the user must fix.
+
+    The folder is locked for the whole run: a second synthesis on it (another terminal, a process
+    that outlived its shell) is refused at once instead of paying for the same jobs twice."""
     cfg.validate()
     if cfg.max_cost:
         unpriced = [m for m in cfg.models() if pricing.price(m, cfg.prices) is None]
@@ -36,6 +34,18 @@ def synthesize(cfg: SynthConfig, argv: list[str] | None = None) -> Store:
             raise ConfigError(f"max_cost: no price known for {unpriced}; add them under prices: "
                               "{model: [usd_per_1M_input, usd_per_1M_output]}")
     client, base_url = make_client(cfg)
+    try:
+        lock = FolderLock(cfg.output_dir, "output folder").acquire()
+    except BaseException:
+        asyncio.run(client.close())
+        raise
+    try:
+        return _run(cfg, argv, client, base_url)
+    finally:
+        lock.release()
+
+
+def _run(cfg: SynthConfig, argv: list[str] | None, client, base_url: str) -> Store:
     store = Store(cfg.output_dir)
     try:
         if store.n_examples >= cfg.num_examples:
@@ -44,7 +54,7 @@ def synthesize(cfg: SynthConfig, argv: list[str] | None = None) -> Store:
         check_reachable(base_url)
         store.add_run({
             "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "argv": list(argv or []), "teacher": _public_url(base_url),
+            "argv": list(argv or []), "teacher": public_url(base_url),
             "config": dataclasses.asdict(cfg),
         })
         if cfg.mode == "batch":

@@ -44,6 +44,9 @@ class SynthConfig:
     request_timeout: float = _help("seconds before one request times out", default=600.0)
     max_outage: float = _help("seconds without one successful answer before the run stops cleanly", default=900.0)
     max_cost: float = _help("stop cleanly once the output folder's total cost reaches this (USD; 0: none)", default=0.0)
+    max_reject_rate: float = _help(
+        "stop cleanly when more than this share of the last 100 answers (30 at the start) is rejected; 1: never",
+        default=0.5)
     prices: dict[str, list[float]] = _help(
         "USD per 1M [input, output] tokens, added to the built-in table", default_factory=dict)
     batch_size: int = _help("batch mode: requests per batch file (API limit 50000)", default=50000)
@@ -69,6 +72,19 @@ class SynthConfig:
             raise ConfigError(f"num_examples: must be at least 1, got {self.num_examples}")
         if self.concurrency < 1:
             raise ConfigError(f"concurrency: must be at least 1, got {self.concurrency}")
+        if not 0 <= self.max_reject_rate <= 1:
+            raise ConfigError(f"max_reject_rate: must be between 0 and 1 (1: never stop), got {self.max_reject_rate}")
+        for key in ("max_tokens", "tasks_per_brainstorm", "batch_size"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key}: must be at least 1, got {getattr(self, key)}")
+        for key in ("rpm", "tpm", "max_retries", "max_cost", "temperature"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key}: must be >= 0, got {getattr(self, key)}")
+        for key in ("request_timeout", "max_outage", "batch_poll"):
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"{key}: must be > 0 seconds, got {getattr(self, key)}")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"top_p: must be in (0, 1], got {self.top_p}")
         if self.http_transport not in ("aiohttp", "httpx"):
             raise ConfigError(f"http_transport: {self.http_transport!r} is neither 'aiohttp' nor 'httpx'")
         if self.mode not in ("online", "batch"):

@@ -75,9 +75,30 @@ def make_client(cfg) -> tuple[openai.AsyncOpenAI, str]:
         raise ConfigError(
             "OPENAI_API_KEY is not set: export it (for a local server without auth, any value, e.g. EMPTY)")
     base = os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
-    if urlparse(base).scheme not in ("http", "https") or not urlparse(base).hostname:
-        raise ConfigError(f"OPENAI_BASE_URL={base!r} is not a URL: expected e.g. http://localhost:8000/v1")
+    try:
+        url = urlparse(base)
+        url.port  # noqa: B018 - parsing the port is what raises on a malformed one
+    except ValueError:
+        url = None
+    if url is None or url.scheme not in ("http", "https") or not url.hostname:
+        raise ConfigError(f"OPENAI_BASE_URL={public_url(base)!r} is not a URL: expected e.g. http://localhost:8000/v1")
+    if url.username is not None or url.password is not None:
+        # the client sends OPENAI_API_KEY as a bearer token; a secret in the URL would only end up in logs
+        raise ConfigError(f"OPENAI_BASE_URL holds credentials (user:password@ before the host {url.hostname}); "
+                          "remove them and put the key in OPENAI_API_KEY")
     return openai.AsyncOpenAI(base_url=base, **common), base
+
+
+def public_url(url: str) -> str:
+    """`url` without anything that may be a credential (user:password@, query string); for messages and logs."""
+    try:
+        u = urlparse(url)
+        host = u.hostname + (f":{u.port}" if u.port else "") if u.hostname else ""
+    except ValueError:
+        return "<unparseable URL>"
+    if not host:
+        return "<not a URL>" if "@" in url or "?" in url else url
+    return u._replace(netloc=host, query="", fragment="").geturl()
 
 
 def check_reachable(base_url: str, timeout: float = 5.0) -> None:
@@ -88,7 +109,7 @@ def check_reachable(base_url: str, timeout: float = 5.0) -> None:
         with socket.create_connection((url.hostname, port), timeout=timeout):
             pass
     except OSError as e:
-        raise Fatal(f"cannot reach the teacher at {base_url} ({e.strerror or e}): "
+        raise Fatal(f"cannot reach the teacher at {public_url(base_url)} ({e.strerror or e}): "
                     "check OPENAI_BASE_URL and that the server is running") from None
 
 
@@ -111,7 +132,7 @@ async def chat(client: openai.AsyncOpenAI, model: str, prompt: str, cfg, job_id:
     except openai.PermissionDeniedError as e:
         raise Fatal(f"the teacher refused access to {model!r} (403): {_msg(e)}") from None
     except openai.NotFoundError as e:
-        raise Fatal(f"model {model!r} not found on the teacher (404): check --model ({_msg(e)})") from None
+        raise Fatal(_not_found(client, model, e)) from None
     except openai.BadRequestError as e:
         if _is_content_filter(e):
             return Answer(None, "content_filter", 0, 0)
@@ -131,6 +152,15 @@ async def chat(client: openai.AsyncOpenAI, model: str, prompt: str, cfg, job_id:
         getattr(usage, "prompt_tokens", 0) or 0,
         getattr(usage, "completion_tokens", 0) or 0,
     )
+
+
+def _not_found(client, model: str, err: Exception) -> str:
+    """A 404 is a wrong model name, or (the usual first-run mistake) a base URL without /v1."""
+    base = str(client.base_url).rstrip("/")
+    if not isinstance(client, openai.AsyncAzureOpenAI) and not urlparse(base).path.endswith("/v1"):
+        return (f"the teacher answered 404 at {public_url(base)}/chat/completions: OpenAI-compatible servers "
+                f"serve under /v1, so set OPENAI_BASE_URL={public_url(base)}/v1 (or check --model {model!r})")
+    return f"model {model!r} not found on the teacher (404): check --model ({_msg(err)})"
 
 
 def _msg(err: Exception) -> str:

@@ -84,13 +84,19 @@ class TrainConfig:
     max_steps: int = field(default=0, metadata=_h("stop after this many steps (0: the epochs decide)"))
     ddp_find_unused_parameters: bool = field(default=False, metadata=_h(
         "true when some trainable weights get no gradient (a BERT pooler under mean pooling)"))
+    process_group_timeout: int = field(default=7200, metadata=_h(
+        "seconds a process waits for the others at a barrier: long enough for rank 0 to download "
+        "and to export a 7B model (NCCL's default of 10 minutes is not)"))
     mixed_precision: str = field(default="bf16", metadata=_h("no, bf16 or fp16 (accelerate's setting)"))
     seed: int = field(default=42, metadata=_h("seed for data order, negatives and dropout"))
     # output
     output_dir: str = field(default="outputs/run", metadata=_h("checkpoints, logs and final/"))
     save_steps: int = field(default=100, metadata=_h("checkpoint every N steps (0: never)"))
     save_total_limit: int = field(default=2, metadata=_h("keep the newest N checkpoints"))
-    resume: bool = field(default=False, metadata=_h("continue from the newest checkpoint in output_dir"))
+    resume: bool = field(default=False, metadata=_h(
+        "continue the run in output_dir from its newest checkpoint to the configured end"))
+    overwrite: bool = field(default=False, metadata=_h(
+        "train again from step 0 in an output_dir that holds a run (its log, checkpoints and final/ are replaced)"))
     log_steps: int = field(default=1, metadata=_h("log every N steps"))
     report_to: list[str] = field(default_factory=list, metadata=_h("accelerate trackers: tensorboard, wandb"))
     export_adapter_only: bool = field(default=False, metadata=_h("final/ holds the adapter, not merged weights"))
@@ -98,7 +104,7 @@ class TrainConfig:
         default="Given a web search query, retrieve relevant passages that answer the query",
         metadata=_h("instruction of the saved 'query' prompt"))
     push_to_hub: bool = field(default=False, metadata=_h("upload final/ to the Hub"))
-    hub_model_id: str = field(default="", metadata=_h("Hub repo for --push_to_hub"))
+    hub_model_id: str = field(default="", metadata=_h("Hub repo for --push-to-hub, NAMESPACE/NAME"))
     license: str = field(default="", metadata=_h(
         "licence of the trained model as the Hub spells it (apache-2.0, mit); recorded in final/ "
         "for a leaderboard submission (eval.py --submission)"))
@@ -122,18 +128,28 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     for key, allowed in CHOICES.items():
         if getattr(cfg, key) not in allowed:
             raise ConfigError(f"'{key}' = {getattr(cfg, key)!r}: choose one of {', '.join(allowed)}")
-    positive = ("max_length", "global_batch_size", "mini_batch_size", "epochs", "lora_r")
+    positive = ("max_length", "global_batch_size", "mini_batch_size", "epochs", "lora_r", "lora_alpha",
+                "log_steps", "process_group_timeout", "temperature", "lr")
     for key in positive:
-        if getattr(cfg, key) <= 0:
+        if not getattr(cfg, key) > 0:
             raise ConfigError(f"'{key}' = {getattr(cfg, key)} must be > 0")
-    if cfg.num_negatives < 0:
-        raise ConfigError(f"'num_negatives' = {cfg.num_negatives} must be >= 0")
     if isinstance(cfg.data_instructions, list) and len(cfg.data_instructions) != len(cfg.data):
         raise ConfigError(f"'data_instructions' has {len(cfg.data_instructions)} values for {len(cfg.data)} "
                           "data sources (give one per source, or one text for all)")
     parse_columns(cfg.columns)
-    if not cfg.temperature > 0:
-        raise ConfigError(f"'temperature' = {cfg.temperature} must be > 0")
+    not_negative = ("max_steps", "warmup_steps", "weight_decay", "max_grad_norm", "save_steps",
+                    "save_total_limit", "cpu_threads", "seed", "num_negatives")
+    for key in not_negative:
+        if not getattr(cfg, key) >= 0:
+            raise ConfigError(f"'{key}' = {getattr(cfg, key)} must be >= 0")
+    if not 0 <= cfg.lora_dropout < 1:
+        raise ConfigError(f"'lora_dropout' = {cfg.lora_dropout} must be in [0, 1)")
+    for name, value in cfg.tiny_model.items():
+        if value <= 0:
+            raise ConfigError(f"'tiny_model' {name} = {value} must be > 0")
+    for ratio in cfg.data_ratios:
+        if not ratio > 0:
+            raise ConfigError(f"'data_ratios' = {cfg.data_ratios}: every ratio must be > 0")
     if cfg.pooling == "lasttoken" and not cfg.append_eos:
         raise ConfigError("pooling 'lasttoken' reads the EOS token: set append_eos true (or another pooling)")
     return cfg

@@ -7,6 +7,7 @@ training_info.json: what a leaderboard submission needs to know that only traini
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -140,11 +141,41 @@ def check_export(out: Path, reference: torch.Tensor, cfg) -> None:
         check_features(features, again[0].tokenizer.eos_token_id, PROBE)
 
 
+def check_push(repo_id: str) -> None:
+    """Before any training: everything a push at the end needs (an id, a token that may write
+    there, a reachable Hub), so that hours of training do not end in a failed upload."""
+    from huggingface_hub import HfApi, get_token
+
+    from recipe.errors import InputError
+    from recipe.sources import hub_offline
+
+    if not repo_id:
+        raise InputError("--push-to-hub needs --hub-model-id (e.g. you/e5-mistral-7b-repro)")
+    if not re.fullmatch(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*", repo_id):
+        raise InputError(f"--hub-model-id {repo_id!r}: need NAMESPACE/NAME (your user or organisation, a slash, a name)")
+    token = get_token()
+    if not token:
+        raise InputError("--push-to-hub: no Hugging Face token; set HF_TOKEN or run `hf auth login`")
+    if hub_offline():
+        raise InputError("--push-to-hub: the Hub is switched off here (HF_HUB_OFFLINE is set); unset it or "
+                         "push final/ later with `hf upload`")
+    try:
+        me = HfApi(token=token).whoami()
+    except Exception as e:  # HTTP, auth and network errors all end the check here
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputError(f"--push-to-hub: cannot check the token with the Hub ({first[:200]})") from None
+    namespaces = {me.get("name")} | {org.get("name") for org in me.get("orgs", [])}
+    if repo_id.split("/")[0] not in namespaces:
+        raise InputError(f"--hub-model-id {repo_id}: this token ({me.get('name')}) cannot write under "
+                         f"{repo_id.split('/')[0]!r}; it may write under {', '.join(sorted(filter(None, namespaces)))}")
+    role = ((me.get("auth") or {}).get("accessToken") or {}).get("role")
+    if role == "read":
+        raise InputError("--push-to-hub: the Hugging Face token is read-only; use a token with write access")
+
+
 def push(out: Path, repo_id: str) -> str:
     from huggingface_hub import HfApi
 
-    if not repo_id:
-        raise ValueError("push_to_hub needs hub_model_id (e.g. you/e5-mistral-7b-repro)")
     api = HfApi()
     api.create_repo(repo_id, exist_ok=True)
     api.upload_folder(folder_path=str(out), repo_id=repo_id)

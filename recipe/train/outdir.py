@@ -1,0 +1,105 @@
+"""A training output dir's life cycle, so that no run replaces or mixes with another by accident.
+
+A dir holds no run, an unfinished one (train_log.jsonl or checkpoints/, no final/), or a finished
+one (final/, which is only ever renamed into place whole). What a new command may do with it:
+
+- no run: train from step 0;
+- a run, without --resume or --overwrite: refused, nothing changed;
+- --resume: continue from the newest checkpoint to the end the recipe plans now; a run already at
+  that end changes nothing (exit 0), one past it is refused (exit 2), nothing changed either way;
+- --overwrite: start again; the old log and checkpoints are removed only once the new run is
+  about to take its first step (so a bad recipe loses nothing), the old final/ when the new one
+  replaces it. Files that are not a run's (notes, data) are never touched.
+
+One process writes to a dir at a time: the main process holds a FolderLock on it for the run.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import note
+from ..errors import InputError
+from ..files import jsonl, write_jsonl
+from . import checkpoint
+
+LOG = "train_log.jsonl"
+FINAL = "final"
+
+
+@dataclass
+class RunState:
+    out: Path
+    finished: bool          # final/ is there
+    newest: Path | None     # newest checkpoint
+    steps_done: int         # how far the run got: its newest checkpoint, or the last logged step of a finished run
+    has_run: bool
+
+    def describe(self) -> str:
+        if self.finished:
+            return f"a finished run ({self.out / FINAL}, {self.steps_done} steps)"
+        at = f"checkpoint at step {self.steps_done}" if self.newest else "no checkpoint yet"
+        return f"an unfinished run ({at})"
+
+
+def _log_rows(out: Path) -> list[dict]:
+    path = out / LOG
+    return [row for _, row in jsonl(path)] if path.is_file() else []
+
+
+def inspect(out: str | Path) -> RunState:
+    out = Path(out)
+    found = checkpoint.checkpoints(out)
+    newest = found[-1] if found else None
+    steps = int(newest.name.split("-")[1]) if newest else 0
+    finished = (out / FINAL).is_dir()
+    if finished:
+        logged = [row.get("step", 0) for row in _log_rows(out) if isinstance(row, dict)]
+        steps = max([steps, *logged])
+    has_run = finished or newest is not None or (out / LOG).is_file()
+    return RunState(out, finished, newest, steps, has_run)
+
+
+def check_allowed(state: RunState, resume: bool, overwrite: bool) -> None:
+    """Refuse a dir holding a run unless the user said what to do with it."""
+    if resume and overwrite:
+        raise InputError("command line: --resume continues the run in --output-dir, --overwrite replaces it; "
+                         "pass one of them")
+    if state.has_run and not (resume or overwrite):
+        raise InputError(f"--output-dir {state.out}: holds {state.describe()}; pass --resume to continue it to "
+                         "the configured end, --overwrite to train again from step 0, or another --output-dir")
+
+
+class NothingToDo(Exception):
+    """A --resume of a run that already reached the planned end: nothing to train or export."""
+
+
+def resume_point(state: RunState, total: int, resume: bool) -> Path | None:
+    """The checkpoint a run continues from (None: step 0); raises if there is nothing to do."""
+    if not resume:
+        return None
+    if state.steps_done > total:
+        raise InputError(f"--output-dir {state.out}: holds {state.describe()}, past the {total} steps the recipe "
+                         f"plans now (max_steps, epochs or data changed?); nothing changed. Resume with "
+                         f"--max-steps {state.steps_done} or more, or --overwrite to start again")
+    if state.finished and state.steps_done == total:
+        raise NothingToDo(f"{state.out}: already trained to step {total}, the planned end ({state.out / FINAL}); "
+                          "nothing changed (raise --max-steps or --epochs to train further)")
+    if state.has_run and state.newest is None:
+        note(f"{state.out}: no checkpoint to resume from (save_steps); training again from step 0")
+    return state.newest
+
+
+def prepare(state: RunState, start: int, overwrite: bool) -> None:
+    """Main process, just before the first step: drop what the new run replaces, so that its log
+    holds only its own steps (an --overwrite's old log and checkpoints; a resume's log rows after
+    the checkpoint it continues from, which it will log again)."""
+    out = state.out
+    if overwrite:
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+        (out / LOG).unlink(missing_ok=True)
+    elif (out / LOG).is_file():
+        kept = [row for row in _log_rows(out) if isinstance(row, dict) and row.get("step", 0) <= start]
+        write_jsonl(kept, out / LOG)
