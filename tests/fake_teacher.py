@@ -4,9 +4,11 @@ It answers the paper's brainstorm and generation prompts with well-formed, uniqu
 implements the files and batches endpoints for batch mode, and injects faults on demand: each
 request takes the next fault from a queue (POST /_control {"faults": [...]}), or one at random at
 `fault_rate`; a generation request (not a brainstorm) first takes from `generation_faults`, so
-that a test can aim faults at examples whatever the order of brainstorm and generation requests. Faults: "429" or "429:SECONDS" (with Retry-After), "500", "slow:SECONDS",
-"malformed", "fenced", "prose", "truncated", "duplicate", "missing_key", "same_pos_neg", "401",
-"python_list" (brainstorm), "drop" (close the connection unanswered).
+that a test can aim faults at examples whatever the order of brainstorm and generation requests.
+Faults: "429" or "429:SECONDS" (with Retry-After), "500", "slow:SECONDS", "malformed", "fenced",
+"prose", "truncated", "duplicate", "missing_key", "same_pos_neg", "401", "python_list"
+(brainstorm), "drop" (close the connection unanswered). A batch that asks again for a request an
+earlier batch answered is refused (400) and noted in `resubmitted`: that would be paying twice.
 Only the teacher is faked: the `openai` client, the engine and the files under test are real.
 
 Run standalone (for benchmarks): python tests/fake_teacher.py --port 0 --latency 1.0
@@ -135,7 +137,8 @@ class FakeTeacher:
         body = await request.json()
         kind = classify(body["messages"][-1]["content"])
         fault = self._next_fault(kind)
-        entry = {"job": request.headers.get("X-E5-Job"), "kind": kind, "fault": fault, "t": time.time(), "model": body.get("model"),
+        entry = {"job": request.headers.get("X-E5-Job"), "kind": kind, "fault": fault, "t": time.time(),
+                 "model": body.get("model"),
                  **{k: body.get(k) for k in ("temperature", "top_p", "max_tokens")}}
         self.log.append(entry)
         delay = self.latency + (float(fault.partition(":")[2]) if fault and fault.startswith("slow") else 0)
