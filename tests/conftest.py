@@ -29,3 +29,15 @@ def teacher(monkeypatch):
     monkeypatch.setenv("OPENAI_BASE_URL", t.base_url)
     yield t
     t.stop()
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tests on tiny models: a second intra-op thread saves nothing there, and on a busy machine
+    its spinning fights the other processes for the cores (minutes instead of seconds)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
