@@ -33,11 +33,17 @@ def teacher(monkeypatch):
 
 @pytest.fixture(scope="module")
 def one_torch_thread():
-    """Tests on tiny models: a second intra-op thread saves nothing there, and on a busy machine
-    its spinning fights the other processes for the cores (minutes instead of seconds)."""
+    """One intra-op thread, here and in the processes the tests start. On a busy 2-core machine
+    a second thread spins against the other processes: the throughput test's tiny model took
+    143 s with two threads and 11 s with one, MiniLM encoding 4.6 times longer (docs/benchmarks.md)."""
     import torch
 
-    before = torch.get_num_threads()
+    before, env = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
     torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
     yield
     torch.set_num_threads(before)
+    if env is None:
+        os.environ.pop("OMP_NUM_THREADS", None)
+    else:
+        os.environ["OMP_NUM_THREADS"] = env

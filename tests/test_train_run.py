@@ -19,6 +19,8 @@ from sentence_transformers import SentenceTransformer
 
 from tests.train_helpers import ROOT, SMOKE, smoke_config, tiny_model
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
