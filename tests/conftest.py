@@ -33,9 +33,10 @@ def teacher(monkeypatch):
 
 @pytest.fixture(scope="module")
 def one_torch_thread():
-    """One intra-op thread, here and in the processes the tests start. On a busy 2-core machine
-    a second thread spins against the other processes: the throughput test's tiny model took
-    143 s with two threads and 11 s with one, MiniLM encoding 4.6 times longer (docs/benchmarks.md)."""
+    """One intra-op thread, here and in the processes the tests start, for tests on tiny models:
+    a second thread saves them nothing and on a busy 2-core machine spins against the other
+    processes (the throughput test: 143 s with two threads, 11 s with one; docs/benchmarks.md).
+    Not for MiniLM-sized work, which a second core speeds up when the machine is quiet."""
     import torch
 
     before, env = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")

