@@ -29,3 +29,22 @@ def teacher(monkeypatch):
     monkeypatch.setenv("OPENAI_BASE_URL", t.base_url)
     yield t
     t.stop()
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op thread, here and in the processes the tests start, for tests on tiny models:
+    a second thread saves them nothing and on a busy 2-core machine spins against the other
+    processes (the throughput test: 143 s with two threads, 11 s with one; docs/benchmarks.md).
+    Not for MiniLM-sized work, which a second core speeds up when the machine is quiet."""
+    import torch
+
+    before, env = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
+    torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
+    yield
+    torch.set_num_threads(before)
+    if env is None:
+        os.environ.pop("OMP_NUM_THREADS", None)
+    else:
+        os.environ["OMP_NUM_THREADS"] = env

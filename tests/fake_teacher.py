@@ -3,9 +3,12 @@
 It answers the paper's brainstorm and generation prompts with well-formed, unique examples,
 implements the files and batches endpoints for batch mode, and injects faults on demand: each
 request takes the next fault from a queue (POST /_control {"faults": [...]}), or one at random at
-`fault_rate`. Faults: "429" or "429:SECONDS" (with Retry-After), "500", "slow:SECONDS",
-"malformed", "fenced", "prose", "truncated", "duplicate", "missing_key", "same_pos_neg", "401",
-"python_list" (brainstorm), "drop" (close the connection unanswered).
+`fault_rate`; a generation request (not a brainstorm) first takes from `generation_faults`, so
+that a test can aim faults at examples whatever the order of brainstorm and generation requests.
+Faults: "429" or "429:SECONDS" (with Retry-After), "500", "slow:SECONDS", "malformed", "fenced",
+"prose", "truncated", "duplicate", "missing_key", "same_pos_neg", "401", "python_list"
+(brainstorm), "drop" (close the connection unanswered). A batch that asks again for a request an
+earlier batch answered is refused (400) and noted in `resubmitted`: that would be paying twice.
 Only the teacher is faked: the `openai` client, the engine and the files under test are real.
 
 Run standalone (for benchmarks): python tests/fake_teacher.py --port 0 --latency 1.0
@@ -61,11 +64,14 @@ class FakeTeacher:
         self.latency, self.fault_rate = latency, fault_rate
         self.rng = random.Random(seed)
         self.faults: list[str] = []
+        self.generation_faults: list[str | None] = []
         self.log: list[dict] = []  # one entry per request: job header, kind, fault, status
         self.counter = itertools.count()
         self.last: dict[str, str] = {}
         self.files: dict[str, bytes] = {}
         self.batches: dict[str, dict] = {}
+        self.answered: set[str] = set()  # custom_ids a batch answered with 200: paid for
+        self.resubmitted: list[str] = []  # paid-for custom_ids that a later batch asked for again
         self.batch_delay = 0.2
         self.port = None
         self._loop = self._runner = None
@@ -117,7 +123,9 @@ class FakeTeacher:
             "usage": usage,
         }
 
-    def _next_fault(self) -> str | None:
+    def _next_fault(self, kind: str) -> str | None:
+        if self.generation_faults and kind != "brainstorm":
+            return self.generation_faults.pop(0)
         if self.faults:
             return self.faults.pop(0)
         if self.fault_rate and self.rng.random() < self.fault_rate:
@@ -127,9 +135,10 @@ class FakeTeacher:
     # HTTP handlers -------------------------------------------------------------------------
     async def chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
-        fault = self._next_fault()
-        entry = {"job": request.headers.get("X-E5-Job"), "kind": classify(body["messages"][-1]["content"]),
-                 "fault": fault, "t": time.time(), "model": body.get("model"),
+        kind = classify(body["messages"][-1]["content"])
+        fault = self._next_fault(kind)
+        entry = {"job": request.headers.get("X-E5-Job"), "kind": kind, "fault": fault, "t": time.time(),
+                 "model": body.get("model"),
                  **{k: body.get(k) for k in ("temperature", "top_p", "max_tokens")}}
         self.log.append(entry)
         delay = self.latency + (float(fault.partition(":")[2]) if fault and fault.startswith("slow") else 0)
@@ -145,6 +154,7 @@ class FakeTeacher:
     async def control(self, request: web.Request) -> web.Response:
         body = await request.json()
         self.faults.extend(body.get("faults", []))
+        self.generation_faults.extend(body.get("generation_faults", []))
         for key in ("latency", "fault_rate", "batch_delay"):
             if key in body:
                 setattr(self, key, body[key])
@@ -172,6 +182,14 @@ class FakeTeacher:
 
     async def create_batch(self, request: web.Request) -> web.Response:
         body = await request.json()
+        ids = [json.loads(line)["custom_id"] for line in self.files[body["input_file_id"]].decode().splitlines()]
+        again = [i for i in ids if i in self.answered]
+        if again:
+            # a client that asks twice pays twice; refusing the batch also stops a run that would
+            # ask again round after round instead of letting it loop until the test times out
+            self.resubmitted += again
+            return web.json_response({"error": {"message": f"test double: {len(again)} request(s) already "
+                                                f"answered and paid for, e.g. {again[0]}"}}, status=400)
         bid = f"batch-{len(self.batches)}"
         self.batches[bid] = {
             "id": bid, "object": "batch", "endpoint": body["endpoint"], "input_file_id": body["input_file_id"],
@@ -189,12 +207,13 @@ class FakeTeacher:
         out, err = [], []
         for line in self.files[batch["input_file_id"]].decode().splitlines():
             req = json.loads(line)
-            fault = self._next_fault()
-            self.log.append({"job": req["custom_id"], "kind": classify(req["body"]["messages"][-1]["content"]),
-                             "fault": fault, "t": time.time(), "batch": bid})
+            kind = classify(req["body"]["messages"][-1]["content"])
+            fault = self._next_fault(kind)
+            self.log.append({"job": req["custom_id"], "kind": kind, "fault": fault, "t": time.time(), "batch": bid})
             status, _, payload = self.answer(req["body"], fault)
             row = {"id": f"req-{len(out) + len(err)}", "custom_id": req["custom_id"]}
             if status == 200:
+                self.answered.add(req["custom_id"])
                 out.append({**row, "response": {"status_code": 200, "body": payload}, "error": None})
             else:
                 err.append({**row, "response": {"status_code": status, "body": payload}, "error": None})

@@ -26,6 +26,143 @@ TABLE_14 = {
 }
 RATIOS = {"eli5": 0.1, "msmarco-passage": 0.5, "msmarco-document": 0.2, "quora": 0.1, "t2ranking": 0.5}
 
+# (query, positive, negative) each loader must make of its fixture, typed out from the fixture
+# files by hand, not from the column registry in recipe/data/public.py: a loader that swaps the
+# positive and the negative, or reads the wrong column, fails here. Pair sets have no negative
+# (mined later); the BEIR join (fever) pairs each claim with "title text" of its judged article.
+EXPECTED = {
+    "dureader": [
+        ("手机怎么截屏",
+         "大多数安卓手机可以同时按住电源键和音量下键来截屏。",
+         "手机电池续航时间与屏幕亮度有关。"),
+        ("北京到上海高铁多长时间",
+         "北京到上海的高铁最快约4小时18分钟。",
+         "上海是中国最大的城市之一。"),
+    ],
+    "eli5": [
+        ("Why does ice float on water?",
+         "Water expands when it freezes because its molecules lock into a hexagonal lattice that holds them further apart, so ice is less dense than liquid water and floats.",
+         None),
+        ("How do noise cancelling headphones work?",
+         "A microphone picks up outside sound and the headphones play the same wave inverted, so the two cancel each other out before they reach your ear.",
+         None),
+        ("Why do we get goosebumps?",
+         "Tiny muscles at the base of each hair contract, a leftover reflex that made fur stand up to trap heat or look bigger.",
+         None),
+    ],
+    "fever": [
+        ("Nikolaj Coster-Waldau worked with the Fox Broadcasting Company.",
+         "Nikolaj Coster-Waldau Nikolaj William Coster-Waldau (born 27 July 1970) is a Danish actor and producer. He worked with the Fox Broadcasting Company.",
+         None),
+        ("Roman Atwood is a content creator.",
+         "Roman Atwood Roman Bernard Atwood (born May 28, 1983) is an American YouTube personality and prankster.",
+         None),
+        ("History of art includes architecture, dance, sculpture, music, painting, poetry literature, theatre, narrative, film, photography and graphic arts.",
+         "History of art The history of art focuses on objects made by humans in visual form for aesthetic purposes.",
+         None),
+        ("Adrienne Bailon is an accountant.",
+         "Adrienne Bailon Adrienne Eliza Houghton (née Bailon; born October 24, 1983) is an American singer-songwriter, recording artist, actress, dancer and television personality.",
+         None),
+    ],
+    "hotpotqa": [
+        ("Which magazine was started first Arthur's Magazine or First for Women?",
+         "Arthur's Magazine Arthur's Magazine (1844–1846) was an American literary periodical published in Philadelphia in the 19th century.",
+         "First Things First Things is an ecumenical and conservative religious journal founded in 1990."),
+        ("The Oberoi family is part of a hotel company that has a head office in what city?",
+         "The Oberoi Group The Oberoi Group is a hotel company with its head office in Delhi.",
+         "Taj Hotels Taj Hotels Resorts and Palaces is a chain of luxury hotels headquartered in Mumbai."),
+        ("Musician and satirist Allie Goertz wrote a song about the \"The Simpsons\" character Milhouse, who Matt Groening named after who?",
+         "Milhouse Van Houten Milhouse Mussolini Van Houten is a recurring character in the animated television series \"The Simpsons\"; Groening named him after U.S. president Richard Nixon, whose middle name was Milhous.",
+         "Allie Goertz Allison Beth \"Allie\" Goertz is an American musician and satirist."),
+    ],
+    "miracl": [
+        ("ما هي عاصمة مصر؟",
+         "القاهرة هي عاصمة جمهورية مصر العربية وأكبر مدنها.",
+         "الإسكندرية مدينة ساحلية في شمال مصر."),
+        ("متى تأسست جامعة الأزهر؟",
+         "تأسس الجامع الأزهر سنة 970 ميلادية في القاهرة.",
+         "جامعة القاهرة هي جامعة حكومية تأسست عام 1908."),
+        ("Mlima Kilimanjaro uko nchi gani?",
+         "Kilimanjaro ni mlima mrefu kuliko yote barani Afrika, uko nchini Tanzania.",
+         "Mlima Kenya ni mlima mrefu kuliko yote nchini Kenya."),
+    ],
+    "mrtydi": [
+        ("বাংলাদেশের রাজধানী কোথায়?",
+         "ঢাকা বাংলাদেশের রাজধানী ও বৃহত্তম শহর।",
+         "চট্টগ্রাম বাংলাদেশের প্রধান সমুদ্রবন্দর।"),
+        ("富士山の高さは？",
+         "富士山は標高3776メートルで、日本最高峰の山である。",
+         "北岳は日本で二番目に高い山である。"),
+    ],
+    "msmarco-document": [
+        ("what is the daily life of thai people",  # a row's hard negatives are all kept, in order
+         "Thai culture and daily life: most Thai people live in rural villages and work in agriculture; family and Buddhism shape the day.",
+         ("Thailand travel guide: the best beaches and islands to visit in 2019.", "Thai cooking class in Chiang Mai.")),
+        ("cost of a tummy tuck",
+         "How much does a tummy tuck cost? The average cost of abdominoplasty is $6,253 according to 2017 statistics.",
+         "Tummy tuck recovery: what to expect week by week."),
+    ],
+    "msmarco-passage": [
+        ("what is rba",
+         "Since 2007, the RBA's outstanding reputation has been affected by the 'Securency' or NPA scandal.",
+         "The Rural Business Alliance (RBA) is a network of rural business owners."),
+        ("was ronald reagan a democrat",
+         "Ronald Reagan was a Democrat until 1962, when he switched to the Republican Party.",
+         "Ronald Reagan's first wife was actress Jane Wyman."),
+        ("how long do you need for sydney and surrounding areas",
+         "Sydney is a big city; allow at least three or four days to see the main sights and the Blue Mountains.",
+         "Sydney Airport is located 8 km south of the city centre."),
+    ],
+    "nli": [
+        ("A person on a horse jumps over a broken down airplane.",
+         "A person is outdoors, on a horse.",
+         "A person is at a diner, ordering an omelette."),
+        ("Children smiling and waving at camera",
+         "There are children present",
+         "The kids are frowning"),
+    ],
+    "nq": [
+        ("when did richmond last play in a preliminary final",
+         "Richmond Football Club Richmond began 2017 with 5 straight wins and defeated Greater Western Sydney to reach its first Grand Final since 1982.",
+         None),
+        ("who sang what in the world's come over you",
+         "Jack Scott (singer) At the beginning of 1960, Scott again changed record labels, this time to Top Rank Records, and recorded What in the World's Come Over You.",
+         None),
+    ],
+    "quora": [
+        ("Astrology: I am a Capricorn Sun Cap moon and cap rising...what does that say about me?",
+         "I'm a triple Capricorn (Sun, Moon and ascendant in Capricorn) What does this say about me?",
+         "What is the best way to learn astrology?"),
+        ("How can I be a good geologist?",
+         "What should I do to be a great geologist?",
+         "How do I become a geophysicist?"),
+    ],
+    "squad": [
+        ("To whom did the Virgin Mary allegedly appear in 1858 in Lourdes France?",
+         "Architecturally, the school has a Catholic character. Behind the Basilica is the Grotto, a replica of the grotto at Lourdes, France where the Virgin Mary reputedly appeared to Saint Bernadette Soubirous in 1858.",
+         None),
+        ("What is in front of the Notre Dame Main Building?",
+         "Immediately in front of the Main Building and facing it, is a copper statue of Christ with arms upraised with the legend \"Venite Ad Me Omnes\".",
+         None),
+    ],
+    "t2ranking": [
+        ("感冒了吃什么好",
+         "感冒期间宜多喝水，吃清淡易消化的食物，如粥、面条和蔬菜。",
+         "流感疫苗每年秋季接种效果最好。"),
+        ("如何办理护照",
+         "办理护照需携带身份证到户籍所在地出入境管理部门申请。",
+         "护照有效期为十年。"),
+    ],
+    "triviaqa": [
+        ("Which American-born Sinclair won the Nobel Prize for Literature in 1930?",
+         "Sinclair Lewis Harry Sinclair Lewis was an American novelist; in 1930 he became the first writer from the United States to receive the Nobel Prize in Literature.",
+         "Upton Sinclair Upton Beall Sinclair Jr. was an American writer who wrote nearly 100 books."),
+        ("Where in England was Dame Judi Dench born?",
+         "Judi Dench Dame Judith Olivia Dench was born in Heworth, York, England.",
+         "York Minster is the cathedral of York, England."),
+    ],
+}
+
 
 class FixtureFetch:
     """Reads tests/data/public/<name>/<config>.<split>.jsonl and remembers what was asked for."""
@@ -39,11 +176,6 @@ class FixtureFetch:
         return [json.loads(l) for l in path.read_text().strip("\n").split("\n")] if path.is_file() else []
 
 
-def _fixture_rows(name):
-    return [json.loads(l) for p in sorted((FIXTURES / name).glob("*.jsonl"))
-            for l in p.read_text().strip("\n").split("\n")]
-
-
 def test_registry_covers_the_papers_13_sets_with_table_14_and_ratios():
     assert set(public.SOURCES) == set(TABLE_14)  # 13 sets; MS MARCO as passage + document
     for name, src in public.SOURCES.items():
@@ -55,7 +187,6 @@ def test_registry_covers_the_papers_13_sets_with_table_14_and_ratios():
 
 @pytest.mark.parametrize("name", sorted(TABLE_14))
 def test_loader_maps_the_real_schema_to_records(name):
-    src = public.SOURCES[name]
     fetch = FixtureFetch(name)
     records = list(public.load(name, ratio=1.0, fetch=fetch))
     assert records, f"fixture for {name} produced nothing"
@@ -63,26 +194,15 @@ def test_loader_maps_the_real_schema_to_records(name):
         validate(rec, name)
         assert rec["instruction"] == TABLE_14[name] and rec["source"] == name
     assert len({r["id"] for r in records}) == len(records)
-    # every config the registry names was read, from the training split
-    if src.loader is public.from_beir:
-        assert [a[1:] for a in fetch.asked] == [("corpus", None), ("queries", None), ("default", "train")]
-    else:
-        assert [a[1] for a in fetch.asked] == list(src.configs) and {a[2] for a in fetch.asked} == {src.split}
-    rows = _fixture_rows(name)
-    if src.loader is public.from_columns:
-        q, p, *n = src.columns
-        want = [(r[q], r[p], r[n[0]] if n else None) for r in rows]
-        assert sorted((r["query"], r["positive"], r["negative"]) for r in records) == sorted(want)
-    elif src.loader is public.from_lists:  # every positive, with all the row's hard negatives
-        assert [(r["query"], r["positive"], r["negative"]) for r in records] == [
-            (row["query"], pos, row["neg"] if len(row["neg"]) > 1 else row["neg"][0])
-            for row in rows for pos in row["pos"]]
-        assert any(isinstance(r["negative"], list) for r in records)
-    else:  # BEIR join: the claim paired with its article, no negative (mined later)
-        by_query = {r["query"]: r["positive"] for r in records}
-        assert by_query["Roman Atwood is a content creator."] == (
-            "Roman Atwood Roman Bernard Atwood (born May 28, 1983) is an American YouTube personality and prankster.")
-        assert all(r["negative"] is None for r in records) and len(records) == 4
+    got = [(r["query"], r["positive"], tuple(r["negative"]) if isinstance(r["negative"], list) else r["negative"])
+           for r in records]
+    assert Counter(got) == Counter(EXPECTED[name])
+    # every fixture file was read, and only training splits were asked for
+    files = {p.name for p in (FIXTURES / name).glob("*.jsonl")}
+    asked = {f"{config or 'default'}.{split}.jsonl" if split else f"{config}.jsonl" for _, config, split in fetch.asked}
+    assert files <= asked, files - asked
+    assert all(split is None or split.startswith("train") or split == "msmarco_document"
+               for _, _, split in fetch.asked), fetch.asked
 
 
 def test_languages_come_from_the_config_of_multilingual_sets():

