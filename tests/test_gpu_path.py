@@ -92,7 +92,7 @@ def test_cached_loss_replays_the_lora_dropout_of_a_plain_forward(device, tmp_pat
 
     def plain(seed):
         torch.manual_seed(seed)
-        reps = [torch.cat([e.float() for e, _ in loss_fn.embed_minibatch_iter(f, with_grad=True, copy_random_state=False)])
+        reps = [torch.cat([e.float() for e, _ in loss_fn.embed_minibatch_iter(f, True, copy_random_state=False)])
                 for f in features]
         return infonce(reps[0], reps[1:], None, loss_fn.scale, False, 4)[0]
 
