@@ -17,7 +17,7 @@ Parts (`--parts` takes some of them; `rest` every job of DIR/gpu_suite.json with
               ours ungrouped
   levers      each against the recipe's default: gradient checkpointing off (mini-batch 16, else 8),
               flash_attention_2 padded and packed (padding_free) and Liger kernels where installed,
-              mini-batch 64, 128 and 16
+              mini-batch 64, 128, flex_attention packed (torch only), mini-batch 16
   encode      eval.py's encoding of the 7B shape in fp16 on four MTEB-like length mixes, unsorted and
               sorted, and the hours MTEB(eng, v1) and (eng, v2) take on one GPU
   mine        the paper's miner shape (XLM-R base, 512 tokens, random fp16 weights): texts/s and
@@ -126,6 +126,7 @@ class Job:
     run: Callable[["Suite"], dict]
     cost: Callable[["Suite"], float]  # estimated seconds
     needs: str | None = None  # a package that must be importable
+    cuda: bool = False  # runs on CUDA only
 
 
 class Suite:
@@ -309,6 +310,9 @@ def jobs(profile: Profile) -> list[Job]:
             Job("levers", "flash_attention_2", lever_job([flash]), lever, "flash_attn"),
             Job("levers", "liger kernels", lever_job([{"liger_kernels": True}]), lever, "liger_kernel"),
             *larger,
+            # torch compiles flex attention on its first calls: after the levers that need no compiler
+            Job("levers", "flex_attention + padding_free", lever_job([{"attn_implementation": "flex_attention",
+                                                                       "padding_free": True}]), lever, cuda=True),
             Job("encode", "encode", encode_job, lambda s: p["encode"]),
             Job("mine", "mine", mine_job, lambda s: p["mine"]),
             Job("train", tt.RUN_NAMES["ungrouped"], train_job("ungrouped"), padded),
@@ -323,6 +327,8 @@ def jobs(profile: Profile) -> list[Job]:
 def run_job(suite: Suite, job: Job) -> None:
     if job.needs and importlib.util.find_spec(job.needs) is None:
         return suite.record(job, "skipped", reason=f"{job.needs} is not installed (docs/benchmarks.md: wheels)")
+    if job.cuda and suite.device.type != "cuda":
+        return suite.record(job, "skipped", reason="needs CUDA")
     left, cost = suite.budget_s - suite.elapsed(), job.cost(suite)
     if cost > left:
         return suite.record(job, "skipped", reason=f"budget: needs ~{cost:.0f} s, {max(left, 0):.0f} s left; "

@@ -275,29 +275,33 @@ def test_padding_free_and_liger_are_checked_before_anything_loads():
     from recipe.train.config import validate
     from tests.train_helpers import smoke_config
 
-    with pytest.raises(ConfigError, match="flash_attention_2"):
+    with pytest.raises(ConfigError, match="flash_attention_2 or flex_attention"):
         validate(smoke_config(padding_free=True))
     if importlib.util.find_spec("liger_kernel") is None:
         with pytest.raises(ConfigError, match="pip install liger-kernel"):
             validate(smoke_config(liger_kernels=True))
-    validate(smoke_config(padding_free=True, attn_implementation="flash_attention_2"))
+    for attn in ("flash_attention_2", "flex_attention"):
+        validate(smoke_config(padding_free=True, attn_implementation=attn))
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-@installed("flash_attn")
-@pytest.mark.parametrize("packed", [False, True])
-def test_flash_attention_keeps_loss_and_gradients(tmp_path, packed):
-    """attn_implementation flash_attention_2 (padded, or packed with padding_free) against sdpa."""
+@pytest.mark.parametrize("attn, packed", [
+    pytest.param("flash_attention_2", False, marks=installed("flash_attn")),
+    pytest.param("flash_attention_2", True, marks=installed("flash_attn")),
+    ("flex_attention", True)])  # no package: torch compiles it (its backward needs CUDA)
+def test_other_attention_keeps_loss_and_gradients(tmp_path, attn, packed):
+    """attn_implementation flash_attention_2 (padded, or packed with padding_free) and flex_attention
+    (packed) against sdpa padded."""
     runs = {}
-    for attn in ("sdpa", "flash_attention_2"):
-        model, examples, _ = tiny_on("cuda", tmp_path / attn, attn_implementation=attn, lora_dropout=0.0,
-                                     padding_free=packed and attn == "flash_attention_2")
+    for name in ("sdpa", attn):
+        model, examples, _ = tiny_on("cuda", tmp_path / name, attn_implementation=name, lora_dropout=0.0,
+                                     padding_free=packed and name == attn)
         model.train()
-        runs[attn] = cached_loss(model, features_on(model, columns(examples[:12]), "cuda"))
+        runs[name] = cached_loss(model, features_on(model, columns(examples[:12]), "cuda"))
     tol = tolerance(model)
-    assert torch.allclose(runs["flash_attention_2"][0], runs["sdpa"][0], rtol=tol, atol=0)
-    assert_same_gradients(runs["flash_attention_2"][1], runs["sdpa"][1], rel=tol)
+    assert torch.allclose(runs[attn][0], runs["sdpa"][0], rtol=tol, atol=0)
+    assert_same_gradients(runs[attn][1], runs["sdpa"][1], rel=tol)
 
 
 @pytest.mark.gpu

@@ -69,7 +69,7 @@ def test_tiny_suite_runs_every_part_without_mteb_openai_or_datasets(tmp_path):
     assert list(parts) == ["tests", "train", "levers", "encode", "mine", "full-batch"]  # in the order they first ran
     for part, jobs in parts.items():
         for name, r in jobs.items():
-            assert r["status"] == "ok" or "not installed" in r["reason"], (part, name, r)
+            assert r["status"] == "ok" or "not installed" in r["reason"] or r["reason"] == "needs CUDA", (part, r)
 
     tests = parts["tests"]["pytest -m gpu"]["figures"]
     assert tests["skipped"] == len(tests["tests"]) >= 9 and tests["failed"] == tests["error"] == 0
@@ -86,7 +86,7 @@ def test_tiny_suite_runs_every_part_without_mteb_openai_or_datasets(tmp_path):
     off = levers["gradient checkpointing off"]["figures"]
     assert off["gradient_checkpointing"] is False and off["vs_default"] > 0
     assert {n for n, r in levers.items() if r["status"] == "skipped"} == {
-        "flash_attention_2", "flash_attention_2 + padding_free", "liger kernels"}
+        "flash_attention_2", "flash_attention_2 + padding_free", "liger kernels", "flex_attention + padding_free"}
     assert all(levers[f"mini-batch {m}"]["figures"]["mini_batch"] == m for m in state["settings"]["mini_batches"])
 
     encode = parts["encode"]["encode"]["figures"]

@@ -37,8 +37,9 @@ class TrainConfig:
         "recompute activations (use_reentrant=False); with cached: true only GradCache's second "
         "(gradient) pass runs it, the first runs without gradients"))
     padding_free: bool = field(default=False, metadata=_h(
-        "run each GradCache mini-batch as its real tokens only, packed (varlen attention; needs "
-        "attn_implementation flash_attention_2 and right padding); same loss"))
+        "run each GradCache mini-batch as its real tokens only, packed (needs right padding and "
+        "attn_implementation flash_attention_2, its varlen kernel, or flex_attention, a block-sparse "
+        "mask; CUDA); same loss"))
     liger_kernels: bool = field(default=False, metadata=_h(
         "Liger's Triton kernels for RMSNorm, SwiGLU and RoPE (pip install liger-kernel; CUDA)"))
     cpu_threads: int = field(default=0, metadata=_h(
@@ -118,6 +119,9 @@ class TrainConfig:
         "for a leaderboard submission (eval.py --submission)"))
 
 
+# attention that skips the other texts of a packed mini-batch: FA2's varlen kernel, flex's block-sparse mask
+PACKED_ATTENTION = ("flash_attention_2", "flex_attention")
+
 CHOICES = {
     "pooling": ("lasttoken", "mean", "cls", "max", "weightedmean"),
     "padding_side": ("left", "right"),
@@ -160,10 +164,10 @@ def validate(cfg: TrainConfig) -> TrainConfig:
             raise ConfigError(f"'data_ratios' = {cfg.data_ratios}: every ratio must be > 0")
     if cfg.pooling == "lasttoken" and not cfg.append_eos:
         raise ConfigError("pooling 'lasttoken' reads the EOS token: set append_eos true (or another pooling)")
-    if cfg.padding_free and (cfg.attn_implementation != "flash_attention_2" or cfg.padding_side != "right"):
-        raise ConfigError("'padding_free' needs attn_implementation flash_attention_2 (its varlen kernel; under "
-                          "sdpa a packed mini-batch attends through a block mask over its whole length) and "
-                          "padding_side right")
+    if cfg.padding_free and (cfg.attn_implementation not in PACKED_ATTENTION or cfg.padding_side != "right"):
+        raise ConfigError(f"'padding_free' needs attn_implementation {' or '.join(PACKED_ATTENTION)} (under "
+                          f"{cfg.attn_implementation} a packed mini-batch attends through a dense mask over its "
+                          "whole length) and padding_side right")
     if cfg.liger_kernels and importlib.util.find_spec("liger_kernel") is None:
         raise ConfigError("'liger_kernels' needs the liger-kernel package: pip install liger-kernel (CUDA only)")
     return cfg

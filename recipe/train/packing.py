@@ -1,8 +1,9 @@
 """Padding-free mini-batches (`padding_free`): each mini-batch GradCache cuts is run as its real
 tokens only, packed into one sequence, with position ids that restart at every text and the
 varlen arguments of transformers' flash-attention path (the keys, dtypes and values of
-`transformers.DataCollatorWithFlattening(return_flash_attn_kwargs=True)`). Under
-`flash_attention_2` each text then attends to itself only, through the varlen kernel; last-token
+`transformers.DataCollatorWithFlattening(return_flash_attn_kwargs=True)`). Each text then attends
+to itself only: under `flash_attention_2` through the varlen kernel, under `flex_attention`
+through the block-sparse mask transformers builds from the restarting position ids. Last-token
 pooling reads each text's last token from `cu_seq_lens_q` (sentence-transformers' Pooling).
 
 Why per mini-batch and not sentence-transformers' own unpadding (`Transformer.unpad_inputs`,
