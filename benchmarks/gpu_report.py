@@ -68,17 +68,20 @@ def _status(r: dict) -> str:
 
 
 def _train_table(jobs: dict, baseline: dict | None, lever: bool) -> list[str]:
-    head = ["lever" if lever else "run", "status", "real tokens/s", "padding", "s/step", "peak GB (alloc / reserved)",
+    head = ["lever" if lever else "run", "status", "real tokens/s", "tokens/text", "padding", "s/step",
+            "peak GB (alloc / reserved)",
             "MFU", "MFU vs matmul", "HFU", "hours (880 steps)", "vs sentence-transformers"]
     if lever:
         head[-1:] = ["vs default", "setting"]
-    lines = ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
+    numbers = len(head) - 2 - lever  # the levers' last column, their setting, is text
+    lines = ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * numbers + "---|" * lever]
     for name, r in jobs.items():
         f = r.get("figures")
         if not f:
             lines.append(f"| {name} | {_status(r)} |" + " |" * (len(head) - 2))
             continue
-        cells = [name, _status(r), _f(f["tokens_per_s"], 0), _f(f["padding_share"], 3), _f(f["s_per_step"], 2),
+        cells = [name, _status(r), _f(f["tokens_per_s"], 0), _f(f.get("tokens_per_text"), 0),
+                 _f(f["padding_share"], 3), _f(f["s_per_step"], 2),
                  _gb(f), _f(f["mfu"], pct=True), _f(f["mfu_ceiling"], pct=True), _f(f["hfu"], pct=True),
                  f"{_f(f['projected_hours'], 2)} on {f['gpus_projected']} GPU(s)"]
         if lever:

@@ -195,7 +195,10 @@ class Suite:
         del model
         figures = tt.summary(name, rows, n_params, tt.PAPER_STEPS, cfg.gradient_checkpointing,
                              self.state["machine"].get("matmul_tflops"))
+        # hours scale with it: the tiny tokenizer cuts English finer than Mistral's (docs/benchmarks.md)
+        tokens_per_text = figures["tokens_per_s"] * figures["s_per_step"] / (3 * queries)
         return {**figures, "params": n_params, "queries": queries, "texts": 3 * queries, "gpus_projected": gpus,
+                "tokens_per_text": tokens_per_text,
                 "mini_batch": cfg.mini_batch_size, "gradient_checkpointing": cfg.gradient_checkpointing,
                 "attn_implementation": cfg.attn_implementation, "padding_free": cfg.padding_free,
                 "liger_kernels": cfg.liger_kernels}

@@ -79,6 +79,7 @@ def test_tiny_suite_runs_every_part_without_mteb_openai_or_datasets(tmp_path):
     assert set(train) == {"ours, grouped", "sentence-transformers", "ours, ungrouped"}
     for f in train.values():
         assert f["tokens_per_s"] > 0 and f["s_per_step"] > 0 and f["mfu_ceiling"] > 0 and f["projected_hours"] > 0
+        assert 0 < f["tokens_per_text"] <= state["settings"]["max_length"]
         assert f["params"] > 0 and f["texts"] == 3 * state["settings"]["batch"] and f["peak_memory_gb"] > 0
     assert train["ours, grouped"]["padding_share"] < train["ours, ungrouped"]["padding_share"]
 
