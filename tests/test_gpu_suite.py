@@ -149,8 +149,9 @@ def test_rest_runs_what_did_not_finish(suite):
     assert order[:3] == ["pytest -m gpu", "ours, grouped", "sentence-transformers"]  # the goals' figures first
     assert order[-1] == "32 queries" and {j.part for j in every} == set(gpu_suite.PARTS)
     state = {"parts": {"train": {"ours, grouped": {"status": "ok"}, "ours, ungrouped": {"status": "running"}},
-                       "encode": {"encode": {"status": "failed"}}}}
+                       "encode": {"encode": {"status": "failed"}},
+                       "full-batch": {"32 queries": {"status": "out of memory"}}}}
     rest = [(j.part, j.name) for j in gpu_suite.selected("rest", state, s.profile)]
     assert ("train", "ours, grouped") not in rest and ("train", "ours, ungrouped") in rest
-    assert ("encode", "encode") in rest and len(rest) == len(every) - 1
+    assert ("encode", "encode") in rest and ("full-batch", "32 queries") not in rest and len(rest) == len(every) - 2
     assert {j.part for j in gpu_suite.selected("train,levers", None, s.profile)} == {"train", "levers"}
