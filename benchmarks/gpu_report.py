@@ -137,7 +137,7 @@ def _other(part: str, name: str, r: dict) -> list[str]:
         return [f"{name}: {_status(r)}"]
     if part == "tests":
         lines = [f"{f['passed']} passed, {f['failed']} failed, {f['error']} errors, {f['skipped']} skipped "
-                 f"({_status(r)}, pytest exit code {f['exit_code']})", ""]
+                 f"(pytest exit code {f['exit_code']}; {_status(r)})", ""]
         lines += [f"- {t['outcome']}: `{t['name']}` {t['message']}" for t in f["tests"] if t["outcome"] != "passed"]
         return lines
     if part == "encode":

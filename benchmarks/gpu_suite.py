@@ -51,6 +51,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -233,9 +234,21 @@ def tests_job(suite: Suite) -> dict:
         tests.append({"name": case.get("name"), "outcome": outcome, "message": message,
                       "seconds": float(case.get("time", 0))})
     counts = {k: sum(t["outcome"] == k for t in tests) for k in ("passed", "failed", "error", "skipped")}
-    if proc.returncode not in (0, 5) and not counts["failed"] + counts["error"]:
+    figures = {**counts, "tests": tests, "exit_code": proc.returncode}
+    broken = [t["name"] for t in tests if t["outcome"] in ("failed", "error")]
+    if broken:
+        raise JobFailed(f"{len(broken)} of {len(tests)} gpu tests failed: {', '.join(broken)}", figures)
+    if proc.returncode not in (0, 5):
         raise RuntimeError(f"pytest exited {proc.returncode}: {one_line(proc.stdout[-300:] + proc.stderr[-300:])}")
-    return {**counts, "tests": tests, "exit_code": proc.returncode}
+    return figures
+
+
+class JobFailed(Exception):
+    """A job that ran and has figures, and whose figures say it failed (a gpu test that fails)."""
+
+    def __init__(self, message: str, figures: dict):
+        super().__init__(message)
+        self.figures = figures
 
 
 def train_job(run: str) -> Callable[[Suite], dict]:
@@ -343,6 +356,8 @@ def run_job(suite: Suite, job: Job) -> None:
     t = time.perf_counter()
     try:
         figures = job.run(suite)
+    except JobFailed as e:
+        status, fields = "failed", {"error": one_line(e)[:300], "figures": e.figures}
     except Exception as e:  # noqa: BLE001 - one job's failure is recorded; the others still run
         status = "out of memory" if out_of_memory(e) else "failed"
         fields = {"error": f"{type(e).__name__}: {one_line(e)[:300]}"}
@@ -462,6 +477,7 @@ def main(argv: list[str] | None = None) -> int:
     suite.save()
     for job in todo:
         run_job(suite, job)
+    shutil.rmtree(suite.workdir, ignore_errors=True)
     print(markdown(suite.state))
     return int(any(r["status"] == "failed" for js in suite.state["parts"].values() for r in js.values()))
 

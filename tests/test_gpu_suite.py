@@ -122,6 +122,9 @@ def test_a_job_past_the_budget_or_failing_is_recorded_and_the_next_runs(suite, t
     def fails(_):
         raise ValueError("broken\nacross lines")
 
+    def tests_fail(_):
+        raise gpu_suite.JobFailed("1 of 2 gpu tests failed: test_x", {"passed": 1, "failed": 1})
+
     def sees_the_earlier_jobs(_):
         state = json.loads((tmp_path / "gpu_suite.json").read_text())  # written after every job
         assert state["parts"]["check"]["late"]["status"] == "running"  # and before, naming the one running
@@ -129,6 +132,7 @@ def test_a_job_past_the_budget_or_failing_is_recorded_and_the_next_runs(suite, t
 
     for job in [Job("train", "too long", lambda _: {}, lambda _: 1000.0),
                 Job("train", "fails", fails, lambda _: 1.0),
+                Job("check", "tests fail", tests_fail, lambda _: 1.0),
                 Job("levers", "needs a package", lambda _: {}, lambda _: 1.0, needs="no_such_package_here"),
                 Job("check", "late", sees_the_earlier_jobs, lambda _: 1.0)]:
         gpu_suite.run_job(s, job)
@@ -137,6 +141,8 @@ def test_a_job_past_the_budget_or_failing_is_recorded_and_the_next_runs(suite, t
     assert too_long["status"] == "skipped" and "--parts rest" in too_long["reason"]
     assert fails_["status"] == "failed" and fails_["error"] == "ValueError: broken across lines"
     assert "not installed" in state["parts"]["levers"]["needs a package"]["reason"]
+    assert state["parts"]["check"]["tests fail"] == {**state["parts"]["check"]["tests fail"], "status": "failed",
+                                                     "figures": {"passed": 1, "failed": 1}}
     assert state["parts"]["check"]["late"] == {**state["parts"]["check"]["late"], "status": "ok",
                                               "figures": {"earlier": ["fails", "too long"]}}
     assert "failed: ValueError: broken across lines" in (tmp_path / "gpu_suite.md").read_text()
