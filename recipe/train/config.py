@@ -32,7 +32,8 @@ class TrainConfig:
         "right (GradCache then trims each mini-batch's trailing pads) or left; pooling follows the mask"))
     max_length: int = field(default=512, metadata=_h("tokens per query or document, EOS included"))
     dtype: str = field(default="bfloat16", metadata=_h("weights dtype: bfloat16, float16 or float32"))
-    attn_implementation: str = field(default="sdpa", metadata=_h("sdpa, eager or flash_attention_2"))
+    attn_implementation: str = field(default="sdpa", metadata=_h(
+        "sdpa, eager, flash_attention_2 (pip install flash-attn) or flex_attention"))
     gradient_checkpointing: bool = field(default=True, metadata=_h(
         "recompute activations (use_reentrant=False); with cached: true only GradCache's second "
         "(gradient) pass runs it, the first runs without gradients"))
