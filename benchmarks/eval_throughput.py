@@ -16,9 +16,13 @@ P2P, ~380). For the decoders every word is one token, so the token counts are ex
 batching (what eval.py does). "unsorted": the same batches in the data's own order, one call
 per batch, as a loop over a DataLoader would run them.
 
-The projection multiplies the measured tokens/s of the nearest mix with the text volume of the
-56 tasks, taken from mteb's descriptive statistics of each task (characters / 4 per token, each
-text cut at 512 tokens; classification adds its training samples, 10 experiments x 8 per label).
+The projection multiplies the measured tokens/s of the nearest mix with the text volume of
+MTEB(eng, v1) (56 tasks) and MTEB(eng, v2) (41 tasks), read from benchmarks/mteb_volume.csv: per
+task and text group (queries, corpus, sentences, ...), the number of texts and their average
+tokens, from mteb's descriptive statistics (characters / 4 per token, each text cut at 512 tokens;
+classification adds its training samples, 10 experiments x 8 per label). The table is carried in
+the repository so that no run needs mteb; `python benchmarks/eval_throughput.py --write-volume`
+rebuilds it with mteb installed.
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ def lengths(mix: str, n: int, rng: random.Random) -> list[int]:
 
 def word_texts(ns: list[int], vocab: int, rng: random.Random) -> list[str]:
     # fixed-width words so that characters (what sentence-transformers sorts by) track tokens
-    return [" ".join(f"w{rng.randrange(vocab):05d}" for _ in range(n)) for n in ns]
+    return [" ".join(f"w{rng.randrange(vocab - 3):05d}" for _ in range(n)) for n in ns]
 
 
 def english_texts(ns: list[int], rng: random.Random) -> list[str]:
@@ -61,10 +65,12 @@ def english_texts(ns: list[int], rng: random.Random) -> list[str]:
 
 
 def word_tokenizer(vocab: int):
+    """One token per word of `word_texts`, `vocab` ids in all. BOS and EOS are added tokens, not
+    words: a text that contains "</s>" must tokenize it as text (the EOS contract's probe)."""
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    words = {"<unk>": 0, "<s>": 1, "</s>": 2, **{f"w{i:05d}": i + 3 for i in range(vocab - 3)}}
+    words = {"<unk>": 0, **{f"w{i:05d}": i + 1 for i in range(vocab - 3)}}
     tk = Tokenizer(models.WordLevel(words, unk_token="<unk>"))
     tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     return PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<s>", eos_token="</s>",
@@ -135,8 +141,13 @@ def measure(model, texts: list[str], batch_size: int, sort: bool) -> tuple[float
     return time.perf_counter() - start, tokens
 
 
+VOLUME = Path(__file__).with_name("mteb_volume.csv")
+BENCHMARKS = ("MTEB(eng, v1)", "MTEB(eng, v2)")
+
+
 def mteb_volume(benchmark: str = "MTEB(eng, v1)") -> list[tuple[str, int, float]]:
-    """(task, number of texts, average tokens per text) for every text group of every task."""
+    """(task, number of texts, average tokens per text) for every text group of every task, from
+    mteb's task metadata (needs mteb; `read_volume` reads the carried table)."""
     import mteb
 
     out = []
@@ -166,6 +177,48 @@ def mteb_volume(benchmark: str = "MTEB(eng, v1)") -> list[tuple[str, int, float]
     return out
 
 
+def write_volume(path: Path = VOLUME) -> None:
+    import csv
+
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["benchmark", "task", "texts", "avg_tokens"])
+        for benchmark in BENCHMARKS:
+            for task, n, tok in mteb_volume(benchmark):
+                w.writerow([benchmark, task, n, f"{tok:.1f}"])
+
+
+def read_volume(benchmark: str, path: Path = VOLUME) -> list[tuple[str, int, float]]:
+    """The carried table's rows of `benchmark`: (task, number of texts, average tokens per text)."""
+    import csv
+
+    with path.open(newline="") as f:
+        return [(r["task"], int(r["texts"]), float(r["avg_tokens"])) for r in csv.DictReader(f)
+                if r["benchmark"] == benchmark]
+
+
+def project_hours(results: dict, volume: list[tuple[str, int, float]]) -> float:
+    """Hours to encode `volume` at the sorted tokens/s of the mix nearest each text group's length."""
+    hours = 0.0
+    for _, n, tok in volume:
+        nearest = min(results, key=lambda m: abs(results[m]["avg_tokens"] - tok))
+        hours += n * tok / results[nearest]["sorted"]["tokens_per_s"] / 3600
+    return hours
+
+
+def measure_mix(model, mix: str, n: int, batch_size: int, vocab: int | None, rng: random.Random) -> dict:
+    """texts/s and tokens/s of `n` texts of `mix`, unsorted and sorted, and their average length."""
+    ns = lengths(mix, n, rng)
+    texts = english_texts(ns, rng) if vocab is None else word_texts(ns, vocab, rng)
+    row = {}
+    for sort in (False, True):
+        seconds, tokens = measure(model, texts, batch_size, sort)
+        row["sorted" if sort else "unsorted"] = {"texts_per_s": len(texts) / seconds, "tokens_per_s": tokens / seconds}
+    row["avg_tokens"] = tokens / len(texts)
+    row["speedup"] = row["sorted"]["texts_per_s"] / row["unsorted"]["texts_per_s"]
+    return row
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", choices=["minilm", "tiny-decoder", "mistral-7b"], default="minilm")
@@ -174,7 +227,11 @@ def main() -> None:
     ap.add_argument("--mixes", default=",".join(MIXES))
     ap.add_argument("--layers", type=int, default=32, help="mistral-7b only: fewer layers for a CPU dry run")
     ap.add_argument("--json", help="also write the figures here")
+    ap.add_argument("--write-volume", action="store_true", help=f"rebuild {VOLUME.name} from mteb's metadata and stop")
     args = ap.parse_args()
+    if args.write_volume:
+        write_volume()
+        return
     device = "cuda" if torch.cuda.is_available() else "cpu"
     rng = random.Random(0)
     if args.model == "minilm":
@@ -183,35 +240,23 @@ def main() -> None:
         model, vocab = decoder(args.model, device, args.layers)
     results = {}
     for mix in args.mixes.split(","):
-        ns = lengths(mix, args.texts, rng)
-        texts = english_texts(ns, rng) if vocab is None else word_texts(ns, vocab, rng)
-        row = {}
-        for sort in (False, True):
-            seconds, tokens = measure(model, texts, args.batch_size, sort)
-            row["sorted" if sort else "unsorted"] = {
-                "texts_per_s": len(texts) / seconds, "tokens_per_s": tokens / seconds}
-        row["avg_tokens"] = tokens / len(texts)
-        row["speedup"] = row["sorted"]["texts_per_s"] / row["unsorted"]["texts_per_s"]
-        results[mix] = row
+        row = results[mix] = measure_mix(model, mix, args.texts, args.batch_size, vocab, rng)
         print(f"{mix:9s} avg {row['avg_tokens']:6.1f} tok | unsorted {row['unsorted']['texts_per_s']:9.1f} "
               f"texts/s {row['unsorted']['tokens_per_s']:10.0f} tok/s | sorted "
               f"{row['sorted']['texts_per_s']:9.1f} texts/s {row['sorted']['tokens_per_s']:10.0f} tok/s "
               f"| x{row['speedup']:.2f}", flush=True)
 
-    volume = mteb_volume()
-    hours = 0.0
-    for _, n, tok in volume:
-        nearest = min(results, key=lambda m: abs(results[m]["avg_tokens"] - tok))
-        hours += n * tok / results[nearest]["sorted"]["tokens_per_s"] / 3600
-    total_texts = sum(n for _, n, _ in volume)
-    total_tokens = sum(n * t for _, n, t in volume)
-    print(f"MTEB(eng, v1): ~{total_texts / 1e6:.1f}M texts, ~{total_tokens / 1e9:.2f}B tokens -> "
-          f"projected {hours:.1f} h of encoding on this device (sorted)")
+    projection = {}
+    for benchmark in BENCHMARKS:
+        volume = read_volume(benchmark)
+        texts, tokens = sum(n for _, n, _ in volume), sum(n * t for _, n, t in volume)
+        projection[benchmark] = {"texts": texts, "tokens": tokens, "hours": project_hours(results, volume)}
+        print(f"{benchmark}: ~{texts / 1e6:.1f}M texts, ~{tokens / 1e9:.2f}B tokens -> "
+              f"projected {projection[benchmark]['hours']:.1f} h of encoding on this device (sorted)")
     info = {"model": args.model, "layers": args.layers, "device": torch.cuda.get_device_name() if device == "cuda" else
             platform.processor() or platform.machine(), "batch_size": args.batch_size,
             "texts_per_mix": args.texts, "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "results": results, "mteb_texts": total_texts, "mteb_tokens": total_tokens,
-            "projected_hours": hours}
+            "results": results, "projection": projection}
     if args.json:
         Path(args.json).write_text(json.dumps(info, indent=1))
 

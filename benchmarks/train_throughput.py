@@ -1,32 +1,34 @@
 """Training throughput of the recipe's step, side by side with plain sentence-transformers.
 
-    python benchmarks/train_throughput.py --model tiny --batch 64 --mini_batch 8                # CPU, ~20 s
-    python benchmarks/train_throughput.py --model minilm --batch 32 --mini_batch 8 --max_length 256  # CPU, ~2 min
-    python benchmarks/train_throughput.py --model mistral-7b --batch 256 --mini_batch 32 \\
+    python benchmarks/train_throughput.py --model tiny --batch 64 --mini-batch 8                  # CPU, ~20 s
+    python benchmarks/train_throughput.py --model minilm --batch 32 --mini-batch 8 --max-length 256  # CPU, ~2 min
+    python benchmarks/train_throughput.py --model mistral-7b --batch 256 --mini-batch 32 \\
         --dtype bfloat16 --attn sdpa                                                             # one GPU
 
 Three runs on the same model and the same texts, each `--steps` timed steps after one warm-up:
 - `ours, grouped` and `ours, ungrouped`: the step train.py runs (`recipe/train/step.py`: tokenize
   with the EOS contract, the cached InfoNCE of recipe/train/loss.py with the batch's duplicate
   mask, backward, clipping, AdamW step), with the recipe key `group_by_length` on and off;
-- `sentence-transformers`: a plain `SentenceTransformerTrainer` with
-  `CachedMultipleNegativesRankingLoss` (scale 1/0.02, the same mini-batch size), its own
-  collator and batch sampler; `--no_baseline` skips it.
+- `sentence-transformers`: `CachedMultipleNegativesRankingLoss` (scale 1/0.02, the same
+  mini-batch size) in a plain `SentenceTransformerTrainer` with its own collator and batch sampler
+  (`--baseline trainer`, needs `datasets`), or in the loop of our runs (`--baseline loop`: the
+  library's loss alone, same tokenized texts, no grouping, no mask); `--runs` picks the runs.
 
 Per run: real (non-pad) tokens per second, the padding share of the token positions the model
-ran, seconds per step, peak memory (GPU: per run; CPU: the process's peak so far), MFU on GPU
-(6 x parameters per real token), the hours `--total_steps` such steps take, and where the step time goes: `model` = the no-grad forwards
-plus the GradCache backward hook (the replayed forwards and the backward through the model),
-`optimizer` = the AdamW step, `outside_model` = the rest: data, tokenization, collation, the
-loss on the embeddings and GradCache's own bookkeeping.
+ran, seconds per step, peak memory (GPU: per run, allocated; CPU: the process's peak RSS so far),
+MFU on GPU (`recipe/train/metrics.py`: 6 x every parameter, embeddings and LoRA included, per
+real token, against the data-sheet bf16 peak), the hours `--total-steps` such steps take, and where
+the step time goes: `model` = the no-grad forwards plus the GradCache backward hook (the replayed
+forwards and the backward through the model), `optimizer` = the AdamW step, `outside_model` = the
+rest: data, tokenization, collation, the loss on the embeddings and GradCache's own bookkeeping.
 
 Texts: `--data FILE` (records in the synthesis format), or by default a generated mix with the
 length profile of the synthetic data: short-long 50% (queries of 5-20 words, documents of
 80-300), long-short, short-short, long-long, sts and bitext 10% each, every query behind the
 recipe's instruction template; words come from data/samples/synthetic_sample.jsonl, so every
-tokenizer sees real words. `mistral-7b` is Mistral-7B-v0.1's shape with random weights, LoRA r16
-on all projections and gradient checkpointing, tokenized by the tiny model's tokenizer (the
-token counts are what matter here).
+tokenizer sees real words. `mistral-7b` is Mistral-7B-v0.1's shape with random weights built on
+the device, LoRA r16 on all projections and gradient checkpointing, tokenized by the tiny model's
+tokenizer (the token counts are what matter here). benchmarks/gpu_suite.py runs these functions.
 """
 
 from __future__ import annotations
@@ -52,12 +54,12 @@ from recipe.train.config import TrainConfig  # noqa: E402
 from recipe.train.data import Example  # noqa: E402
 from recipe.train.loss import build_loss  # noqa: E402
 from recipe.train.metrics import flops_per_token, peak_memory_gb, peak_tflops  # noqa: E402
-from recipe.train.model import build_model, enable_checkpointing  # noqa: E402
+from recipe.train.model import DTYPES, build_model  # noqa: E402
 from recipe.train.step import train_step  # noqa: E402
 from recipe.train.tokenize import encode  # noqa: E402
 
 MISTRAL_7B = dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
-                  num_key_value_heads=8, vocab_size=32000)
+                  num_key_value_heads=8, vocab_size=32000, max_position_embeddings=32768)
 SAMPLE = ROOT / "data/samples/synthetic_sample.jsonl"
 # task group: (share, query words, document words), as the synthesis prompts ask for them
 MIX = {"short-long": (0.5, (5, 20), (80, 300)), "long-short": (0.1, (80, 300), (5, 30)),
@@ -95,42 +97,42 @@ def file_mix(path: str, n: int, template: str, seed: int) -> list[Example]:
 # ---------------------------------------------------------------- model
 
 
-def make_model(args, cfg: TrainConfig, device, tmp: Path, texts: list[str]):
-    """A fresh model (same seed, so every run starts from the same weights)."""
-    torch.manual_seed(0)
-    model = build_model(cfg, tmp, texts)
-    if args.model == "mistral-7b":
-        from peft import LoraConfig, get_peft_model
-        from sentence_transformers.sentence_transformer.modules import Pooling
-        from transformers import MistralConfig, MistralModel
+def random_mistral(shape: dict, attn: str, dtype: str, device):
+    """A Mistral of `shape` (MistralConfig keys; MISTRAL_7B with its 32 layers) with random weights
+    made on `device` in `dtype`: no fp32 copy of 7B weights on the way, and the init runs there."""
+    from transformers import MistralConfig, MistralModel
 
-        config = MistralConfig(**{**MISTRAL_7B, "num_hidden_layers": args.layers}, use_cache=False,
-                               attn_implementation=args.attn)
-        default = torch.get_default_dtype()
-        torch.set_default_dtype(getattr(torch, args.dtype))  # built in its dtype: no fp32 copy of 7B weights
-        try:
-            with torch.device(device):
-                big = MistralModel(config)
-        finally:
-            torch.set_default_dtype(default)
-        enable_checkpointing(big)
-        model[0].model = get_peft_model(big, LoraConfig(
-            r=16, lora_alpha=32, lora_dropout=0.1, target_modules=list(cfg.lora_target_modules)))
-        model._modules["1"] = Pooling(config.hidden_size, pooling_mode="lasttoken")
-    return model.to(device).train()
+    config = MistralConfig(**shape, use_cache=False, attn_implementation=attn)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(DTYPES[dtype])
+    try:
+        with torch.device(device):
+            return MistralModel(config)
+    finally:
+        torch.set_default_dtype(default)
+
+
+def make_model(cfg: TrainConfig, device, workdir: Path, texts: list[str], shape: dict | None = None):
+    """A fresh model (same seed, so every run starts from the same weights): `cfg`'s, or with
+    `shape` a random Mistral of that shape built on the device; every recipe key applied by
+    build_model as train.py applies it."""
+    torch.manual_seed(0)
+    base = random_mistral(shape, cfg.attn_implementation, cfg.dtype, device) if shape else None
+    return build_model(cfg, workdir, texts, base=base).to(device).train()
 
 
 class Clock:
     """Time spent in the model: its no-grad forwards and the GradCache backward hook (which
     replays the forwards with gradients and runs the backward through the model). Also counts
-    the real and computed token positions of the no-grad pass (the replay runs the same)."""
+    the real and computed token positions of the no-grad pass (the replay runs the same), as the
+    transformer receives them (after `padding_free` packing: no pads)."""
 
     def __init__(self, model):
         import sentence_transformers.base.losses.gradcache as gradcache
 
         self.model_s = self.real = self.computed = 0
         self.gradcache, self.hook = gradcache, gradcache._backward_hook
-        forward = model.forward
+        self.model, forward = model, model.forward
 
         def timed_forward(features, *a, **kw):
             if torch.is_grad_enabled():  # the replay, inside the timed hook
@@ -138,9 +140,18 @@ class Clock:
             t = self.now()
             out = forward(features, *a, **kw)
             self.model_s += self.now() - t
-            mask = features["attention_mask"]
-            self.real, self.computed = self.real + int(mask.sum()), self.computed + mask.numel()
             return out
+
+        def count(module, args):
+            features = args[0]
+            if torch.is_grad_enabled():
+                return
+            if "cu_seq_lens_q" in features:
+                self.real += features["input_ids"].numel()
+                self.computed += features["input_ids"].numel()
+            else:
+                mask = features["attention_mask"]
+                self.real, self.computed = self.real + int(mask.sum()), self.computed + mask.numel()
 
         def timed_hook(*a, **kw):
             t = self.now()
@@ -148,6 +159,7 @@ class Clock:
             self.model_s += self.now() - t
 
         model.forward = timed_forward
+        self.counter = model[0].register_forward_pre_hook(count)  # after build_model's packing hook
         gradcache._backward_hook = timed_hook  # looked up when each forward registers its hook
 
     @staticmethod
@@ -161,6 +173,8 @@ class Clock:
 
     def close(self) -> None:
         self.gradcache._backward_hook = self.hook
+        self.counter.remove()
+        del self.model.forward
 
 
 # ---------------------------------------------------------------- runs
@@ -178,10 +192,17 @@ class TimedAdamW(torch.optim.AdamW):
         return out
 
 
-def run_ours(args, cfg, model, batches, grouped: bool) -> list[dict]:
-    """train.py's step (recipe/train/step.py), step by step."""
-    cfg = replace(cfg, mini_batch_size=args.mini_batch, group_by_length=grouped, cached=True, max_grad_norm=0.0)
-    loss_fn = build_loss(model, cfg.temperature, True, args.mini_batch, gather=False, group_by_length=grouped)
+def autocast(cfg: TrainConfig, device):
+    """What accelerate's mixed precision does around the model: autocast in the weights' dtype."""
+    return torch.autocast(device.type, dtype=DTYPES[cfg.dtype], enabled=cfg.dtype != "float32")
+
+
+def run_ours(cfg: TrainConfig, model, batches) -> list[dict]:
+    """train.py's step (recipe/train/step.py) with `cfg`'s keys, step by step; the first batch
+    warms up and is not timed (it may be smaller)."""
+    cfg = replace(cfg, cached=True, max_grad_norm=0.0)
+    loss_fn = build_loss(model, cfg.temperature, True, cfg.mini_batch_size, gather=False,
+                         group_by_length=cfg.group_by_length)
     opt = TimedAdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5, weight_decay=0.1)
     clock, rows = Clock(model), []
     device = next(model.parameters()).device
@@ -190,7 +211,7 @@ def run_ours(args, cfg, model, batches, grouped: bool) -> list[dict]:
             reset_peak()
             clock.reset()
             t0 = clock.now()
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.dtype != "float32"):
+            with autocast(cfg, device):
                 done = train_step(model, loss_fn, make_batch(batch, list(range(len(batch))), 0, 1, 1), opt,
                                   cfg=cfg, device=device)
             t1 = clock.now()
@@ -202,17 +223,47 @@ def run_ours(args, cfg, model, batches, grouped: bool) -> list[dict]:
     return rows
 
 
-def run_baseline(args, cfg, model, batches) -> list[dict]:
-    """A plain SentenceTransformerTrainer with CachedMultipleNegativesRankingLoss on the same texts."""
+def run_library(cfg: TrainConfig, model, batches) -> list[dict]:
+    """sentence-transformers' CachedMultipleNegativesRankingLoss in the loop of `run_ours`: the
+    library's mini-batches and loss stage alone (no grouping, no duplicate mask) on the same
+    tokenized texts. Needs no `datasets`, and its warm-up batch may be small."""
+    from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss
+
+    loss_fn = CachedMultipleNegativesRankingLoss(model, scale=1.0 / cfg.temperature,
+                                                 mini_batch_size=cfg.mini_batch_size)
+    opt = TimedAdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5, weight_decay=0.1)
+    clock, rows = Clock(model), []
+    device = next(model.parameters()).device
+    try:
+        for step, batch in enumerate(batches):
+            reset_peak()
+            clock.reset()
+            t0 = clock.now()
+            with autocast(cfg, device):
+                features = [{k: v.to(device) if torch.is_tensor(v) else v for k, v in model.preprocess(col).items()}
+                            for col in columns(batch)]
+                loss_fn(features, None).backward()
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+            t1 = clock.now()
+            if step > 0:
+                rows.append(step_row(clock, t1 - t0, opt.seconds))
+    finally:
+        clock.close()
+    return rows
+
+
+def run_baseline(cfg: TrainConfig, model, batches) -> list[dict]:
+    """A plain SentenceTransformerTrainer with CachedMultipleNegativesRankingLoss on the same texts
+    (every batch the size of the first: the trainer's batches are all one size)."""
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss
     from transformers import TrainerCallback
 
-    rows_in = [ex for batch in batches for ex in batch]
-    data = Dataset.from_dict({"anchor": [ex.query for ex in rows_in], "positive": [ex.positive for ex in rows_in],
-                              "negative": [ex.negatives[0] for ex in rows_in]})
-    loss = CachedMultipleNegativesRankingLoss(model, scale=1.0 / cfg.temperature, mini_batch_size=args.mini_batch)
+    queries, positives, negatives = (sum(col, []) for col in zip(*(columns(b) for b in batches)))
+    data = Dataset.from_dict({"anchor": queries, "positive": positives, "negative": negatives})
+    loss = CachedMultipleNegativesRankingLoss(model, scale=1.0 / cfg.temperature, mini_batch_size=cfg.mini_batch_size)
     clock, rows = Clock(model), []
 
     class Timer(TrainerCallback):
@@ -236,10 +287,10 @@ def run_baseline(args, cfg, model, batches) -> list[dict]:
 
     with tempfile.TemporaryDirectory() as out:
         targs = SentenceTransformerTrainingArguments(
-            output_dir=out, per_device_train_batch_size=args.batch, max_steps=len(batches), learning_rate=1e-5,
+            output_dir=out, per_device_train_batch_size=len(batches[0]), max_steps=len(batches), learning_rate=1e-5,
             weight_decay=0.1, warmup_steps=0, lr_scheduler_type="constant", save_strategy="no", report_to="none",
             logging_steps=10**6, disable_tqdm=True, dataloader_drop_last=True, seed=0,
-            bf16=args.dtype == "bfloat16", fp16=args.dtype == "float16", use_cpu=not torch.cuda.is_available())
+            bf16=cfg.dtype == "bfloat16", fp16=cfg.dtype == "float16", use_cpu=not torch.cuda.is_available())
         trainer = SentenceTransformerTrainer(model=model, args=targs, train_dataset=data, loss=loss,
                                              callbacks=[Timer()])
         try:
@@ -249,27 +300,68 @@ def run_baseline(args, cfg, model, batches) -> list[dict]:
     return rows
 
 
+def columns(batch: list[Example]) -> list[list[str]]:
+    return [[ex.query for ex in batch], [ex.positive for ex in batch], [ex.negatives[0] for ex in batch]]
+
+
 def reset_peak() -> None:
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
 
 
 def step_row(clock: Clock, step_s: float, opt_s: float) -> dict:
+    reserved = torch.cuda.max_memory_reserved() / 2**30 if torch.cuda.is_available() else None
     return {"s": step_s, "model_s": clock.model_s, "opt_s": opt_s, "real": clock.real,
-            "computed": clock.computed, "peak_gb": peak_memory_gb()}
+            "computed": clock.computed, "peak_gb": peak_memory_gb(), "reserved_gb": reserved}
 
 
-def summary(name: str, rows: list[dict], n_params: int, total_steps: int) -> dict:
+def summary(name: str, rows: list[dict], n_params: int, total_steps: int, checkpointing: bool = True,
+            ceiling_tflops: float | None = None) -> dict:
+    """Figures of one run. MFU: 6 x params per real token (recipe/train/metrics.py) against the
+    data-sheet peak, `mfu_ceiling` against a measured matmul ceiling; HFU adds GradCache's no-grad
+    forward and, with checkpointing, the recompute (2 x params each)."""
     s = sum(r["s"] for r in rows)
     real, computed = sum(r["real"] for r in rows), sum(r["computed"] for r in rows)
     model_s, opt_s = sum(r["model_s"] for r in rows), sum(r["opt_s"] for r in rows)
+    model_fpt, hardware_fpt = flops_per_token(n_params, True, checkpointing)
+    rate = real / s
     peak = peak_tflops()
-    return {"run": name, "tokens_per_s": real / s, "padding_share": 1 - real / max(computed, 1),
+    reserved = [r["reserved_gb"] for r in rows if r.get("reserved_gb") is not None]
+    return {"run": name, "tokens_per_s": rate, "padding_share": 1 - real / max(computed, 1),
             "s_per_step": s / len(rows), "peak_memory_gb": max(r["peak_gb"] for r in rows),
-            "mfu": flops_per_token(n_params, True, True)[0] * real / s / (peak * 1e12) if peak else None,
+            "peak_reserved_gb": max(reserved) if reserved else None,
+            "mfu": model_fpt * rate / (peak * 1e12) if peak else None,
+            "mfu_ceiling": model_fpt * rate / (ceiling_tflops * 1e12) if ceiling_tflops else None,
+            "hfu": hardware_fpt * rate / (peak * 1e12) if peak else None,
             "model_share": model_s / s, "optimizer_share": opt_s / s,
             "outside_model_share": 1 - (model_s + opt_s) / s,
             "projected_hours": s / len(rows) * total_steps / 3600}
+
+
+def make_batches(cfg: TrainConfig, batch: int, steps: int, data: str | None = None,
+                 warmup: int | None = None) -> list[list[Example]]:
+    """A warm-up batch of `warmup` queries (default: `batch`) and `steps` timed batches of `batch`."""
+    sizes = [warmup or batch] + [batch] * steps
+    n = sum(sizes)
+    texts = file_mix(data, n, cfg.query_template, 0) if data else generated_mix(n, cfg.query_template, 0)
+    starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    return [texts[a:a + size] for a, size in zip(starts, sizes)]
+
+
+def tokenizer_texts(batches: list[list[Example]]) -> list[str]:
+    """What the tiny model's tokenizer is trained on."""
+    return [t for ex in [ex for b in batches for ex in b][:500] for t in (ex.query, ex.positive)]
+
+
+def run(name: str, cfg: TrainConfig, model, batches, baseline: str = "trainer") -> list[dict]:
+    """One of the runs by name: grouped, ungrouped, baseline (`baseline`: trainer or loop)."""
+    if name == "baseline":
+        return (run_baseline if baseline == "trainer" else run_library)(cfg, model, batches)
+    return run_ours(replace(cfg, group_by_length=name == "grouped"), model, batches)
+
+
+RUN_NAMES = {"grouped": "ours, grouped", "ungrouped": "ours, ungrouped", "baseline": "sentence-transformers"}
+PAPER_STEPS = 880  # ~1.8M training examples at 2048 per step (the paper: "less than 1k steps")
 
 
 def main(argv=None) -> dict:
@@ -282,9 +374,12 @@ def main(argv=None) -> dict:
     ap.add_argument("--dtype", default=None, help="float32, bfloat16 or float16 (default: bf16 on GPU, fp32 on CPU)")
     ap.add_argument("--attn", default="sdpa", help="sdpa, eager or flash_attention_2")
     ap.add_argument("--layers", type=int, default=32, help="mistral-7b: decoder layers (fewer: a quick check of the path)")
-    ap.add_argument("--total-steps", "--total_steps", type=int, default=900, help="steps of the run to project hours for")
+    ap.add_argument("--total-steps", "--total_steps", type=int, default=PAPER_STEPS,
+                    help="steps of the run to project hours for")
     ap.add_argument("--data", default=None, help="records in the synthesis format instead of the generated mix")
     ap.add_argument("--runs", default="grouped,ungrouped,baseline", help="which runs, comma-separated")
+    ap.add_argument("--baseline", choices=["trainer", "loop"], default="trainer",
+                    help="the sentence-transformers run: its trainer (needs datasets) or the library's loss in our loop")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--json", default=None, help="also write the results to this file")
     ap.add_argument("--padding-only", "--padding_only", type=int, nargs="*", default=None, metavar="MINI_BATCH",
@@ -307,25 +402,18 @@ def main(argv=None) -> dict:
         else:
             cfg.model = args.model
     cfg = replace(cfg, max_length=args.max_length, attn_implementation=args.attn, mixed_precision="no",
-                  dtype="float32" if args.model == "mistral-7b" else args.dtype)
-    n = args.batch * (args.steps + 1)
-    texts = file_mix(args.data, n, cfg.query_template, 0) if args.data else generated_mix(n, cfg.query_template, 0)
-    batches = [texts[i:i + args.batch] for i in range(0, n, args.batch)]
-    runs = args.runs.split(",")
+                  dtype=args.dtype, mini_batch_size=args.mini_batch)
+    batches = make_batches(cfg, args.batch, args.steps, args.data)
+    shape = {**MISTRAL_7B, "num_hidden_layers": args.layers} if args.model == "mistral-7b" else None
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        tok_texts = [t for ex in texts[:500] for t in (ex.query, ex.positive)]
         if args.padding_only is not None:
-            return padding_table(args, cfg, build_model(cfg, Path(tmp), tok_texts), batches)
-        for name in runs:
-            model = make_model(args, cfg, device, Path(tmp), tok_texts)
+            return padding_table(args, cfg, build_model(cfg, Path(tmp), tokenizer_texts(batches)), batches)
+        for name in args.runs.split(","):
+            model = make_model(cfg, device, Path(tmp), tokenizer_texts(batches), shape)
             n_params = sum(p.numel() for p in model.parameters())
-            if name == "baseline":
-                rows = run_baseline(args, cfg, model, batches)
-                results.append(summary("sentence-transformers", rows, n_params, args.total_steps))
-            else:
-                rows = run_ours(args, cfg, model, batches, grouped=name == "grouped")
-                results.append(summary(f"ours, {name}", rows, n_params, args.total_steps))
+            rows = run(name, cfg, model, batches, args.baseline)
+            results.append(summary(RUN_NAMES[name], rows, n_params, args.total_steps, cfg.gradient_checkpointing))
             del model
             if cuda:
                 torch.cuda.empty_cache()

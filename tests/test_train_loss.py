@@ -147,7 +147,7 @@ def test_same_query_with_several_positives_masks_each_other(tiny):
     assert math.isclose(got.item(), torch.stack(losses).mean().item(), rel_tol=1e-4)
 
 
-def _worker(rank, world, init_file, workdir, out):
+def _worker(rank, world, init_file, workdir, out, device="cpu"):
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -157,12 +157,13 @@ def _worker(rank, world, init_file, workdir, out):
     torch.set_num_threads(1)
     # built before the process group exists: save_pretrained writes only on rank 0 once it does
     model, examples, _ = tiny_model(f"{workdir}/{rank}", lora_dropout=0.0)  # same seed: same weights
+    model.to(device)  # "cuda": both processes share one GPU; gloo gathers CUDA tensors through the host
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world,
                             timeout=timedelta(seconds=180))
     try:
         # 1. labels point at the own positive after gathering: queries equal their positives
         local, dim = 3, 16
-        eye = torch.eye(dim)
+        eye = torch.eye(dim, device=device)
         q = eye[rank * local:(rank + 1) * local]
         pos, neg = q.clone(), eye[8 + rank * local: 8 + (rank + 1) * local]
         low, acc = infonce(q, [pos, neg], None, 50.0, gather=True, chunk=2)
@@ -175,9 +176,11 @@ def _worker(rank, world, init_file, workdir, out):
         loss_fn = build_loss(model, 0.02, True, 4, gather=True, group_by_length=True)
         loss_fn.model = wrapped
         batch = make_batch(with_duplicates(examples[:12]), list(range(12)), rank, world, num_negatives=2)
-        loss = loss_fn([encode(model, c, True) for c in batch.columns], batch.ids)
+        features = [{k: v.to(device) if torch.is_tensor(v) else v for k, v in encode(model, c, True).items()}
+                    for c in batch.columns]
+        loss = loss_fn(features, batch.ids)
         loss.backward()  # DDP averages the gradients over the two processes
-        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+        grads = {n: p.grad.cpu() for n, p in model.named_parameters() if p.requires_grad}
         torch.save({"loss": loss.item(), "grads": grads, "low": low.item(), "high": high.item(),
                     "acc": (acc.item(), acc_swapped.item()), "batch_acc": float(loss_fn.accuracy)},
                    f"{out}/rank{rank}.pt")
@@ -186,9 +189,14 @@ def _worker(rank, world, init_file, workdir, out):
 
 
 def test_two_gloo_processes_equal_one_process_on_the_concatenated_batch(tmp_path, tiny):
+    two_processes_against_one(tmp_path, tiny, "cpu")
+
+
+def two_processes_against_one(tmp_path, tiny, device: str) -> None:
+    """The processes on `device` (tests/test_gpu_path.py runs them on one GPU), the reference on CPU."""
     model, examples, _ = tiny
     workdir = tmp_path / "model"
-    mp.spawn(_worker, args=(2, str(tmp_path / "rdzv"), str(workdir), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, str(tmp_path / "rdzv"), str(workdir), str(tmp_path), device), nprocs=2, join=True)
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
     for r in ranks:
         assert r["low"] < 1e-6 < 10 < r["high"]  # own positive is the target, not the negative

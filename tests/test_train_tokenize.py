@@ -114,17 +114,9 @@ def test_saved_flags_say_what_the_tokenizer_does(tmp_path):
 def test_a_mistral_style_llama_tokenizer_gets_its_eos(tmp_path):
     """Mistral-7B-v0.1 ships a LlamaTokenizer with add_eos_token false: under transformers 5 it
     appends no EOS (mteb issue 5230). After ensure_eos and a save/reload, every text ends in one."""
-    from tokenizers import SentencePieceBPETokenizer
+    from tests.train_helpers import mistral_style_tokenizer
 
-    sp = SentencePieceBPETokenizer(unk_token="<unk>")
-    sp.train_from_iterator(TEXTS * 5, vocab_size=200, special_tokens=["<unk>", "<s>", "</s>"], show_progress=False)
-    PreTrainedTokenizerFast(tokenizer_object=sp._tokenizer, bos_token="<s>", eos_token="</s>",
-                            unk_token="<unk>").save_pretrained(tmp_path / "raw")
-    cfg_path = tmp_path / "raw" / "tokenizer_config.json"
-    cfg = json.loads(cfg_path.read_text())
-    cfg.update(tokenizer_class="LlamaTokenizer", add_bos_token=True, add_eos_token=False, legacy=False)
-    cfg_path.write_text(json.dumps(cfg))
-    tok = AutoTokenizer.from_pretrained(tmp_path / "raw")
+    tok = mistral_style_tokenizer(tmp_path / "raw", TEXTS)
     assert type(tok).__name__ == "LlamaTokenizer"
     assert tok("a b")["input_ids"][-1] != tok.eos_token_id  # the pitfall, reproduced
     ensure_eos(tok, "right")

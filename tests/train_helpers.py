@@ -45,6 +45,25 @@ def tiny_model(workdir: Path, warm_lora: bool = True, **overrides):
     return model, examples, cfg
 
 
+def mistral_style_tokenizer(folder: Path, texts: list[str]):
+    """Mistral-7B-v0.1's tokenizer shape, built offline: a SentencePiece BPE saved as a
+    LlamaTokenizer with add_bos_token true and add_eos_token false, loaded back from `folder`."""
+    import json
+
+    from tokenizers import SentencePieceBPETokenizer
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    sp = SentencePieceBPETokenizer(unk_token="<unk>")
+    sp.train_from_iterator(texts * 5, vocab_size=200, special_tokens=["<unk>", "<s>", "</s>"], show_progress=False)
+    PreTrainedTokenizerFast(tokenizer_object=sp._tokenizer, bos_token="<s>", eos_token="</s>",
+                            unk_token="<unk>").save_pretrained(folder)
+    cfg_path = Path(folder) / "tokenizer_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg.update(tokenizer_class="LlamaTokenizer", add_bos_token=True, add_eos_token=False, legacy=False)
+    cfg_path.write_text(json.dumps(cfg))
+    return AutoTokenizer.from_pretrained(folder)
+
+
 def columns(examples):
     return [[e.query for e in examples], [e.positive for e in examples], [e.negatives[0] for e in examples]]
 

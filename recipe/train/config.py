@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
 
 from recipe.schema import QUERY_TEMPLATE
@@ -31,8 +32,17 @@ class TrainConfig:
         "right (GradCache then trims each mini-batch's trailing pads) or left; pooling follows the mask"))
     max_length: int = field(default=512, metadata=_h("tokens per query or document, EOS included"))
     dtype: str = field(default="bfloat16", metadata=_h("weights dtype: bfloat16, float16 or float32"))
-    attn_implementation: str = field(default="sdpa", metadata=_h("sdpa, eager or flash_attention_2"))
-    gradient_checkpointing: bool = field(default=True, metadata=_h("recompute activations (use_reentrant=False)"))
+    attn_implementation: str = field(default="sdpa", metadata=_h(
+        "sdpa, eager, flash_attention_2 (pip install flash-attn) or flex_attention"))
+    gradient_checkpointing: bool = field(default=True, metadata=_h(
+        "recompute activations (use_reentrant=False); with cached: true only GradCache's second "
+        "(gradient) pass runs it, the first runs without gradients"))
+    padding_free: bool = field(default=False, metadata=_h(
+        "run each GradCache mini-batch as its real tokens only, packed (needs right padding and "
+        "attn_implementation flash_attention_2, its varlen kernel, or flex_attention, a block-sparse "
+        "mask; CUDA); same loss"))
+    liger_kernels: bool = field(default=False, metadata=_h(
+        "Liger's Triton kernels for RMSNorm, SwiGLU and RoPE (pip install liger-kernel; CUDA)"))
     cpu_threads: int = field(default=0, metadata=_h(
         "torch threads per process on CPU (0: torch's default)"))
     require_gpu: bool = field(default=False, metadata=_h("stop with a clear message when no GPU is visible"))
@@ -110,6 +120,9 @@ class TrainConfig:
         "for a leaderboard submission (eval.py --submission)"))
 
 
+# attention that skips the other texts of a packed mini-batch: FA2's varlen kernel, flex's block-sparse mask
+PACKED_ATTENTION = ("flash_attention_2", "flex_attention")
+
 CHOICES = {
     "pooling": ("lasttoken", "mean", "cls", "max", "weightedmean"),
     "padding_side": ("left", "right"),
@@ -152,4 +165,10 @@ def validate(cfg: TrainConfig) -> TrainConfig:
             raise ConfigError(f"'data_ratios' = {cfg.data_ratios}: every ratio must be > 0")
     if cfg.pooling == "lasttoken" and not cfg.append_eos:
         raise ConfigError("pooling 'lasttoken' reads the EOS token: set append_eos true (or another pooling)")
+    if cfg.padding_free and (cfg.attn_implementation not in PACKED_ATTENTION or cfg.padding_side != "right"):
+        raise ConfigError(f"'padding_free' needs attn_implementation {' or '.join(PACKED_ATTENTION)} (under "
+                          f"{cfg.attn_implementation} a packed mini-batch attends through a dense mask over its "
+                          "whole length) and padding_side right")
+    if cfg.liger_kernels and importlib.util.find_spec("liger_kernel") is None:
+        raise ConfigError("'liger_kernels' needs the liger-kernel package: pip install liger-kernel (CUDA only)")
     return cfg

@@ -82,6 +82,8 @@ def export(model: SentenceTransformer, cfg, out: Path, data_summary: dict) -> Pa
         if hasattr(base, name):
             getattr(base, name)()
             break
+    # training pads (recipe/train/model.py); a user's model unpads as the library decides (FA2: packed)
+    transformer.unpad_inputs = None
     prompt = query_prompt(cfg.query_template, cfg.export_query_instruction)
     model.prompts = {"query": prompt, "document": ""}
     model.default_prompt_name = None

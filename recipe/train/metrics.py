@@ -9,16 +9,18 @@ import time
 
 import torch
 
-# dense bf16 peak TFLOP/s per GPU, from the vendors' data sheets (no sparsity)
-PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "A10G": 125.0, "L40S": 362.0,
-               "L4": 121.0, "V100": 125.0, "A6000": 155.0, "4090": 165.0}
+# dense bf16 peak TFLOP/s per GPU, from the vendors' data sheets (no sparsity); H100/H200 = SXM
+PEAK_TFLOPS = {"H200": 989.0, "H200 NVL": 835.0, "H100": 989.0, "H100 PCIe": 756.0, "H100 NVL": 835.0,
+               "A100": 312.0, "A10G": 125.0, "L40S": 362.0, "L4": 121.0, "V100": 125.0, "A6000": 155.0,
+               "4090": 165.0}
 
 
 def peak_tflops() -> float | None:
     if not torch.cuda.is_available():
         return None
     name = torch.cuda.get_device_name()
-    return next((v for k, v in PEAK_TFLOPS.items() if k in name), None)
+    # the longest name that matches: "H100 PCIe" before "H100"
+    return next((PEAK_TFLOPS[k] for k in sorted(PEAK_TFLOPS, key=len, reverse=True) if k in name), None)
 
 
 def peak_memory_gb() -> float:

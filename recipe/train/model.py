@@ -10,6 +10,7 @@ from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 
 from recipe.eos import ensure_eos
+from recipe.train.packing import pack_before_forward
 from recipe.train.tokenize import roundtrip
 
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
@@ -47,10 +48,33 @@ def enable_checkpointing(model) -> None:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
-def build_model(cfg, workdir: Path, texts: list[str] | None = None, rank: int = 0) -> SentenceTransformer:
+def apply_liger(model) -> None:
+    """Liger's Triton kernels for RMSNorm, SwiGLU and RoPE on this decoder (`liger_kernels`).
+    None of its losses: the loss is ours. Liger patches the instance's modules and its model
+    type's module-level RoPE function, so every model of that type built later in the process
+    gets the RoPE kernel too."""
+    import inspect
+
+    from liger_kernel.transformers.monkey_patch import MODEL_TYPE_TO_APPLY_LIGER_FN
+
+    from recipe.config import ConfigError
+
+    apply = MODEL_TYPE_TO_APPLY_LIGER_FN.get(model.config.model_type)
+    if apply is None:
+        raise ConfigError(f"'liger_kernels': liger-kernel has no kernels for model type {model.config.model_type!r}")
+    wanted = {"rope": True, "rms_norm": True, "swiglu": True, "cross_entropy": False,
+              "fused_linear_cross_entropy": False}
+    accepted = inspect.signature(apply).parameters
+    apply(model=model, **{k: v for k, v in wanted.items() if k in accepted})
+
+
+def build_model(cfg, workdir: Path, texts: list[str] | None = None, rank: int = 0,
+                base=None) -> SentenceTransformer:
     """Load the base model as a SentenceTransformer and put the LoRA adapter on it. With several
     processes, rank 0 runs first (it builds the tiny model; the others reuse it) and each process
-    round-trips the tokenizer through its own folder."""
+    round-trips the tokenizer through its own folder. `base`: a transformers model already built
+    (benchmarks: random 7B weights made on the GPU) in place of `cfg.model`'s weights, whose
+    tokenizer is still used; the SentenceTransformer is then put on `base`'s device."""
     path = cfg.model
     if path == "tiny-mistral":
         tiny = workdir / "tiny-mistral"
@@ -61,7 +85,14 @@ def build_model(cfg, workdir: Path, texts: list[str] | None = None, rank: int = 
         path, max_seq_length=cfg.max_length,
         model_kwargs={"dtype": DTYPES[cfg.dtype], "attn_implementation": cfg.attn_implementation},
         # no KV cache: an embedder never generates, and Mistral + right padding + FA2 needs it off
-        config_kwargs={"use_cache": False})
+        config_kwargs={"use_cache": False},
+        # padded features: the step reads the attention mask (EOS check, grouping, GradCache's
+        # mini-batches); `padding_free` packs each mini-batch later (recipe/train/packing.py)
+        unpad_inputs=False)
+    if base is not None:
+        transformer.model = base
+    if cfg.liger_kernels:
+        apply_liger(transformer.model)
     if cfg.append_eos:
         tok = transformer.tokenizer
         tok.model_max_length = cfg.max_length
@@ -78,8 +109,11 @@ def build_model(cfg, workdir: Path, texts: list[str] | None = None, rank: int = 
         transformer.model = get_peft_model(transformer.model, LoraConfig(
             r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, bias="none",
             target_modules=list(cfg.lora_target_modules)))
+    if cfg.padding_free:
+        transformer.register_forward_pre_hook(pack_before_forward)
     pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode=cfg.pooling)
-    return SentenceTransformer(modules=[transformer, pooling, Normalize()], device="cpu")
+    device = "cpu" if base is None else str(base.device)
+    return SentenceTransformer(modules=[transformer, pooling, Normalize()], device=device)
 
 
 def trainable_parameters(model) -> list[tuple[str, torch.nn.Parameter]]:

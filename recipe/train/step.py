@@ -23,20 +23,20 @@ class StepResult:
     accuracy: float
     grad_norm: float
     real_tokens: int  # non-pad tokens of this process's texts
-    computed_tokens: int  # token positions the model ran (GradCache trims each mini-batch's trailing pads)
+    computed_tokens: int  # token positions the model ran (GradCache trims trailing pads; padding_free: no pads)
 
 
 def train_step(model, loss_fn, batch: Batch, optimizer, scheduler=None, *, cfg, device,
                backward: Callable[[torch.Tensor], None] | None = None, clip: Callable | None = None,
                check: Callable[[torch.Tensor, Batch], None] | None = None) -> StepResult:
-    """`cfg`: the recipe (append_eos, cached, mini_batch_size, group_by_length, max_grad_norm).
+    """`cfg`: the recipe (append_eos, cached, mini_batch_size, group_by_length, padding_free, max_grad_norm).
     `backward`/`clip` default to torch's (train.py passes accelerate's); `check(loss, batch)` runs
     before the backward and may stop the run (train.py: a loss that is not finite anywhere)."""
     features = [encode(model, column, cfg.append_eos) for column in batch.columns]
     mini_batch = cfg.mini_batch_size if cfg.cached else len(batch.columns[0])
     real = sum(int(f["attention_mask"].sum()) for f in features)
-    ran = sum(computed_tokens(f["attention_mask"], mini_batch, cfg.cached and cfg.group_by_length)
-              for f in features)
+    ran = real if cfg.padding_free else sum(
+        computed_tokens(f["attention_mask"], mini_batch, cfg.cached and cfg.group_by_length) for f in features)
     features = [{k: v.to(device) if torch.is_tensor(v) else v for k, v in f.items()} for f in features]
     loss = loss_fn(features, batch.ids)
     if check:
