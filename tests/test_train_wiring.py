@@ -28,6 +28,7 @@ from tests.train_helpers import ROOT, SMOKE
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 STEPS = 4  # enough for the warm-up and the decay of the smoke recipe's schedule (2 warm-up steps)
+SAVED = 2  # the step whose checkpoint holds the run's optimiser
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,7 @@ def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("wiring") / "run"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     done = subprocess.run([sys.executable, "train.py", "--config", str(SMOKE), "--output-dir", str(out),
-                           "--max-steps", str(STEPS), "--save-steps", "0"],
+                           "--max-steps", str(STEPS), "--save-steps", str(SAVED)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
@@ -125,3 +126,14 @@ def test_logged_learning_rate_warms_up_then_decays_linearly_to_zero(run):
     want = [lr * (s / warmup if s < warmup else (STEPS - s) / (STEPS - warmup)) for s in range(1, STEPS + 1)]
     assert [r["step"] for r in rows] == list(range(1, STEPS + 1))
     assert [r["lr"] for r in rows] == pytest.approx(want, rel=1e-6, abs=1e-12)
+
+
+def test_adamw_decays_every_lora_matrix_at_the_recipes_rate(run):
+    out, recipe, _ = run
+    state = torch.load(out / "checkpoints" / f"step-{SAVED:06d}" / "state.pt", weights_only=False)
+    groups = state["optimizer"]["param_groups"]
+    decayed = [i for g in groups if g["weight_decay"] == recipe["weight_decay"] for i in g["params"]]
+    # A and B of the seven projections of each layer: all matrices, all decayed, nothing else trains
+    assert len(decayed) == len(state["weights"]) == 2 * 7 * recipe["tiny_model"]["num_hidden_layers"]
+    assert all(w.ndim == 2 for w in state["weights"].values())
+    assert all(g["initial_lr"] == recipe["lr"] for g in groups)
