@@ -20,8 +20,8 @@ First, the named tests run once on an unmutated copy: a test that already fails 
 The result is a markdown table (mutation, file, tests run, caught, the test that failed,
 seconds). Exit status: 0 all caught, 1 a mutation survived or a run was an error, 2 the table
 itself is wrong (a target text not found exactly once, a named test that does not exist).
-tests/test_mutations_table.py checks the table in CI; the runs themselves take ~20 minutes on 2
-cores (docs/benchmarks.md, "Mutation testing"), too long for every push.
+tests/test_mutations_table.py checks the table in CI; the runs themselves took 16 minutes on 2
+shared cores (docs/benchmarks.md, "Mutation testing"), too long for every push.
 
 Adding a mutation is one row in MUTATIONS: name, file, the text, its replacement, the tests.
 """
