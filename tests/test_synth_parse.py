@@ -34,9 +34,25 @@ def test_example_rejections(group, obj, reason):
     assert e.value.reason == reason
 
 
-def test_short_short_has_no_negative():
-    _, q, p, n = parse_example("short-short", '{"input": "a word", "positive_document": "its definition"}')
-    assert (q, p, n) == ("a word", "its definition", None)
+# How each group's JSON becomes (query, positive, negative): the paper's appendix C keys, typed
+# out from ../shared/REFERENCE.md section 1, not from the key table in recipe/synth/parse.py
+@pytest.mark.parametrize("group,answer,triple", [
+    ("short-long", {"user_query": "fix a flat", "positive_document": "Patch the tube.",
+                    "hard_negative_document": "Tyres come in many widths."},
+     ("fix a flat", "Patch the tube.", "Tyres come in many widths.")),
+    ("long-short", {"input_text": "The app crashed twice today.", "label": "complaint", "misleading_label": "praise"},
+     ("The app crashed twice today.", "complaint", "praise")),
+    ("short-short", {"input": "a word", "positive_document": "its definition"}, ("a word", "its definition", None)),
+    ("long-long", {"input": "An abstract.", "positive_document": "The full paper."},
+     ("An abstract.", "The full paper.", None)),
+    ("sts", {"S1": "A dog runs.", "S2": "A dog is running.", "S3": "A cat sleeps."},
+     ("A dog runs.", "A dog is running.", "A cat sleeps.")),
+    ("bitext", {"S1": "Good morning.", "S2": "Guten Morgen.", "S3": "Gute Nacht."},
+     ("Good morning.", "Guten Morgen.", "Gute Nacht.")),
+])
+def test_each_group_becomes_the_papers_triple(group, answer, triple):
+    raw, *got = parse_example(group, json.dumps(answer))
+    assert tuple(got) == triple and raw == answer
 
 
 @pytest.mark.parametrize("text", ["", "   ", None, "{'user_query': 'q'", "not json at all"])

@@ -3,11 +3,13 @@
 import collections
 import itertools
 
+from recipe.config import parse
 from recipe.synth import plan
 from recipe.synth.placeholders import LANGUAGES, SETS
 from recipe.synth.prompts import render
 from recipe.synth.records import generation_prompt
 from recipe.synth.settings import SynthConfig
+from tests.conftest import ROOT
 
 
 def _jobs(cfg, n):
@@ -30,6 +32,24 @@ def test_group_language_and_model_mix_follow_the_config():
     assert abs(english - 0.431) < 0.015
     assert abs(sum(j.model == "gpt-4" for j in jobs) / 20000 - 0.75) < 0.015
     assert len({j.language for j in jobs}) == 93
+
+
+def test_shipped_recipe_plans_the_papers_teachers_groups_and_languages():
+    """recipe/configs/synth_e5.yaml, as a user runs it: GPT-4 for 75% of the jobs and GPT-3.5-Turbo
+    for 25%, sampling at temperature 1.0 and top_p 1.0, the paper's group split and language mix
+    (section 3.1, Figure 2), about 2.13 examples per brainstormed task."""
+    cfg = parse(SynthConfig, ["--config", str(ROOT / "recipe/configs/synth_e5.yaml"), "--output-dir", "x"])
+    jobs = _jobs(cfg, 20000)
+    assert abs(sum(j.model.startswith("gpt-4") for j in jobs) / 20000 - 0.75) < 0.015
+    assert abs(sum(j.model.startswith("gpt-3.5") for j in jobs) / 20000 - 0.25) < 0.015
+    groups = collections.Counter(j.group for j in jobs)
+    for group, thousands in {"short-long": 167, "long-short": 122, "short-short": 13, "long-long": 17,
+                             "sts": 99, "bitext": 89}.items():
+        assert abs(groups[group] / 20000 - thousands / 507) < 0.015, group
+    assert abs(sum(j.language == "English" for j in jobs) / 20000 - 0.431) < 0.015
+    assert (cfg.temperature, cfg.top_p) == (1.0, 1.0)
+    # 150k unique instructions over the 319k examples of the four brainstormed groups
+    assert abs(cfg.examples_per_task - 319 / 150) < 0.01
 
 
 def test_every_value_in_set_and_bitext_languages_differ():

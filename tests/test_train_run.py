@@ -72,8 +72,13 @@ def test_export_embeds_exactly_as_the_training_model(tmp_path, adapter_only):
     model.eval()
     before = model.encode(texts, convert_to_tensor=True)
     export(model, cfg, tmp_path / "final", {"records": 0})
-    after = SentenceTransformer(str(tmp_path / "final"), device="cpu").encode(texts, convert_to_tensor=True)
+    loaded = SentenceTransformer(str(tmp_path / "final"), device="cpu")
+    after = loaded.encode(texts, convert_to_tensor=True)
     assert torch.allclose(before, after, atol=1e-5)
+    # the saved prompts: the instruction on the query side, documents bare
+    assert loaded.prompts["query"] == ("Instruct: Given a web search query, retrieve relevant passages "
+                                       "that answer the query\nQuery: ")
+    assert torch.allclose(loaded.encode_document(texts, convert_to_tensor=True), after, atol=1e-6)
     if adapter_only:  # the adapter alone, on top of the base model it names
         assert (tmp_path / "final" / "adapter_model.safetensors").is_file()
         assert not (tmp_path / "final" / "model.safetensors").exists()
