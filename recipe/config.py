@@ -81,12 +81,14 @@ def _check(value: Any, tp: Any, key: str, where: str) -> Any:
             return None
         raise ConfigError(f"{where}: '{key}' = {value!r} is not null")
     if origin is list or tp is list:
+        (item,) = typing.get_args(tp) or (Any,)
         if not isinstance(value, (list, tuple)):
             if isinstance(value, str):  # `--key a,b,c` on the command line
                 value = [v.strip() for v in value.split(",") if v.strip()]
+                if item is int:  # `--matryoshka-dims 384,256`: each item read as YAML reads a number
+                    value = [yaml.safe_load(v) for v in value]
             else:
                 raise ConfigError(f"{where}: '{key}' = {value!r} is not a list")
-        (item,) = typing.get_args(tp) or (Any,)
         return [_check(v, item, key, where) for v in value]
     if origin is dict or tp is dict:
         if not isinstance(value, dict):

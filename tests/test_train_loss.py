@@ -1,7 +1,9 @@
 """The loss: InfoNCE over cosine similarities at temperature 0.02, each query against its positive,
 its hard negatives and every other document of the global batch, with duplicates of its own
 positive (and empty negative slots) masked out of its softmax; cached (GradCache) and plain
-forwards agree, and two gloo processes agree with one process on the concatenated batch."""
+forwards agree, and two gloo processes agree with one process on the concatenated batch. The same
+for the keys beyond the paper: the false-negative margin (a rule of the same mask) and Matryoshka
+widths (the loss summed over cut embeddings)."""
 
 from __future__ import annotations
 
@@ -147,7 +149,93 @@ def test_same_query_with_several_positives_masks_each_other(tiny):
     assert math.isclose(got.item(), torch.stack(losses).mean().item(), rel_tol=1e-4)
 
 
-def _worker(rank, world, init_file, workdir, out, device="cpu"):
+def margin_between_gaps(gaps: torch.Tensor) -> float:
+    """A margin halfway between two of the given (candidate - positive) cosine gaps, near their
+    middle: it masks some candidates and keeps others, and no gap lies within float noise of it."""
+    values = torch.sort(gaps[gaps > 0].flatten()).values
+    middle = len(values) // 2
+    assert len(values) > 4 and values[middle] - values[middle - 1] > 1e-4
+    return float(values[middle - 1] + values[middle]) / 2
+
+
+def test_false_negative_margin_masks_as_by_hand(tiny):
+    """With a margin, a candidate whose cosine exceeds the positive's by more than the margin is
+    left out as well (Qwen3-Embedding's rule), on top of the duplicates; never the positive itself."""
+    model, examples, _ = tiny
+    model.eval()
+    dups = with_duplicates(examples[:8])
+    batch = make_batch(dups, list(range(8)), 0, 1, num_negatives=2)
+    positives = batch.columns[1]
+    candidates = [text for column in batch.columns[1:] for text in column]
+    with torch.no_grad():
+        q = model.encode(batch.columns[0], convert_to_tensor=True, batch_size=8)
+        cos = q @ model.encode(candidates, convert_to_tensor=True, batch_size=24).T
+    gaps = cos - cos.diagonal()[:, None]
+    margin = margin_between_gaps(gaps)
+    losses, by_margin = [], 0
+    for i in range(8):
+        keep = []
+        for c, text in enumerate(candidates):
+            duplicate = c != i and (text == "" or text == positives[i])
+            above = c != i and cos[i, c] > cos[i, i] + margin
+            by_margin += above and not duplicate
+            if not (duplicate or above):
+                keep.append(c)
+        losses.append(torch.logsumexp(cos[i, keep] / 0.02, 0) - cos[i, i] / 0.02)
+    assert 0 < by_margin < 8 * 23  # the rule is not vacuous, nor does it empty the softmax
+    features = [encode(model, c, True) for c in batch.columns]
+    with torch.no_grad():
+        got = build_loss(model, 0.02, True, 3, False, group_by_length=True, false_negative_margin=margin)(
+            features, batch.ids)
+        without = build_loss(model, 0.02, True, 3, False, group_by_length=True)(features, batch.ids)
+    assert math.isclose(got.item(), torch.stack(losses).mean().item(), rel_tol=1e-4)
+    assert without.item() - got.item() > 0.01  # leaving harder candidates out lowers the loss
+
+
+def test_matryoshka_loss_is_the_sum_over_cut_embeddings_as_sentence_transformers_computes_it(tiny):
+    """Each width: the embeddings cut to it and re-normalised, InfoNCE over them; summed with
+    weight 1. By hand, and equal to sentence-transformers' MatryoshkaLoss around its cached loss."""
+    from sentence_transformers.sentence_transformer.losses import (CachedMultipleNegativesRankingLoss,
+                                                                   MatryoshkaLoss)
+
+    model, examples, _ = tiny
+    model.eval()
+    texts = columns(examples[:8])
+    dims = [16, 64, 32]  # any order; the hidden size is 64
+    with torch.no_grad():
+        q, p, n = (model.encode(col, convert_to_tensor=True, batch_size=8) for col in texts)
+        expected = 0.0
+        for d in dims:
+            unit = [torch.nn.functional.normalize(e[:, :d], dim=1) for e in (q, p, n)]
+            expected += torch.nn.functional.cross_entropy(unit[0] @ torch.cat(unit[1:]).T / 0.02, torch.arange(8))
+        features = [encode(model, c, True) for c in texts]
+        ours = build_loss(model, 0.02, True, 4, False, matryoshka_dims=dims)(features, None)
+        theirs = MatryoshkaLoss(model, CachedMultipleNegativesRankingLoss(model, scale=50.0, mini_batch_size=4),
+                                dims)(features, None)
+        whole = build_loss(model, 0.02, True, 4, False)(features, None)
+    assert math.isclose(ours.item(), expected.item(), rel_tol=1e-4), (ours, expected)
+    assert math.isclose(ours.item(), theirs.item(), rel_tol=1e-4), (ours, theirs)
+    assert ours.item() > whole.item() + 0.1  # three terms, not the whole embedding's one
+
+
+@pytest.mark.parametrize("keys", [{"false_negative_margin": 0.0}, {"matryoshka_dims": [64, 32, 8]},
+                                  {"false_negative_margin": 0.0, "matryoshka_dims": [64, 8]}],
+                         ids=["margin", "matryoshka", "both"])
+def test_margin_and_matryoshka_cached_equal_uncached_loss_and_gradients(tiny, keys):
+    model, examples, _ = tiny
+    model.train()
+    batch = make_batch(with_duplicates(examples[:12]), list(range(12)), 0, 1, num_negatives=2)
+    got = {}
+    for cached in (True, False):
+        loss_fn = build_loss(model, 0.02, cached, 5, False, group_by_length=cached, **keys)
+        got[cached] = _loss_and_grads(model, loss_fn, batch.columns, batch.ids)
+    assert torch.allclose(got[True][0], got[False][0], atol=1e-5), (got[True][0], got[False][0])
+    assert_same_gradients(got[True][1], got[False][1])
+    plain, _ = _loss_and_grads(model, build_loss(model, 0.02, True, 5, False), batch.columns, batch.ids)
+    assert abs(plain - got[True][0]) > 0.01  # the keys change the loss
+
+
+def _worker(rank, world, init_file, workdir, out, device, margin):
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -176,13 +264,25 @@ def _worker(rank, world, init_file, workdir, out, device="cpu"):
         loss_fn = build_loss(model, 0.02, True, 4, gather=True, group_by_length=True)
         loss_fn.model = wrapped
         batch = make_batch(with_duplicates(examples[:12]), list(range(12)), rank, world, num_negatives=2)
-        features = [{k: v.to(device) if torch.is_tensor(v) else v for k, v in encode(model, c, True).items()}
+
+        def features_on(device):
+            return [{k: v.to(device) if torch.is_tensor(v) else v for k, v in encode(model, c, True).items()}
                     for c in batch.columns]
-        loss = loss_fn(features, batch.ids)
+
+        loss = loss_fn(features_on(device), batch.ids)
         loss.backward()  # DDP averages the gradients over the two processes
         grads = {n: p.grad.cpu() for n, p in model.named_parameters() if p.requires_grad}
+        # 3. the same batch with the false-negative margin and Matryoshka widths
+        model.zero_grad(set_to_none=True)
+        beyond = build_loss(model, 0.02, True, 4, gather=True, group_by_length=True, false_negative_margin=margin,
+                            matryoshka_dims=[64, 16])
+        beyond.model = wrapped
+        loss_beyond = beyond(features_on(device), batch.ids)
+        loss_beyond.backward()
+        grads_beyond = {n: p.grad.cpu() for n, p in model.named_parameters() if p.requires_grad}
         torch.save({"loss": loss.item(), "grads": grads, "low": low.item(), "high": high.item(),
-                    "acc": (acc.item(), acc_swapped.item()), "batch_acc": float(loss_fn.accuracy)},
+                    "acc": (acc.item(), acc_swapped.item()), "batch_acc": float(loss_fn.accuracy),
+                    "loss_beyond": loss_beyond.item(), "grads_beyond": grads_beyond},
                    f"{out}/rank{rank}.pt")
     finally:
         dist.destroy_process_group()
@@ -193,18 +293,26 @@ def test_two_gloo_processes_equal_one_process_on_the_concatenated_batch(tmp_path
 
 
 def two_processes_against_one(tmp_path, tiny, device: str) -> None:
-    """The processes on `device` (tests/test_gpu_path.py runs them on one GPU), the reference on CPU."""
+    """The processes on `device` (tests/test_gpu_path.py runs them on one GPU), the reference on CPU.
+    Also with the false-negative margin and Matryoshka widths: the margin's mask, made of the
+    scores after gathering, is the one a single process makes on the whole batch."""
     model, examples, _ = tiny
     workdir = tmp_path / "model"
-    mp.spawn(_worker, args=(2, str(tmp_path / "rdzv"), str(workdir), str(tmp_path), device), nprocs=2, join=True)
+    # the single process: the reference, and a margin that masks some of its candidates
+    single, _, _ = tiny_model(tmp_path / "single", lora_dropout=0.0)
+    single.train()
+    batch = make_batch(with_duplicates(examples[:12]), list(range(12)), 0, 1, num_negatives=2)
+    with torch.no_grad():
+        q, *docs = (single.encode(c, convert_to_tensor=True, batch_size=12) for c in batch.columns)
+        cos = q @ torch.cat(docs).T
+    margin = margin_between_gaps(cos - cos.diagonal()[:, None])
+    mp.spawn(_worker, args=(2, str(tmp_path / "rdzv"), str(workdir), str(tmp_path), device, margin), nprocs=2,
+             join=True)
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
     for r in ranks:
         assert r["low"] < 1e-6 < 10 < r["high"]  # own positive is the target, not the negative
         assert r["acc"] == (1.0, 0.0)
     # one process, the 12 records at once, same model weights (same seed)
-    single, _, _ = tiny_model(tmp_path / "single", lora_dropout=0.0)
-    single.train()
-    batch = make_batch(with_duplicates(examples[:12]), list(range(12)), 0, 1, num_negatives=2)
     loss_fn = build_loss(single, 0.02, True, 4, False)
     loss, grads = _loss_and_grads(single, loss_fn, batch.columns, batch.ids)
     mean_loss = (ranks[0]["loss"] + ranks[1]["loss"]) / 2
@@ -213,3 +321,10 @@ def two_processes_against_one(tmp_path, tiny, device: str) -> None:
     worst = max((r["grads"][n] - g).abs().max().item() / g.abs().max().item()
                 for n, g in grads.items() for r in ranks)
     assert worst < 1e-4, worst  # float32 round-off of a different summation order, nothing more
+    beyond, grads_beyond = _loss_and_grads(single, build_loss(single, 0.02, True, 4, False, false_negative_margin=margin,
+                                                              matryoshka_dims=[64, 16]), batch.columns, batch.ids)
+    mean_beyond = (ranks[0]["loss_beyond"] + ranks[1]["loss_beyond"]) / 2
+    assert math.isclose(mean_beyond, beyond.item(), rel_tol=1e-5), (mean_beyond, beyond)
+    assert abs(beyond.item() - loss.item()) > 0.01  # the keys are on
+    for r in ranks:
+        assert_same_gradients(r["grads_beyond"], grads_beyond)

@@ -32,7 +32,7 @@ from recipe.errors import Stopped
 from recipe.files import atomic_dir, check_writable_dir
 from recipe.lock import FolderLock
 from recipe.sources import check_local_or_hub, load_error
-from recipe.train import checkpoint, outdir
+from recipe.train import checkpoint, merge, outdir
 from recipe.train.config import TrainConfig, validate
 from recipe.train.batch import make_batch
 from recipe.train.data import complete_negatives, load_examples, plan_batches, plan_summary
@@ -113,6 +113,10 @@ def run(cfg: TrainConfig) -> Path | None:
     plan = plan_batches(examples, cfg.global_batch_size, cfg.seed, cfg.epochs, cfg.homogeneous_batches)
     counts = plan_summary(examples, plan)
     total = min(len(plan), cfg.max_steps) if cfg.max_steps else len(plan)
+    if cfg.merge_checkpoints and (total - 1) // cfg.save_steps + 1 < cfg.merge_checkpoints:
+        raise ConfigError(f"merge_checkpoints {cfg.merge_checkpoints}: a run of {total} steps saving every "
+                          f"{cfg.save_steps} ends with {(total - 1) // cfg.save_steps + 1} checkpoint(s); "
+                          "lower save_steps or merge_checkpoints")
     state = outdir.inspect(out)
     try:
         resume_from = outdir.resume_point(state, total, cfg.resume)
@@ -128,8 +132,12 @@ def run(cfg: TrainConfig) -> Path | None:
         except OSError as e:  # transformers' "not found" / "cannot connect" for a Hub id
             raise load_error(cfg.model, "--model", e) from None
     n_params = sum(p.numel() for p in model.parameters())
+    width = model.get_embedding_dimension()
+    if any(d > width for d in cfg.matryoshka_dims):
+        raise ConfigError(f"matryoshka_dims {cfg.matryoshka_dims}: the model's embedding has {width} dimensions")
     loss_fn = build_loss(model, cfg.temperature, cfg.cached, cfg.mini_batch_size, gather=world > 1,
-                         group_by_length=cfg.group_by_length)
+                         group_by_length=cfg.group_by_length, false_negative_margin=cfg.false_negative_margin,
+                         matryoshka_dims=cfg.matryoshka_dims)
     optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
     # the scheduler stays outside accelerate.prepare: it steps once per optimiser step, whatever the world size
     scheduler = get_linear_schedule_with_warmup(optimizer, cfg.warmup_steps, total)
@@ -194,7 +202,9 @@ def run(cfg: TrainConfig) -> Path | None:
                 bar.set_postfix(loss=f"{row['loss']:.4f}", acc=f"{row['accuracy']:.3f}",
                                 tok_s=f"{row['tokens_per_s']:.0f}")
             bar.update(1)
-            if cfg.save_steps and (step + 1) % cfg.save_steps == 0 and step + 1 < total:
+            # a merge takes the end of training as its newest checkpoint
+            if cfg.save_steps and ((step + 1) % cfg.save_steps == 0 and step + 1 < total
+                                   or cfg.merge_checkpoints and step + 1 == total):
                 checkpoint.save(out, step + 1, model, optimizer, scheduler, accelerator, cfg.save_total_limit)
 
     # 5. export: final/ loads with SentenceTransformer(path) and embeds as the trained model does
@@ -204,6 +214,10 @@ def run(cfg: TrainConfig) -> Path | None:
         summary = {"sources": cfg.data, "ratios": cfg.data_ratios or [1.0] * len(cfg.data),
                    "records": counts["read"], "records_trained": counts["used"],
                    "per_source": counts["per_source"], "steps": total, "global_batch_size": cfg.global_batch_size}
+        if cfg.merge_checkpoints:
+            merged = checkpoint.checkpoints(out)[-cfg.merge_checkpoints:]
+            merge.merge_into(accelerator.unwrap_model(wrapped), merged, cfg.merge_method)
+            accelerator.print(f"final/ is the {cfg.merge_method} of checkpoints {', '.join(p.name for p in merged)}")
         with atomic_dir(final, overwrite=True) as tmp:  # whole or not at all; an older final/ stays until then
             export(accelerator.unwrap_model(wrapped), cfg, tmp, summary)
         accelerator.print(f"model written to {final}")

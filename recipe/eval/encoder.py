@@ -118,6 +118,8 @@ class InstructEncoder(AbsEncoder):
         settings = {"protocol": self.protocol,
                     "max_length": self.model.max_seq_length,
                     "dtype": str(next(self.model.parameters()).dtype).removeprefix("torch.")}
+        if self.model.truncate_dim is not None:
+            settings["dim"] = self.model.truncate_dim
         if self.paper_protocol:
             # reranking candidates get the instruction since the protocol follows the released
             # code; results and embeddings from before, when they got none, must not be reused

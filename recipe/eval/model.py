@@ -67,8 +67,9 @@ def default_dtype(device: str) -> torch.dtype:
 
 
 def load_model(name_or_path: str, *, max_length: int = 512, dtype: str = "auto",
-               device: str | None = None):
-    """Load, check the pooling, cut inputs at `max_length` tokens and, for last-token pooling, force EOS."""
+               device: str | None = None, truncate_dim: int | None = None):
+    """Load, check the pooling, cut inputs at `max_length` tokens (embeddings at `truncate_dim`
+    dimensions) and, for last-token pooling, force EOS."""
     from sentence_transformers import SentenceTransformer
 
     check_pooling_config(name_or_path)
@@ -76,8 +77,11 @@ def load_model(name_or_path: str, *, max_length: int = 512, dtype: str = "auto",
     torch_dtype = default_dtype(device) if dtype == "auto" else getattr(torch, dtype, None)
     if not isinstance(torch_dtype, torch.dtype):
         raise ModelError(f"--dtype {dtype!r}: not a torch dtype (auto, float16, bfloat16, float32)")
-    model = SentenceTransformer(name_or_path, device=device,
+    model = SentenceTransformer(name_or_path, device=device, truncate_dim=truncate_dim,
                                 model_kwargs={"dtype": torch_dtype})
+    width = model.get_embedding_dimension()
+    if truncate_dim is not None and width is not None and truncate_dim > width:
+        raise ModelError(f"--truncate-dim {truncate_dim}: {name_or_path} embeds in {width} dimensions")
     model.max_seq_length = max_length
     tokenizer = model.tokenizer
     if tokenizer.pad_token is None:

@@ -97,7 +97,8 @@ def versions() -> dict[str, str]:
 
 def build_encoder(cfg: EvalConfig):
     resolve(cfg)
-    model = load_model(cfg.model, max_length=cfg.max_length, dtype=cfg.dtype, device=cfg.device)
+    model = load_model(cfg.model, max_length=cfg.max_length, dtype=cfg.dtype, device=cfg.device,
+                       truncate_dim=cfg.truncate_dim)
     name = model_name(cfg.model)
     choice = choose(cfg.protocol, model, name, custom_template=cfg.instruction_template != E5_INSTRUCTION_TEMPLATE)
     return InstructEncoder(model, name=name, revision=revision_of(cfg.model, model), protocol=choice.protocol,

@@ -32,6 +32,8 @@ class EvalConfig:
     instruction_template: str | None = _f(
         E5_INSTRUCTION_TEMPLATE, "under the e5 protocol, the text before each input, with {instruction}")
     max_length: int = _f(512, "tokens per input, EOS included (the paper: 512)")
+    truncate_dim: int | None = _f(None, "keep the first N dimensions of every embedding (a Matryoshka "
+                                  "model's cut; sentence-transformers' truncate_dim); null: all")
     batch_size: int = _f(32, "texts per forward pass (sorted by length first)")
     dtype: str = _f("auto", "auto (float16 on GPU as the paper, float32 on CPU), bfloat16, ...")
     device: str | None = _f(None, "cuda / cpu (default: cuda when available; all GPUs are used)")
@@ -57,6 +59,8 @@ def resolve(cfg: EvalConfig) -> EvalConfig:
         note("--instruction-template null is now --protocol plain; the old spelling is accepted "
              "until the next release")
         cfg.protocol, cfg.instruction_template = "plain", E5_INSTRUCTION_TEMPLATE
+    if cfg.truncate_dim is not None and cfg.truncate_dim < 1:
+        raise ConfigError(f"--truncate-dim {cfg.truncate_dim}: must be at least 1 (or null: all dimensions)")
     if "{instruction}" not in cfg.instruction_template:
         raise ConfigError(f"--instruction-template {cfg.instruction_template!r}: must contain {{instruction}}")
     return cfg

@@ -86,6 +86,12 @@ class TrainConfig:
     cached: bool = field(default=True, metadata=_h("GradCache forward (false: one plain forward)"))
     group_by_length: bool = field(default=True, metadata=_h(
         "embed each column longest first, so GradCache mini-batches carry less padding (same loss)"))
+    false_negative_margin: float | None = field(default=None, metadata=_h(
+        "leave out of a query's softmax every candidate whose cosine exceeds its positive's by more than "
+        "this (Qwen3-Embedding: 0.1); null: off"))
+    matryoshka_dims: list[int] = field(default_factory=list, metadata=_h(
+        "also train the embedding cut to these widths (e.g. 384,256,128,64), so that users can load it "
+        "with truncate_dim; empty: off"))
     lr: float = field(default=1e-4, metadata=_h("peak learning rate"))
     warmup_steps: int = field(default=100, metadata=_h("linear warm-up steps"))
     weight_decay: float = field(default=0.1, metadata=_h("AdamW weight decay (not on biases and norms)"))
@@ -107,6 +113,11 @@ class TrainConfig:
         "continue the run in output_dir from its newest checkpoint to the configured end"))
     overwrite: bool = field(default=False, metadata=_h(
         "train again from step 0 in an output_dir that holds a run (its log, checkpoints and final/ are replaced)"))
+    merge_checkpoints: int = field(default=0, metadata=_h(
+        "final/ holds the merge of the last N checkpoints, the end of training being the newest "
+        "(needs save_steps; 0: off)"))
+    merge_method: str = field(default="average", metadata=_h(
+        "average or spherical (SLERP, two at a time) merge of those checkpoints' weights (LoRA: of their deltas)"))
     log_steps: int = field(default=1, metadata=_h("log every N steps"))
     report_to: list[str] = field(default_factory=list, metadata=_h("accelerate trackers: tensorboard, wandb"))
     export_adapter_only: bool = field(default=False, metadata=_h("final/ holds the adapter, not merged weights"))
@@ -130,6 +141,7 @@ CHOICES = {
     "mixed_precision": ("no", "bf16", "fp16"),
     "homogeneous_batches": ("none", "task_group", "source"),
     "missing_negatives": ("error", "in_batch", "random"),
+    "merge_method": ("average", "spherical"),
 }
 
 
@@ -163,6 +175,22 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     for ratio in cfg.data_ratios:
         if not ratio > 0:
             raise ConfigError(f"'data_ratios' = {cfg.data_ratios}: every ratio must be > 0")
+    if cfg.false_negative_margin is not None and cfg.false_negative_margin < 0:
+        raise ConfigError(f"'false_negative_margin' = {cfg.false_negative_margin} must be >= 0 (or null: off)")
+    if any(d <= 0 for d in cfg.matryoshka_dims) or len(set(cfg.matryoshka_dims)) != len(cfg.matryoshka_dims):
+        raise ConfigError(f"'matryoshka_dims' = {cfg.matryoshka_dims}: widths must be > 0 and distinct")
+    if cfg.merge_checkpoints == 1 or cfg.merge_checkpoints < 0:
+        raise ConfigError(f"'merge_checkpoints' = {cfg.merge_checkpoints}: 0 (off) or the number of checkpoints "
+                          "to merge, at least 2")
+    if cfg.merge_checkpoints:
+        if not cfg.save_steps:
+            raise ConfigError(f"'merge_checkpoints' = {cfg.merge_checkpoints} needs checkpoints: set save_steps")
+        if 0 < cfg.save_total_limit < cfg.merge_checkpoints:
+            raise ConfigError(f"'merge_checkpoints' = {cfg.merge_checkpoints} but save_total_limit keeps "
+                              f"{cfg.save_total_limit}: keep at least as many (or 0: all)")
+        if cfg.lora and cfg.export_adapter_only:
+            raise ConfigError("'merge_checkpoints' with export_adapter_only: merged LoRA deltas are not an "
+                              "adapter of rank lora_r; export merged weights")
     if cfg.pooling == "lasttoken" and not cfg.append_eos:
         raise ConfigError("pooling 'lasttoken' reads the EOS token: set append_eos true (or another pooling)")
     if cfg.padding_free and (cfg.attn_implementation not in PACKED_ATTENTION or cfg.padding_side != "right"):

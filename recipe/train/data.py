@@ -65,7 +65,7 @@ def load_examples(sources: list[str], ratios: list[float], template: str, seed: 
         examples = []
         for rec, where in read_located(source, dataset_config, split, mapping):
             instruction = (rec.get("instruction") or default).strip()
-            if not instruction:
+            if not instruction and "{instruction}" in template:
                 raise DataError(f"{where}: no instruction, and the recipe gives none for {source}: set "
                                 "data_instructions (the paper puts a task instruction on every query)")
             examples.append(Example(

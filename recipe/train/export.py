@@ -54,6 +54,7 @@ print(model.similarity(q, d))
 
 The saved prompt `query` is `{prompt!r}` (`prompt_name="query"`); documents get no prompt.
 Pooling: {cfg.pooling}; embeddings are L2-normalised. {"Every text ends in exactly one EOS token (the tokenizer appends it)." if cfg.append_eos else ""}
+{matryoshka_note(cfg)}
 
 ## Data
 
@@ -66,6 +67,14 @@ Pooling: {cfg.pooling}; embeddings are L2-normalised. {"Every text ends in exact
 ```yaml
 {recipe}```
 """
+
+
+def matryoshka_note(cfg) -> str:
+    if not cfg.matryoshka_dims:
+        return ""
+    dims = sorted(cfg.matryoshka_dims, reverse=True)
+    return (f"Trained to be cut (Matryoshka) at {', '.join(map(str, dims))} dimensions: "
+            f"`SentenceTransformer(\"PATH\", truncate_dim={dims[-1]})` keeps the first {dims[-1]}.")
 
 
 @torch.no_grad()
@@ -123,6 +132,7 @@ def write_training_info(model: SentenceTransformer, cfg, out: Path, data_summary
         "embed_dim": model.get_embedding_dimension(),
         "max_tokens": getattr(base.config, "max_position_embeddings", None) or cfg.max_length,
         "trained_max_length": cfg.max_length, "pooling": cfg.pooling, "query_template": cfg.query_template,
+        "matryoshka_dims": sorted(cfg.matryoshka_dims, reverse=True) or None,
         "hub_model_id": cfg.hub_model_id or None, "training_data": data,
     }
     (out / "training_info.json").write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -16,6 +16,14 @@ before the softmax in the cached and the plain forward alike. Candidate columns 
 the library lays them out: [positives of all processes | first negatives of all processes | ...],
 so the target of global row i is column i.
 
+Beyond the paper, both off by default (docs/quality.md has the lab's figures):
+- `false_negative_margin` (Qwen3-Embedding): a candidate whose cosine exceeds the positive's by
+  more than the margin is taken for an unlabelled positive and left out, one more rule in `excluded`;
+- `matryoshka_dims` (Kusupati et al. 2022): the loss is summed over the embeddings cut to each
+  width and re-normalised, with weight 1 each, as sentence-transformers' MatryoshkaLoss does. Its
+  cached path would call this loss stage once per width (a gather and a mask per width); here the
+  candidates are gathered once and each chunk's scores are computed per width.
+
 Also ours: length grouping (recipe/train/grouping.py: each column is embedded longest first, so
 a mini-batch holds texts of similar length and carries less padding; the embeddings go back to
 their rows before the loss), the in-batch accuracy, and float32 for the loss itself: bf16
@@ -37,31 +45,38 @@ from .batch import ABSENT, TextIds
 from .grouping import length_order, take_rows
 
 
-def excluded(scores: torch.Tensor, rows: torch.Tensor, ids: TextIds | None) -> torch.Tensor:
+def excluded(scores: torch.Tensor, rows: torch.Tensor, ids: TextIds | None,
+             margin: float | None = None) -> torch.Tensor:
     """The one place the (queries x candidates) mask is built: True leaves a candidate out of that
     query's softmax. `scores` are these queries' scaled cosines to every candidate, `rows` their
-    global row numbers (= the columns of their own positives).
+    global row numbers (= the columns of their own positives), `margin` the false-negative margin
+    on the same (scaled) scale.
 
     Left out: a candidate whose text is one of the query's positives (its own positive repeated
-    by another record, or the positive of another record with the same query text), and an empty
-    negative slot. Never the query's own positive. A rule on the scores (a false-negative margin:
-    candidates scoring above the positive's score + margin) joins here, as `mask |= ...`."""
+    by another record, or the positive of another record with the same query text), an empty
+    negative slot, and with a margin every candidate scoring above the positive's score + margin.
+    Never the query's own positive."""
     mask = torch.zeros_like(scores, dtype=torch.bool)
     if ids is not None:
         candidates, positives = ids.candidates.to(scores.device), ids.positives.to(scores.device)[rows]
         mask |= (candidates == ABSENT)[None, :]
         for column in positives.T:  # usually one: the query's own positive
             mask |= candidates[None, :] == column[:, None]
+    if margin is not None:
+        own = scores.detach().gather(1, rows[:, None])
+        mask |= scores.detach() > own + margin
     mask[torch.arange(len(rows), device=mask.device), rows] = False
     return mask
 
 
 def infonce(queries: torch.Tensor, docs: list[torch.Tensor], ids: TextIds | None, scale: float, gather: bool,
-            chunk: int, with_backward: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+            chunk: int, with_backward: bool = False, margin: float | None = None,
+            dims: list[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean InfoNCE of this process's queries against the candidates of every process, and the
     share of them whose own positive scores highest. With `with_backward`, back-propagates chunk
     by chunk of `chunk` queries (so no queries x candidates matrix outlives its chunk) and returns
-    the loss detached, as GradCache's loss stage does."""
+    the loss detached, as GradCache's loss stage does. `margin`: the false-negative margin in
+    cosine; `dims`: Matryoshka widths, largest first (the accuracy is read at the first)."""
     local = len(queries)
     offset = get_rank() * local if gather else 0
     if gather:
@@ -72,14 +87,19 @@ def infonce(queries: torch.Tensor, docs: list[torch.Tensor], ids: TextIds | None
     for begin in range(0, local, chunk):
         end = min(begin + chunk, local)
         rows = torch.arange(offset + begin, offset + end, device=queries.device)
-        scores = cos_sim(queries[begin:end], candidates) * scale
-        scores = scores.masked_fill(excluded(scores, rows, ids), float("-inf"))
-        loss = torch.nn.functional.cross_entropy(scores, rows, reduction="sum") / local
+        loss, first = 0.0, None
+        for dim in dims or [None]:
+            # cos_sim normalises, so a cut embedding is compared as its own unit vector
+            scores = cos_sim(queries[begin:end, :dim], candidates[:, :dim]) * scale
+            scores = scores.masked_fill(excluded(scores, rows, ids, None if margin is None else margin * scale),
+                                        float("-inf"))
+            loss = loss + torch.nn.functional.cross_entropy(scores, rows, reduction="sum") / local
+            first = scores.detach() if first is None else first
         if with_backward:
             loss.backward()
             loss = loss.detach()
         total = total + loss
-        correct = correct + (scores.detach().argmax(1) == rows).sum()
+        correct = correct + (first.argmax(1) == rows).sum()
     return total, correct / local
 
 
@@ -89,6 +109,8 @@ class CachedInfoNCE(CachedMultipleNegativesRankingLoss):
 
     accuracy: torch.Tensor | None = None
     group_by_length: bool = False
+    false_negative_margin: float | None = None
+    matryoshka_dims: list[int] | None = None
     _orders: list[torch.Tensor] | None = None  # per column: the rows in the order they were embedded
 
     def forward(self, sentence_features, labels: TextIds | None = None):
@@ -117,7 +139,8 @@ class CachedInfoNCE(CachedMultipleNegativesRankingLoss):
 
     def _infonce(self, columns, ids, with_backward):
         loss, self.accuracy = infonce(columns[0], columns[1:], ids, self.scale, self.gather_across_devices,
-                                      self.mini_batch_size, with_backward)
+                                      self.mini_batch_size, with_backward, self.false_negative_margin,
+                                      self.matryoshka_dims)
         return loss
 
 
@@ -125,21 +148,29 @@ class InfoNCE(MultipleNegativesRankingLoss):
     """The same loss in one plain forward (`cached: false`)."""
 
     accuracy: torch.Tensor | None = None
+    false_negative_margin: float | None = None
+    matryoshka_dims: list[int] | None = None
 
     def forward(self, sentence_features, labels: TextIds | None = None):
         embeddings = [e.float() for e in embed_columns(self.model, sentence_features)]
         loss, self.accuracy = infonce(embeddings[0], embeddings[1:], labels, self.scale,
-                                      self.gather_across_devices, len(embeddings[0]))
+                                      self.gather_across_devices, len(embeddings[0]),
+                                      margin=self.false_negative_margin, dims=self.matryoshka_dims)
         return loss
 
 
 def build_loss(model, temperature: float, cached: bool, mini_batch_size: int, gather: bool,
-               group_by_length: bool = False):
+               group_by_length: bool = False, false_negative_margin: float | None = None,
+               matryoshka_dims: list[int] | None = None):
     """The recipe's loss; `gather` when more than one process trains (global in-batch negatives);
-    `group_by_length` sorts each column by length before GradCache cuts it into mini-batches."""
+    `group_by_length` sorts each column by length before GradCache cuts it into mini-batches;
+    `false_negative_margin` (cosine) and `matryoshka_dims` as the module docstring says."""
     if cached:
         loss = CachedInfoNCE(model, scale=1.0 / temperature, mini_batch_size=mini_batch_size,
                              gather_across_devices=gather)
         loss.group_by_length = group_by_length
-        return loss
-    return InfoNCE(model, scale=1.0 / temperature, gather_across_devices=gather)
+    else:
+        loss = InfoNCE(model, scale=1.0 / temperature, gather_across_devices=gather)
+    loss.false_negative_margin = false_negative_margin
+    loss.matryoshka_dims = sorted(matryoshka_dims, reverse=True) if matryoshka_dims else None
+    return loss

@@ -1,0 +1,100 @@
+"""Keep only the pairs an embedder agrees with: the positive ranks within the top k of its
+query's candidates, and/or their cosine reaches a threshold (Qwen3-Embedding: 0.7).
+
+    python data/filter_pairs.py --input out/synth --output out/synth-filtered.jsonl --top-k 10
+    python data/filter_pairs.py --input mined.jsonl --output kept.jsonl --min-cosine 0.7 \\
+        --model path/to/embedder --query-prompt "" --corpus-prompt ""
+
+Input: records in any format the record reader knows (ours, sentence-transformers columns,
+FlagEmbedding JSONL, other columns through --columns; .jsonl/.parquet, a synthesis output folder,
+a dataset folder or Hub id). A query's candidates are every positive and hard negative of the
+records of its source (or task group). Output: the records kept, as read (--output), and the
+records removed, each with the reason, its rank and cosine (--removed, default
+OUTPUT.removed.jsonl); a summary on stdout. Both files are written whole at the end; an existing
+one is replaced only with --overwrite, never an input. Any key can also come from a YAML file:
+--config FILE.
+Exit codes: 0 done, 2 bad input, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from recipe import cli
+from recipe.config import ConfigError, parse
+from recipe.data import filtering, mining
+from recipe.data.records import parse_columns, read_records, write_jsonl
+from recipe.files import check_output_file
+from recipe.sources import check_local_or_hub
+
+
+@dataclass
+class FilterConfig(filtering.FilterSettings):
+    input: str = field(default="", metadata={"help": "records, synthesis folder or Hub dataset id"})
+    output: str = field(default="", metadata={"help": "output .jsonl: the records kept"})
+    removed: str = field(default="", metadata={
+        "help": "output .jsonl: the records removed, each with its reason (default: OUTPUT with .removed.jsonl)"})
+    dataset_config: str | None = field(default=None, metadata={"help": "config of a published dataset (e.g. all)"})
+    split: str = field(default="train", metadata={"help": "dataset split"})
+    model: str = field(default="intfloat/multilingual-e5-base", metadata={"help": "sentence-transformers model or path"})
+    max_length: int = field(default=512, metadata={"help": "truncate texts to this many tokens"})
+    device: str | None = field(default=None, metadata={"help": "cpu, cuda, ... (default: best available)"})
+    columns: list[str] = field(default_factory=list, metadata={
+        "help": "FIELD=COLUMN pairs naming the column a field comes from (query=question,positive=answer)"})
+    instruction: str = field(default="", metadata={
+        "help": "instruction of records that have none, for a --query-prompt with {instruction}"})
+    progress: bool = field(default=True, metadata={"help": "progress bars"})
+    overwrite: bool = field(default=False, metadata={"help": "replace an existing --output and --removed"})
+
+
+def removed_path(cfg: FilterConfig) -> Path:
+    if cfg.removed:
+        return Path(cfg.removed)
+    out = Path(cfg.output)
+    return out.with_name(out.name.removesuffix(".jsonl") + ".removed.jsonl")
+
+
+def check(cfg: FilterConfig) -> None:
+    """Everything that can be wrong before the records are read and the model is loaded."""
+    if not cfg.input or not cfg.output:
+        raise ConfigError("command line: --input and --output are required")
+    filtering.check_settings(cfg)
+    if cfg.max_length < 1:
+        raise ConfigError(f"'max_length' = {cfg.max_length} must be at least 1")
+    check_local_or_hub(cfg.input, "--input", "data")
+    check_local_or_hub(cfg.model, "--model")
+    check_output_file(cfg.output, [cfg.input], cfg.overwrite)
+    check_output_file(removed_path(cfg), [cfg.input, cfg.output], cfg.overwrite, flag="--removed")
+
+
+def _main(argv: list[str]) -> int:
+    cfg = parse(FilterConfig, argv)
+    check(cfg)
+    records = list(read_records(cfg.input, cfg.dataset_config, cfg.split, parse_columns(cfg.columns)))
+    if not records:
+        raise ConfigError(f"{cfg.input}: no records")
+    model = mining.load_embedder(cfg.model, cfg.max_length, cfg.device)
+    settings = filtering.FilterSettings(**{f.name: getattr(cfg, f.name) for f in fields(filtering.FilterSettings)})
+    verdicts = filtering.judge(records, model, settings, cfg.instruction, progress=cfg.progress)
+    kept, removed = filtering.keep(records, verdicts)
+    write_jsonl(kept, cfg.output)
+    write_jsonl(removed, removed_path(cfg))
+    counts = filtering.summary(verdicts)
+    print(f"kept {counts['kept']} of {counts['read']} records in {cfg.output}; removed {counts['removed']} "
+          f"({counts['below_top_k']} ranked below the top {cfg.top_k or '-'}, {counts['below_min_cosine']} "
+          f"below cosine {cfg.min_cosine if cfg.min_cosine is not None else '-'}) into {removed_path(cfg)}")
+    by_source = Counter(mining.group_key(r) or "(no source)" for r in removed)
+    for source, n in by_source.most_common():
+        print(f"  {source}: {n} removed")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.run(_main, argv, doc=__doc__, config=FilterConfig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

