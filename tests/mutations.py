@@ -121,6 +121,13 @@ MUTATIONS = [
     M("eval-bf16-on-gpu", "recipe/eval/model.py", 'return torch.float16 if device.startswith("cuda")', 'return torch.bfloat16 if device.startswith("cuda")', EVAL + "test_default_precision_is_fp16_on_a_gpu_as_the_authors_ran_it"),
     M("export-document-prompt", "recipe/train/export.py", '{"query": prompt, "document": ""}', '{"query": prompt, "document": prompt}', "tests/test_train_run.py::test_export_embeds_exactly_as_the_training_model"),
     M("eval-no-eos", "recipe/eval/model.py", 'if pooling_mode(model) == "lasttoken":', "if False:", EVAL + "test_queries_get_the_instruction_documents_do_not_and_every_input_ends_with_eos"),
+    # beyond the paper (issue 14): the quality lab's keys and the pair filter
+    M("margin-in-cosine-on-scaled-scores", "recipe/train/loss.py", "None if margin is None else margin * scale", "margin", LOSS + "test_false_negative_margin_masks_as_by_hand"),
+    M("margin-masks-below-the-positive", "recipe/train/loss.py", "mask |= scores.detach() > own + margin", "mask |= scores.detach() > own - margin", LOSS + "test_false_negative_margin_masks_as_by_hand"),
+    M("matryoshka-cut-not-renormalised", "recipe/train/loss.py", "scores = cos_sim(queries[begin:end, :dim], candidates[:, :dim]) * scale", "scores = queries[begin:end, :dim] @ candidates[:, :dim].T * scale", LOSS + "test_matryoshka_loss_is_the_sum_over_cut_embeddings_as_sentence_transformers_computes_it"),
+    M("merge-keeps-the-last-checkpoint", "recipe/train/merge.py", "return torch.stack([t.double() for t in tensors]).mean(0).to(tensors[0].dtype)", "return tensors[-1]", "tests/test_train_merge_matryoshka.py::test_merging_two_full_checkpoints_gives_their_average"),
+    M("merge-lora-b-kept", "recipe/train/merge.py", "params[b_name].zero_()", "pass", "tests/test_train_merge_matryoshka.py::test_merging_two_lora_checkpoints_gives_the_average_of_their_models"),
+    M("filter-top-k-off-by-one", "recipe/data/filtering.py", "if settings.top_k and rank > settings.top_k:", "if settings.top_k and rank >= settings.top_k:", "tests/test_data_filter.py"),
 ]
 
 
