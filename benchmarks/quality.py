@@ -24,7 +24,8 @@ whole and cut to 64 dimensions, beside the recipe's model cut the same way), and
 `data/filter_pairs.py` on a copy of the training data with 20% of its labels replaced by a
 random other intent. A row whose training settings equal another's is run once.
 
-Writes into `--work-dir` (default out/quality, ignored by git): data/, runs/ (train.py output
+Writes into `--work-dir` (default out/quality, ignored by git; a folder that is not empty must be
+one the lab made, marked by its `.e5-quality-lab` file, or the lab stops with exit 2): data/, runs/ (train.py output
 dirs), evals/ (eval.py output dirs), rows/<row>.json (a finished row, reused by a rerun with the
 same settings), quality.json and quality.md (the table, with command, machine, load, versions,
 seeds and date); prints the table. Each row's commands print into rows/<row>.log.
@@ -72,6 +73,7 @@ NOISE = 0.2          # share of training labels replaced by a random other inten
 FILTER_TOP_K = 5     # base MiniLM ranks 86% of true intents and 5% of random ones in its top 5 (docs/quality.md)
 MINING_TOP = 10      # a mined negative is one of the 10 other intents the base model ranks closest
 TRUNCATE = 64
+LAB_MARK = ".e5-quality-lab"  # in a work folder the lab made: the only kind it writes into
 
 
 @dataclass
@@ -353,7 +355,13 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--rows: {r.name} scores the model of {r.model_of}; add it")
 
     work = args.work_dir
+    if work.exists() and (not work.is_dir() or any(work.iterdir())) and not (work / LAB_MARK).is_file():
+        # the lab replaces runs, evaluations and data in its folder: only in one it made itself
+        print(f"--work-dir {work}: not empty and not made by the lab (no {LAB_MARK}); nothing changed. "
+              "Choose a new or empty folder", file=sys.stderr)
+        return 2
     work.mkdir(parents=True, exist_ok=True)
+    (work / LAB_MARK).touch()
     started = datetime.now(timezone.utc)
     load_start = [round(x, 2) for x in os.getloadavg()]
     data = prepare_data(work, records, args.data_seed, {r.data for r in chosen if r.flags is not None},

@@ -41,6 +41,21 @@ def test_quick_lab_trains_through_train_py_and_scores_through_eval_py(tmp_path):
     assert json.loads((work / "quality.json").read_text())["rows"] == report["rows"]  # reused, not rerun
 
 
+def test_lab_writes_only_into_a_folder_it_made(tmp_path):
+    """A --work-dir that holds something else is left as it is: exit 2, one line, nothing written."""
+    mine = tmp_path / "mine"
+    (mine / "data").mkdir(parents=True)
+    (mine / "data" / "train.jsonl").write_text('{"query": "q", "positive": "p"}\n')
+    before = sorted((p.relative_to(mine), p.read_bytes() if p.is_file() else None) for p in mine.rglob("*"))
+    done = subprocess.run([sys.executable, "benchmarks/quality.py", "--quick", "--work-dir", str(mine)], cwd=ROOT,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines() == [
+        f"--work-dir {mine}: not empty and not made by the lab (no .e5-quality-lab); nothing changed. "
+        "Choose a new or empty folder"]
+    assert sorted((p.relative_to(mine), p.read_bytes() if p.is_file() else None) for p in mine.rglob("*")) == before
+
+
 def test_shipped_lab_data_is_the_shared_data():
     """The files in tests/data/eval are those SHA256SUMS names (recorded from ../shared, so this
     runs in any clone); where ../shared is beside the checkout, the retrieval slices are also
