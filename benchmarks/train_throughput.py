@@ -204,6 +204,18 @@ def run_ours(cfg: TrainConfig, model, batches) -> list[dict]:
     loss_fn = build_loss(model, cfg.temperature, True, cfg.mini_batch_size, gather=False,
                          group_by_length=cfg.group_by_length)
     opt = TimedAdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5, weight_decay=0.1)
+
+    def one_step(batch, device, clock):
+        done = train_step(model, loss_fn, make_batch(batch, list(range(len(batch))), 0, 1, 1), opt,
+                          cfg=cfg, device=device)
+        assert done.computed_tokens == clock.computed, (done.computed_tokens, clock.computed)  # train.py logs what the model ran
+
+    return timed_steps(cfg, model, batches, opt, one_step)
+
+
+def timed_steps(cfg: TrainConfig, model, batches, opt, one_step) -> list[dict]:
+    """`one_step(batch, device, clock)` on each batch under the recipe's autocast, timed; the
+    first batch warms up and is not timed."""
     clock, rows = Clock(model), []
     device = next(model.parameters()).device
     try:
@@ -212,10 +224,8 @@ def run_ours(cfg: TrainConfig, model, batches) -> list[dict]:
             clock.reset()
             t0 = clock.now()
             with autocast(cfg, device):
-                done = train_step(model, loss_fn, make_batch(batch, list(range(len(batch))), 0, 1, 1), opt,
-                                  cfg=cfg, device=device)
+                one_step(batch, device, clock)
             t1 = clock.now()
-            assert done.computed_tokens == clock.computed, (done.computed_tokens, clock.computed)  # train.py logs what the model ran
             if step > 0:
                 rows.append(step_row(clock, t1 - t0, opt.seconds))
     finally:
@@ -232,25 +242,15 @@ def run_library(cfg: TrainConfig, model, batches) -> list[dict]:
     loss_fn = CachedMultipleNegativesRankingLoss(model, scale=1.0 / cfg.temperature,
                                                  mini_batch_size=cfg.mini_batch_size)
     opt = TimedAdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5, weight_decay=0.1)
-    clock, rows = Clock(model), []
-    device = next(model.parameters()).device
-    try:
-        for step, batch in enumerate(batches):
-            reset_peak()
-            clock.reset()
-            t0 = clock.now()
-            with autocast(cfg, device):
-                features = [{k: v.to(device) if torch.is_tensor(v) else v for k, v in model.preprocess(col).items()}
-                            for col in columns(batch)]
-                loss_fn(features, None).backward()
-                opt.step()
-                opt.zero_grad(set_to_none=True)
-            t1 = clock.now()
-            if step > 0:
-                rows.append(step_row(clock, t1 - t0, opt.seconds))
-    finally:
-        clock.close()
-    return rows
+
+    def one_step(batch, device, clock):
+        features = [{k: v.to(device) if torch.is_tensor(v) else v for k, v in model.preprocess(col).items()}
+                    for col in columns(batch)]
+        loss_fn(features, None).backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return timed_steps(cfg, model, batches, opt, one_step)
 
 
 def run_baseline(cfg: TrainConfig, model, batches) -> list[dict]:
