@@ -10,6 +10,7 @@ from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 
 from recipe.eos import ensure_eos
+from recipe.plain_text import transformer_kwargs
 from recipe.train.packing import pack_before_forward
 from recipe.train.tokenize import roundtrip
 
@@ -88,7 +89,9 @@ def build_model(cfg, workdir: Path, texts: list[str] | None = None, rank: int = 
         config_kwargs={"use_cache": False},
         # padded features: the step reads the attention mask (EOS check, grouping, GradCache's
         # mini-batches); `padding_free` packs each mini-batch later (recipe/train/packing.py)
-        unpad_inputs=False)
+        unpad_inputs=False,
+        # an instruct base's chat template must not wrap the recipe's texts (recipe/plain_text.py)
+        **transformer_kwargs())
     if base is not None:
         transformer.model = base
     if cfg.liger_kernels:
