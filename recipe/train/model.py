@@ -10,6 +10,8 @@ from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 
 from recipe.eos import ensure_eos
+from recipe.local_models import MODELS
+from recipe.local_student import student_folder
 from recipe.plain_text import transformer_kwargs
 from recipe.train.packing import pack_before_forward
 from recipe.train.tokenize import roundtrip
@@ -82,6 +84,8 @@ def build_model(cfg, workdir: Path, texts: list[str] | None = None, rank: int = 
         if rank == 0 or not (tiny / "config.json").is_file():
             build_tiny_mistral(tiny, texts or ["a"], cfg.tiny_model, cfg.seed)
         path = str(tiny)
+    elif path in MODELS:  # a local GGUF model, as the plain folder made from it once
+        path = str(student_folder(path))
     transformer = Transformer(
         path, max_seq_length=cfg.max_length,
         model_kwargs={"dtype": DTYPES[cfg.dtype], "attn_implementation": cfg.attn_implementation},
