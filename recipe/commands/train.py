@@ -30,6 +30,7 @@ from recipe import cli
 from recipe.config import ConfigError, note, parse, to_dict
 from recipe.errors import Stopped
 from recipe.files import atomic_dir, check_writable_dir
+from recipe.local_models import MODELS, gguf_file
 from recipe.lock import FolderLock
 from recipe.sources import check_local_or_hub, load_error
 from recipe.train import checkpoint, merge, outdir
@@ -62,7 +63,9 @@ def train(argv: list[str]) -> Path | None:
                           "recipe/configs/smoke.yaml, or pass --require-gpu false to try anyway")
     if cfg.push_to_hub:
         check_push(cfg.hub_model_id)
-    if cfg.model != "tiny-mistral":
+    if cfg.model in MODELS:
+        gguf_file(cfg.model)  # installed and intact, before the output folder is claimed
+    elif cfg.model != "tiny-mistral":
         check_local_or_hub(cfg.model, "--model")
     lock = claim(Path(cfg.output_dir), cfg)
     try:

@@ -17,6 +17,7 @@ import torch
 
 from ..eos import ensure_eos
 from ..errors import InputError
+from ..plain_text import drop_chat_modality
 from ..sources import looks_local
 
 class ModelError(InputError):
@@ -89,6 +90,9 @@ def load_model(name_or_path: str, *, max_length: int = 512, dtype: str = "auto",
         # `input_ids != pad_id`, so padding with EOS is safe.
         tokenizer.pad_token = tokenizer.eos_token
     if pooling_mode(model) == "lasttoken":
+        # the recipe's text, never a chat template around it (a folder saved with the chat
+        # modality: recipe/plain_text.py); a template's trailing tokens would also break the EOS
+        drop_chat_modality(model[0])
         ensure_eos(tokenizer, where=name_or_path)
     return model
 

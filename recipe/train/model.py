@@ -10,6 +10,9 @@ from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 
 from recipe.eos import ensure_eos
+from recipe.local_models import MODELS
+from recipe.local_student import student_folder
+from recipe.plain_text import transformer_kwargs
 from recipe.train.packing import pack_before_forward
 from recipe.train.tokenize import roundtrip
 
@@ -81,6 +84,8 @@ def build_model(cfg, workdir: Path, texts: list[str] | None = None, rank: int = 
         if rank == 0 or not (tiny / "config.json").is_file():
             build_tiny_mistral(tiny, texts or ["a"], cfg.tiny_model, cfg.seed)
         path = str(tiny)
+    elif path in MODELS:  # a local GGUF model, as the plain folder made from it once
+        path = str(student_folder(path))
     transformer = Transformer(
         path, max_seq_length=cfg.max_length,
         model_kwargs={"dtype": DTYPES[cfg.dtype], "attn_implementation": cfg.attn_implementation},
@@ -88,7 +93,9 @@ def build_model(cfg, workdir: Path, texts: list[str] | None = None, rank: int = 
         config_kwargs={"use_cache": False},
         # padded features: the step reads the attention mask (EOS check, grouping, GradCache's
         # mini-batches); `padding_free` packs each mini-batch later (recipe/train/packing.py)
-        unpad_inputs=False)
+        unpad_inputs=False,
+        # an instruct base's chat template must not wrap the recipe's texts (recipe/plain_text.py)
+        **transformer_kwargs())
     if base is not None:
         transformer.model = base
     if cfg.liger_kernels:
