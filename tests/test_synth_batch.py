@@ -80,6 +80,7 @@ def test_batch_created_just_before_a_crash_is_adopted(teacher, tmp_path):
     cfg = cfg_for(tmp_path, "--mode", "batch", "--num-examples", "5", "--group-mix", "{sts: 1}",
                   "--batch-poll", "0.05")
     store = Store(tmp_path)
+    store.add_run({"started": "now"})  # what synthesize() writes before any request
     runner = BatchRunner(cfg, openai.AsyncOpenAI(), store)
     name = runner.prepare("generate", runner.generation_requests())
 

@@ -13,8 +13,15 @@ def _example(job, q):
             "usage": {"prompt_tokens": 10, "completion_tokens": 5}, "cost_usd": 0.5, "model": "m"}
 
 
+def _started(path):
+    """A store as a synthesis leaves it: runs.jsonl is written before any request."""
+    s = Store(path)
+    s.add_run({"started": "now"})
+    return s
+
+
 def test_reopen_rebuilds_state(tmp_path):
-    s = Store(tmp_path)
+    s = _started(tmp_path)
     s.add_example(_example(0, "a"))
     s.add_example(_example(2, "b"))
     s.add_rejected({"job": 1, "reason": "not_json", "usage": {"prompt_tokens": 3, "completion_tokens": 1}})
@@ -29,7 +36,7 @@ def test_reopen_rebuilds_state(tmp_path):
 
 
 def test_torn_last_line_is_moved_aside_not_lost(tmp_path):
-    s = Store(tmp_path)
+    s = _started(tmp_path)
     s.add_example(_example(0, "a"))
     s.close()
     with open(tmp_path / "examples.jsonl", "ab") as f:
@@ -44,6 +51,7 @@ def test_torn_last_line_is_moved_aside_not_lost(tmp_path):
 
 
 def test_corrupt_middle_line_names_file_and_line(tmp_path):
+    _started(tmp_path).close()
     (tmp_path / "examples.jsonl").write_text(json.dumps(_example(0, "a")) + "\nnot json\n" + json.dumps(_example(1, "b")) + "\n")
     with pytest.raises(OutputError, match=r"examples\.jsonl:2: not valid JSON"):
         Store(tmp_path)
@@ -54,3 +62,31 @@ def test_unwritable_output_folder(tmp_path):
     blocker.write_text("")
     with pytest.raises(OutputError, match="cannot write to output folder"):
         Store(blocker / "out")
+
+
+@pytest.mark.parametrize("first", [
+    {"query": "my own", "positive": "data"},  # a user's pairs: no job
+    None,  # a user's file, no runs.jsonl either
+])
+def test_a_foreign_examples_file_is_refused_before_anything_is_repaired(tmp_path, first):
+    if first is not None:
+        _started(tmp_path).close()
+    rows = [{"query": f"q{i}", "positive": f"p{i}"} for i in range(3)]
+    body = "".join(json.dumps(r) + "\n" for r in rows) + '{"query": "last line, no newline"}'
+    (tmp_path / "examples.jsonl").write_text(body)
+    with pytest.raises(OutputError, match="examples.jsonl"):
+        Store(tmp_path)
+    assert (tmp_path / "examples.jsonl").read_text() == body  # not cut
+    assert not (tmp_path / "examples.jsonl.torn").exists()
+
+
+def test_the_request_journal_counts_what_was_sent_and_never_saved(tmp_path):
+    s = _started(tmp_path)
+    for job in ("generate/0", "generate/1", "generate/2", "generate/3"):
+        s.request_sent(job, "m", 0.25)
+    s.request_refused("generate/1", 500)  # refused: not billed
+    s.add_example(_example(0, "a"))  # answered and saved: cost_usd 0.5
+    s.close()
+    r = Store(tmp_path)  # generate/2 and generate/3 were in flight at a kill
+    assert r.unsaved_before == r.unsaved() == 2
+    assert r.unsaved_cost() == pytest.approx(2 * 0.5)  # the mean saved answer's cost

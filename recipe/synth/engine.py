@@ -38,6 +38,7 @@ class Engine:
         self.failures = 0  # consecutive transient failures, for the engine's own back-off
         self.budget_reached = False
         self.fatal: Fatal | Outage | None = None
+        self._halt = asyncio.Event()  # wakes workers sleeping off a failure once the run stops
         self.breaker = RejectBreaker(cfg.max_reject_rate)
         self.bar = None
         self._completion_mean = cfg.max_tokens / 2
@@ -50,7 +51,9 @@ class Engine:
         async def worker():
             while True:
                 async with cond:
-                    await cond.wait_for(lambda: self._stopping() or finished() or take(inflight[0], peek=True))
+                    # take() first: its peek may itself decide to stop (the budget), and a
+                    # predicate that stops must be true, or workers wait with nothing to wake them
+                    await cond.wait_for(lambda: take(inflight[0], peek=True) or self._stopping() or finished())
                     if self._stopping() or finished():
                         return
                     job = take(inflight[0])
@@ -65,7 +68,17 @@ class Engine:
         await asyncio.gather(*(worker() for _ in range(self.cfg.concurrency)))
 
     def _stopping(self) -> bool:
-        return self.fatal is not None or self.budget_reached
+        stopping = self.fatal is not None or self.budget_reached
+        if stopping:
+            self._halt.set()
+        return stopping
+
+    async def _back_off(self, seconds: float) -> None:
+        """Sleep after a failure, but no longer than the run goes on."""
+        try:
+            await asyncio.wait_for(self._halt.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
 
     def _judge(self, outcome: str, answer) -> None:
         """Count a paid answer; stop asking for more once most recent ones are rejected."""
@@ -86,8 +99,11 @@ class Engine:
             if silent > self.cfg.max_outage:
                 self.fatal = Outage(f"no answer from the teacher for {silent:.0f} s (last: {e}); "
                                    "stopped cleanly, run the same command again to resume")
+                self._stopping()
             else:
-                await asyncio.sleep(min(60.0, 2.0 ** min(self.failures, 6)))
+                # never sleep past the outage deadline: the next failure after it stops the run
+                left = self.cfg.max_outage - silent
+                await self._back_off(min(60.0, 2.0 ** min(self.failures, 6), left + 0.1))
             return None
         except Fatal as e:
             self.fatal = e
@@ -99,10 +115,11 @@ class Engine:
         return answer
 
     def _over_budget(self, inflight: int) -> bool:
+        """Saved spend, plus every request sent and not saved (lost to a kill or a timeout, or in
+        flight), plus the jobs in flight: an upper bound, so the budget is never overrun unseen."""
         if not self.cfg.max_cost:
             return False
-        per_request = self.store.cost / self.store.requests if self.store.requests else 0.0
-        if self.store.cost + inflight * per_request >= self.cfg.max_cost:
+        if self.store.cost + self.store.unsaved_cost(self.store.unsaved() + inflight) >= self.cfg.max_cost:
             self.budget_reached = True  # the message waits for the requests in flight: they are paid too
             return True
         return False
@@ -122,6 +139,8 @@ class Engine:
             return math.ceil(missing / cfg.tasks_per_brainstorm) - inflight[g] if missing > 0 else 0
 
         def take(_, peek=False):
+            if self._over_budget(sum(inflight.values())):
+                return False if peek else None
             group = next((g for g in BRAINSTORM_GROUPS if calls_needed(g) > 0), None)
             if group is None or peek:
                 return group is not None
@@ -211,5 +230,7 @@ class Engine:
         if self.fatal:
             raise self.fatal
         if self.budget_reached:
-            raise BudgetReached(f"budget reached: ${self.store.cost:,.2f} spent of --max-cost "
+            lost = self.store.unsaved_cost()
+            spent = f"${self.store.cost + lost:,.2f}" + (f" (${lost:,.2f} of it sent, never saved)" if lost else "")
+            raise BudgetReached(f"budget reached: {spent} spent of --max-cost "
                                 f"{self.cfg.max_cost:,.2f}; raise it and run the same command to continue")

@@ -12,14 +12,18 @@ from ..lock import FolderLock
 from . import pricing
 from .settings import SynthConfig
 from .store import Store
-from .teacher import check_reachable, make_client, public_url
+from .teacher import RequestJournal, check_reachable, make_client, public_url
 
 
 def summary(store: Store) -> str:
     rejected = ", ".join(f"{k} {v}" for k, v in store.rejected.most_common()) or "none"
     cost = f"${store.cost:,.2f}" if store.cost else "n/a (no price for the model)"
-    return (f"{store.n_examples} examples in {store.path('examples')}; rejected: {rejected}; "
+    text = (f"{store.n_examples} examples in {store.path('examples')}; rejected: {rejected}; "
             f"tokens {store.prompt_tokens:,} in + {store.completion_tokens:,} out; cost {cost}")
+    if store.unsaved():
+        text += (f"; {store.unsaved()} requests sent and never saved (in flight at a kill, or timed out "
+                 f"and sent again), about ${store.unsaved_cost():,.2f}, counted against --max-cost")
+    return text
 
 
 def synthesize(cfg: SynthConfig, argv: list[str] | None = None) -> Store:
@@ -33,21 +37,27 @@ def synthesize(cfg: SynthConfig, argv: list[str] | None = None) -> Store:
         if unpriced:
             raise ConfigError(f"max_cost: no price known for {unpriced}; add them under prices: "
                               "{model: [usd_per_1M_input, usd_per_1M_output]}")
-    client, base_url = make_client(cfg)
+    journal = RequestJournal(cfg)
+    client, base_url = make_client(cfg, journal)
     try:
         lock = FolderLock(cfg.output_dir, "output folder").acquire()
     except BaseException:
         asyncio.run(client.close())
         raise
     try:
-        return _run(cfg, argv, client, base_url)
+        return _run(cfg, argv, client, base_url, journal)
     finally:
         lock.release()
 
 
-def _run(cfg: SynthConfig, argv: list[str] | None, client, base_url: str) -> Store:
+def _run(cfg: SynthConfig, argv: list[str] | None, client, base_url: str, journal: RequestJournal) -> Store:
     store = Store(cfg.output_dir)
+    journal.store = store
     try:
+        if store.unsaved_before:
+            print(f"{store.unsaved_before} requests of earlier runs were sent and never saved (in flight at "
+                  f"a kill, or timed out): about ${store.unsaved_cost(store.unsaved_before):,.2f}, "
+                  "counted against --max-cost", file=sys.stderr)
         if store.n_examples >= cfg.num_examples:
             print(f"nothing to do: {summary(store)}", file=sys.stderr)
             return store

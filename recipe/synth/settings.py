@@ -41,7 +41,10 @@ class SynthConfig:
     rpm: int = _help("requests-per-minute limit (0: none)", default=0)
     tpm: int = _help("tokens-per-minute limit (0: none)", default=0)
     max_retries: int = _help("retries of one request on 429/5xx/timeouts, with back-off", default=6)
-    request_timeout: float = _help("seconds before one request times out", default=600.0)
+    request_timeout: float = _help(
+        "seconds before one request times out and is sent again; the server may still answer and bill "
+        "the first (counted, see sent.jsonl), so it is long enough for a slow or queued teacher",
+        default=1800.0)
     max_outage: float = _help("seconds without one successful answer before the run stops cleanly", default=900.0)
     max_cost: float = _help("stop cleanly once the output folder's total cost reaches this (USD; 0: none)", default=0.0)
     max_reject_rate: float = _help(

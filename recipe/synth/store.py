@@ -6,7 +6,14 @@ folder again moves such a torn tail to `<file>.torn` (nothing is deleted) and re
 engine needs to resume: which jobs are done, the exact-duplicate keys, token and cost totals.
 
 Files: examples.jsonl (accepted), rejected.jsonl (parsed but unusable, with a reason),
-tasks.jsonl (brainstorm answers), runs.jsonl (one line per start), batches.jsonl (batch mode).
+tasks.jsonl (brainstorm answers), runs.jsonl (one line per start), batches.jsonl (batch mode),
+sent.jsonl (one line before each HTTP request to the teacher leaves, one per refused one).
+
+sent.jsonl bounds what a crash can cost. Every request sent either came back refused (a non-2xx
+status, which the API does not bill), or came back answered and was saved, or neither: it was in
+flight at a kill -9, or it outlived `request_timeout` and the client sent it again. Those last
+ones may have been paid without an answer to show for it; their count is `unsaved`, and their
+estimated cost is counted against `max_cost` like any other spend.
 """
 
 from __future__ import annotations
@@ -20,7 +27,8 @@ from pathlib import Path
 from .. import files
 from ..errors import InputError
 
-FILES = ("examples", "rejected", "tasks", "runs", "batches")
+FILES = ("examples", "rejected", "tasks", "runs", "batches", "sent")
+ANSWERS = ("examples", "rejected", "tasks")
 
 
 def example_key(query: str, positive: str, negative: str | None) -> str:
@@ -53,7 +61,10 @@ class Store:
         self.cost = 0.0
         self.batches: dict[str, dict] = {}
         self.per_model: Counter[str] = Counter()
+        self.attempts = self.refusals = 0  # HTTP requests sent / refused (sent.jsonl)
+        self._estimates: list[float] = []  # a price-based guess per sent request, for before any answer
         self._load()
+        self.unsaved_before = self.unsaved()  # lost by earlier runs, reported at the start
 
     # reading ---------------------------------------------------------------------------------
     def path(self, name: str) -> Path:
@@ -105,7 +116,34 @@ class Store:
         if rec.get("model"):
             self.per_model[rec["model"]] += 1
 
+    def _recognise(self) -> None:
+        """Refuse a folder this command did not write before anything in it is read or repaired:
+        every synthesis writes runs.jsonl before its first request, and each answer has a job."""
+        present = [n for n in ANSWERS + ("batches",) if self.path(n).exists()]
+        if not present:
+            return
+        if not self.path("runs").exists():
+            names = ", ".join(self.path(n).name for n in present)
+            raise OutputError(f"{self.dir} holds {names} but no runs.jsonl: it is not a synthesis output "
+                              "folder; choose another --output-dir")
+        for name, key in (("examples", "job"), ("rejected", "reason"), ("tasks", "call")):
+            path = self.path(name)
+            if not path.exists():
+                continue
+            with path.open("rb") as f:
+                first = f.readline()
+            try:
+                rec = json.loads(first)
+            except ValueError:
+                if first.endswith(b"\n"):
+                    raise OutputError(f"{path}:1: not valid JSON; not written by data/synthesize.py") from None
+                continue  # a torn only line: what a kill -9 leaves, repaired below
+            if not isinstance(rec, dict) or key not in rec:
+                raise OutputError(f"{path}:1: no {key!r} field; not written by data/synthesize.py, "
+                                  "choose another --output-dir")
+
     def _load(self) -> None:
+        self._recognise()
         for rec in self.read("examples"):
             self.done_jobs.add(rec["job"])
             self.keys.add(example_key(rec["query"], rec["positive"], rec["negative"]))
@@ -122,6 +160,15 @@ class Store:
         for rec in self.read("batches"):
             self.batches.setdefault(rec["name"], {}).update(rec)
         list(self.read("runs"))  # repair only
+        had_journal = self.path("sent").exists()
+        for rec in self.read("sent"):
+            if "sent" in rec:
+                self.attempts += 1
+                self._estimates.append(rec.get("est_usd") or 0.0)
+            elif "refused" in rec:
+                self.refusals += 1
+        if not had_journal:  # answers saved before the journal existed: their requests are not lost
+            self.attempts = self.requests
 
     # writing ---------------------------------------------------------------------------------
     def _append(self, name: str, rec: dict) -> None:
@@ -157,6 +204,28 @@ class Store:
     def update_batch(self, rec: dict) -> None:
         self._append("batches", rec)
         self.batches.setdefault(rec["name"], {}).update(rec)
+
+    # the request journal (sent.jsonl), fed by the HTTP client's event hooks ------------------
+    def request_sent(self, job: str | None, model: str | None, est_usd: float) -> None:
+        self._append("sent", {"sent": job, "model": model, "est_usd": round(est_usd, 6)})
+        self.attempts += 1
+        self._estimates.append(est_usd)
+
+    def request_refused(self, job: str | None, status: int) -> None:
+        self._append("sent", {"refused": job, "status": status})
+        self.refusals += 1
+
+    def unsaved(self) -> int:
+        """Requests sent that were neither refused nor saved: in flight now, or lost (see above)."""
+        return max(0, self.attempts - self.refusals - self.requests)
+
+    def unsaved_cost(self, n: int | None = None) -> float:
+        """Estimated cost of `n` (default: all) unsaved requests: the mean saved answer's cost,
+        or before any answer the price table's guess for what was sent."""
+        n = self.unsaved() if n is None else n
+        if self.requests and self.cost:
+            return n * self.cost / self.requests
+        return n * (sum(self._estimates) / len(self._estimates) if self._estimates else 0.0)
 
     def pool(self, group: str) -> list[str]:
         """The brainstormed tasks of a group in call order, exact repeats removed."""

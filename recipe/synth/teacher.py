@@ -9,6 +9,7 @@ that says what to do.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ except ImportError:  # openai 2.x
 
 from ..config import ConfigError
 from ..errors import InputError, Stopped
+from . import pricing
 
 
 class Fatal(InputError):
@@ -51,14 +53,45 @@ class Answer:
     completion_tokens: int
 
 
-def make_client(cfg) -> tuple[openai.AsyncOpenAI, str]:
+class RequestJournal:
+    """The HTTP client's event hooks: each chat request is written to the store's sent.jsonl
+    before it leaves, and each refusal when it comes back, so a request that was sent and never
+    saved (a kill -9, a timeout the client retried) is counted, not paid for unseen. Hooks fire
+    on every attempt, the client's own retries included."""
+
+    def __init__(self, cfg):
+        self.cfg, self.store = cfg, None  # the store is opened once the folder is locked
+
+    async def on_request(self, request) -> None:
+        if self.store is None or not request.url.path.endswith("/chat/completions"):
+            return
+        try:
+            body = json.loads(request.content)
+        except (ValueError, TypeError):
+            body = {}
+        model = body.get("model")
+        prompt = "".join(str(m.get("content", "")) for m in body.get("messages", ()))
+        rate = pricing.price(model, self.cfg.prices) if model else None
+        guess = (len(prompt) / 3 * rate[0] + body.get("max_tokens", 0) / 2 * rate[1]) / 1e6 if rate else 0.0
+        self.store.request_sent(request.headers.get("X-E5-Job"), model, guess)
+
+    async def on_response(self, response) -> None:
+        request = response.request
+        if self.store is None or not request.url.path.endswith("/chat/completions"):
+            return
+        if not 200 <= response.status_code < 300:
+            self.store.request_refused(request.headers.get("X-E5-Job"), response.status_code)
+
+
+def make_client(cfg, journal: RequestJournal | None = None) -> tuple[openai.AsyncOpenAI, str]:
     """The async client and the base URL it talks to; a missing setting is a one-line error."""
     limits = httpx.Limits(max_connections=cfg.concurrency + 8, max_keepalive_connections=cfg.concurrency + 8)
     # The SDK's aiohttp transport keeps up at hundreds of requests in flight where its default
     # httpx one falls behind (benchmarks/synth_throughput.py; docs/benchmarks.md).
     transport = openai.DefaultAioHttpClient if cfg.http_transport == "aiohttp" else openai.DefaultAsyncHttpxClient
     try:
-        http = transport(limits=limits)
+        hooks = {"request": [journal.on_request], "response": [journal.on_response]} if journal else {}
+        http = transport(limits=limits, event_hooks=hooks)
     except RuntimeError as e:  # the SDK's aiohttp extra is missing
         raise ConfigError(f"http_transport aiohttp: {e} (pip install 'openai[aiohttp]'), "
                           "or set --http-transport httpx") from None
