@@ -79,5 +79,10 @@ def run(main: Callable[[list[str]], int | None], argv: Sequence[str] | None = No
         line, code = describe(e)
         if code == EXIT_INTERRUPTED:
             line = interrupted
-        say(line)
+        if not (isinstance(e, InputError) and e.every_process and _other_process()):
+            say(line)  # the main process says what all of them found, once
         return code
+
+
+def _other_process() -> bool:
+    return os.environ.get("RANK", "0") != "0" and os.environ.get("WORLD_SIZE", "1") != "1"

@@ -22,7 +22,18 @@ EXIT_INTERRUPTED = 130
 
 
 class InputError(ValueError):
-    """Input the user must fix; the message names the file, line, field, key or path."""
+    """Input the user must fix; the message names the file, line, field, key or path.
+
+    Under several processes every process reads the same input and finds the same fault, so only
+    the main one prints it; a fault one process alone sees is an `OneProcessInputError`."""
+
+    every_process = True
+
+
+class OneProcessInputError(InputError):
+    """Bad input that only this process sees (its own checkpoint shard): it prints it itself."""
+
+    every_process = False
 
 
 class Stopped(RuntimeError):

@@ -586,3 +586,35 @@ def test_a_training_output_dir_life_cycle(tmp_path, capsys, one_thread):
     assert train.main(base + ["--max-steps", "4", "--resume"]) == 0
     assert "resumed from step 2" in capsys.readouterr().out
     assert logged() == [1, 2, 3, 4] and checksums(out / "final") != second
+
+
+def test_a_resume_refuses_settings_and_data_its_checkpoints_do_not_match(tmp_path, capsys, one_thread):
+    from recipe.commands import train
+
+    out, data = tmp_path / "run", tmp_path / "data.jsonl"
+    data.write_text(SAMPLE.read_text())
+    base = ["--config", SMOKE, "--data", str(data), "--output-dir", str(out), "--cpu-threads", one_thread,
+            "--save-steps", "2"]
+    assert train.main(base + ["--max-steps", "3"]) == 0  # a checkpoint at step 2, final/ at 3
+    before = checksums(out)
+    other = tmp_path / "other.jsonl"
+    other.write_text(SAMPLE.read_text())
+    refused = {
+        ("--data", str(other)): "data:",
+        ("--global-batch-size", "16"): "global_batch_size: 32 -> 16",
+        ("--lora-r", "8"): "lora_r: 16 -> 8",  # it died in the checkpoint's load with a size mismatch
+        ("--temperature", "0.05"): "temperature: 0.02 -> 0.05",
+    }
+    capsys.readouterr()
+    for extra, named in refused.items():
+        assert train.main(base + ["--max-steps", "4", "--resume", *extra]) == 2, extra
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and named in err[0] and "--overwrite" in err[0], err
+    # the same file with other content: found once the records are read
+    data.write_text(SAMPLE.read_text().replace('"query": "', '"query": "changed ', 1))
+    assert train.main(base + ["--max-steps", "4", "--resume"]) == 2
+    assert "records differ" in capsys.readouterr().err
+    assert checksums(out) == before  # nothing changed
+    # what a resume may change: how far it goes, how it is saved and logged
+    data.write_text(SAMPLE.read_text())
+    assert train.main(base + ["--max-steps", "4", "--resume", "--log-steps", "2", "--save-steps", "1"]) == 0

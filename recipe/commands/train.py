@@ -84,7 +84,10 @@ def claim(out: Path, cfg: TrainConfig) -> FolderLock | None:
     check_writable_dir(out)
     lock = FolderLock(out, "training output dir").acquire()
     try:
-        outdir.check_allowed(outdir.inspect(out), cfg.resume, cfg.overwrite)
+        state = outdir.inspect(out)
+        outdir.check_allowed(state, cfg.resume, cfg.overwrite)
+        if cfg.resume:
+            outdir.check_resume_settings(state, to_dict(cfg))
     except BaseException:
         lock.release()
         raise
@@ -112,6 +115,10 @@ def run(cfg: TrainConfig) -> Path | None:
     examples = load_examples(cfg.data, cfg.data_ratios, cfg.query_template, cfg.seed, cfg.split,
                              columns=cfg.columns, instructions=cfg.data_instructions,
                              dataset_config=cfg.dataset_config)
+    state = outdir.inspect(out)
+    digest = outdir.data_digest(examples)
+    if cfg.resume:
+        outdir.check_resume_data(state, digest)  # every process: each one stops with the same line
     short = complete_negatives(examples, cfg.num_negatives, cfg.missing_negatives, cfg.seed)
     plan = plan_batches(examples, cfg.global_batch_size, cfg.seed, cfg.epochs, cfg.homogeneous_batches)
     counts = plan_summary(examples, plan)
@@ -120,7 +127,6 @@ def run(cfg: TrainConfig) -> Path | None:
         raise ConfigError(f"merge_checkpoints {cfg.merge_checkpoints}: a run of {total} steps saving every "
                           f"{cfg.save_steps} ends with {(total - 1) // cfg.save_steps + 1} checkpoint(s); "
                           "lower save_steps or merge_checkpoints")
-    state = outdir.inspect(out)
     try:
         resume_from = outdir.resume_point(state, total, cfg.resume)
     except outdir.NothingToDo as done:
@@ -156,6 +162,8 @@ def run(cfg: TrainConfig) -> Path | None:
         accelerator.init_trackers("e5-recipe", config={k: str(v) for k, v in to_dict(cfg).items()})
     if accelerator.is_main_process:
         outdir.prepare(state, start, cfg.overwrite)  # the log holds this run's steps only
+        if start == 0:
+            outdir.record_settings(out, to_dict(cfg), digest)
     log_file = (out / outdir.LOG).open("a") if accelerator.is_main_process else None
     if accelerator.is_main_process:
         accelerator.print(f"the plan uses {counts['used']} of {counts['read']} records (the rest: the last "

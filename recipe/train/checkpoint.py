@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import InputError
+from ..errors import InputError, OneProcessInputError
 
 
 def _rng_state() -> dict:
@@ -74,7 +74,7 @@ def load(path: Path, model, optimizer, scheduler, accelerator) -> int:
     scheduler.load_state_dict(state["scheduler"])
     rng = path / f"rng-{accelerator.process_index}.pt"
     if not rng.is_file():
-        raise InputError(f"{path}: no RNG state for process {accelerator.process_index} "
+        raise OneProcessInputError(f"{path}: no RNG state for process {accelerator.process_index} "
                          "(resume with the number of processes that wrote it)")
     _set_rng_state(torch.load(rng, weights_only=False))
     return state["step"]

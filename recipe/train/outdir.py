@@ -11,22 +11,40 @@ one (final/, which is only ever renamed into place whole). What a new command ma
   about to take its first step (so a bad recipe loses nothing), the old final/ when the new one
   replaces it. Files that are not a run's (notes, data) are never touched.
 
+A resume continues the same run: run_settings.json (written when a run takes its first step)
+holds the settings and a digest of the training records, and a --resume that changes either,
+outside the keys in RESUMABLE (how far it goes and how it is run, saved, logged and exported), is
+refused before anything is loaded.
+
 One process writes to a dir at a time: the main process holds a FolderLock on it for the run.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import note
 from ..errors import InputError
-from ..files import jsonl, write_jsonl
+from ..files import atomic_file, jsonl, write_jsonl
 from . import checkpoint
 
 LOG = "train_log.jsonl"
 FINAL = "final"
+SETTINGS = "run_settings.json"
+# a resume may change these: how far the run goes (the plan of a longer run starts with the
+# shorter one's batches), and how it is executed, saved, logged and exported; none changes what
+# the steps already taken would have been
+RESUMABLE = frozenset({
+    "max_steps", "epochs", "attn_implementation", "gradient_checkpointing", "padding_free", "liger_kernels",
+    "cpu_threads", "require_gpu", "mini_batch_size", "cached", "group_by_length",
+    "ddp_find_unused_parameters", "process_group_timeout", "output_dir", "save_steps", "save_total_limit",
+    "resume", "overwrite", "merge_checkpoints", "merge_method", "log_steps", "report_to",
+    "export_adapter_only", "export_query_instruction", "push_to_hub", "hub_model_id", "license",
+})
 
 
 @dataclass
@@ -90,6 +108,61 @@ def resume_point(state: RunState, total: int, resume: bool) -> Path | None:
     if state.has_run and state.newest is None:
         note(f"{state.out}: no checkpoint to resume from (save_steps); training again from step 0")
     return state.newest
+
+
+def _plain(value):
+    return json.loads(json.dumps(value, default=str))
+
+
+def data_digest(examples) -> str:
+    """The records a run trains on, as the loss sees them: a changed file under the same name counts."""
+    h = hashlib.sha256()
+    for ex in examples:
+        for text in (ex.query, ex.positive, *(ex.negatives or ())):
+            h.update(text.encode("utf-8", "surrogatepass"))
+            h.update(b"\0")
+        h.update(b"\1")
+    return h.hexdigest()
+
+
+def _recorded(out: Path) -> dict | None:
+    path = out / SETTINGS
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError:
+        raise InputError(f"{path}: not valid JSON; it records the settings the run was trained with, "
+                         "restore it or pass --overwrite to train again") from None
+
+
+def check_resume_settings(state: RunState, settings: dict) -> None:
+    """Refuse a --resume that changes a setting its checkpoints depend on (before any loading)."""
+    recorded = _recorded(state.out) if state.has_run else None
+    if recorded is None:
+        return
+    before, now = recorded.get("settings", {}), _plain(settings)
+    changed = sorted(k for k in set(before) | set(now) if k not in RESUMABLE and before.get(k) != now.get(k))
+    if changed:
+        diffs = "; ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in changed[:6])
+        raise InputError(f"--resume: {state.out} was trained with other settings ({diffs}"
+                         f"{' ...' if len(changed) > 6 else ''}); a resume continues the same run, so only "
+                         f"{', '.join(sorted(RESUMABLE - {'resume', 'overwrite', 'output_dir'}))} may change. "
+                         "Pass --overwrite to train again, or another --output-dir")
+
+
+def check_resume_data(state: RunState, digest: str) -> None:
+    recorded = _recorded(state.out) if state.has_run else None
+    if recorded and recorded.get("data_digest") not in (None, digest):
+        raise InputError(f"--resume: the training records differ from those {state.out} was trained on "
+                         f"(same settings, other content; see {state.out / SETTINGS}); pass --overwrite "
+                         "to train again, or another --output-dir")
+
+
+def record_settings(out: Path, settings: dict, digest: str) -> None:
+    """Main process, as a run takes its first step from step 0."""
+    with atomic_file(out / SETTINGS) as tmp:
+        Path(tmp).write_text(json.dumps({"settings": _plain(settings), "data_digest": digest}, indent=1))
 
 
 def prepare(state: RunState, start: int, overwrite: bool) -> None:
