@@ -11,6 +11,12 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never download
 
 
+def pytest_configure(config):
+    from tests import progress
+
+    progress.install(config)
+
+
 def load_script(relpath: str):
     """Import a top-level script (data/synthesize.py, train.py, ...) as a module."""
     path = ROOT / relpath
