@@ -32,6 +32,7 @@ class LocalTeacherConfig:
     threads: int = field(default=1, metadata={"help": "CPU threads for generation and prompt processing"})
     ctx_size: int = field(default=4096, metadata={"help": "tokens of context per request (prompt + completion)"})
     parallel: int = field(default=1, metadata={"help": "requests decoded together (match synthesize's --concurrency)"})
+    seed: int = field(default=-1, metadata={"help": "sampling seed of requests that send none (-1: random each time)"})
 
 
 def _main(argv: list[str]) -> int:
@@ -41,7 +42,7 @@ def _main(argv: list[str]) -> int:
     # clean exit 0; Ctrl-C stays a KeyboardInterrupt, exit 130, as in every command
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with LocalTeacher(cfg.model, port=cfg.port, threads=cfg.threads, ctx_size=cfg.ctx_size,
-                      parallel=cfg.parallel) as teacher:
+                      parallel=cfg.parallel, seed=None if cfg.seed == -1 else cfg.seed) as teacher:
         print(f"serving {teacher.model_name} at {teacher.base_url}", flush=True)
         while not stop.wait(0.5):
             pass

@@ -58,10 +58,12 @@ class LocalTeacher:
 
     `ctx_size` is each request's context (prompt + completion: the paper's longest prompt is
     ~600 tokens, so 4096 leaves room for max_tokens 2048 and more); `parallel` requests are
-    decoded together (continuous batching), each with its own `ctx_size`."""
+    decoded together (continuous batching), each with its own `ctx_size`. `seed` is the sampling
+    seed of requests that send none (None: a random one each time, llama.cpp's default); with a
+    seed and one request at a time the same requests get the same answers on one machine."""
 
     def __init__(self, model: str, port: int = 0, threads: int = 1, ctx_size: int = 4096, parallel: int = 1,
-                 metrics: bool = True, ready_timeout: float = 300.0):
+                 seed: int | None = None, metrics: bool = True, ready_timeout: float = 300.0):
         if threads < 1 or parallel < 1 or ctx_size < 256:
             raise InputError(f"local teacher: threads and parallel must be >= 1 and ctx_size >= 256, "
                              f"got {threads}, {parallel}, {ctx_size}")
@@ -69,6 +71,9 @@ class LocalTeacher:
             raise InputError(f"--port {port}: not a TCP port (0-65535; 0: any free one)")
         self.model, self.port, self.threads = model, port, threads
         self.ctx_size, self.parallel, self.metrics, self.ready_timeout = ctx_size, parallel, metrics, ready_timeout
+        if seed is not None and not 0 <= seed < 0xFFFFFFFF:
+            raise InputError(f"--seed {seed}: must be in [0, 2**32 - 1) (-1: random)")
+        self.seed = seed
         self.path, self.model_name = resolve(model)
         self.server = None
         self.address = ""
@@ -92,6 +97,8 @@ class LocalTeacher:
         params.cpuparams_batch.n_threads = self.threads
         params.n_parallel = self.parallel
         params.n_ctx = self.ctx_size * self.parallel  # the server splits its context among the slots
+        if self.seed is not None:
+            params.sampling.seed = self.seed
         params.endpoint_metrics = self.metrics  # /metrics: the server's own token counts and timings
         try:
             self.server = xllamacpp.Server(params)
