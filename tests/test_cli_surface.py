@@ -12,7 +12,7 @@ from tests.conftest import ROOT, load_script
 
 SCRIPTS = {"synthesize": "data/synthesize.py", "publish": "data/publish.py", "build_mix": "data/build_mix.py",
            "mine_negatives": "data/mine_negatives.py", "filter_pairs": "data/filter_pairs.py", "train": "train.py",
-           "eval": "eval.py"}
+           "eval": "eval.py", "local_teacher": "data/local_teacher.py"}
 # the concept each command must name this way (and the old names that must be gone from --help)
 CONCEPTS = {
     "synthesize": ["--output-dir"],
@@ -22,6 +22,7 @@ CONCEPTS = {
     "filter_pairs": ["--input", "--output", "--overwrite", "--max-length", "--split", "--dataset-config"],
     "train": ["--output-dir", "--max-length", "--dtype", "--split"],
     "eval": ["--output-dir", "--max-length", "--dtype"],
+    "local_teacher": ["--model", "--port", "--threads"],
 }
 OLD = ["--out", "--torch-dtype", "--data-split", "--config-name", "--max-seq-length", "--max-tokens-length"]
 

@@ -15,7 +15,7 @@ from recipe.synth.batch import BatchRunner
 from recipe.synth.run import synthesize
 from recipe.synth.store import Store
 from tests.conftest import ROOT
-from tests.test_synth_engine import cfg_for, examples
+from tests.test_synth_engine import cfg_for, check_structured_outputs, examples
 
 
 def test_batch_mode_end_to_end_half_price(teacher, tmp_path):
@@ -32,6 +32,13 @@ def test_batch_mode_end_to_end_half_price(teacher, tmp_path):
     assert len(jobs) == len(set(jobs))  # no request was sent twice
     assert sorted(e["fault"] for e in teacher.log if e["fault"]) == ["malformed", "truncated"]
     assert Store(tmp_path).rejected == {"not_json": 1, "truncated": 1}
+
+
+def test_batch_mode_sends_each_groups_schema_with_structured_outputs(teacher, tmp_path):
+    synthesize(cfg_for(tmp_path, "--mode", "batch", "--num-examples", "40", "--batch-poll", "0.05",
+                       "--structured-outputs", "true"))
+    check_structured_outputs(teacher.log, True)
+    assert len(examples(tmp_path)) == 40
 
 
 def test_batch_mode_filters_faulty_answers_with_their_reasons(teacher, tmp_path):

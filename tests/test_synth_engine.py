@@ -193,3 +193,40 @@ def test_rate_limits_hold_requests_back():
     asyncio.run(timed(limiter, [600]))
     limiter.settle(600, 100)
     assert asyncio.run(timed(limiter, [400])) < 0.2
+
+
+GENERATION_KEYS = {"short-long": ["user_query", "positive_document", "hard_negative_document"],
+                   "long-short": ["input_text", "label", "misleading_label"],
+                   "short-short": ["input", "positive_document"], "long-long": ["input", "positive_document"],
+                   "sts": ["S1", "S2", "S3"], "bitext": ["S1", "S2", "S3"]}
+
+
+def check_structured_outputs(log, on: bool) -> None:
+    """Each request carries its own group's answer schema when on, and no response_format when off."""
+    kinds = {e["kind"] for e in log}
+    assert kinds >= {"brainstorm", "sts", "bitext", "short-long", "long-short"}
+    for e in log:
+        rf = e["response_format"]
+        if not on:
+            assert rf is None
+            continue
+        assert rf["type"] == "json_schema" and rf["json_schema"]["strict"] is True
+        schema = rf["json_schema"]["schema"]
+        assert schema["type"] == "object" and schema["additionalProperties"] is False
+        if e["kind"] == "brainstorm":
+            assert schema["required"] == ["tasks"] and schema["properties"]["tasks"]["items"] == {"type": "string"}
+        else:
+            assert schema["required"] == GENERATION_KEYS[e["kind"]] == list(schema["properties"])
+            assert all(p == {"type": "string"} for p in schema["properties"].values())
+
+
+@pytest.mark.parametrize("on", [False, True])
+def test_structured_outputs_send_each_groups_schema_only_when_on(teacher, tmp_path, on):
+    synthesize(cfg_for(tmp_path, "--num-examples", "40", "--concurrency", "4", "--structured-outputs", str(on).lower()))
+    check_structured_outputs(teacher.log, on)
+    recs = examples(tmp_path)
+    assert len(recs) == 40
+    assert all(r["sampling"].get("structured_outputs", False) is on for r in recs)
+    # a brainstorm in the schema's shape, {"tasks": [...]}, fills the pools like the paper's bare list
+    pools = [json.loads(x)["tasks"] for x in (tmp_path / "tasks.jsonl").read_text().splitlines()]
+    assert len(pools) == 4 and all(len(p) == 20 for p in pools)

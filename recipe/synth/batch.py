@@ -24,6 +24,7 @@ from .breaker import RejectBreaker
 from .placeholders import BRAINSTORM_GROUPS
 from .prompts import render
 from .records import generation_prompt, save_brainstorm, save_generation
+from .schemas import response_format
 from .settings import SynthConfig
 from .store import Store
 from .teacher import Answer, BudgetReached, Outage
@@ -51,9 +52,13 @@ class BatchRunner:
                 rows += [row for _, row in files.jsonl(self.dir / f"{name}.meta.jsonl")]
         return rows
 
-    def _body(self, model: str, prompt: str) -> dict:
-        return {"model": model, "messages": [{"role": "user", "content": prompt}],
+    def _body(self, model: str, prompt: str, group: str, step: str) -> dict:
+        body = {"model": model, "messages": [{"role": "user", "content": prompt}],
                 "temperature": self.cfg.temperature, "top_p": self.cfg.top_p, "max_tokens": self.cfg.max_tokens}
+        schema = response_format(self.cfg, group, step)
+        if schema:
+            body["response_format"] = schema
+        return body
 
     def brainstorm_requests(self) -> list[tuple[dict, dict]]:
         pending = self._pending()
@@ -66,7 +71,7 @@ class BatchRunner:
             for call in range(first, first + max(0, calls)):
                 model = plan.brainstorm_model(self.cfg, group, call)
                 meta = {"custom_id": f"brainstorm/{group}/{call}", "group": group, "call": call, "model": model}
-                out.append((meta, self._body(model, render(group, "brainstorm", {}))))
+                out.append((meta, self._body(model, render(group, "brainstorm", {}), group, "brainstorm")))
         return out
 
     def generation_requests(self) -> list[tuple[dict, dict]]:
@@ -86,7 +91,7 @@ class BatchRunner:
             task = pick(job)
             meta = {"custom_id": f"generate/{job.index}", "job": job.index, "group": job.group, "model": job.model,
                     "language": job.language, "values": job.values, "slot": job.slot, "task": task}
-            out.append((meta, self._body(job.model, generation_prompt(job, task))))
+            out.append((meta, self._body(job.model, generation_prompt(job, task), job.group, "generate")))
         return out
 
     # one batch's life --------------------------------------------------------------------------

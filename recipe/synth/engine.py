@@ -23,6 +23,7 @@ from .limits import RateLimiter
 from .placeholders import BRAINSTORM_GROUPS
 from .prompts import render
 from .records import generation_prompt, save_brainstorm, save_generation
+from .schemas import response_format
 from .settings import SynthConfig
 from .store import Store
 from .teacher import BudgetReached, Fatal, Outage, Transient, chat
@@ -86,12 +87,12 @@ class Engine:
         if self.breaker.tripped() and not self._stopping():
             self.fatal = self.breaker.error()
 
-    async def _ask(self, model: str, prompt: str, job_id: str):
+    async def _ask(self, model: str, prompt: str, job_id: str, schema: dict | None = None):
         """One request under the rate limits; None if it failed transiently (the caller requeues)."""
         estimate = len(prompt) / 3 + self._completion_mean
         await self.limiter.acquire(estimate)
         try:
-            answer = await chat(self.client, model, prompt, self.cfg, job_id)
+            answer = await chat(self.client, model, prompt, self.cfg, job_id, schema)
         except Transient as e:
             self.limiter.settle(estimate, 0)
             self.failures += 1
@@ -161,7 +162,8 @@ class Engine:
                 return
             group, call = job
             model = plan.brainstorm_model(cfg, group, call)
-            answer = await self._ask(model, render(group, "brainstorm", {}), f"brainstorm/{group}/{call}")
+            answer = await self._ask(model, render(group, "brainstorm", {}), f"brainstorm/{group}/{call}",
+                                     response_format(cfg, group, "brainstorm"))
             inflight[group] -= 1
             if answer is None:
                 retry[group].append(call)
@@ -193,7 +195,8 @@ class Engine:
 
         async def execute(job):
             task = pick_task(job)
-            answer = await self._ask(job.model, generation_prompt(job, task), f"generate/{job.index}")
+            answer = await self._ask(job.model, generation_prompt(job, task), f"generate/{job.index}",
+                                     response_format(cfg, job.group, "generate"))
             if answer is None:
                 retry.append(job)
                 return

@@ -35,7 +35,10 @@ def _usage(cfg, model: str, answer: Answer, batch: bool) -> dict:
 
 
 def sampling(cfg) -> dict:
-    return {"temperature": cfg.temperature, "top_p": cfg.top_p, "max_tokens": cfg.max_tokens}
+    out = {"temperature": cfg.temperature, "top_p": cfg.top_p, "max_tokens": cfg.max_tokens}
+    if cfg.structured_outputs:  # named only when on, so the paper's records keep the paper's fields
+        out["structured_outputs"] = True
+    return out
 
 
 def save_generation(store: Store, cfg, job: Job, task: str, answer: Answer, *, batch: bool = False) -> str:

@@ -24,6 +24,9 @@ class SynthConfig:
     temperature: float = _help("teacher sampling temperature (paper: 1.0)", default=1.0)
     top_p: float = _help("teacher nucleus sampling (paper: 1.0)", default=1.0)
     max_tokens: int = _help("completion limit; answers cut by it are rejected", default=2048)
+    structured_outputs: bool = _help(
+        "send each answer's JSON schema as response_format (OpenAI structured outputs; llama.cpp and vLLM "
+        "servers take it too); off: the paper's teacher had none", default=False)
     group_mix: dict[str, float] = _help(
         "weight of each task group (default: the paper's 500k split)",
         default_factory=lambda: dict(PAPER_GROUP_MIX))

@@ -150,7 +150,10 @@ def _is_content_filter(err: openai.BadRequestError) -> bool:
     return "content_filter" in str(err) or "content management policy" in str(err)
 
 
-async def chat(client: openai.AsyncOpenAI, model: str, prompt: str, cfg, job_id: str) -> Answer:
+async def chat(client: openai.AsyncOpenAI, model: str, prompt: str, cfg, job_id: str,
+               response_format: dict | None = None) -> Answer:
+    # without structured outputs the field is left out, not sent empty: the request is the paper's
+    constrained = {"response_format": response_format} if response_format else {}
     try:
         resp = await client.chat.completions.create(
             model=model,
@@ -159,6 +162,7 @@ async def chat(client: openai.AsyncOpenAI, model: str, prompt: str, cfg, job_id:
             top_p=cfg.top_p,
             max_tokens=cfg.max_tokens,
             extra_headers={"X-E5-Job": job_id},  # lets a server's logs tie a request to its job
+            **constrained,
         )
     except openai.AuthenticationError as e:
         raise Fatal(f"the teacher rejected the API key (401): check OPENAI_API_KEY ({_msg(e)})") from None
