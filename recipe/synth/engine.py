@@ -92,7 +92,10 @@ class Engine:
         estimate = len(prompt) / 3 + self._completion_mean
         await self.limiter.acquire(estimate)
         try:
-            answer = await chat(self.client, model, prompt, self.cfg, job_id, schema)
+            try:
+                answer = await chat(self.client, model, prompt, self.cfg, job_id, schema)
+            finally:
+                self.store.settle(job_id)
         except Transient as e:
             self.limiter.settle(estimate, 0)
             self.failures += 1
@@ -116,11 +119,11 @@ class Engine:
         return answer
 
     def _over_budget(self, inflight: int) -> bool:
-        """Saved spend, plus every request sent and not saved (lost to a kill or a timeout, or in
-        flight), plus the jobs in flight: an upper bound, so the budget is never overrun unseen."""
+        """Saved spend, plus the requests sent and never answered (a kill, a timeout), plus the
+        jobs in flight, which will be paid too."""
         if not self.cfg.max_cost:
             return False
-        if self.store.cost + self.store.unsaved_cost(self.store.unsaved() + inflight) >= self.cfg.max_cost:
+        if self.store.cost + self.store.unsaved_cost(self.store.lost() + inflight) >= self.cfg.max_cost:
             self.budget_reached = True  # the message waits for the requests in flight: they are paid too
             return True
         return False

@@ -63,6 +63,8 @@ class Store:
         self.per_model: Counter[str] = Counter()
         self.attempts = self.refusals = 0  # HTTP requests sent / refused (sent.jsonl)
         self._estimates: list[float] = []  # a price-based guess per sent request, for before any answer
+        self._open: dict[str, list[int]] = {}  # job -> [tries sent, tries answered] of a request under way
+        self.lost_now = 0  # tries of this run's settled requests that were sent and never answered
         self._load()
         self.unsaved_before = self.unsaved()  # lost by earlier runs, reported at the start
 
@@ -210,10 +212,24 @@ class Store:
         self._append("sent", {"sent": job, "model": model, "est_usd": round(est_usd, 6)})
         self.attempts += 1
         self._estimates.append(est_usd)
+        self._open.setdefault(job, [0, 0])[0] += 1
+
+    def request_answered(self, job: str | None) -> None:
+        self._open.setdefault(job, [0, 0])[1] += 1
 
     def request_refused(self, job: str | None, status: int) -> None:
         self._append("sent", {"refused": job, "status": status})
         self.refusals += 1
+        self.request_answered(job)
+
+    def settle(self, job: str) -> None:
+        """A request is over (answered or failed): its tries that got no answer are lost."""
+        sent, answered = self._open.pop(job, (0, 0))
+        self.lost_now += max(0, sent - answered)
+
+    def lost(self) -> int:
+        """Requests sent and never answered, of earlier runs and of this run's finished requests."""
+        return self.unsaved_before + self.lost_now
 
     def unsaved(self) -> int:
         """Requests sent that were neither refused nor saved: in flight now, or lost (see above)."""

@@ -79,8 +79,11 @@ class RequestJournal:
         request = response.request
         if self.store is None or not request.url.path.endswith("/chat/completions"):
             return
-        if not 200 <= response.status_code < 300:
-            self.store.request_refused(request.headers.get("X-E5-Job"), response.status_code)
+        job = request.headers.get("X-E5-Job")
+        if 200 <= response.status_code < 300:
+            self.store.request_answered(job)
+        else:
+            self.store.request_refused(job, response.status_code)
 
 
 def make_client(cfg, journal: RequestJournal | None = None) -> tuple[openai.AsyncOpenAI, str]:
