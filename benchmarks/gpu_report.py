@@ -1,6 +1,7 @@
-"""The GPU suite's report: the issue's goals read off the figures, and gpu_suite.md, rendered
-from the state benchmarks/gpu_suite.py writes to gpu_suite.json (so a killed run's JSON renders
-the same way: `python benchmarks/gpu_report.py DIR/gpu_suite.json`)."""
+"""The GPU suite's report: its goals (GOALS; docs/benchmarks.md, "Goals and figures to fill")
+read off the figures, and gpu_suite.md, rendered from the state benchmarks/gpu_suite.py writes to
+gpu_suite.json (so a killed run's JSON renders the same way:
+`python benchmarks/gpu_report.py DIR/gpu_suite.json`)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def candidates(state: dict) -> list[tuple[str, dict]]:
 
 
 def goals(state: dict) -> list[dict]:
-    """Each goal of issue 12 for the recipe's default and for the best lever; None where not measured."""
+    """Each goal in GOALS for the recipe's default and for the best lever; None where not measured."""
     baseline = _ok(state, "train", BASELINE)
     values = {}
     for name, f in candidates(state):
@@ -112,7 +113,7 @@ def markdown(state: dict) -> str:
               f"{_f(m.get('matmul_tflops'), 1)} TFLOP/s ({m.get('matmul', '-')})",
               "- versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if val is not None)
               + "; not installed: " + (", ".join(k for k, val in v.items() if val is None and k != "cuda") or "none"),
-              "", "## Goals (issue 12)", "",
+              "", "## Goals", "",
               "| goal | recipe default | met | best measured | by | met |", "|---|---:|---|---:|---|---|"]
     yes = {True: "yes", False: "no", None: "-"}
     for g in state.get("goals", []):

@@ -1,4 +1,4 @@
-"""One command that proves and measures the GPU path (issue 12): the CUDA tests, the training
+"""One command that proves and measures the GPU path: the CUDA tests, the training
 step at Mistral-7B's shape beside plain sentence-transformers, the speed levers, encoding, mining
 and the whole 2048 batch, written to DIR/gpu_suite.json and DIR/gpu_suite.md after every job.
 
@@ -306,7 +306,7 @@ def mine_job(suite: Suite) -> dict:
 
 
 def jobs(profile: Profile) -> list[Job]:
-    """Every job of the suite, in the order they run: what matters most for the least device time
+    """Every job of the suite, in the order they run: what matters most for the least GPU time
     first. Ours ungrouped and the smallest mini-batch come after encoding and mining: ungrouped runs
     as long as the sentence-transformers run, whose padding it shares, and a smaller mini-batch
     only saves memory the default does not need. The whole batch, as long as the levers together,

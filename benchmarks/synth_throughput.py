@@ -6,7 +6,7 @@ fixed latency, beside the ideal rate (concurrency / latency), and the client's C
 The teacher double runs in its own process pinned to the last core, the client (the real engine,
 `openai` client, parsing and JSONL writes) on core 0, so "ratio" is what one client core sustains.
 Brainstorming is done once beforehand and reused, so each row times generation only.
-Goal (issue 2): ratio >= 0.90 up to 200 requests per second.
+Goal: ratio >= 0.90 up to 200 requests per second.
 """
 
 from __future__ import annotations

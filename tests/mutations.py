@@ -8,7 +8,7 @@ it names.
 Each mutation replaces one text, which must occur exactly once in one file, by another: the
 recipe done wrong in a way a reader could miss (temperature 1.0 instead of 0.02, the instruction
 on documents, a prompt word changed...). For each, the project (the files git tracks or would
-track: uncommitted work included, outputs and ../shared not) is copied to a temporary folder,
+track: uncommitted work included, outputs not) is copied to a temporary folder,
 the text replaced there, never in the checkout, and the tests the mutation names are run in
 the copy (`pytest -x`, under `nice`; the copy's conftest puts the copy first on sys.path, and
 PYTHONPATH does the same for the processes the tests start). The mutation is caught when a test
@@ -121,7 +121,7 @@ MUTATIONS = [
     M("eval-bf16-on-gpu", "recipe/eval/model.py", 'return torch.float16 if device.startswith("cuda")', 'return torch.bfloat16 if device.startswith("cuda")', EVAL + "test_default_precision_is_fp16_on_a_gpu_as_the_authors_ran_it"),
     M("export-document-prompt", "recipe/train/export.py", '{"query": prompt, "document": ""}', '{"query": prompt, "document": prompt}', "tests/test_train_run.py::test_export_embeds_exactly_as_the_training_model"),
     M("eval-no-eos", "recipe/eval/model.py", 'if pooling_mode(model) == "lasttoken":', "if False:", EVAL + "test_queries_get_the_instruction_documents_do_not_and_every_input_ends_with_eos"),
-    # beyond the paper (issue 14): the quality lab's keys and the pair filter
+    # beyond the paper: the quality lab's keys and the pair filter
     M("margin-in-cosine-on-scaled-scores", "recipe/train/loss.py", "None if margin is None else margin * scale", "margin", LOSS + "test_false_negative_margin_masks_as_by_hand"),
     M("margin-masks-below-the-positive", "recipe/train/loss.py", "mask |= scores.detach() > own + margin", "mask |= scores.detach() > own - margin", LOSS + "test_false_negative_margin_masks_as_by_hand"),
     M("matryoshka-cut-not-renormalised", "recipe/train/loss.py", "scores = cos_sim(queries[begin:end, :dim], candidates[:, :dim]) * scale", "scores = queries[begin:end, :dim] @ candidates[:, :dim].T * scale", LOSS + "test_matryoshka_loss_is_the_sum_over_cut_embeddings_as_sentence_transformers_computes_it"),

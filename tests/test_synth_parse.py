@@ -35,7 +35,7 @@ def test_example_rejections(group, obj, reason):
 
 
 # How each group's JSON becomes (query, positive, negative): the paper's appendix C keys, typed
-# out from ../shared/REFERENCE.md section 1, not from the key table in recipe/synth/parse.py
+# out by hand from the paper, not from the key table in recipe/synth/parse.py
 @pytest.mark.parametrize("group,answer,triple", [
     ("short-long", {"user_query": "fix a flat", "positive_document": "Patch the tube.",
                     "hard_negative_document": "Tyres come in many widths."},

@@ -1,6 +1,6 @@
 """The paper's placeholder sets, its 93 languages with their realised mix, and its group shares.
 
-Sources (see ../shared/REFERENCE.md section 1): the captions of the paper's Tables 8-13 for the
+Sources (the paper, section 3.1 and appendix C): the captions of the paper's Tables 8-13 for the
 value sets, Figure 2 for the language mix, section 3.1 for the group sizes. Every value a prompt
 is rendered with comes from here, and `recipe.synth.prompts.render` refuses anything else.
 """
