@@ -1,4 +1,4 @@
-"""Safe with what users own (issue 9): every command answers a mistake or a fault with one line on
+"""Safe with what users own: every command answers a mistake or a fault with one line on
 stderr naming the file, field or path, the documented exit code, no traceback, and leaves every
 file that existed before byte for byte as it was.
 
@@ -215,7 +215,7 @@ EARLIER_DRY_RUN = (".e5-dry-run.json", '{"files": ["README.md"]}')
 
 
 CASES = [
-    # --- the cases of issue 9 ---------------------------------------------------------------
+    # --- mistakes a user makes ----------------------------------------------------------------
     Case("publish-dry-run-into-a-folder-with-readme", "publish",
          _publish(output=_folder_with(("README.md", "mine"), ("keep.txt", "x"))),
          2, "--output-dir {tmp}/o: not empty (README.md, keep.txt)"),
