@@ -39,14 +39,13 @@ def ensure_eos(tokenizer, padding_side: str | None = None, where: str = "the tok
         tokenizer.padding_side = padding_side
     tokenizer.split_special_tokens = True  # "</s>" inside a text is text, not a second EOS
     bos_id = tokenizer.bos_token_id
-    ids = tokenizer("a b c")["input_ids"]
-    adds_bos = bos_id is not None and len(ids) > 0 and ids[0] == bos_id  # keep what it does now
+    bos_first = adds_bos(tokenizer)  # keep what it does now
     if hasattr(type(tokenizer), "add_eos_token"):
         # transformers 5 tokenizers rebuild their post-processor from these two flags (and save them)
-        tokenizer.add_bos_token = adds_bos
+        tokenizer.add_bos_token = bos_first
         tokenizer.add_eos_token = True
     if not _appends_eos(tokenizer):
-        bos = tokenizer.bos_token if adds_bos else None
+        bos = tokenizer.bos_token if bos_first else None
         single = (f"{bos}:0 " if bos else "") + "$A:0 " + f"{tokenizer.eos_token}:0"
         pair = single + (f" {bos}:1" if bos else "") + f" $B:1 {tokenizer.eos_token}:1"
         specials = [(tokenizer.eos_token, tokenizer.eos_token_id)]
@@ -55,6 +54,13 @@ def ensure_eos(tokenizer, padding_side: str | None = None, where: str = "the tok
         tokenizer.backend_tokenizer.post_processor = processors.TemplateProcessing(
             single=single, pair=pair, special_tokens=specials)
     check_tokenizer(tokenizer, where=name)
+
+
+def adds_bos(tokenizer) -> bool:
+    """Whether the tokenizer starts a text with BOS, from what it does, not from its attributes:
+    after a reload, transformers 5.23 can report add_bos_token False for one that does."""
+    ids = tokenizer("a b c")["input_ids"]
+    return tokenizer.bos_token_id is not None and len(ids) > 0 and ids[0] == tokenizer.bos_token_id
 
 
 def _appends_eos(tokenizer) -> bool:

@@ -122,6 +122,3 @@ def build_model(cfg, workdir: Path, texts: list[str] | None = None, rank: int = 
     device = "cpu" if base is None else str(base.device)
     return SentenceTransformer(modules=[transformer, pooling, Normalize()], device=device)
 
-
-def trainable_parameters(model) -> list[tuple[str, torch.nn.Parameter]]:
-    return [(n, p) for n, p in model.named_parameters() if p.requires_grad]

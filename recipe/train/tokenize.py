@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..eos import EOSContractError, check_features, check_tokenizer, probe_texts
+from ..eos import EOSContractError, adds_bos, check_features, check_tokenizer, probe_texts
 
 
 def save_tokenizer(tokenizer, path) -> None:
@@ -22,11 +22,7 @@ def save_tokenizer(tokenizer, path) -> None:
         cfg.pop(key, None)
     cfg.update(padding_side=tokenizer.padding_side, split_special_tokens=True)
     if hasattr(type(tokenizer), "add_eos_token"):
-        # from what the tokenizer does, not from its attributes: after a reload, transformers 5.23
-        # can report add_bos_token False for a tokenizer that does add BOS
-        ids = tokenizer("a b c")["input_ids"]
-        adds_bos = tokenizer.bos_token_id is not None and ids[0] == tokenizer.bos_token_id
-        cfg.update(add_bos_token=bool(adds_bos), add_eos_token=True)
+        cfg.update(add_bos_token=adds_bos(tokenizer), add_eos_token=True)
     cfg_path.write_text(json.dumps(cfg, indent=2, ensure_ascii=False))
 
 
