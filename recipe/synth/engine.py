@@ -51,7 +51,10 @@ class Engine:
         async def worker():
             while True:
                 async with cond:
-                    await cond.wait_for(lambda: self._stopping() or finished() or take(inflight[0], peek=True))
+                    # take's peek first: it is what notices a budget reached, and a worker that
+                    # noticed it after checking _stopping() would wait for a notify that never comes
+                    # (the last request in flight has already finished: one worker, --max-cost)
+                    await cond.wait_for(lambda: take(inflight[0], peek=True) or self._stopping() or finished())
                     if self._stopping() or finished():
                         return
                     job = take(inflight[0])
