@@ -172,7 +172,7 @@ def synthesize(args, work: Path) -> dict:
         mix = "{" + ", ".join(f"{g}: 1" for g in GROUPS) + "}"
         argv = ["--config", str(SYNTH), "--output-dir", str(out), "--num-examples", str(args.num_examples),
                 "--model", args.teacher_model, "--group-mix", mix, "--concurrency", str(args.concurrency),
-                "--max-tokens", str(args.max_tokens)]
+                "--max-tokens", str(args.max_tokens), "--structured-outputs", str(args.structured_outputs).lower()]
         os.environ.setdefault("OPENAI_API_KEY", "local")
         if args.teacher_url:
             os.environ["OPENAI_BASE_URL"] = args.teacher_url
@@ -316,6 +316,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--teacher-threads", type=int, default=1)
     ap.add_argument("--concurrency", type=int, default=1)
     ap.add_argument("--max-tokens", type=int, default=1024, help="per teacher answer")
+    ap.add_argument("--structured-outputs", action="store_true",
+                    help="send each answer's JSON schema as response_format (the paper's teacher had none; "
+                         "docs/miniature.md, 'Teacher acceptance')")
     ap.add_argument("--student", default="smollm2-135m-instruct", help="mini_e5.yaml's model, or another")
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--filter-top-k", type=int, default=10)
@@ -349,7 +352,9 @@ def main(argv: list[str] | None = None) -> int:
             source = ({"from_sample": str(Path(args.from_sample).resolve()),
                        "sample_digest": _file_digest(Path(args.from_sample) / "examples.jsonl")}
                       if args.from_sample else {"num_examples": args.num_examples, "teacher": args.teacher_model,
-                                                "max_tokens": args.max_tokens})
+                                                "max_tokens": args.max_tokens,
+                                                # named only when on: a folder made without it keeps its signature
+                                                **({"structured_outputs": True} if args.structured_outputs else {})})
             synth = stage(work, "synthesis", source, lambda: synthesize(args, work), times)
             data_settings = {"synthesis": synth["signature"], "filter_top_k": args.filter_top_k, "seed": args.seed}
             data = stage(work, "data", data_settings, lambda: prepare(args, work), times)

@@ -65,3 +65,13 @@ def test_a_folder_it_did_not_make_is_refused(miniature, tmp_path, capsys):
     assert miniature.main(["--work-dir", str(work), "--from-sample", str(tmp_path)]) == 2
     assert "not made by benchmarks/miniature.py" in capsys.readouterr().err
     assert [p.name for p in work.iterdir()] == ["notes.txt"]
+
+
+@pytest.mark.parametrize("on", [False, True])
+def test_the_synthesis_stage_sends_the_schemas_only_with_structured_outputs(miniature, teacher, tmp_path, on):
+    import argparse
+
+    args = argparse.Namespace(from_sample="", num_examples=6, teacher_model="fake", concurrency=2, max_tokens=256,
+                              structured_outputs=on, teacher_url=teacher.base_url)
+    assert miniature.synthesize(args, tmp_path)["examples"] == 6
+    assert {e["response_format"] is not None for e in teacher.log} == {on}

@@ -87,6 +87,9 @@ def test_a_port_in_use_and_an_unknown_model_are_one_line_errors():
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2 and err.strip().startswith("error: --model 'no-such-model': neither a local model")
     assert "traceback" not in err.lower()
+    proc = _start("--model", str(ROOT))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and err.strip() == f"error: --model {ROOT}: not a .gguf file (a folder)"
 
 
 # ---------------------------------------------------------------- data/synthesize.py against it

@@ -230,3 +230,26 @@ def test_structured_outputs_send_each_groups_schema_only_when_on(teacher, tmp_pa
     # a brainstorm in the schema's shape, {"tasks": [...]}, fills the pools like the paper's bare list
     pools = [json.loads(x)["tasks"] for x in (tmp_path / "tasks.jsonl").read_text().splitlines()]
     assert len(pools) == 4 and all(len(p) == 20 for p in pools)
+
+
+def test_max_cost_stops_one_worker_too(teacher, tmp_path):
+    # one request at a time (a local teacher's setting): the budget is noticed only after the last
+    # answer came back, by the one worker left; it must stop, not wait for a request that never comes
+    import threading
+
+    cfg = cfg_for(tmp_path, "--num-examples", "40", "--model", "pricey", "--prices", "{pricey: [1000, 1000]}",
+                  "--concurrency", "1", "--max-cost", "1", "--group-mix", "{sts: 1}")
+    outcome = []
+
+    def run():
+        try:
+            synthesize(cfg)
+        except BaseException as e:  # noqa: BLE001 - the outcome is what the test looks at
+            outcome.append(e)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(30)
+    assert not worker.is_alive(), "synthesis hung at the budget"
+    assert type(outcome[0]).__name__ == "BudgetReached"
+    assert 0 < Store(tmp_path).n_examples < 40

@@ -35,7 +35,7 @@ def resolve(model: str) -> tuple[Path, str]:
     path = Path(model).expanduser()
     if path.suffix == ".gguf" or path.exists():
         if not path.is_file():
-            raise InputError(f"--model {model}: no such file")
+            raise InputError(f"--model {model}: not a .gguf file ({'a folder' if path.is_dir() else 'no such file'})")
         return path, path.stem
     raise InputError(f"--model {model!r}: neither a local model ({', '.join(sorted(MODELS))}) nor a .gguf file")
 

@@ -1,0 +1,231 @@
+"""How often a real local teacher's answers pass the paper's filters, with and without structured
+outputs, and how much of the server's speed the synthesis client keeps.
+
+    python benchmarks/teacher_acceptance.py --model qwen2.5-coder-0.5b-instruct --output-dir out/acceptance
+
+One llama.cpp server (data/local_teacher.py's, 127.0.0.1, one slot, `--threads`), then per mode
+(structured outputs off = the paper's requests, on = each answer's schema as response_format):
+1. brainstorm: `--brainstorms` calls per asymmetric group through the engine's own request and
+   filter (recipe.synth.teacher.chat, records.save_brainstorm), each saved in OUT/<mode>/brainstorm;
+2. generation: data/synthesize.py's engine itself (recipe.synth.run.synthesize) over the six
+   groups, equally weighted, from the same brainstormed pool in both modes (the one of the mode
+   `on`, else `off`), so that the two runs ask for the very same jobs in the same order and differ
+   only in response_format; each run stops cleanly at `--generation-tokens` tokens (a price of
+   1 USD per 1M tokens and --max-cost), so a mode whose answers are all rejected ends too.
+Every answer is judged by the project's parser; the table gives, per step, group and mode, the
+answers, the accepted share and each rejection reason. Speed, side by side during each
+generation run: the client's rate (completion tokens the folder holds / wall time of the run)
+against the server's own (the same tokens / the seconds it spent on prompts and generation,
+from its /metrics counters), i.e. what the server alone would generate back to back.
+Writes OUT/acceptance.json and OUT/acceptance.md and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from recipe.config import parse  # noqa: E402
+from recipe.errors import Stopped  # noqa: E402
+from recipe.synth.local_teacher import LocalTeacher  # noqa: E402
+from recipe.synth.placeholders import BRAINSTORM_GROUPS, GROUPS  # noqa: E402
+from recipe.synth.prompts import render  # noqa: E402
+from recipe.synth.records import save_brainstorm  # noqa: E402
+from recipe.synth.run import synthesize  # noqa: E402
+from recipe.synth.schemas import response_format  # noqa: E402
+from recipe.synth.settings import SynthConfig  # noqa: E402
+from recipe.synth.store import Store  # noqa: E402
+from recipe.synth.teacher import chat, make_client  # noqa: E402
+
+MODES = ("off", "on")
+RECIPE = ROOT / "recipe" / "configs" / "synth_local.yaml"
+
+
+def config(args, out: Path, mode: str, *extra: str) -> SynthConfig:
+    return parse(SynthConfig, ["--config", str(RECIPE), "--output-dir", str(out), "--model", args.model_name,
+                               "--structured-outputs", "true" if mode == "on" else "false",
+                               "--max-tokens", str(args.max_tokens), "--max-reject-rate", "1",
+                               "--progress", "false", "--seed", str(args.seed), *extra])
+
+
+async def brainstorm(args, out: Path, mode: str) -> None:
+    """The engine's brainstorm request and filter, `--brainstorms` calls per group, one at a time."""
+    cfg = config(args, out, mode)
+    client, _ = make_client(cfg)
+    store = Store(out)
+    try:
+        for call in range(args.brainstorms):
+            for group in BRAINSTORM_GROUPS:
+                if call in store.tasks.get(group, {}):
+                    continue  # saved by an earlier sitting
+                answer = await chat(client, args.model_name, render(group, "brainstorm", {}), cfg,
+                                    f"brainstorm/{group}/{call}", response_format(cfg, group, "brainstorm"))
+                save_brainstorm(store, cfg, group, call, args.model_name, answer)
+    finally:
+        store.close()
+        await client.close()
+
+
+def generate(args, teacher: LocalTeacher, out: Path, pool: Path, mode: str) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    groups = [g for g in GROUPS if g not in BRAINSTORM_GROUPS or g in tasks_of(pool)]
+    if not (out / "tasks.jsonl").exists():
+        shutil.copy2(pool, out / "tasks.jsonl")
+    spent = Store(out)  # priced at 1 USD per 1M tokens: its cost is the tokens an earlier sitting spent
+    budget = spent.cost + args.generation_tokens / 1e6
+    spent.close()
+    mix = "{" + ", ".join(f"{g}: 1" for g in groups) + "}"
+    # examples_per_task: one task per group is enough, so the copied pool is never brainstormed again
+    cfg = config(args, out, mode, "--group-mix", mix, "--num-examples", "1000", "--examples-per-task", "1000",
+                 "--prices", f"{{{args.model_name}: [1.0, 1.0]}}", "--max-cost", f"{budget:.6f}")
+    before, started = teacher.read_metrics(), time.monotonic()
+    try:
+        synthesize(cfg)
+    except Stopped:
+        pass  # the token budget: the stop this measurement asks for
+    wall = time.monotonic() - started
+    after = teacher.read_metrics()
+    delta = {k: after[k] - before.get(k, 0.0) for k in after}
+    busy = delta["llamacpp:prompt_seconds_total"] + delta["llamacpp:tokens_predicted_seconds_total"]
+    tokens = delta["llamacpp:tokens_predicted_total"]
+    return {"groups": groups, "wall_s": round(wall, 1), "completion_tokens": int(tokens),
+            "server_busy_s": round(busy, 1), "client_tok_s": round(tokens / wall, 2),
+            "server_tok_s": round(tokens / busy, 2) if busy else None,
+            "server_decode_tok_s": round(tokens / delta["llamacpp:tokens_predicted_seconds_total"], 2),
+            "client_share": round(busy / wall, 3)}
+
+
+def tasks_of(path: Path) -> set[str]:
+    rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.is_file() else []
+    return {r["task_group"] for r in rows if r.get("tasks")}
+
+
+def tally(folder: Path, step: str) -> dict:
+    """Per group: answers, accepted, reasons (the parser's codes), from what the folder saved."""
+    out: dict[str, dict] = {}
+
+    def row(group):
+        return out.setdefault(group, {"answers": 0, "accepted": 0, "reasons": collections.Counter()})
+
+    def lines(name):
+        path = folder / f"{name}.jsonl"
+        return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.is_file() else []
+
+    if step == "brainstorm":
+        for r in lines("tasks"):
+            g = row(r["task_group"])
+            g["answers"] += 1
+            if r.get("tasks"):
+                g["accepted"] += 1
+                g.setdefault("tasks", []).append(len(r["tasks"]))
+            else:
+                g["reasons"][r["reason"]] += 1
+    else:
+        for r in lines("examples"):
+            row(r["task_group"])["answers"] += 1
+            row(r["task_group"])["accepted"] += 1
+        for r in lines("rejected"):
+            row(r["task_group"])["answers"] += 1
+            row(r["task_group"])["reasons"][r["reason"]] += 1
+    return {g: {**v, "reasons": dict(v["reasons"])} for g, v in out.items()}
+
+
+def table(results: dict) -> str:
+    lines = ["| step | task group | off: accepted / answers | off: rejected for | on: accepted / answers | on: rejected for |",
+             "|---|---|---:|---|---:|---|"]
+    for step in ("brainstorm", "generate"):
+        groups = BRAINSTORM_GROUPS if step == "brainstorm" else GROUPS
+        totals = {m: [0, 0] for m in MODES}
+        for g in groups:
+            cells = []
+            for m in MODES:
+                r = results[m][step].get(g, {"answers": 0, "accepted": 0, "reasons": {}})
+                totals[m][0] += r["accepted"]
+                totals[m][1] += r["answers"]
+                cells += [f"{r['accepted']} / {r['answers']}",
+                          ", ".join(f"{k} {v}" for k, v in sorted(r["reasons"].items())) or "-"]
+            lines.append(f"| {step} | {g} | " + " | ".join(cells) + " |")
+        pct = {m: f"{100 * a / n:.0f}%" if n else "-" for m, (a, n) in totals.items()}
+        lines.append(f"| {step} | **all** | **{totals['off'][0]} / {totals['off'][1]} ({pct['off']})** | | "
+                     f"**{totals['on'][0]} / {totals['on'][1]} ({pct['on']})** | |")
+    lines += ["", "| structured outputs | generation wall s | completion tokens | client tok/s | server busy s | "
+              "server tok/s (busy) | server decode tok/s | client / server |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for m in MODES:
+        s = results[m]["speed"]
+        lines.append(f"| {m} | {s['wall_s']} | {s['completion_tokens']} | {s['client_tok_s']} | {s['server_busy_s']} | "
+                     f"{s['server_tok_s']} | {s['server_decode_tok_s']} | {100 * s['client_share']:.1f}% |")
+    return "\n".join(lines)
+
+
+def versions() -> dict:
+    from importlib.metadata import version
+
+    return {"python": platform.python_version(), "xllamacpp": version("xllamacpp"), "openai": version("openai")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="qwen2.5-coder-0.5b-instruct", help="a local model's name or a .gguf")
+    ap.add_argument("--output-dir", type=Path, default=ROOT / "out" / "teacher_acceptance")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--brainstorms", type=int, default=1, help="brainstorm calls per asymmetric group and mode")
+    ap.add_argument("--generation-tokens", type=int, default=4000,
+                    help="tokens (prompt + completion) each mode's generation run may spend")
+    ap.add_argument("--max-tokens", type=int, default=768, help="per answer (answers cut by it are rejected)")
+    ap.add_argument("--seed", type=int, default=0, help="the job plan's seed (the same jobs in both modes)")
+    args = ap.parse_args(argv)
+    out = args.output_dir
+    if out.exists() and any(out.iterdir()) and not (out / ".e5-acceptance").is_file():
+        print(f"error: --output-dir {out}: not empty and not made by this benchmark; choose a new folder",
+              file=sys.stderr)
+        return 2
+    out.mkdir(parents=True, exist_ok=True)
+    (out / ".e5-acceptance").touch()
+    os.environ.setdefault("OPENAI_API_KEY", "local")
+    started = datetime.now(timezone.utc)
+    load = [round(x, 2) for x in os.getloadavg()]
+    t0 = time.monotonic()
+    results: dict = {m: {} for m in MODES}
+    with LocalTeacher(args.model, threads=args.threads) as teacher:
+        args.model_name = teacher.model_name
+        os.environ["OPENAI_BASE_URL"] = teacher.base_url
+        for m in MODES:
+            asyncio.run(brainstorm(args, out / m / "brainstorm", m))
+            results[m]["brainstorm"] = tally(out / m / "brainstorm", "brainstorm")
+            print(f"brainstorm {m}: {results[m]['brainstorm']}", file=sys.stderr, flush=True)
+        pool = next((p for m in ("on", "off") if tasks_of(p := out / m / "brainstorm" / "tasks.jsonl")),
+                    out / "on" / "brainstorm" / "tasks.jsonl")
+        for m in MODES:
+            results[m]["speed"] = generate(args, teacher, out / m / "generate", pool, m)
+            results[m]["generate"] = tally(out / m / "generate", "generate")
+            print(f"generate {m}: {results[m]['speed']}", file=sys.stderr, flush=True)
+    report = {"command": "python benchmarks/teacher_acceptance.py " + " ".join(sys.argv[1:] if argv is None else argv),
+              "started": started.isoformat(timespec="seconds"), "wall_s": round(time.monotonic() - t0),
+              "load_start": load, "load_end": [round(x, 2) for x in os.getloadavg()], "cores": os.cpu_count(),
+              "cpu": platform.processor() or platform.machine(), "model": args.model, "threads": args.threads,
+              "max_tokens": args.max_tokens, "versions": versions(), "pool": str(pool.relative_to(out)),
+              "results": results}
+    md = (table(results) + f"\n\n{report['command']}; {report['wall_s'] / 60:.1f} min, {started:%Y-%m-%d %H:%M} UTC; "
+          f"load average {load} -> {report['load_end']}; {report['cores']} cores; "
+          + ", ".join(f"{k} {v}" for k, v in report["versions"].items()) + "\n")
+    (out / "acceptance.json").write_text(json.dumps(report, indent=1))
+    (out / "acceptance.md").write_text(md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
