@@ -164,13 +164,21 @@ def inside(path: str | Path, folder: str | Path) -> bool:
     return path == folder or folder in path.parents
 
 
+# names that promise another format than the JSONL the record commands write
+OTHER_FORMATS = (".parquet", ".csv", ".tsv", ".arrow")
+
+
 def check_output_file(output: str | Path, inputs: Iterable[str | Path] = (), overwrite: bool = False,
-                      flag: str = "--output") -> Path:
+                      flag: str = "--output", jsonl: bool = False) -> Path:
     """Refuse an output that would replace one of the inputs or land inside an input folder, or
-    an existing file without `overwrite`; check its folder can be written. Call before any work."""
+    an existing file without `overwrite`; check its folder can be written. Call before any work.
+    `jsonl`: the command writes JSONL, so a name ending like another format is refused too."""
     output = Path(output)
     if not str(output):
         raise InputError(f"command line: {flag} is required")
+    if jsonl and output.suffix.lower() in OTHER_FORMATS:
+        raise InputError(f"{flag} {output}: this command writes JSONL, not {output.suffix.lower()[1:]}; "
+                         f"name it {output.with_suffix('.jsonl').name}")
     for source in inputs:
         if same_file(output, source) or (Path(source).is_dir() and inside(output, source)):
             raise InputError(f"{flag} {output}: is one of the inputs ({source}) or inside it; write to another path")

@@ -337,6 +337,23 @@ CASES = [
     Case("eval-local-row-not-an-object", "eval", _eval(_sts(GOOD_STS, "[1, 2]")), 2, "test.jsonl:2: expected a JSON object"),
     Case("eval-missing-local-data", "eval", _eval(None, "--data-dir", "nodata"), 2,
          "missing local data file: nodata/STSBenchmark/test.jsonl"),
+    # --- bad input once reported as a bug (exit 1, "unexpected ...") ------------------------
+    Case("train-temperature-inf", "train", _train("--temperature", "inf"), 2, "'temperature' = inf must be a finite number"),
+    Case("train-false-negative-margin-nan", "train", _train("--false-negative-margin", "nan"), 2,
+         "'false_negative_margin' = 'nan' is not"),
+    Case("train-model-is-a-data-folder", "train", _train("--model", str(SYNTH)), 2,
+         f"--model {SYNTH}: not a model folder, no config.json or modules.json (it holds examples.jsonl"),
+    Case("mine-model-is-a-data-folder", "mine_negatives", _mine("--model", str(SYNTH)), 2,
+         f"--model {SYNTH}: not a model folder"),
+    Case("filter-model-is-a-data-folder", "filter_pairs", _filter("--top-k", "5", "--model", str(SYNTH)), 2,
+         f"--model {SYNTH}: not a model folder"),
+    Case("mine-relative-margin-nan", "mine_negatives", _mine("--relative-margin", "nan"), 2,
+         "'relative_margin' = 'nan' is not"),
+    Case("mine-output-parquet", "mine_negatives", lambda t, te, mp: _mine("--output", str(t / "x.parquet"))(t, te, mp),
+         2, "x.parquet: this command writes JSONL, not parquet; name it x.jsonl"),
+    Case("eval-local-data-wrong-columns", "eval", _eval(_sts('{"s1": "a", "sentence2": "b", "score": 2.0}')), 2,
+         "STSBenchmark/test.jsonl: no column 'sentence1' (its rows have s1, sentence2, score; mteb's STSBenchmark "
+         "reads sentence1, sentence2, score)"),
 ]
 
 

@@ -66,8 +66,8 @@ def check(cfg: FilterConfig) -> None:
         raise ConfigError(f"'max_length' = {cfg.max_length} must be at least 1")
     check_local_or_hub(cfg.input, "--input", "data")
     check_local_or_hub(cfg.model, "--model")
-    check_output_file(cfg.output, [cfg.input], cfg.overwrite)
-    check_output_file(removed_path(cfg), [cfg.input, cfg.output], cfg.overwrite, flag="--removed")
+    check_output_file(cfg.output, [cfg.input], cfg.overwrite, jsonl=True)
+    check_output_file(removed_path(cfg), [cfg.input, cfg.output], cfg.overwrite, flag="--removed", jsonl=True)
 
 
 def _main(argv: list[str]) -> int:

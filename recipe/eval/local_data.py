@@ -64,18 +64,48 @@ def use_local_data(task, data_dir: str | Path) -> str:
     """
     digest = hashlib.sha256()
     root = Path(data_dir) / task.metadata.name
+    needed = needed_columns(task)
     for path in expected_files(task, data_dir):
         digest.update(f"{path.relative_to(root)}\n".encode())
-        _check_file(_need(path), digest)
+        columns = _check_file(_need(path), digest)
+        missing = [c for c in needed if columns is not None and c not in columns]
+        if missing:
+            raise LocalDataError(f"{path}: no column '{missing[0]}' (its rows have {', '.join(columns)}; "
+                                 f"mteb's {task.metadata.name} reads {', '.join(needed)})")
     task.load_data = lambda *args, **kwargs: load_local(task, data_dir)
     return "local-" + digest.hexdigest()[:12]
+
+
+# the task attributes that name a column mteb's evaluator reads, beside its content columns
+LABEL_ATTRIBUTES = ("label_column_name", "human_summaries_column_name", "machine_summaries_column_name",
+                    "relevancy_column_name")
+
+
+def needed_columns(task) -> list[str]:
+    """The columns mteb reads from a non-retrieval task's files, known only where the task keeps
+    its Hub dataset as it is (no `dataset_transform` of its own, which may rename columns): its
+    content columns (mteb's own `_get_content_columns`), its label column, STS's `score`."""
+    from mteb.abstasks import AbsTask
+
+    if (isinstance(task, AbsTaskRetrieval) or type(task).dataset_transform is not AbsTask.dataset_transform
+            or getattr(task, "parallel_subsets", False)):  # bitext: a language's columns, per subset
+        return []
+    try:
+        needed = list(task._get_content_columns())
+    except Exception:  # a task type that does not declare them: its evaluator names what it misses
+        return []
+    needed += [getattr(task, a) for a in LABEL_ATTRIBUTES if isinstance(getattr(task, a, None), str)]
+    if task.metadata.type == "STS":
+        needed.append("score")
+    return list(dict.fromkeys(needed)) if needed else []
 
 
 BEIR_FILES = {"corpus.jsonl": ("_id", "text"), "queries.jsonl": ("_id", "text")}
 
 
-def _check_file(path: Path, digest) -> None:
-    """Read `path` once: feed its text to `digest` and check it as the module docstring says."""
+def _check_file(path: Path, digest) -> list[str] | None:
+    """Read `path` once: feed its text to `digest` and check it as the module docstring says;
+    return the columns of a non-BEIR JSONL file's rows."""
     rows, columns = 0, None
     for lineno, line in files.lines(path, LocalDataError):
         digest.update(line.encode("utf-8"))
@@ -103,6 +133,7 @@ def _check_file(path: Path, digest) -> None:
                                  f"{', '.join(columns)}; every row needs the same columns)")
     if not rows:
         raise LocalDataError(f"{path}: empty (no rows)")
+    return columns
 
 
 def _first_row(path: Path) -> int:
