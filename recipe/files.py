@@ -16,6 +16,7 @@ before any work is done.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -124,6 +125,59 @@ def write_jsonl(records: Iterable[dict], target: str | Path) -> int:
             f.write(json.dumps(rec, ensure_ascii=False) + "\n")
             n += 1
     return n
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _pair_journal(targets: list[Path]) -> Path:
+    return targets[0].with_name(f".{targets[0].name}.pair.json")
+
+
+def write_jsonl_together(outputs: list[tuple[Iterable[dict], str | Path]]) -> list[int]:
+    """Write several JSONL files that mean something only together (filter_pairs' kept and removed
+    records): all are written under temporary names first, then renamed into place one after the
+    other. A kill between two renames leaves a journal naming each file and its digest, so the
+    next run knows the half it finds as its own (`half_written`) and may replace it."""
+    targets = [Path(t) for _, t in outputs]
+    tmps = [_temporary(t) for t in targets]
+    counts = []
+    try:
+        for (records, _), tmp in zip(outputs, tmps):
+            tmp.parent.mkdir(parents=True, exist_ok=True)
+            with tmp.open("w", encoding="utf-8") as f:
+                n = 0
+                for rec in records:
+                    f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                    n += 1
+            counts.append(n)
+        journal = _pair_journal(targets)
+        write_text(journal, json.dumps({"files": {str(t): _sha256(tmp) for t, tmp in zip(targets, tmps)}}) + "\n")
+        for tmp, target in zip(tmps, targets):
+            os.replace(tmp, target)
+        journal.unlink()
+    except BaseException:
+        for tmp in tmps:
+            _remove(tmp)
+        raise
+    return counts
+
+
+def half_written(targets: list[str | Path]) -> set[Path]:
+    """The targets of an interrupted `write_jsonl_together` that are still as it wrote them
+    (a file changed since is the user's, and is not in the set)."""
+    targets = [Path(t) for t in targets]
+    journal = _pair_journal(targets)
+    try:
+        listed = json.loads(read_text(journal)).get("files", {})
+    except (OSError, ValueError, AttributeError, InputError):
+        return set()
+    return {t for t in targets if t.is_file() and listed.get(str(t)) == _sha256(t)}
 
 
 @contextmanager
