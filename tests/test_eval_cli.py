@@ -117,6 +117,30 @@ def test_embedding_cache_spares_a_forced_rerun_any_encoding(tiny_folder, tmp_pat
     assert again.failed == {} and again.scores == first.scores
 
 
+def test_a_cut_embedding_cache_index_is_named_dropped_and_computed_again(tiny_folder, tmp_path, capsys):
+    from recipe.eval.run import build_encoder, evaluate
+    from recipe.eval.settings import EvalConfig
+
+    cfg = EvalConfig(model=str(tiny_folder), tasks=["STSBenchmark"], data_dir=str(tmp_path / "data"),
+                     output_dir=str(tmp_path / "out"), chart=False, device="cpu")
+    rows = (DATA / "STSBenchmark" / "test.jsonl").read_bytes().splitlines(keepends=True)[:30]
+    (tmp_path / "data" / "STSBenchmark").mkdir(parents=True)
+    (tmp_path / "data" / "STSBenchmark" / "test.jsonl").write_bytes(b"".join(rows))
+    encoder = build_encoder(cfg)
+    first = evaluate(cfg, encoder=encoder)
+    (index,) = (tmp_path / "out" / "embeddings").rglob("index.json")
+    whole = index.read_bytes()
+    index.write_bytes(whole[: len(whole) // 2])  # a kill in the middle of mteb's rewrite
+    cfg.overwrite = True
+    capsys.readouterr()
+    again = evaluate(cfg, encoder=encoder)
+    assert again.failed == {} and again.scores == first.scores
+    notes = [line for line in capsys.readouterr().err.splitlines() if "damaged" in line]
+    # (after the progress bar's carriage return, on the same terminal line)
+    assert len(notes) == 1 and f"note: {index}: a damaged embedding cache entry (" in notes[0]
+    assert json.loads(index.read_text())  # written whole again
+
+
 def test_aggregate_task_reads_each_sub_task_folder(tmp_path, capsys):
     argv = ["--model", "x/y", "--tasks", "CQADupstackRetrieval", "--data-dir", str(tmp_path)]
     assert eval_cli.main(argv) == 2

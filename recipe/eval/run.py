@@ -9,7 +9,8 @@ task's local files or its Hub revision) after every subset and, with overwrite_s
 "only-missing", skips what is already there, so another model, other settings or other data
 never reuse a score. Its `CachedEmbeddingWrapper` keeps every embedding on disk (keyed by task,
 settings, query/document side and a hash of the text itself, so other data cannot be served a
-stale one) and a repeated run does not encode the corpus again.
+stale one) and a repeated run does not encode the corpus again; its files are written whole
+and a damaged one is dropped and computed again (`cache.py`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from mteb.models.cache_wrappers import CachedEmbeddingWrapper
 from .. import files
 from ..cli import say
 from ..lock import FolderLock
+from .cache import SafeNumpyCache
 from .encoder import E5_INSTRUCTION_TEMPLATE, InstructEncoder
 from .local_data import use_local_data
 from .model import load_model, model_name, revision_of
@@ -129,7 +131,7 @@ def _run(cfg: EvalConfig, encoder, benchmarks: list[str], published, tasks: list
     model = encoder
     if cfg.embedding_cache:
         model = CachedEmbeddingWrapper(
-            encoder, out / "embeddings" / meta.model_name_as_path() / meta.revision)
+            encoder, out / "embeddings" / meta.model_name_as_path() / meta.revision, cache_backend=SafeNumpyCache)
     _write_run_info(cfg, meta, out, protocol)
     cache = DataKeyedCache(out, keys)
     with warnings.catch_warnings():
