@@ -262,8 +262,10 @@ def check_output_dir(folder: str | Path, marker: str, command: str, inputs: Iter
     """Refuse a folder that a command writing whole folders may not replace: one that overlaps an
     input, or exists with anything in it that an earlier run of the same command did not write.
 
-    Such a run leaves the file `marker` listing what it wrote (`write_marker`); a folder that
-    holds only those files (or nothing) may be replaced, anything else is the user's."""
+    Such a run leaves the file `marker` listing what it wrote, each file with its digest
+    (`write_marker`); a folder that holds only those files, unchanged, (or nothing) may be
+    replaced. Anything else is the user's: another file, a file edited since (a card), a folder
+    none of the listed files lies in (an empty one included)."""
     folder = Path(folder)
     if not str(folder):
         raise InputError(f"command line: {flag} is required")
@@ -273,9 +275,9 @@ def check_output_dir(folder: str | Path, marker: str, command: str, inputs: Iter
     if folder.exists() and not folder.is_dir():
         raise InputError(f"{flag} {folder}: is a file; give a folder")
     if folder.is_dir():
-        present = {str(p.relative_to(folder)) for p in folder.rglob("*") if not p.is_dir()} - {marker}
-        written = set(_marker_files(folder / marker)) if (folder / marker).is_file() else set()
-        foreign = sorted(present - written)
+        written, digests = _marker(folder / marker)
+        foreign = foreign_paths(folder, [p for p in folder.rglob("*") if p.name != marker or p.parent != folder],
+                                written, digests)
         if foreign:
             listed = ", ".join(foreign[:3]) + (" ..." if len(foreign) > 3 else "")
             if written:
@@ -287,17 +289,54 @@ def check_output_dir(folder: str | Path, marker: str, command: str, inputs: Iter
     return folder
 
 
-def _marker_files(path: Path) -> list[str]:
+def foreign_paths(folder: Path, paths: Iterable[Path], written: Iterable[str], digests: dict[str, str]) -> list[str]:
+    """Of `paths` under `folder`, those a marker listing `written` (with `digests`) does not vouch
+    for: a file not listed or changed since, a folder that holds none of the listed files."""
+    written = set(written)
+    parents = {str(parent) for name in written for parent in Path(name).parents}
+    foreign = []
+    for path in sorted(paths):
+        rel = str(path.relative_to(folder))
+        if path.is_dir() and not path.is_symlink():
+            if rel not in parents:
+                foreign.append(rel + "/")
+        elif rel not in written:
+            foreign.append(rel)
+        elif rel in digests and (not path.is_file() or _sha256(path) != digests[rel]):
+            foreign.append(f"{rel}, changed since")
+    return foreign
+
+
+def _marker(path: Path) -> tuple[list[str], dict[str, str]]:
+    """The files a marker lists and the digests it records for them (none in an older marker)."""
     try:
-        listed = json.loads(read_text(path)).get("files", [])
-    except (ValueError, AttributeError, InputError):
-        return []  # an unreadable marker vouches for nothing
-    return [f for f in listed if isinstance(f, str)]
+        data = json.loads(read_text(path))
+        listed = data.get("files", [])
+        digests = data.get("sha256", {})
+    except (OSError, ValueError, AttributeError, InputError):
+        return [], {}  # a missing or unreadable marker vouches for nothing
+    files = [f for f in listed if isinstance(f, str)] if isinstance(listed, list) else []
+    return files, {k: v for k, v in digests.items() if isinstance(v, str)} if isinstance(digests, dict) else {}
+
+
+def claimed(path: str | Path) -> list[str]:
+    """The files a marker (`write_marker`, `claim`) lists."""
+    return _marker(Path(path))[0]
 
 
 def write_marker(folder: str | Path, marker: str, command: str) -> None:
-    """Record, in `folder/marker`, every file `command` wrote there (see `check_output_dir`)."""
+    """Record, in `folder/marker`, every file `command` wrote there and its digest (see `check_output_dir`)."""
     folder = Path(folder)
     written = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p.name != marker)
-    (folder / marker).write_text(json.dumps({"written_by": command, "files": written}, indent=1) + "\n",
-                                 encoding="utf-8")
+    digests = {name: _sha256(folder / name) for name in written}
+    (folder / marker).write_text(json.dumps({"written_by": command, "files": written, "sha256": digests},
+                                            indent=1) + "\n", encoding="utf-8")
+
+
+def claim(folder: str | Path, marker: str, command: str, names: Iterable[str]) -> None:
+    """Add `names` (paths under `folder`) to the files `folder/marker` says `command` writes there,
+    before it writes them: a kill in between leaves a claim on a file that is not there, never a
+    file of ours that the next run takes for the user's."""
+    folder = Path(folder)
+    listed = set(claimed(folder / marker)) | set(names)
+    write_text(folder / marker, json.dumps({"written_by": command, "files": sorted(listed)}, indent=1) + "\n")

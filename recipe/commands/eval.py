@@ -14,7 +14,8 @@ mteb knows as such): the task's instruction on queries and on every text of the 
 tasks, retrieval documents bare, inputs cut at 512 tokens ending with EOS, fp16 on GPU; any other
 model runs as saved, as the leaderboard runs it. The run says which and why. Writes mteb's
 result files, results.md, results.csv and categories.png under --output-dir; running the same
-command again skips finished tasks. Any key can also come from a YAML file (`--config FILE`);
+command again skips finished tasks. It replaces only the report files and submission/ that it
+wrote there itself (.e5-eval.json lists them); another of those names is refused without --overwrite. Any key can also come from a YAML file (`--config FILE`);
 `--help` lists them.
 Exit codes: 0 done, 1 some task failed (the others are scored), 2 bad input, 130 interrupted.
 """

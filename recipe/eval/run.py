@@ -29,6 +29,7 @@ from mteb.models.cache_wrappers import CachedEmbeddingWrapper
 
 from .. import files
 from ..cli import say
+from ..errors import InputError
 from ..lock import FolderLock
 from .cache import SafeNumpyCache
 from .encoder import E5_INSTRUCTION_TEMPLATE, InstructEncoder
@@ -118,7 +119,40 @@ def evaluate(cfg: EvalConfig, encoder=None) -> Outcome:
     out = files.check_writable_dir(cfg.output_dir)
     # one run per output dir: two would write the same result files and embedding caches
     with FolderLock(out, "evaluation output dir"):
+        check_own_outputs(cfg, out)
         return _run(cfg, encoder, benchmarks, published, tasks, keys, out)
+
+
+# lists the report files and submission/ files eval.py wrote into OUTPUT: only those it replaces
+MARKER = ".e5-eval.json"
+REPORTS = ("results.md", "results.csv", "categories.png")
+
+
+def _earlier_eval(out: Path) -> bool:
+    """An output dir an eval.py from before the marker wrote: its runs.jsonl is eval's."""
+    try:
+        first = next(files.jsonl(out / "runs.jsonl"))[1]
+    except (OSError, StopIteration, InputError):
+        return False
+    return isinstance(first, dict) and {"config", "protocol", "versions"} <= set(first)
+
+
+def check_own_outputs(cfg: EvalConfig, out: Path) -> None:
+    """Refuse, before any work, to replace a report file or submission/ file of the user's: one
+    that no earlier eval.py here wrote (the marker lists what it did), unless --overwrite."""
+    if cfg.overwrite:
+        return
+    written = files.claimed(out / MARKER)
+    if not (out / MARKER).exists() and _earlier_eval(out):
+        return
+    paths = [out / name for name in REPORTS if (out / name).exists()]
+    if cfg.submission and (out / "submission").exists():
+        paths += [out / "submission", *(out / "submission").rglob("*")]
+    foreign = files.foreign_paths(out, paths, written, {})
+    if foreign:
+        listed = ", ".join(foreign[:3]) + (" ..." if len(foreign) > 3 else "")
+        raise InputError(f"--output-dir {out}: {listed} not written by eval.py; move them away, choose "
+                               "another --output-dir, or pass --overwrite to replace them")
 
 
 def _run(cfg: EvalConfig, encoder, benchmarks: list[str], published, tasks: list, keys: dict[str, str],
@@ -156,6 +190,8 @@ def _run(cfg: EvalConfig, encoder, benchmarks: list[str], published, tasks: list
                 continue
             outcome.scores[name] = (task.metadata.type, score)
     outcome.sections = _sections(outcome.scores, benchmarks, published)
+    files.claim(out, MARKER, "eval.py", ["results.csv", "results.md"]
+                + (["categories.png"] if cfg.chart and outcome.scores else []))
     write_csv(outcome.sections, out / "results.csv")
     write_markdown(outcome.sections, meta.name, out / "results.md", protocol)
     if cfg.chart and outcome.scores:
@@ -190,7 +226,8 @@ def _submit(cfg: EvalConfig, encoder, out: Path, cache: DataKeyedCache, tasks: l
                     results[part.metadata.name] = path
     submitted = submission_meta(encoder, cfg.model)
     known = registry_meta(submitted.name) is not None
-    path = write_submission(out, submitted, results, known=known)
+    path = write_submission(out, submitted, results, known=known,
+                            claim=lambda names: files.claim(out, MARKER, "eval.py", names))
     say(f"submission: {path} ({len(results)} result files for {submitted.name} at revision {submitted.revision})")
     if known:
         say(f"note: mteb has a ModelMeta for {submitted.name} already; the results pull request is all it takes")
