@@ -141,6 +141,26 @@ def test_a_cut_embedding_cache_index_is_named_dropped_and_computed_again(tiny_fo
     assert json.loads(index.read_text())  # written whole again
 
 
+@pytest.mark.parametrize("columns, says", [
+    (("question1", "sent2", "labels"), "the columns do not fit mteb's SprintDuplicateQuestions"),
+    (("sent1", "sent2", "label"), "mteb's SprintDuplicateQuestions reads sentence1, sentence2, labels and finds "
+                                  "no 'labels'"),
+])
+def test_local_columns_a_renaming_task_cannot_use_are_bad_input_naming_the_file(tiny_folder, tmp_path, capsys,
+                                                                                 columns, says):
+    """SprintDuplicateQuestions renames its Hub columns (sent1 -> sentence1), so its files are
+    checked once mteb has loaded them: still one line naming the file, and exit 2, not a failed task."""
+    data = tmp_path / "data" / "SprintDuplicateQuestions" / "test.jsonl"
+    data.parent.mkdir(parents=True)
+    data.write_text("".join(json.dumps(dict(zip(columns, (f"question {i}", f"question {i + i % 2}", 1 - i % 2))))
+                            + "\n" for i in range(8)))
+    argv = ["--model", str(tiny_folder), "--tasks", "SprintDuplicateQuestions", "--data-dir", str(tmp_path / "data"),
+            "--output-dir", str(tmp_path / "out"), "--chart", "false"]
+    assert eval_cli.main(argv) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line or "failed:" in line]
+    assert len(errors) == 1 and f"error: {data}: {says}" in errors[0]
+
+
 def test_aggregate_task_reads_each_sub_task_folder(tmp_path, capsys):
     argv = ["--model", "x/y", "--tasks", "CQADupstackRetrieval", "--data-dir", str(tmp_path)]
     assert eval_cli.main(argv) == 2

@@ -72,7 +72,15 @@ def use_local_data(task, data_dir: str | Path) -> str:
         if missing:
             raise LocalDataError(f"{path}: no column '{missing[0]}' (its rows have {', '.join(columns)}; "
                                  f"mteb's {task.metadata.name} reads {', '.join(needed)})")
-    task.load_data = lambda *args, **kwargs: load_local(task, data_dir)
+
+    def load(*args, **kwargs):
+        try:
+            load_local(task, data_dir)
+        except LocalDataError as e:  # mteb files it as a task failure; eval.py reports it as bad input
+            task.local_data_error = e
+            raise
+
+    task.load_data = load
     return "local-" + digest.hexdigest()[:12]
 
 
@@ -81,14 +89,15 @@ LABEL_ATTRIBUTES = ("label_column_name", "human_summaries_column_name", "machine
                     "relevancy_column_name")
 
 
-def needed_columns(task) -> list[str]:
-    """The columns mteb reads from a non-retrieval task's files, known only where the task keeps
-    its Hub dataset as it is (no `dataset_transform` of its own, which may rename columns): its
-    content columns (mteb's own `_get_content_columns`), its label column, STS's `score`."""
+def needed_columns(task, transformed: bool = False) -> list[str]:
+    """The columns mteb reads from a non-retrieval task's data: its content columns (mteb's own
+    `_get_content_columns`), its label column, STS's `score`. In the files (`transformed` False)
+    they are known only where the task keeps its Hub dataset as it is (no `dataset_transform` of
+    its own, which may rename columns)."""
     from mteb.abstasks import AbsTask
 
-    if (isinstance(task, AbsTaskRetrieval) or type(task).dataset_transform is not AbsTask.dataset_transform
-            or getattr(task, "parallel_subsets", False)):  # bitext: a language's columns, per subset
+    if (isinstance(task, AbsTaskRetrieval) or getattr(task, "parallel_subsets", False)  # bitext: per subset
+            or not transformed and type(task).dataset_transform is not AbsTask.dataset_transform):
         return []
     try:
         needed = list(task._get_content_columns())
@@ -166,11 +175,21 @@ def load_local(task, data_dir: str | Path) -> None:
         task.dataset = dataset
     else:
         task.dataset = dataset["default"]
+    read = expected_files(task, data_dir)
+    where = read[0] if len(read) == 1 else f"{root} ({', '.join(str(f.relative_to(root)) for f in read)})"
     try:
         task.dataset_transform()
     except (KeyError, ValueError) as e:
-        raise LocalDataError(f"{root}: the columns do not fit mteb's {task.metadata.name} "
-                             f"(use its Hub dataset's column names): {e}") from None
+        raise LocalDataError(f"{where}: the columns do not fit mteb's {task.metadata.name} "
+                             f"(use its Hub dataset's column names): {str(e).splitlines()[0]}") from None
+    needed = needed_columns(task, transformed=True)
+    if needed and isinstance(task.dataset, DatasetDict):
+        for split, ds in task.dataset.items():
+            missing = [c for c in needed if c not in ds.column_names]
+            if missing:
+                raise LocalDataError(f"{root / f'{split}.jsonl'}: mteb's {task.metadata.name} reads "
+                                     f"{', '.join(needed)} and finds no '{missing[0]}' (after its own renaming, "
+                                     f"the rows have {', '.join(ds.column_names)}; use its Hub dataset's column names)")
     task.data_loaded = True
 
 

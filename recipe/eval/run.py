@@ -82,6 +82,7 @@ def data_keys(tasks: list, data_dir: str | None) -> dict[str, str]:
 class Outcome:
     scores: dict[str, tuple[str, float]] = field(default_factory=dict)  # task -> (type, main score)
     failed: dict[str, str] = field(default_factory=dict)                # task -> error
+    bad_data: dict[str, str] = field(default_factory=dict)              # task -> its local data's error
     sections: list[Section] = field(default_factory=list)               # one per benchmark
     model: str = ""                                                     # the name results are filed under
     protocol: str = ""                                                  # "e5 (why)" or "plain (why)"
@@ -179,6 +180,13 @@ def _run(cfg: EvalConfig, encoder, benchmarks: list[str], published, tasks: list
         encoder.close()  # stops the per-GPU processes, if any
     outcome = Outcome(failed={e.task_name: e.exception for e in result.exceptions}, model=meta.name,
                       protocol=protocol)
+    for task in tasks:  # a local file mteb could not use is the user's to fix, not a failure
+        for part in [*(getattr(task.metadata, "tasks", None) or []), task]:
+            error = getattr(part, "local_data_error", None)
+            if error is not None:
+                outcome.bad_data[part.metadata.name] = str(error)
+                outcome.failed.pop(part.metadata.name, None)
+                outcome.failed.pop(task.metadata.name, None)
     by_name = {r.task_name: r for r in result.task_results}
     for task in tasks:
         name = task.metadata.name
