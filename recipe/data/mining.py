@@ -118,9 +118,9 @@ def intact(path: Path) -> str | None:
 
     try:
         with path.open("rb") as f:
-            version = np.lib.format.read_magic(f)
-            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape, _, dtype = read_header(f)
+            fmt = np.lib.format
+            version = fmt.read_magic(f)
+            shape, _, dtype = (fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0)(f)
             start = f.tell()
     except (ValueError, EOFError, OSError) as e:
         return f"unreadable header ({str(e).splitlines()[0][:100] if str(e) else type(e).__name__})"
@@ -133,11 +133,11 @@ def intact(path: Path) -> str | None:
 
 def _alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # exists, another user's
+        pass
     return True
 
 
