@@ -8,10 +8,13 @@ reader of the project (records, BEIR corpus and queries, side files of a synthes
 
 Writing: `atomic_file(target)` gives a temporary path beside `target` and renames it onto the
 target only when the block ends without an error, so an interrupted or failed command never
-leaves a truncated file where a good one was; `atomic_dir` does the same for a folder.
+leaves a truncated file where a good one was; `atomic_dir` does the same for a folder, and
+`write_jsonl_together` for files that only mean something together (a kill between their
+renames leaves a journal by which the next run knows its half: `half_written`).
 `check_output_file` and `check_output_dir` refuse to replace what the user owns (an existing
-file without --overwrite, one of the command's own inputs, a folder this command did not write),
-before any work is done.
+file without --overwrite, one of the command's own inputs, a folder this command did not write,
+a file edited since it did), before any work is done; a marker (`write_marker`, `claim`) lists
+what a command wrote into a folder.
 """
 
 from __future__ import annotations
