@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import sys
 import types
@@ -104,13 +105,18 @@ def _check(value: Any, tp: Any, key: str, where: str) -> Any:
             return value
         raise ConfigError(f"{where}: '{key}' = {value!r} is not an integer")
     if tp is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads "1e-4" (no dot) as a string
+            number = float(value)
+        elif isinstance(value, str):  # YAML 1.1 reads "1e-4" (no dot) as a string
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
+        # NaN passes every comparison a later check makes (nan < 0 is False): it would be
+        # accepted and then change nothing, or everything
+        if number is not None and not math.isnan(number):
+            return number
         raise ConfigError(f"{where}: '{key}' = {value!r} is not a number")
     if tp is str:
         if isinstance(value, str):

@@ -8,14 +8,18 @@ reader of the project (records, BEIR corpus and queries, side files of a synthes
 
 Writing: `atomic_file(target)` gives a temporary path beside `target` and renames it onto the
 target only when the block ends without an error, so an interrupted or failed command never
-leaves a truncated file where a good one was; `atomic_dir` does the same for a folder.
+leaves a truncated file where a good one was; `atomic_dir` does the same for a folder, and
+`write_jsonl_together` for files that only mean something together (a kill between their
+renames leaves a journal by which the next run knows its half: `half_written`).
 `check_output_file` and `check_output_dir` refuse to replace what the user owns (an existing
-file without --overwrite, one of the command's own inputs, a folder this command did not write),
-before any work is done.
+file without --overwrite, one of the command's own inputs, a folder this command did not write,
+a file edited since it did), before any work is done; a marker (`write_marker`, `claim`) lists
+what a command wrote into a folder.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -126,6 +130,59 @@ def write_jsonl(records: Iterable[dict], target: str | Path) -> int:
     return n
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _pair_journal(targets: list[Path]) -> Path:
+    return targets[0].with_name(f".{targets[0].name}.pair.json")
+
+
+def write_jsonl_together(outputs: list[tuple[Iterable[dict], str | Path]]) -> list[int]:
+    """Write several JSONL files that mean something only together (filter_pairs' kept and removed
+    records): all are written under temporary names first, then renamed into place one after the
+    other. A kill between two renames leaves a journal naming each file and its digest, so the
+    next run knows the half it finds as its own (`half_written`) and may replace it."""
+    targets = [Path(t) for _, t in outputs]
+    tmps = [_temporary(t) for t in targets]
+    counts = []
+    try:
+        for (records, _), tmp in zip(outputs, tmps):
+            tmp.parent.mkdir(parents=True, exist_ok=True)
+            with tmp.open("w", encoding="utf-8") as f:
+                n = 0
+                for rec in records:
+                    f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                    n += 1
+            counts.append(n)
+        journal = _pair_journal(targets)
+        write_text(journal, json.dumps({"files": {str(t): _sha256(tmp) for t, tmp in zip(targets, tmps)}}) + "\n")
+        for tmp, target in zip(tmps, targets):
+            os.replace(tmp, target)
+        journal.unlink()
+    except BaseException:
+        for tmp in tmps:
+            _remove(tmp)
+        raise
+    return counts
+
+
+def half_written(targets: list[str | Path]) -> set[Path]:
+    """The targets of an interrupted `write_jsonl_together` that are still as it wrote them
+    (a file changed since is the user's, and is not in the set)."""
+    targets = [Path(t) for t in targets]
+    journal = _pair_journal(targets)
+    try:
+        listed = json.loads(read_text(journal)).get("files", {})
+    except (OSError, ValueError, AttributeError, InputError):
+        return set()
+    return {t for t in targets if t.is_file() and listed.get(str(t)) == _sha256(t)}
+
+
 @contextmanager
 def atomic_dir(target: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """A new temporary folder beside `target`, renamed to `target` when the block succeeds.
@@ -164,13 +221,21 @@ def inside(path: str | Path, folder: str | Path) -> bool:
     return path == folder or folder in path.parents
 
 
+# names that promise another format than the JSONL the record commands write
+OTHER_FORMATS = (".parquet", ".csv", ".tsv", ".arrow")
+
+
 def check_output_file(output: str | Path, inputs: Iterable[str | Path] = (), overwrite: bool = False,
-                      flag: str = "--output") -> Path:
+                      flag: str = "--output", jsonl: bool = False) -> Path:
     """Refuse an output that would replace one of the inputs or land inside an input folder, or
-    an existing file without `overwrite`; check its folder can be written. Call before any work."""
+    an existing file without `overwrite`; check its folder can be written. Call before any work.
+    `jsonl`: the command writes JSONL, so a name ending like another format is refused too."""
     output = Path(output)
     if not str(output):
         raise InputError(f"command line: {flag} is required")
+    if jsonl and output.suffix.lower() in OTHER_FORMATS:
+        raise InputError(f"{flag} {output}: this command writes JSONL, not {output.suffix.lower()[1:]}; "
+                         f"name it {output.with_suffix('.jsonl').name}")
     for source in inputs:
         if same_file(output, source) or (Path(source).is_dir() and inside(output, source)):
             raise InputError(f"{flag} {output}: is one of the inputs ({source}) or inside it; write to another path")
@@ -200,8 +265,10 @@ def check_output_dir(folder: str | Path, marker: str, command: str, inputs: Iter
     """Refuse a folder that a command writing whole folders may not replace: one that overlaps an
     input, or exists with anything in it that an earlier run of the same command did not write.
 
-    Such a run leaves the file `marker` listing what it wrote (`write_marker`); a folder that
-    holds only those files (or nothing) may be replaced, anything else is the user's."""
+    Such a run leaves the file `marker` listing what it wrote, each file with its digest
+    (`write_marker`); a folder that holds only those files, unchanged, (or nothing) may be
+    replaced. Anything else is the user's: another file, a file edited since (a card), a folder
+    none of the listed files lies in (an empty one included)."""
     folder = Path(folder)
     if not str(folder):
         raise InputError(f"command line: {flag} is required")
@@ -211,9 +278,9 @@ def check_output_dir(folder: str | Path, marker: str, command: str, inputs: Iter
     if folder.exists() and not folder.is_dir():
         raise InputError(f"{flag} {folder}: is a file; give a folder")
     if folder.is_dir():
-        present = {str(p.relative_to(folder)) for p in folder.rglob("*") if not p.is_dir()} - {marker}
-        written = set(_marker_files(folder / marker)) if (folder / marker).is_file() else set()
-        foreign = sorted(present - written)
+        written, digests = _marker(folder / marker)
+        foreign = foreign_paths(folder, [p for p in folder.rglob("*") if p.name != marker or p.parent != folder],
+                                written, digests)
         if foreign:
             listed = ", ".join(foreign[:3]) + (" ..." if len(foreign) > 3 else "")
             if written:
@@ -225,17 +292,54 @@ def check_output_dir(folder: str | Path, marker: str, command: str, inputs: Iter
     return folder
 
 
-def _marker_files(path: Path) -> list[str]:
+def foreign_paths(folder: Path, paths: Iterable[Path], written: Iterable[str], digests: dict[str, str]) -> list[str]:
+    """Of `paths` under `folder`, those a marker listing `written` (with `digests`) does not vouch
+    for: a file not listed or changed since, a folder that holds none of the listed files."""
+    written = set(written)
+    parents = {str(parent) for name in written for parent in Path(name).parents}
+    foreign = []
+    for path in sorted(paths):
+        rel = str(path.relative_to(folder))
+        if path.is_dir() and not path.is_symlink():
+            if rel not in parents:
+                foreign.append(rel + "/")
+        elif rel not in written:
+            foreign.append(rel)
+        elif rel in digests and (not path.is_file() or _sha256(path) != digests[rel]):
+            foreign.append(f"{rel}, changed since")
+    return foreign
+
+
+def _marker(path: Path) -> tuple[list[str], dict[str, str]]:
+    """The files a marker lists and the digests it records for them (none in an older marker)."""
     try:
-        listed = json.loads(read_text(path)).get("files", [])
-    except (ValueError, AttributeError, InputError):
-        return []  # an unreadable marker vouches for nothing
-    return [f for f in listed if isinstance(f, str)]
+        data = json.loads(read_text(path))
+        listed = data.get("files", [])
+        digests = data.get("sha256", {})
+    except (OSError, ValueError, AttributeError, InputError):
+        return [], {}  # a missing or unreadable marker vouches for nothing
+    files = [f for f in listed if isinstance(f, str)] if isinstance(listed, list) else []
+    return files, {k: v for k, v in digests.items() if isinstance(v, str)} if isinstance(digests, dict) else {}
+
+
+def claimed(path: str | Path) -> list[str]:
+    """The files a marker (`write_marker`, `claim`) lists."""
+    return _marker(Path(path))[0]
 
 
 def write_marker(folder: str | Path, marker: str, command: str) -> None:
-    """Record, in `folder/marker`, every file `command` wrote there (see `check_output_dir`)."""
+    """Record, in `folder/marker`, every file `command` wrote there and its digest (see `check_output_dir`)."""
     folder = Path(folder)
     written = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p.name != marker)
-    (folder / marker).write_text(json.dumps({"written_by": command, "files": written}, indent=1) + "\n",
-                                 encoding="utf-8")
+    digests = {name: _sha256(folder / name) for name in written}
+    (folder / marker).write_text(json.dumps({"written_by": command, "files": written, "sha256": digests},
+                                            indent=1) + "\n", encoding="utf-8")
+
+
+def claim(folder: str | Path, marker: str, command: str, names: Iterable[str]) -> None:
+    """Add `names` (paths under `folder`) to the files `folder/marker` says `command` writes there,
+    before it writes them: a kill in between leaves a claim on a file that is not there, never a
+    file of ours that the next run takes for the user's."""
+    folder = Path(folder)
+    listed = set(claimed(folder / marker)) | set(names)
+    write_text(folder / marker, json.dumps({"written_by": command, "files": sorted(listed)}, indent=1) + "\n")

@@ -59,6 +59,9 @@ def student_folder(name: str) -> Path:
         missing = [k for k in missing if not (k == "lm_head.weight" and config.tie_word_embeddings)]
         if missing or unexpected:
             raise RuntimeError(f"{gguf}: weights do not fit the config (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        from recipe.train.export import check_finite
+
+        check_finite(plain.state_dict().items(), str(target))
         with atomic_dir(target, overwrite=target.exists()) as tmp:
             plain.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)

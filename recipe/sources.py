@@ -27,11 +27,22 @@ def looks_local(name: str | Path) -> bool:
     return "/" in text and Path(text.split("/")[0]).is_dir()
 
 
+# what a folder transformers, sentence-transformers or peft can load holds at its top
+MODEL_FILES = ("config.json", "modules.json", "adapter_config.json", "config_sentence_transformers.json")
+
+
 def check_local_or_hub(name: str, flag: str, what: str = "model") -> None:
-    """Raise the missing-path error for a local name that does not exist; a Hub id passes."""
+    """Raise the missing-path error for a local name that does not exist; a Hub id passes. A local
+    model folder must hold a model: a data folder given as --model is named as such, not left to
+    transformers' "Unrecognized model ... model_type" after the data has been read."""
     path = Path(name).expanduser()
     if not path.exists() and looks_local(name):
         raise InputError(f"{flag} {name}: no such {what} file or folder")
+    if what == "model" and path.is_dir() and not any((path / f).is_file() for f in MODEL_FILES):
+        data = sorted(p.name for p in path.iterdir() if p.suffix in DATA_SUFFIXES or p.suffix == ".arrow")[:3]
+        held = f" (it holds {', '.join(data)}: data, not a model?)" if data else ""
+        raise InputError(f"{flag} {name}: not a model folder, no {' or '.join(MODEL_FILES[:2])}{held}; "
+                         "give a model folder or a Hub model id")
 
 
 def hub_offline() -> bool:

@@ -337,6 +337,34 @@ CASES = [
     Case("eval-local-row-not-an-object", "eval", _eval(_sts(GOOD_STS, "[1, 2]")), 2, "test.jsonl:2: expected a JSON object"),
     Case("eval-missing-local-data", "eval", _eval(None, "--data-dir", "nodata"), 2,
          "missing local data file: nodata/STSBenchmark/test.jsonl"),
+    # --- what the user owns in an output folder ------------------------------------------
+    Case("eval-output-dir-with-the-users-report", "eval",
+         _eval(output=_folder_with(("results.md", "my notes"), ("results.csv", "a,b\n"), ("categories.png", "png"))), 2,
+         "--output-dir {tmp}/o: categories.png, results.csv, results.md not written by eval.py; move them away"),
+    Case("eval-submission-into-the-users-submission-folder", "eval",
+         _eval(None, "--submission", output=_folder_with(("submission/model_meta.py", "# mine\n"))), 2,
+         "--output-dir {tmp}/o: submission/, submission/model_meta.py not written by eval.py"),
+    Case("eval-report-the-marker-does-not-list", "eval",
+         _eval(output=_folder_with((".e5-eval.json", '{"files": ["results.csv"]}'), ("results.csv", "x"),
+                                   ("results.md", "mine"))), 2,
+         "--output-dir {tmp}/o: results.md not written by eval.py"),
+    # --- bad input once reported as a bug (exit 1, "unexpected ...") ------------------------
+    Case("train-temperature-inf", "train", _train("--temperature", "inf"), 2, "'temperature' = inf must be a finite number"),
+    Case("train-false-negative-margin-nan", "train", _train("--false-negative-margin", "nan"), 2,
+         "'false_negative_margin' = 'nan' is not"),
+    Case("train-model-is-a-data-folder", "train", _train("--model", str(SYNTH)), 2,
+         f"--model {SYNTH}: not a model folder, no config.json or modules.json (it holds examples.jsonl"),
+    Case("mine-model-is-a-data-folder", "mine_negatives", _mine("--model", str(SYNTH)), 2,
+         f"--model {SYNTH}: not a model folder"),
+    Case("filter-model-is-a-data-folder", "filter_pairs", _filter("--top-k", "5", "--model", str(SYNTH)), 2,
+         f"--model {SYNTH}: not a model folder"),
+    Case("mine-relative-margin-nan", "mine_negatives", _mine("--relative-margin", "nan"), 2,
+         "'relative_margin' = 'nan' is not"),
+    Case("mine-output-parquet", "mine_negatives", lambda t, te, mp: _mine("--output", str(t / "x.parquet"))(t, te, mp),
+         2, "x.parquet: this command writes JSONL, not parquet; name it x.jsonl"),
+    Case("eval-local-data-wrong-columns", "eval", _eval(_sts('{"s1": "a", "sentence2": "b", "score": 2.0}')), 2,
+         "STSBenchmark/test.jsonl: no column 'sentence1' (its rows have s1, sentence2, score; mteb's STSBenchmark "
+         "reads sentence1, sentence2, score)"),
 ]
 
 
@@ -524,6 +552,55 @@ def test_publish_dry_run_replaces_only_its_own_earlier_dry_run(tmp_path, capsys)
     first = checksums(tmp_path / "hub")
     assert publish.main(args) == 0  # its own earlier dry run: replaced by the same files
     assert checksums(tmp_path / "hub") == first and sorted(os.listdir(tmp_path)) == ["hub"]
+
+
+def test_publish_dry_run_keeps_a_folder_it_did_not_make_and_a_card_edited_since(tmp_path, capsys):
+    from recipe.commands import publish
+
+    def dry_run(dest: Path) -> int:
+        return publish.main(["--input", str(SYNTH), "--repo-id", "me/data", "--dry-run", "--output-dir", str(dest)])
+
+    (tmp_path / "mine" / "drafts" / "empty").mkdir(parents=True)  # no file in it, but the user's folders
+    assert dry_run(tmp_path / "mine") == 2
+    assert "not empty (drafts/, drafts/empty/) and not written by an earlier publish --dry-run" in capsys.readouterr().err
+    assert (tmp_path / "mine" / "drafts" / "empty").is_dir()
+
+    assert dry_run(tmp_path / "hub") == 0
+    card = tmp_path / "hub" / "README.md"
+    card.write_text(card.read_text() + "\nMy own words about this data.\n")
+    edited = card.read_bytes()
+    group = next(p for p in (tmp_path / "hub").iterdir() if p.is_dir())  # a task group's shards
+    (group / "notes").mkdir()
+    capsys.readouterr()
+    assert dry_run(tmp_path / "hub") == 2
+    err = capsys.readouterr().err
+    assert ("holds files the earlier publish --dry-run did not write (README.md, changed since, "
+            f"{group.name}/notes/)") in err
+    assert card.read_bytes() == edited and (group / "notes").is_dir()
+
+
+def test_eval_replaces_only_the_report_and_submission_it_wrote(tmp_path):
+    from recipe.errors import InputError
+    from recipe.eval.run import build_encoder, evaluate
+    from recipe.eval.settings import EvalConfig
+    from tests.eval_tiny_models import tiny_mistral_folder
+
+    model = tiny_mistral_folder(tmp_path / "model")
+    _write(tmp_path / "data" / "STSBenchmark" / "test.jsonl", b"".join(STS.read_bytes().splitlines(keepends=True)[:40]))
+    cfg = EvalConfig(model=str(model), tasks=["STSBenchmark"], data_dir=str(tmp_path / "data"),
+                     output_dir=str(tmp_path / "out"), device="cpu", submission=True)
+    encoder = build_encoder(cfg)
+    assert not evaluate(cfg, encoder=encoder).failed
+    out = tmp_path / "out"
+    written = checksums(out)
+    assert {"results.md", "results.csv", "categories.png", "submission/model_meta.py"} <= set(written)
+    assert not evaluate(cfg, encoder=encoder).failed  # its own files: replaced
+    _write(out / "submission" / "my_notes.md", "the user's\n")
+    with pytest.raises(InputError, match=r"submission/my_notes.md not written by eval.py"):
+        evaluate(cfg, encoder=encoder)
+    assert (out / "submission" / "my_notes.md").read_text() == "the user's\n"
+    cfg.overwrite = True  # named by the user: replaced
+    assert not evaluate(cfg, encoder=encoder).failed and not (out / "submission" / "my_notes.md").exists()
 
 
 def test_eval_on_other_data_in_the_same_output_dir_gets_its_own_scores(tmp_path):

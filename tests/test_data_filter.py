@@ -3,6 +3,7 @@ its positive answers its query, and says why it removed each of the others."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
@@ -88,3 +89,48 @@ def test_both_rules_apply_and_a_pair_may_fail_both(tmp_path):
     assert kept == []
     swapped = [r for r in removed if positions([r]) <= SWAPPED]
     assert len(swapped) == 2 and all(r["filter_reason"].count(";") == 1 for r in swapped)
+
+
+def test_stopped_between_its_two_writes_the_same_command_completes_the_pair(tmp_path, monkeypatch, capsys):
+    """A kill after the kept file is in place and before the removed one is (here the rename of
+    the removed file is interrupted) must not leave a half the same command then refuses."""
+    import recipe.files
+
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps({**p, "source": "hand"}) + "\n" for p in PAIRS))
+    kept, removed = tmp_path / "kept.jsonl", tmp_path / "kept.removed.jsonl"
+    args = ["--input", str(data), "--output", str(kept), "--model", str(get_model_path()), "--query-prompt", "",
+            "--corpus-prompt", "", "--progress", "false", "--top-k", "1"]
+    replace = os.replace
+
+    def stopped_at_the_removed_file(src, dst, *a, **k):
+        if Path(dst) == removed:
+            raise KeyboardInterrupt
+        return replace(src, dst, *a, **k)
+
+    monkeypatch.setattr(recipe.files.os, "replace", stopped_at_the_removed_file)
+    assert main(args) == 130
+    assert kept.is_file() and not removed.exists()  # the half a kill leaves
+    monkeypatch.setattr(recipe.files.os, "replace", replace)
+    capsys.readouterr()
+    assert main(args) == 0, capsys.readouterr().err  # recognised as its own, and replaced
+    read = lambda path: [json.loads(line) for line in path.read_text().splitlines()]  # noqa: E731
+    assert positions(read(removed)) == SWAPPED and len(read(kept)) + len(read(removed)) == len(PAIRS)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.jsonl", "kept.removed.jsonl", "pairs.jsonl"]
+    # a complete pair is the user's again: refused without --overwrite
+    assert main(args) == 2 and "already exists; pass --overwrite" in capsys.readouterr().err
+
+
+def test_a_half_pair_the_user_changed_is_not_replaced(tmp_path, capsys):
+    from recipe.files import half_written, write_jsonl_together
+
+    kept, removed = tmp_path / "k.jsonl", tmp_path / "k.removed.jsonl"
+    write_jsonl_together([([{"a": 1}], kept), ([{"b": 2}], removed)])
+    assert half_written([kept, removed]) == set()  # complete: no journal left
+    journal = tmp_path / ".k.jsonl.pair.json"
+    journal.write_text(json.dumps({"files": {str(kept): hashlib.sha256(kept.read_bytes()).hexdigest(),
+                                             str(removed): "0" * 64}}))
+    removed.unlink()
+    assert half_written([kept, removed]) == {kept}
+    kept.write_text('{"a": "edited by the user"}\n')
+    assert half_written([kept, removed]) == set()

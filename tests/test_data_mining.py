@@ -144,3 +144,43 @@ def test_cli_mines_a_published_dataset_by_config(tmp_path):
     assert r.returncode == 2 and r.stderr.startswith("error: nobody-here/no-such-dataset [short-short] split train: "
                                                      "cannot load: no such local file or folder")
     assert r.stderr.count("\n") == 1
+
+
+CACHE_RECORDS = [{"id": f"q{i}", "task_group": "short-short", "instruction": "Find it.", "query": q, "positive": p,
+                  "negative": None, "language": "English"}
+                 for i, (q, p) in enumerate([("who invented the thermometer", "Galileo built an early thermoscope."),
+                                             ("what is absolute zero", "Absolute zero is 0 kelvin."),
+                                             ("where is the Seine", "The Seine flows through Paris.")])]
+
+
+def test_a_cut_cache_entry_is_named_dropped_and_computed_again(model, tmp_path, capsys):
+    settings = mining.MiningSettings(relative_margin=None, query_prompt="", corpus_prompt="",
+                                     cache_dir=str(tmp_path / "cache"))
+    first, _ = mining.mine(CACHE_RECORDS, model, settings, model_id="m", progress=False)
+    entries = sorted((tmp_path / "cache").rglob("*.npy"))
+    assert len(entries) == 2 and not list((tmp_path / "cache").rglob(".staging-*"))
+    whole = entries[0].read_bytes()
+    entries[0].write_bytes(whole[: len(whole) // 2])  # a kill or a full disk in the middle of a write
+    capsys.readouterr()
+    again, _ = mining.mine(CACHE_RECORDS, model, settings, model_id="m", progress=False)
+    assert again == first
+    notes = [line for line in capsys.readouterr().err.splitlines() if "damaged" in line]
+    assert notes == [f"note: {entries[0]}: a damaged embedding cache entry "
+                     f"({len(whole) // 2} bytes where its header promises {len(whole)}); dropped, computing it again"]
+    assert entries[0].read_bytes() == whole  # written whole again
+
+
+def test_a_kill_while_the_cache_is_written_leaves_no_torn_entry(model, tmp_path, monkeypatch):
+    import numpy as np
+
+    def cut_save(path, array, *a, **k):
+        with open(path, "wb") as f:
+            f.write(b"\x93NUMPY")  # the start of the file, then the process is gone
+        raise KeyboardInterrupt
+
+    settings = mining.MiningSettings(relative_margin=None, query_prompt="", corpus_prompt="",
+                                     cache_dir=str(tmp_path / "cache"))
+    monkeypatch.setattr(np, "save", cut_save)
+    with pytest.raises(KeyboardInterrupt):
+        mining.mine(CACHE_RECORDS, model, settings, model_id="m", progress=False)
+    assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]

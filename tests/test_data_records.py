@@ -126,3 +126,19 @@ def test_reads_a_published_copy_by_config(tmp_path):
         want = by_id[rec["id"]]
         assert {k: rec[k] for k in want} == want  # every field round-trips, dicts included
     assert {r["task_group"] for r in read_records(tmp_path / "pub", config="sts")} == {"sts"}
+
+
+def test_reads_a_save_to_disk_folder_and_names_a_missing_split(tmp_path):
+    """`datasets.load_dataset` refuses what save_to_disk wrote ("use load_from_disk"), which no flag
+    offers: the reader loads it from disk, a Dataset as it is and a DatasetDict by --split."""
+    from datasets import Dataset, DatasetDict
+
+    rows = [{"anchor": f"q{i}", "positive": f"p{i}", "negative": f"n{i}"} for i in range(3)]
+    Dataset.from_list(rows).save_to_disk(str(tmp_path / "one"))
+    DatasetDict({"train": Dataset.from_list(rows[:2]), "dev": Dataset.from_list(rows[2:])}).save_to_disk(
+        str(tmp_path / "dict"))
+    expected = [{"query": r["anchor"], "positive": r["positive"], "negative": r["negative"]} for r in rows]
+    assert list(read_records(tmp_path / "one")) == expected
+    assert list(read_records(tmp_path / "dict", split="dev")) == expected[2:]
+    with pytest.raises(RecordError, match=r"dict: no split 'test' \(it has train, dev\); choose one with --split"):
+        list(read_records(tmp_path / "dict", split="test"))

@@ -117,6 +117,50 @@ def test_embedding_cache_spares_a_forced_rerun_any_encoding(tiny_folder, tmp_pat
     assert again.failed == {} and again.scores == first.scores
 
 
+def test_a_cut_embedding_cache_index_is_named_dropped_and_computed_again(tiny_folder, tmp_path, capsys):
+    from recipe.eval.run import build_encoder, evaluate
+    from recipe.eval.settings import EvalConfig
+
+    cfg = EvalConfig(model=str(tiny_folder), tasks=["STSBenchmark"], data_dir=str(tmp_path / "data"),
+                     output_dir=str(tmp_path / "out"), chart=False, device="cpu")
+    rows = (DATA / "STSBenchmark" / "test.jsonl").read_bytes().splitlines(keepends=True)[:30]
+    (tmp_path / "data" / "STSBenchmark").mkdir(parents=True)
+    (tmp_path / "data" / "STSBenchmark" / "test.jsonl").write_bytes(b"".join(rows))
+    encoder = build_encoder(cfg)
+    first = evaluate(cfg, encoder=encoder)
+    (index,) = (tmp_path / "out" / "embeddings").rglob("index.json")
+    whole = index.read_bytes()
+    index.write_bytes(whole[: len(whole) // 2])  # a kill in the middle of mteb's rewrite
+    cfg.overwrite = True
+    capsys.readouterr()
+    again = evaluate(cfg, encoder=encoder)
+    assert again.failed == {} and again.scores == first.scores
+    notes = [line for line in capsys.readouterr().err.splitlines() if "damaged" in line]
+    # (after the progress bar's carriage return, on the same terminal line)
+    assert len(notes) == 1 and f"note: {index}: a damaged embedding cache entry (" in notes[0]
+    assert json.loads(index.read_text())  # written whole again
+
+
+@pytest.mark.parametrize("columns, says", [
+    (("question1", "sent2", "labels"), "the columns do not fit mteb's SprintDuplicateQuestions"),
+    (("sent1", "sent2", "label"), "mteb's SprintDuplicateQuestions reads sentence1, sentence2, labels and finds "
+                                  "no 'labels'"),
+])
+def test_local_columns_a_renaming_task_cannot_use_are_bad_input_naming_the_file(tiny_folder, tmp_path, capsys,
+                                                                                 columns, says):
+    """SprintDuplicateQuestions renames its Hub columns (sent1 -> sentence1), so its files are
+    checked once mteb has loaded them: still one line naming the file, and exit 2, not a failed task."""
+    data = tmp_path / "data" / "SprintDuplicateQuestions" / "test.jsonl"
+    data.parent.mkdir(parents=True)
+    data.write_text("".join(json.dumps(dict(zip(columns, (f"question {i}", f"question {i + i % 2}", 1 - i % 2))))
+                            + "\n" for i in range(8)))
+    argv = ["--model", str(tiny_folder), "--tasks", "SprintDuplicateQuestions", "--data-dir", str(tmp_path / "data"),
+            "--output-dir", str(tmp_path / "out"), "--chart", "false"]
+    assert eval_cli.main(argv) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line or "failed:" in line]
+    assert len(errors) == 1 and f"error: {data}: {says}" in errors[0]
+
+
 def test_aggregate_task_reads_each_sub_task_folder(tmp_path, capsys):
     argv = ["--model", "x/y", "--tasks", "CQADupstackRetrieval", "--data-dir", str(tmp_path)]
     assert eval_cli.main(argv) == 2

@@ -163,3 +163,45 @@ def test_a_matryoshka_model_loads_cut_and_scores_cut(lora_run, tmp_path):
     assert any(r["name"] == "STSBenchmark" for r in rows)
     # a cut wider than the model is named, not run
     assert eval_cli.main([*argv, "--truncate-dim", "65"]) == 2
+
+
+def test_spherical_merge_of_zero_tensors_is_zero_not_nan():
+    # a bias no step moved from its zero init (a fully fine-tuned MiniLM's unused pooler.dense.bias)
+    zero = torch.zeros(4)
+    assert torch.equal(combine([zero, zero.clone(), zero.clone()], "spherical"), zero)
+    # one zero, one not: no direction to follow, so the chord
+    assert torch.allclose(combine([zero, torch.ones(4)], "spherical"), torch.full((4,), 0.5))
+
+
+def test_a_spherical_merge_with_an_untouched_zero_bias_writes_finite_weights(tmp_path):
+    from recipe.train.merge import merge_into
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Linear(2, 2))
+    paths = []
+    for k in range(3):
+        weights = {name: torch.randn_like(p) for name, p in model.named_parameters()}
+        weights["1.bias"] = torch.zeros(2)  # never trained: zero in every checkpoint
+        (tmp_path / f"step-{k}").mkdir()
+        torch.save({"weights": weights}, tmp_path / f"step-{k}" / "state.pt")
+        paths.append(tmp_path / f"step-{k}")
+    merge_into(model, paths, "spherical")
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert torch.equal(model[1].bias, torch.zeros(2))
+
+
+def test_the_export_refuses_to_save_a_non_finite_weight_and_names_it(tmp_path):
+    from recipe.train.export import WeightNotFinite, export
+    from tests.eval_tiny_models import tiny_mistral_folder
+
+    model = SentenceTransformer(str(tiny_mistral_folder(tmp_path / "m")), device="cpu")
+    model.tokenizer.pad_token = model.tokenizer.eos_token  # as train.py's tokenizer set-up does
+    name, weight = next((n, p) for n, p in model.named_parameters() if n.endswith("norm.weight"))
+    with torch.no_grad():
+        weight[1] = float("nan")
+    cfg = TrainConfig(output_dir=str(tmp_path / "run"), lora=False, append_eos=False)
+    out = tmp_path / "final"
+    out.mkdir()
+    with pytest.raises(WeightNotFinite, match=rf"run/final not written: the weight {name} holds NaN \(1 of its"):
+        export(model, cfg, out, {})
+    assert not any(out.iterdir())  # nothing saved

@@ -26,7 +26,7 @@ def _main(argv: list[str]) -> int:
         raise ConfigError("command line: --output is required")
     # everything that can be wrong is found before the first record is read; the file appears
     # whole at the end (a failure half-way leaves an existing --output as it was)
-    check_output_file(cfg.output, local_inputs(cfg), cfg.overwrite)
+    check_output_file(cfg.output, local_inputs(cfg), cfg.overwrite, jsonl=True)
     counts = Counter()
 
     def counted():

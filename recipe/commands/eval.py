@@ -14,9 +14,11 @@ mteb knows as such): the task's instruction on queries and on every text of the 
 tasks, retrieval documents bare, inputs cut at 512 tokens ending with EOS, fp16 on GPU; any other
 model runs as saved, as the leaderboard runs it. The run says which and why. Writes mteb's
 result files, results.md, results.csv and categories.png under --output-dir; running the same
-command again skips finished tasks. Any key can also come from a YAML file (`--config FILE`);
+command again skips finished tasks. It replaces only the report files and submission/ that it
+wrote there itself (.e5-eval.json lists them); another of those names is refused without --overwrite. Any key can also come from a YAML file (`--config FILE`);
 `--help` lists them.
-Exit codes: 0 done, 1 some task failed (the others are scored), 2 bad input, 130 interrupted.
+Exit codes: 0 done, 1 some task failed (the others are scored), 2 bad input (a local file mteb
+cannot use included: the other tasks are scored), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -40,8 +42,10 @@ def _main(argv: list[str]) -> int:
     print(to_markdown(outcome.sections, outcome.model, outcome.protocol))
     for task, error in outcome.failed.items():
         print(f"failed: {task}: {cli.one_line(error)}", file=sys.stderr)
+    for error in outcome.bad_data.values():
+        cli.say(f"error: {cli.one_line(error)}")
     print(f"results in {cfg.output_dir}", file=sys.stderr)
-    return 1 if outcome.failed else 0
+    return 2 if outcome.bad_data else 1 if outcome.failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,8 +10,10 @@ FlagEmbedding JSONL, other columns through --columns; .jsonl/.parquet, a synthes
 a dataset folder or Hub id). A query's candidates are every positive and hard negative of the
 records of its source (or task group). Output: the records kept, as read (--output), and the
 records removed, each with the reason, its rank and cosine (--removed, default
-OUTPUT.removed.jsonl); a summary on stdout. Both files are written whole at the end; an existing
-one is replaced only with --overwrite, never an input. Any key can also come from a YAML file:
+OUTPUT.removed.jsonl); a summary on stdout. Both files are written whole at the end and appear
+together (a run stopped between the two leaves a note, .OUTPUT.pair.json, by which the same
+command knows the half it finds as its own); an existing one is replaced only with --overwrite,
+never an input. Any key can also come from a YAML file:
 --config FILE.
 Exit codes: 0 done, 2 bad input, 130 interrupted.
 """
@@ -26,8 +28,8 @@ from pathlib import Path
 from recipe import cli
 from recipe.config import ConfigError, parse
 from recipe.data import filtering, mining
-from recipe.data.records import parse_columns, read_records, write_jsonl
-from recipe.files import check_output_file
+from recipe.data.records import parse_columns, read_records
+from recipe.files import check_output_file, half_written, write_jsonl_together
 from recipe.sources import check_local_or_hub
 
 
@@ -66,8 +68,11 @@ def check(cfg: FilterConfig) -> None:
         raise ConfigError(f"'max_length' = {cfg.max_length} must be at least 1")
     check_local_or_hub(cfg.input, "--input", "data")
     check_local_or_hub(cfg.model, "--model")
-    check_output_file(cfg.output, [cfg.input], cfg.overwrite)
-    check_output_file(removed_path(cfg), [cfg.input, cfg.output], cfg.overwrite, flag="--removed")
+    # a pair an earlier run of this command was stopped in the middle of writing is its own to replace
+    ours = half_written([cfg.output, removed_path(cfg)])
+    check_output_file(cfg.output, [cfg.input], cfg.overwrite or Path(cfg.output) in ours, jsonl=True)
+    check_output_file(removed_path(cfg), [cfg.input, cfg.output], cfg.overwrite or removed_path(cfg) in ours,
+                      flag="--removed", jsonl=True)
 
 
 def _main(argv: list[str]) -> int:
@@ -80,8 +85,7 @@ def _main(argv: list[str]) -> int:
     settings = filtering.FilterSettings(**{f.name: getattr(cfg, f.name) for f in fields(filtering.FilterSettings)})
     verdicts = filtering.judge(records, model, settings, cfg.instruction, progress=cfg.progress)
     kept, removed = filtering.keep(records, verdicts)
-    write_jsonl(kept, cfg.output)
-    write_jsonl(removed, removed_path(cfg))
+    write_jsonl_together([(kept, cfg.output), (removed, removed_path(cfg))])
     counts = filtering.summary(verdicts)
     print(f"kept {counts['kept']} of {counts['read']} records in {cfg.output}; removed {counts['removed']} "
           f"({counts['below_top_k']} ranked below the top {cfg.top_k or '-'}, {counts['below_min_cosine']} "

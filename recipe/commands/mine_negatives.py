@@ -8,7 +8,7 @@
 Input: records in any format the record reader knows (ours, sentence-transformers columns,
 FlagEmbedding JSONL, other columns through --columns; .jsonl/.parquet, a synthesis output folder,
 a dataset folder or Hub id) or a BEIR folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv: every
-relevant pair becomes a record and the whole corpus is the candidate pool). Output: our records. The paper's miner: mE5-base, top-100. Candidates
+relevant pair becomes a record and the whole corpus is the candidate pool). Output: our records, as JSONL. The paper's miner: mE5-base, top-100. Candidates
 within 5% of the positive's score are skipped as likely false negatives; every labelled positive
 of the query is excluded. Embeddings are cached per model and text list (--cache-dir).
 Any key can also come from a YAML file: --config FILE. An existing --output is replaced only
@@ -62,7 +62,7 @@ def check(cfg: MineConfig) -> None:
         raise ConfigError(f"'max_length' = {cfg.max_length} must be at least 1")
     check_local_or_hub(cfg.input, "--input", "data")
     check_local_or_hub(cfg.model, "--model")
-    check_output_file(cfg.output, [cfg.input], cfg.overwrite)
+    check_output_file(cfg.output, [cfg.input], cfg.overwrite, jsonl=True)
 
 
 def _main(argv: list[str]) -> int:

@@ -7,7 +7,8 @@ One config per task group plus `all`; the card records the teachers, prompts, sa
 counts per group and language, tokens and cost, the licence and the teacher's terms. Needs a Hub
 token (HF_TOKEN or `hf auth login`) unless --dry-run. Credentials never reach the card or the logs.
 --dry-run writes only into a new or empty folder, or replaces an earlier dry run's (which it
-knows by the file .e5-dry-run.json listing what that run wrote); never a folder with anything else.
+knows by the file .e5-dry-run.json listing what that run wrote, with each file's digest); never a
+folder with anything else: another file, a subfolder (even an empty one), a card edited since.
 Exit codes: 0 done, 2 bad input, 130 interrupted.
 """
 

@@ -15,20 +15,28 @@ What it adds:
   for an instruction-tuned miner); mE5's "query: " / "passage: " prefixes are the default;
 - the cache folder is keyed by the model's name or path (sentence-transformers keys it by
   `model_card_data.base_model`, which is None for a model loaded from a local folder, so two
-  local models would share embeddings), then by the hash of the texts (done by the library).
+  local models would share embeddings), then by the hash of the texts (done by the library);
+- the cache survives a kill: the library saves its `.npy` files in place with `np.save`, so it
+  is given a private staging folder (links to the intact entries) and what it saves there is
+  renamed into the cache once whole; an entry that is damaged anyway (cut by a full disk, an
+  older version) is named in one line, dropped and computed again.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import random
+import shutil
 from collections import defaultdict
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
 from tqdm.auto import tqdm
 
+from ..cli import say
 from ..schema import negatives
 
 
@@ -100,6 +108,71 @@ def cache_folder(cache_dir: str | None, model_id: str) -> str | None:
     return str(Path(cache_dir) / hashlib.sha256(model_id.encode()).hexdigest()[:16])
 
 
+STAGING = ".staging-"
+
+
+def intact(path: Path) -> str | None:
+    """None for a whole .npy file, else what is wrong with it (read from its header and size,
+    not its data)."""
+    import numpy as np
+
+    try:
+        with path.open("rb") as f:
+            fmt = np.lib.format
+            version = fmt.read_magic(f)
+            shape, _, dtype = (fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0)(f)
+            start = f.tell()
+    except (ValueError, EOFError, OSError) as e:
+        return f"unreadable header ({str(e).splitlines()[0][:100] if str(e) else type(e).__name__})"
+    if dtype.hasobject:
+        return "holds Python objects, not embeddings"
+    want = start + int(np.prod(shape)) * dtype.itemsize
+    size = path.stat().st_size
+    return None if size == want else f"{size} bytes where its header promises {want}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, another user's
+        pass
+    return True
+
+
+@contextmanager
+def staged_cache(folder: str):
+    """A staging folder for one `mine_hard_negatives` call over the cache `folder` (see the
+    module docstring): damaged entries are dropped first, new ones moved in at the end."""
+    cache = Path(folder)
+    cache.mkdir(parents=True, exist_ok=True)
+    for old in cache.glob(STAGING + "*"):  # left by a killed run
+        pid = old.name.removeprefix(STAGING)
+        if not (pid.isdigit() and _alive(int(pid))):
+            shutil.rmtree(old, ignore_errors=True)
+    staging = cache / f"{STAGING}{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    for entry in sorted(cache.glob("*.npy")):
+        why = intact(entry)
+        if why:
+            say(f"note: {entry}: a damaged embedding cache entry ({why}); dropped, computing it again")
+            entry.unlink(missing_ok=True)
+            continue
+        try:
+            os.link(entry, staging / entry.name)
+        except OSError:  # a file system without hard links
+            shutil.copy2(entry, staging / entry.name)
+    try:
+        yield str(staging)
+        for entry in staging.glob("*.npy"):
+            if not (cache / entry.name).exists() and intact(entry) is None:
+                os.replace(entry, cache / entry.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def mine(records: Iterable[dict], model, settings: MiningSettings | None = None, *,
          model_id: str = "", extra_corpus: Iterable[str] = (), progress: bool = True) -> tuple[list[dict], dict]:
     """Fill `negative` where the record has none; returns (all records, counts {needed, mined, not_found}).
@@ -129,15 +202,16 @@ def mine(records: Iterable[dict], model, settings: MiningSettings | None = None,
         corpus = list(dict.fromkeys([records[i]["positive"] for i in idx]
                                     + [n for i in idx for n in negatives(records[i])] + extra_corpus))
         random.seed(settings.seed)  # the library samples with the global `random`
-        mined = mine_hard_negatives(
-            Dataset.from_dict({"anchor": [a for a, _ in pairs], "positive": [p for _, p in pairs]}), model,
-            anchor_column_name="anchor", positive_column_name="positive", corpus=corpus,
-            range_min=settings.range_min, range_max=settings.range_max, max_score=settings.max_score,
-            relative_margin=settings.relative_margin, absolute_margin=settings.absolute_margin,
-            num_negatives=1, sampling_strategy=settings.sampling, output_format="triplet",
-            query_prompt="", corpus_prompt=settings.corpus_prompt,  # "" = no model-default prompt either
-            batch_size=settings.batch_size, verbose=progress,
-            cache_folder=cache_folder(settings.cache_dir, model_id))
+        folder = cache_folder(settings.cache_dir, model_id)
+        with staged_cache(folder) if folder else nullcontext() as staging:
+            mined = mine_hard_negatives(
+                Dataset.from_dict({"anchor": [a for a, _ in pairs], "positive": [p for _, p in pairs]}), model,
+                anchor_column_name="anchor", positive_column_name="positive", corpus=corpus,
+                range_min=settings.range_min, range_max=settings.range_max, max_score=settings.max_score,
+                relative_margin=settings.relative_margin, absolute_margin=settings.absolute_margin,
+                num_negatives=1, sampling_strategy=settings.sampling, output_format="triplet",
+                query_prompt="", corpus_prompt=settings.corpus_prompt,  # "" = no model-default prompt either
+                batch_size=settings.batch_size, verbose=progress, cache_folder=staging)
         found = {(a, p): n for a, p, n in zip(mined["anchor"], mined["positive"], mined["negative"])}
         for i in needy:
             negative = found.get((anchors[i], records[i]["positive"]))

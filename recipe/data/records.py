@@ -2,7 +2,8 @@
 
 Sources: a .jsonl/.parquet file, a synthesis output folder (its examples.jsonl), a local copy of a
 published dataset (a folder with README.md and parquet files, as `data/publish.py --dry-run`
-writes it), any other local dataset folder or Hub dataset id (`datasets.load_dataset`).
+writes it), a folder `save_to_disk` wrote (`datasets.load_from_disk`; `--split` chooses the
+split of a DatasetDict), any other local dataset folder or Hub dataset id (`datasets.load_dataset`).
 
 Formats, told apart by their columns, row by row (the record itself: `recipe/schema.py`):
 - ours: `query`, `positive`, `negative` (null, a text or a list), `instruction`, `task_group`, ...;
@@ -124,6 +125,8 @@ def read_located(source: str | Path, config: str | None = None, split: str = "tr
     if path.is_dir():
         if (path / "examples.jsonl").is_file():
             yield from _jsonl(path / "examples.jsonl", columns, required)
+        elif saved_to_disk(path):
+            yield from _load_from_disk(path, split, columns, required)
         elif (path / "README.md").is_file() or any(p.suffix in DATA_FILES for p in path.rglob("*")):
             yield from _load_dataset(str(path), config, split, columns, required)
         else:
@@ -151,6 +154,29 @@ def _load_dataset(source: str, config: str | None, split: str, columns, required
     except Exception as e:  # not found, offline, no such config/split: datasets raises many types
         how = "cannot load" + ("" if Path(source).exists() else ": no such local file or folder, and the Hub cannot give it")
         raise RecordError(f"{where}: {how} ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    yield from _rows(ds, where, columns, required)
+
+
+def saved_to_disk(path: Path) -> bool:
+    """A folder `Dataset.save_to_disk` (state.json) or `DatasetDict.save_to_disk` (dataset_dict.json)
+    wrote: `load_dataset` refuses it and points at `load_from_disk`, so that is how it is read."""
+    return (path / "dataset_dict.json").is_file() or (path / "state.json").is_file() and (
+        path / "dataset_info.json").is_file()
+
+
+def _load_from_disk(path: Path, split: str, columns, required) -> Iterator[tuple[dict, str]]:
+    import datasets
+
+    try:
+        ds = datasets.load_from_disk(str(path))
+    except Exception as e:  # a torn or foreign folder: datasets raises several types
+        raise RecordError(f"{path}: a save_to_disk folder that cannot be loaded "
+                          f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    where = str(path)
+    if isinstance(ds, datasets.DatasetDict):
+        if split not in ds:
+            raise RecordError(f"{path}: no split {split!r} (it has {', '.join(ds)}); choose one with --split")
+        ds, where = ds[split], f"{path} split {split}"
     yield from _rows(ds, where, columns, required)
 
 

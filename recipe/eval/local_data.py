@@ -64,18 +64,57 @@ def use_local_data(task, data_dir: str | Path) -> str:
     """
     digest = hashlib.sha256()
     root = Path(data_dir) / task.metadata.name
+    needed = needed_columns(task)
     for path in expected_files(task, data_dir):
         digest.update(f"{path.relative_to(root)}\n".encode())
-        _check_file(_need(path), digest)
-    task.load_data = lambda *args, **kwargs: load_local(task, data_dir)
+        columns = _check_file(_need(path), digest)
+        missing = [c for c in needed if columns is not None and c not in columns]
+        if missing:
+            raise LocalDataError(f"{path}: no column '{missing[0]}' (its rows have {', '.join(columns)}; "
+                                 f"mteb's {task.metadata.name} reads {', '.join(needed)})")
+
+    def load(*args, **kwargs):
+        try:
+            load_local(task, data_dir)
+        except LocalDataError as e:  # mteb files it as a task failure; eval.py reports it as bad input
+            task.local_data_error = e
+            raise
+
+    task.load_data = load
     return "local-" + digest.hexdigest()[:12]
+
+
+# the task attributes that name a column mteb's evaluator reads, beside its content columns
+LABEL_ATTRIBUTES = ("label_column_name", "human_summaries_column_name", "machine_summaries_column_name",
+                    "relevancy_column_name")
+
+
+def needed_columns(task, transformed: bool = False) -> list[str]:
+    """The columns mteb reads from a non-retrieval task's data: its content columns (mteb's own
+    `_get_content_columns`), its label column, STS's `score`. In the files (`transformed` False)
+    they are known only where the task keeps its Hub dataset as it is (no `dataset_transform` of
+    its own, which may rename columns)."""
+    from mteb.abstasks import AbsTask
+
+    if (isinstance(task, AbsTaskRetrieval) or getattr(task, "parallel_subsets", False)  # bitext: per subset
+            or not transformed and type(task).dataset_transform is not AbsTask.dataset_transform):
+        return []
+    try:
+        needed = list(task._get_content_columns())
+    except Exception:  # a task type that does not declare them: its evaluator names what it misses
+        return []
+    needed += [getattr(task, a) for a in LABEL_ATTRIBUTES if isinstance(getattr(task, a, None), str)]
+    if task.metadata.type == "STS":
+        needed.append("score")
+    return list(dict.fromkeys(needed)) if needed else []
 
 
 BEIR_FILES = {"corpus.jsonl": ("_id", "text"), "queries.jsonl": ("_id", "text")}
 
 
-def _check_file(path: Path, digest) -> None:
-    """Read `path` once: feed its text to `digest` and check it as the module docstring says."""
+def _check_file(path: Path, digest) -> list[str] | None:
+    """Read `path` once: feed its text to `digest` and check it as the module docstring says;
+    return the columns of a non-BEIR JSONL file's rows."""
     rows, columns = 0, None
     for lineno, line in files.lines(path, LocalDataError):
         digest.update(line.encode("utf-8"))
@@ -103,6 +142,7 @@ def _check_file(path: Path, digest) -> None:
                                  f"{', '.join(columns)}; every row needs the same columns)")
     if not rows:
         raise LocalDataError(f"{path}: empty (no rows)")
+    return columns
 
 
 def _first_row(path: Path) -> int:
@@ -135,11 +175,21 @@ def load_local(task, data_dir: str | Path) -> None:
         task.dataset = dataset
     else:
         task.dataset = dataset["default"]
+    read = expected_files(task, data_dir)
+    where = read[0] if len(read) == 1 else f"{root} ({', '.join(str(f.relative_to(root)) for f in read)})"
     try:
         task.dataset_transform()
     except (KeyError, ValueError) as e:
-        raise LocalDataError(f"{root}: the columns do not fit mteb's {task.metadata.name} "
-                             f"(use its Hub dataset's column names): {e}") from None
+        raise LocalDataError(f"{where}: the columns do not fit mteb's {task.metadata.name} "
+                             f"(use its Hub dataset's column names): {str(e).splitlines()[0]}") from None
+    needed = needed_columns(task, transformed=True)
+    if needed and isinstance(task.dataset, DatasetDict):
+        for split, ds in task.dataset.items():
+            missing = [c for c in needed if c not in ds.column_names]
+            if missing:
+                raise LocalDataError(f"{root / f'{split}.jsonl'}: mteb's {task.metadata.name} reads "
+                                     f"{', '.join(needed)} and finds no '{missing[0]}' (after its own renaming, "
+                                     f"the rows have {', '.join(ds.column_names)}; use its Hub dataset's column names)")
     task.data_loaded = True
 
 

@@ -9,7 +9,8 @@ task's local files or its Hub revision) after every subset and, with overwrite_s
 "only-missing", skips what is already there, so another model, other settings or other data
 never reuse a score. Its `CachedEmbeddingWrapper` keeps every embedding on disk (keyed by task,
 settings, query/document side and a hash of the text itself, so other data cannot be served a
-stale one) and a repeated run does not encode the corpus again.
+stale one) and a repeated run does not encode the corpus again; its files are written whole
+and a damaged one is dropped and computed again (`cache.py`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from mteb.models.cache_wrappers import CachedEmbeddingWrapper
 
 from .. import files
 from ..cli import say
+from ..errors import InputError
 from ..lock import FolderLock
+from .cache import SafeNumpyCache
 from .encoder import E5_INSTRUCTION_TEMPLATE, InstructEncoder
 from .local_data import use_local_data
 from .model import load_model, model_name, revision_of
@@ -79,6 +82,7 @@ def data_keys(tasks: list, data_dir: str | None) -> dict[str, str]:
 class Outcome:
     scores: dict[str, tuple[str, float]] = field(default_factory=dict)  # task -> (type, main score)
     failed: dict[str, str] = field(default_factory=dict)                # task -> error
+    bad_data: dict[str, str] = field(default_factory=dict)              # task -> its local data's error
     sections: list[Section] = field(default_factory=list)               # one per benchmark
     model: str = ""                                                     # the name results are filed under
     protocol: str = ""                                                  # "e5 (why)" or "plain (why)"
@@ -116,7 +120,40 @@ def evaluate(cfg: EvalConfig, encoder=None) -> Outcome:
     out = files.check_writable_dir(cfg.output_dir)
     # one run per output dir: two would write the same result files and embedding caches
     with FolderLock(out, "evaluation output dir"):
+        check_own_outputs(cfg, out)
         return _run(cfg, encoder, benchmarks, published, tasks, keys, out)
+
+
+# lists the report files and submission/ files eval.py wrote into OUTPUT: only those it replaces
+MARKER = ".e5-eval.json"
+REPORTS = ("results.md", "results.csv", "categories.png")
+
+
+def _earlier_eval(out: Path) -> bool:
+    """An output dir an eval.py from before the marker wrote: its runs.jsonl is eval's."""
+    try:
+        first = next(files.jsonl(out / "runs.jsonl"))[1]
+    except (OSError, StopIteration, InputError):
+        return False
+    return isinstance(first, dict) and {"config", "protocol", "versions"} <= set(first)
+
+
+def check_own_outputs(cfg: EvalConfig, out: Path) -> None:
+    """Refuse, before any work, to replace a report file or submission/ file of the user's: one
+    that no earlier eval.py here wrote (the marker lists what it did), unless --overwrite."""
+    if cfg.overwrite:
+        return
+    written = files.claimed(out / MARKER)
+    if not (out / MARKER).exists() and _earlier_eval(out):
+        return
+    paths = [out / name for name in REPORTS if (out / name).exists()]
+    if cfg.submission and (out / "submission").exists():
+        paths += [out / "submission", *(out / "submission").rglob("*")]
+    foreign = files.foreign_paths(out, paths, written, {})
+    if foreign:
+        listed = ", ".join(foreign[:3]) + (" ..." if len(foreign) > 3 else "")
+        raise InputError(f"--output-dir {out}: {listed} not written by eval.py; move them away, choose "
+                               "another --output-dir, or pass --overwrite to replace them")
 
 
 def _run(cfg: EvalConfig, encoder, benchmarks: list[str], published, tasks: list, keys: dict[str, str],
@@ -129,7 +166,7 @@ def _run(cfg: EvalConfig, encoder, benchmarks: list[str], published, tasks: list
     model = encoder
     if cfg.embedding_cache:
         model = CachedEmbeddingWrapper(
-            encoder, out / "embeddings" / meta.model_name_as_path() / meta.revision)
+            encoder, out / "embeddings" / meta.model_name_as_path() / meta.revision, cache_backend=SafeNumpyCache)
     _write_run_info(cfg, meta, out, protocol)
     cache = DataKeyedCache(out, keys)
     with warnings.catch_warnings():
@@ -143,6 +180,13 @@ def _run(cfg: EvalConfig, encoder, benchmarks: list[str], published, tasks: list
         encoder.close()  # stops the per-GPU processes, if any
     outcome = Outcome(failed={e.task_name: e.exception for e in result.exceptions}, model=meta.name,
                       protocol=protocol)
+    for task in tasks:  # a local file mteb could not use is the user's to fix, not a failure
+        for part in [*(getattr(task.metadata, "tasks", None) or []), task]:
+            error = getattr(part, "local_data_error", None)
+            if error is not None:
+                outcome.bad_data[part.metadata.name] = str(error)
+                outcome.failed.pop(part.metadata.name, None)
+                outcome.failed.pop(task.metadata.name, None)
     by_name = {r.task_name: r for r in result.task_results}
     for task in tasks:
         name = task.metadata.name
@@ -154,6 +198,8 @@ def _run(cfg: EvalConfig, encoder, benchmarks: list[str], published, tasks: list
                 continue
             outcome.scores[name] = (task.metadata.type, score)
     outcome.sections = _sections(outcome.scores, benchmarks, published)
+    files.claim(out, MARKER, "eval.py", ["results.csv", "results.md"]
+                + (["categories.png"] if cfg.chart and outcome.scores else []))
     write_csv(outcome.sections, out / "results.csv")
     write_markdown(outcome.sections, meta.name, out / "results.md", protocol)
     if cfg.chart and outcome.scores:
@@ -188,7 +234,8 @@ def _submit(cfg: EvalConfig, encoder, out: Path, cache: DataKeyedCache, tasks: l
                     results[part.metadata.name] = path
     submitted = submission_meta(encoder, cfg.model)
     known = registry_meta(submitted.name) is not None
-    path = write_submission(out, submitted, results, known=known)
+    path = write_submission(out, submitted, results, known=known,
+                            claim=lambda names: files.claim(out, MARKER, "eval.py", names))
     say(f"submission: {path} ({len(results)} result files for {submitted.name} at revision {submitted.revision})")
     if known:
         say(f"note: mteb has a ModelMeta for {submitted.name} already; the results pull request is all it takes")

@@ -42,7 +42,8 @@ class EvalConfig:
                         "these); all_minilm_l6_v2 for all-MiniLM-L6-v2's")
     embedding_cache: bool = _f(True, "keep embeddings under OUTPUT/embeddings so a repeated or "
                                "resumed run does not encode the same texts twice")
-    overwrite: bool = _f(False, "re-run tasks that already have results in OUTPUT")
+    overwrite: bool = _f(False, "re-run tasks that already have results in OUTPUT, and replace a results.md, "
+                         "results.csv, categories.png or submission/ that eval.py did not write there")
     chart: bool = _f(True, "draw categories.png")
     submission: bool = _f(False, "also write OUTPUT/submission/: the results folder the MTEB results "
                           "repository takes and a model_meta.py for mteb (README: the two pull requests)")

@@ -93,8 +93,11 @@ def submission_meta(encoder, model_path: str) -> ModelMeta:
     return built.model_copy(update={"memory_usage_mb": built.calculate_memory_usage_mb()})
 
 
-def write_submission(out: Path, meta: ModelMeta, results: dict[str, Path], known: bool = False) -> Path:
-    """Write OUTPUT/submission/ (replaced whole: it is derived from OUTPUT's results) and return it.
+def write_submission(out: Path, meta: ModelMeta, results: dict[str, Path], known: bool = False,
+                     claim=None) -> Path:
+    """Write OUTPUT/submission/ (replaced whole: it is derived from OUTPUT's results; the caller
+    has checked that what is there is an earlier run's) and return it. `claim(names)`: called with
+    the files it holds before it is renamed into place.
 
     `results`: each finished task's result file as mteb's ResultCache filed it (sub-tasks of an
     aggregate, CQADupstackRetrieval's forums, included); the run settings mteb wrote beside each.
@@ -114,6 +117,8 @@ def write_submission(out: Path, meta: ModelMeta, results: dict[str, Path], known
                                                    encoding="utf-8")
         if not known:
             (tmp / "model_meta.py").write_text(model_meta_source(meta), encoding="utf-8")
+        if claim:  # before the rename: the folder is ours from the moment it is there
+            claim([str(Path("submission") / p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()])
     return target
 
 

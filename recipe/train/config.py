@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+import math
 from dataclasses import dataclass, field
 
 from recipe.schema import QUERY_TEMPLATE
@@ -155,6 +157,10 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     for key, allowed in CHOICES.items():
         if getattr(cfg, key) not in allowed:
             raise ConfigError(f"'{key}' = {getattr(cfg, key)!r}: choose one of {', '.join(allowed)}")
+    for f in dataclasses.fields(cfg):  # inf passes "> 0" and ">= 0" but trains nothing
+        value = getattr(cfg, f.name)
+        if any(isinstance(v, float) and not math.isfinite(v) for v in (value if isinstance(value, list) else [value])):
+            raise ConfigError(f"'{f.name}' = {value} must be a finite number")
     positive = ("max_length", "global_batch_size", "mini_batch_size", "epochs", "lora_r", "lora_alpha",
                 "log_steps", "process_group_timeout", "temperature", "lr")
     for key in positive:

@@ -15,10 +15,30 @@ import torch
 import yaml
 from sentence_transformers import SentenceTransformer
 
+from recipe.errors import Stopped
 from recipe.train.tokenize import save_tokenizer
 
 PROBE = ["Instruct: Retrieve semantically similar text.\nQuery: A man is playing a guitar.",
          "A musician performs on stage.", "short", "a longer document about sourdough bread " * 40]
+
+
+class WeightNotFinite(Stopped):
+    """A weight holds NaN or inf: nothing is saved, since such a model embeds every text as NaN."""
+
+
+def check_finite(tensors, where: str) -> None:
+    """Raise WeightNotFinite naming the first tensor of (name, tensor) pairs that is not finite.
+
+    The loss check stops a diverging run before its step; this is the last gate before a save, for
+    what no loss sees: a merge of checkpoints, a conversion, a LoRA merge in low precision."""
+    for name, tensor in tensors:
+        if tensor.is_floating_point() or tensor.is_complex():
+            bad = ~torch.isfinite(tensor)
+            if bad.any():
+                nan = tensor[bad].isnan()
+                kinds = "NaN" if nan.all() else "inf" if not nan.any() else "NaN and inf"
+                raise WeightNotFinite(f"{where} not written: the weight {name} holds {kinds} "
+                                      f"({int(bad.sum())} of its {tensor.numel()} values)")
 
 
 def query_prompt(template: str, instruction: str) -> str:
@@ -96,6 +116,7 @@ def export(model: SentenceTransformer, cfg, out: Path, data_summary: dict) -> Pa
     prompt = query_prompt(cfg.query_template, cfg.export_query_instruction)
     model.prompts = {"query": prompt, "document": ""}
     model.default_prompt_name = None
+    check_finite(model.state_dict().items(), f"{Path(cfg.output_dir) / 'final'}")
     model.save(str(out), create_model_card=False)
     if cfg.append_eos:
         save_tokenizer(transformer.tokenizer, out)

@@ -25,7 +25,12 @@ import torch
 def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
     """The point a fraction `t` of the way from `a` to `b` along the arc between their directions."""
     a64, b64 = a.double().flatten(), b.double().flatten()
-    cos = torch.dot(a64 / a64.norm(), b64 / b64.norm()).clamp(-1.0, 1.0)
+    norms = a64.norm() * b64.norm()
+    # a zero tensor (a bias no step moved from its zero init) has no direction: the arc is
+    # undefined and the division would be 0/0, so it is the chord, as for parallel tensors
+    if norms < 1e-30:
+        return torch.lerp(a.double(), b.double(), t).to(a.dtype)
+    cos = (torch.dot(a64, b64) / norms).clamp(-1.0, 1.0)
     theta = torch.arccos(cos)
     if torch.sin(theta) < 1e-6:  # parallel: the arc is the chord
         return torch.lerp(a.double(), b.double(), t).to(a.dtype)
