@@ -14,6 +14,7 @@ Reads top to bottom: parse the recipe, build the model, the data, the loss, run 
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -68,11 +69,31 @@ def train(argv: list[str]) -> Path | None:
     elif cfg.model != "tiny-mistral":
         check_local_or_hub(cfg.model, "--model")
     lock = claim(Path(cfg.output_dir), cfg)
+    finished = False
     try:
-        return run(cfg)
+        final = run(cfg)
+        finished = True
+        return final
     finally:
+        end_process_group(synchronise=finished)
         if lock:
             lock.release()
+
+
+def end_process_group(synchronise: bool) -> None:
+    """Close the process group here, in this order, rather than in a destructor on the way out.
+    gloo's destructor joins its worker threads while holding the GIL, and a worker freeing the
+    last reference to a tensor needs the GIL: when the DDP model drops the group's last reference
+    (at `run`'s return), a process can hang there after its work is done. So the model is
+    collected first while the group is still registered, every rank passes a barrier (no
+    collective left in flight), and only then is the group destroyed, its threads joined. After
+    a failure the other ranks may be inside a collective, so there is no barrier to wait for."""
+    if not torch.distributed.is_initialized():
+        return
+    gc.collect()
+    if synchronise:
+        torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
 
 
 def claim(out: Path, cfg: TrainConfig) -> FolderLock | None:
@@ -228,7 +249,9 @@ def run(cfg: TrainConfig) -> Path | None:
             accelerator.print(f"pushed to {push(final, cfg.hub_model_id)}")
         log_file.close()
     accelerator.wait_for_everyone()
-    accelerator.end_training()
+    # what end_training() does but its destroy_process_group, which train() does once the model is gone
+    for tracker in accelerator.trackers:
+        tracker.finish()
     return final
 
 
