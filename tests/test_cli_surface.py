@@ -111,3 +111,40 @@ def test_console_scripts_point_at_the_same_commands():
         module, func = scripts[f"e5-{name.replace('_', '-')}"].split(":")
         assert module == f"recipe.commands.{name}"
         assert getattr(import_module(module), func) is load_script(SCRIPTS[name]).main
+
+
+HEAVY = ("torch", "transformers", "sentence_transformers", "mteb", "datasets", "peft", "accelerate")
+_RUN_SCRIPTS = """
+import contextlib, io, json, runpy, sys
+heavy, codes = {}, {}
+for line in sys.argv[1:]:
+    sys.argv = json.loads(line)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        try:
+            runpy.run_path(sys.argv[0], run_name="__main__")
+        except SystemExit as e:
+            codes[line] = e.code
+    heavy[line] = sorted(m for m in sys.modules if m.split(".")[0] in %r)
+print(json.dumps({"heavy": heavy, "codes": codes}))
+""" % (HEAVY,)
+
+
+def test_help_and_a_refused_run_import_no_heavy_library(tmp_path):
+    """--help, and a run refused before its work starts, answer without importing torch, mteb
+    and the rest (20 s on a busy machine before the answer, for nothing)."""
+    import json
+    import subprocess
+    import sys
+
+    held = tmp_path / "held"
+    held.mkdir()
+    (held / "train_log.jsonl").write_text('{"step": 1}\n')  # a run already there: refused without --resume
+    runs = [[script, "--help"] for script in SCRIPTS.values()]
+    runs.append(["train.py", "--config", "recipe/configs/smoke.yaml", "--output-dir", str(held)])
+    done = subprocess.run([sys.executable, "-c", _RUN_SCRIPTS, *map(json.dumps, runs)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert list(report["codes"].values()) == [0] * len(SCRIPTS) + [2], report["codes"]
+    for run, modules in report["heavy"].items():
+        assert not modules, f"{run} imported {modules[:5]}"

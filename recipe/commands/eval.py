@@ -27,7 +27,6 @@ import sys
 from recipe import cli
 from recipe.config import ConfigError, parse
 from recipe.eval.report import to_markdown
-from recipe.eval.run import evaluate
 from recipe.eval.settings import EvalConfig
 
 
@@ -36,6 +35,8 @@ def _main(argv: list[str]) -> int:
     cfg = parse(EvalConfig, argv)
     if not cfg.model:
         raise ConfigError("command line: --model is required (a folder or a Hub id)")
+    from recipe.eval.run import evaluate  # mteb, torch, sentence-transformers: not for --help
+
     outcome = evaluate(cfg)
     print(to_markdown(outcome.sections, outcome.model, outcome.protocol))
     for task, error in outcome.failed.items():

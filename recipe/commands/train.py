@@ -21,12 +21,6 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-import torch
-from accelerate import Accelerator
-from accelerate.utils import DistributedDataParallelKwargs, InitProcessGroupKwargs, set_seed
-from tqdm.auto import tqdm
-from transformers import get_linear_schedule_with_warmup
-
 from recipe import cli
 from recipe.config import ConfigError, note, parse, to_dict
 from recipe.errors import Stopped
@@ -34,15 +28,11 @@ from recipe.files import atomic_dir, check_writable_dir
 from recipe.local_models import MODELS, gguf_file
 from recipe.lock import FolderLock
 from recipe.sources import check_local_or_hub, load_error
-from recipe.train import checkpoint, merge, outdir
+from recipe.train import outdir
 from recipe.train.config import TrainConfig, validate
-from recipe.train.batch import make_batch
-from recipe.train.data import complete_negatives, load_examples, plan_batches, plan_summary
-from recipe.train.export import check_push, export, push
-from recipe.train.loss import build_loss
-from recipe.train.metrics import StepMeter
-from recipe.train.model import build_model
-from recipe.train.step import train_step
+
+# torch, accelerate, transformers and the modules built on them are imported where training
+# starts (run), so that --help and a refused run answer in a second, not after 20 s of imports
 
 
 class LossNotFinite(Stopped):
@@ -59,10 +49,12 @@ def param_groups(model, weight_decay: float) -> list[dict]:
 def train(argv: list[str]) -> Path | None:
     """Check the recipe and the output dir, then train while holding the dir's lock."""
     cfg = validate(parse(TrainConfig, argv))
-    if cfg.require_gpu and not torch.cuda.is_available():
+    if cfg.require_gpu and not gpu_visible():
         raise ConfigError("this recipe needs a GPU (require_gpu: true) and none is visible; on CPU run "
                           "recipe/configs/smoke.yaml, or pass --require-gpu false to try anyway")
     if cfg.push_to_hub:
+        from recipe.train.export import check_push
+
         check_push(cfg.hub_model_id)
     if cfg.model in MODELS:
         gguf_file(cfg.model)  # installed and intact, before the output folder is claimed
@@ -88,12 +80,19 @@ def end_process_group(synchronise: bool) -> None:
     collected first while the group is still registered, every rank passes a barrier (no
     collective left in flight), and only then is the group destroyed, its threads joined. After
     a failure the other ranks may be inside a collective, so there is no barrier to wait for."""
-    if not torch.distributed.is_initialized():
+    dist = sys.modules.get("torch.distributed")  # not imported: no group was ever started
+    if dist is None or not dist.is_initialized():
         return
     gc.collect()
     if synchronise:
-        torch.distributed.barrier()
-    torch.distributed.destroy_process_group()
+        dist.barrier()
+    dist.destroy_process_group()
+
+
+def gpu_visible() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def claim(out: Path, cfg: TrainConfig) -> FolderLock | None:
@@ -113,6 +112,21 @@ def claim(out: Path, cfg: TrainConfig) -> FolderLock | None:
 
 
 def run(cfg: TrainConfig) -> Path | None:
+    import torch
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs, InitProcessGroupKwargs, set_seed
+    from tqdm.auto import tqdm
+    from transformers import get_linear_schedule_with_warmup
+
+    from recipe.train import checkpoint, merge
+    from recipe.train.batch import make_batch
+    from recipe.train.data import complete_negatives, load_examples, plan_batches, plan_summary
+    from recipe.train.export import export, push
+    from recipe.train.loss import build_loss
+    from recipe.train.metrics import StepMeter
+    from recipe.train.model import build_model
+    from recipe.train.step import train_step
+
     # 1. the machine it runs on
     if cfg.cpu_threads and not torch.cuda.is_available():
         torch.set_num_threads(cfg.cpu_threads)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..config import ConfigError, note
+from ..schema import QUERY_PREFIX as E5_INSTRUCTION_TEMPLATE  # encoder.py's, without importing mteb and torch
 from .protocol import check as check_protocol
-from .encoder import E5_INSTRUCTION_TEMPLATE
 
 
 def _f(default, help: str):

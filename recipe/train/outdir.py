@@ -16,6 +16,7 @@ One process writes to a dir at a time: the main process holds a FolderLock on it
 
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +24,16 @@ from pathlib import Path
 from ..config import note
 from ..errors import InputError
 from ..files import jsonl, write_jsonl
-from . import checkpoint
 
 LOG = "train_log.jsonl"
 FINAL = "final"
+
+
+def checkpoints(output_dir: Path) -> list[Path]:
+    """A run's checkpoints, oldest first (here, not in checkpoint.py, which needs torch: the dir
+    is judged before anything heavy loads)."""
+    found = [p for p in (Path(output_dir) / "checkpoints").glob("step-*") if re.fullmatch(r"step-\d+", p.name)]
+    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
 
 
 @dataclass
@@ -51,7 +58,7 @@ def _log_rows(out: Path) -> list[dict]:
 
 def inspect(out: str | Path) -> RunState:
     out = Path(out)
-    found = checkpoint.checkpoints(out)
+    found = checkpoints(out)
     newest = found[-1] if found else None
     steps = int(newest.name.split("-")[1]) if newest else 0
     finished = (out / FINAL).is_dir()
