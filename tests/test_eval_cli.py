@@ -60,9 +60,9 @@ def test_unknown_task_lists_close_matches(capsys):
         select_tasks("MTEB(eng,v1)")
 
 
-def test_folder_without_pooling_configuration_says_so(tiny_folder, capsys):
+def test_folder_without_pooling_configuration_says_so(tiny_folder, tmp_path, capsys):
     hf_only = tiny_folder.parent / "hf"  # the bare transformers save, no modules.json
-    assert eval_cli.main(["--model", str(hf_only), "--tasks", "STSBenchmark"]) == 2
+    assert eval_cli.main(["--model", str(hf_only), "--tasks", "STSBenchmark", "--output-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "no pooling configuration" in err and str(hf_only / "modules.json") in err
 
