@@ -38,11 +38,20 @@ def _main(argv: list[str]) -> int:
     from recipe.eval.run import evaluate  # mteb, torch, sentence-transformers: not for --help
 
     outcome = evaluate(cfg)
-    print(to_markdown(outcome.sections, outcome.model, outcome.protocol))
+    if outcome.scores:  # a header over no table reads as a success
+        print(to_markdown(outcome.sections, outcome.model, outcome.protocol))
     for task, error in outcome.failed.items():
         print(f"failed: {task}: {cli.one_line(error)}", file=sys.stderr)
-    print(f"results in {cfg.output_dir}", file=sys.stderr)
-    return 1 if outcome.failed else 0
+    if not outcome.failed:
+        print(f"results in {cfg.output_dir}", file=sys.stderr)
+        return 0
+    # the last line says that it failed and why: what a user reads first after a long run
+    task, error = next(iter(outcome.failed.items()))
+    ran = len(outcome.failed) + len(outcome.scores)
+    scored = (f"the other {len(outcome.scores)} are scored in {cfg.output_dir}" if outcome.scores
+              else "nothing was scored")
+    cli.say(f"error: {len(outcome.failed)} of {ran} task(s) failed ({task}: {cli.one_line(error)[:300]}); {scored}")
+    return 1
 
 
 def main(argv: list[str] | None = None) -> int:
