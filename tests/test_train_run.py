@@ -129,7 +129,13 @@ def _final_weights(out: Path) -> dict:
 def test_killed_run_resumes_to_the_same_final_weights(tmp_path):
     args = ["--max-steps", "8", "--save-steps", "2", "--save-total-limit", "5"]
     straight = tmp_path / "straight"
-    train(straight, *args)
+    done = train(straight, *args)
+    # the last lines: what the run wrote, and what to run next
+    assert done.stdout.strip().splitlines()[-2:] == [
+        f"written to {straight}: base/ (the base model built for this run), train_log.jsonl (loss, accuracy, "
+        "lr per step), checkpoints/ (to --resume from), final/ (the trained embedder, a SentenceTransformer folder)",
+        f"next: python eval.py --model {straight / 'final'} --tasks STSBenchmark,Banking77Classification "
+        "--data-dir tests/data/eval"]
     # the same run, killed once its first checkpoint is written, then resumed
     broken = tmp_path / "broken"
     cmd = [sys.executable, "train.py", "--config", str(SMOKE), "--output-dir", str(broken), *args]

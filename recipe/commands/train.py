@@ -261,12 +261,27 @@ def run(cfg: TrainConfig) -> Path | None:
         accelerator.print(f"model written to {final}")
         if cfg.push_to_hub:
             accelerator.print(f"pushed to {push(final, cfg.hub_model_id)}")
+        for line in written(out, final):
+            accelerator.print(line)
         log_file.close()
     accelerator.wait_for_everyone()
     # what end_training() does but its destroy_process_group, which train() does once the model is gone
     for tracker in accelerator.trackers:
         tracker.finish()
     return final
+
+
+def written(out: Path, final: Path) -> list[str]:
+    """The run's last lines: what is in the output dir now, and the command to run next."""
+    what = {"base": "base/ (the base model built for this run)", outdir.LOG: f"{outdir.LOG} (loss, accuracy, lr "
+            "per step)", "checkpoints": "checkpoints/ (to --resume from)", "final": "final/ (the trained "
+            "embedder, a SentenceTransformer folder)"}
+    there = [text for name, text in what.items() if (out / name).exists()]
+    local = Path("tests/data/eval")  # the checkout's slices of STSBenchmark and Banking77: offline
+    evaluate = (f"--tasks STSBenchmark,Banking77Classification --data-dir {local}" if local.is_dir()
+                else '--benchmark "MTEB(eng, v2)"')
+    return [f"written to {out}: {', '.join(there)}",
+            f"next: python eval.py --model {final} {evaluate}"]
 
 
 def main(argv: list[str] | None = None) -> int:
