@@ -148,3 +148,26 @@ def test_help_and_a_refused_run_import_no_heavy_library(tmp_path):
     assert list(report["codes"].values()) == [0] * len(SCRIPTS) + [2], report["codes"]
     for run, modules in report["heavy"].items():
         assert not modules, f"{run} imported {modules[:5]}"
+
+
+def test_known_library_noise_is_dropped_and_other_warnings_shown():
+    """The filter matches the libraries' exact messages, raised here by the real library code,
+    and leaves any other warning alone."""
+    import logging
+    import warnings
+
+    from transformers import BertConfig, BertModel
+
+    from recipe import cli
+
+    model = BertModel(BertConfig(hidden_size=8, num_hidden_layers=1, num_attention_heads=1, intermediate_size=8,
+                                 vocab_size=10))
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        cli.quiet_known_noise()
+        model.is_gradient_checkpointing  # noqa: B018 - the property warns when read
+        warnings.warn("something else went wrong", UserWarning)
+    assert [str(w.message) for w in shown] == ["something else went wrong"]
+    record = logging.LogRecord("mteb.abstasks.abstask", logging.WARNING, "", 0,
+                               "The task 'STSBenchmark' is superseded by 'STSBenchmark.v2'. We recommend ...", None, None)
+    assert not logging.getLogger("mteb.abstasks.abstask").filter(record)

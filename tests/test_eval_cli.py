@@ -3,6 +3,7 @@ and the one-line errors for bad input."""
 
 import json
 import os
+import re
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
@@ -23,7 +24,7 @@ def tiny_folder(tmp_path_factory):
     return tiny_mistral_folder(tmp_path_factory.mktemp("tiny"))
 
 
-def test_eval_py_runs_on_a_trained_folder_and_a_rerun_skips_finished_tasks(tiny_folder, tmp_path, capsys):
+def test_eval_py_runs_on_a_trained_folder_and_a_rerun_skips_finished_tasks(tiny_folder, tmp_path, capsys, recwarn):
     argv = ["--model", str(tiny_folder), "--tasks", "SciFact", "--data-dir", str(write_beir(tmp_path / "data")),
             "--output-dir", str(tmp_path / "out"), "--batch-size", "64"]
     assert eval_cli.main(argv) == 0
@@ -31,6 +32,13 @@ def test_eval_py_runs_on_a_trained_folder_and_a_rerun_skips_finished_tasks(tiny_
     out = first.out
     assert "| Retrieval | SciFact |" in out and "| 76.41 |" in out  # E5-Mistral's published score
     assert "read back" not in first.err
+    # no deprecated call of ours, none of the known library noise (recipe/cli.py, KNOWN_NOISE)
+    from recipe.cli import KNOWN_NOISE
+
+    shown = [w for w in recwarn if "/recipe/" in w.filename.replace("\\", "/")
+             or any(isinstance(w.message, c) and re.match(m, str(w.message)) for c, m in KNOWN_NOISE)]
+    assert not shown, [f"{w.filename}:{w.lineno}: {w.message}" for w in shown]
+    assert "is superseded by" not in first.err  # mteb logs it too
     (result,) = (tmp_path / "out").glob("results/local__*/local-*/experiments/candidates_instructed__dtype_float32__"
                                         "max_length_512__protocol_e5__data_local-*/SciFact.json")
     score = json.loads(result.read_text())["scores"]["test"][0]["main_score"]
