@@ -171,3 +171,24 @@ def test_known_library_noise_is_dropped_and_other_warnings_shown():
     record = logging.LogRecord("mteb.abstasks.abstask", logging.WARNING, "", 0,
                                "The task 'STSBenchmark' is superseded by 'STSBenchmark.v2'. We recommend ...", None, None)
     assert not logging.getLogger("mteb.abstasks.abstask").filter(record)
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_help_keeps_its_columns(name, capsys):
+    """Each setting's help starts in one column, the one `--config FILE`'s help starts in: a
+    default with a line break shows it as \\n, a wide default or flag puts the help on the next
+    line, in that column, never pushed out of line."""
+    assert load_script(SCRIPTS[name]).main(["--help"]) == 0
+    text = capsys.readouterr().out
+    column = next(line for line in text.splitlines() if line.startswith("  --config FILE")).index("read settings")
+    block = text[text.index("Settings ("):].split("\n")[1:]
+    block = block[:block.index("")]  # the settings, up to the common flags
+    for i, line in enumerate(block):
+        if line.startswith("  --"):
+            if len(line) > column and line[column - 1] == " " and line[column] != " ":
+                continue  # flag, default and help on one line
+            # flag and default only: the help must follow on the next line, in the column
+            assert block[i + 1].startswith(" " * column) and block[i + 1][column] != " ", (line, block[i + 1])
+        else:
+            assert line.startswith(" " * column) and block[i - 1].startswith("  --"), \
+                f"a setting broken over lines: {block[i - 1]!r} / {line!r}"
