@@ -12,15 +12,55 @@ the stack.
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import sys
 import traceback
+import warnings
 from typing import Callable, Sequence
 
 from .config import usage
 from .errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_STOPPED, EXIT_UNEXPECTED, InputError, Stopped
 
 INTERRUPTED = "interrupted: everything saved so far is kept; run the same command to resume"
+
+# Library messages that ask nothing of a user of these commands, each matched exactly, so that
+# the warnings that do (ours, a library's about the data or the model) still show.
+KNOWN_NOISE: list[tuple[type[Warning], str]] = [
+    # peft reads transformers' deprecated `is_gradient_checkpointing` (peft/peft_model.py), once per process
+    (FutureWarning, r"`is_gradient_checkpointing` is deprecated and will be removed in v6\. "
+                    r"Use `is_activation_checkpointing` instead\."),
+    # sentence-transformers' all_gather_with_grad calls it (sentence_transformers/util/distributed.py)
+    (FutureWarning, r"torch\.distributed\.nn\.functional\.all_gather is deprecated, use "
+                    r"torch\.distributed\._functional_collectives\.all_gather_single instead\."),
+    # mteb on MTEB(eng, v1)'s tasks, which later versions supersede: the paper's benchmark runs them
+    (UserWarning, r"The task '[^']+' is superseded by '[^']+'\. We recommend using the newer version"),
+    # mteb's embedding cache, the first time it opens a folder
+    (UserWarning, r"Dimension file not found\. Vector dimension remains uninitialized\."),
+    (UserWarning, r"No existing files found\. Initialized empty VectorCacheMap\."),
+]
+# the same messages where a library logs them too: logger -> message patterns
+KNOWN_LOG_NOISE = {"mteb.abstasks.abstask": [r"The task '[^']+' is superseded by '[^']+'"]}
+
+
+class _DropKnown(logging.Filter):
+    def __init__(self, patterns: list[str]):
+        super().__init__()
+        self.patterns = [re.compile(p) for p in patterns]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(p.match(record.getMessage()) for p in self.patterns)
+
+
+def quiet_known_noise() -> None:
+    """Drop KNOWN_NOISE, here only: every command starts through `run`."""
+    for category, message in KNOWN_NOISE:
+        warnings.filterwarnings("ignore", message=message, category=category)
+    for name, patterns in KNOWN_LOG_NOISE.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropKnown) for f in logger.filters):
+            logger.addFilter(_DropKnown(patterns))
 
 
 def debug_on(argv: Sequence[str]) -> bool:
@@ -63,6 +103,7 @@ def run(main: Callable[[list[str]], int | None], argv: Sequence[str] | None = No
         doc: str | None = None, config: type | None = None, interrupted: str = INTERRUPTED) -> int:
     """Run a command's `main(argv)` and return its exit code (see the module docstring)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    quiet_known_noise()
     debug = debug_on(argv)
     argv = [a for a in argv if a != "--debug"]
     if "-h" in argv or "--help" in argv:

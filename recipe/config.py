@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import math
 import os
 import sys
@@ -214,23 +215,46 @@ def parse(cls: type[T], argv: Sequence[str], default_config: str | None = None) 
     return _apply(cfg, values, "command line", from_cli=True)
 
 
+def _shown(default) -> str:
+    """A default as one line of YAML: a text with a line break shows it as \\n, in quotes."""
+    if isinstance(default, str) and ("\n" in default or default != default.strip()):
+        return json.dumps(default, ensure_ascii=False)
+    shown = yaml.safe_dump(default, default_flow_style=True, width=10**6, allow_unicode=True).strip()
+    return shown.removesuffix("...").strip()
+
+
 def usage(cls: type) -> str:
-    """One line per key, as the command line spells it: flag, default and the field's help text;
-    then the common flags and the old names still accepted."""
-    lines = ["Settings (--kebab-case on the command line, snake_case in a --config YAML file):"]
+    """One setting per line, as the command line spells it: flag, default and the field's help
+    text in three columns (a default too wide for its column puts the help on the next line, in
+    its column); then the common flags and the old names still accepted."""
+    rows = []
     for f in dataclasses.fields(cls):
         default = f.default if f.default is not dataclasses.MISSING else (
             f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
-        shown = yaml.safe_dump(default, default_flow_style=True, width=10**6).strip().removesuffix("\n...")
-        shown = shown.removesuffix("...").strip()
-        lines.append(f"  {flag(f.name):<26} {shown:<24} {f.metadata.get('help', '')}")
-    lines += ["", f"  {'--config FILE':<26} {'':<24} read settings from a YAML file; flags override it",
-              f"  {'--debug':<26} {'':<24} show the traceback of an error (or E5_DEBUG=1)",
-              f"  {'--help':<26} {'':<24} this list"]
+        rows.append((flag(f.name), _shown(default), f.metadata.get("help", "")))
+    common = [("--config FILE", "", "read settings from a YAML file; flags override it"),
+              ("--debug", "", "show the traceback of an error (or E5_DEBUG=1)"),
+              ("--help", "", "this list")]
+    flag_w = max(len(r[0]) for r in rows + common)
+    default_w = min(24, max(len(r[1]) for r in rows))
+    indent = 2 + flag_w + 1 + default_w + 1
+
+    def entry(name: str, shown: str, text: str) -> list[str]:
+        head = f"  {name:<{flag_w}} {shown:<{default_w}} "
+        if len(head) > indent:  # the default is wider than its column: the help starts below it
+            return [head.rstrip(), " " * indent + text]
+        return [head + text]
+
+    lines = ["Settings (--kebab-case on the command line, snake_case in a --config YAML file):"]
+    for row in rows:
+        lines += entry(*row)
+    lines.append("")
+    for row in common:
+        lines += entry(*row)
     if _renamed(cls):
         lines += ["", "Old names, accepted until the next release: " +
                   ", ".join(f"{flag(old)} -> {flag(new)}" for old, new in _renamed(cls).items())]
-    return "\n".join(lines)
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def to_dict(cfg) -> dict:

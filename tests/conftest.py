@@ -53,3 +53,30 @@ def one_torch_thread():
         os.environ.pop("OMP_NUM_THREADS", None)
     else:
         os.environ["OMP_NUM_THREADS"] = env
+
+
+# where the commands write by default (eval.py out/eval, train.py outputs/run, the recipes' outputs/...)
+CHECKOUT_OUTPUTS = (ROOT / "out", ROOT / "outputs")
+
+
+def _checkout_outputs() -> dict[str, tuple]:
+    """What a test could have added to the checkout's output folders: each folder's entries, and
+    its subfolders' (a lock file in out/eval/ changes only out/eval)."""
+    seen = {}
+    for base in CHECKOUT_OUTPUTS:
+        for folder in [base, *(p for p in base.glob("*") if p.is_dir())] if base.is_dir() else []:
+            seen[str(folder)] = tuple(sorted(p.name for p in folder.iterdir()))
+    return seen
+
+
+@pytest.fixture(autouse=True)
+def checkout_stays_clean():
+    """A test writes into its own temporary folders, never into the checkout (a command run
+    without --output-dir leaves out/eval/.lock there)."""
+    before = _checkout_outputs()
+    yield
+    after = _checkout_outputs()
+    if after != before:
+        added = sorted(f"{folder}/{name}" for folder, names in after.items()
+                       for name in set(names) - set(before.get(folder, ())))
+        pytest.fail(f"the test wrote into the checkout: {', '.join(added) or sorted(set(after) - set(before))}")

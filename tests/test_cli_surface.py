@@ -112,3 +112,84 @@ def test_console_scripts_point_at_the_same_commands():
         module, func = scripts[f"e5-{name.replace('_', '-')}"].split(":")
         assert module == f"recipe.commands.{name}"
         assert getattr(import_module(module), func) is load_script(SCRIPTS[name]).main
+
+
+HEAVY = ("torch", "transformers", "sentence_transformers", "mteb", "datasets", "peft", "accelerate")
+_RUN_SCRIPTS = """
+import contextlib, io, json, runpy, sys
+heavy, codes = {}, {}
+for line in sys.argv[1:]:
+    sys.argv = json.loads(line)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        try:
+            runpy.run_path(sys.argv[0], run_name="__main__")
+        except SystemExit as e:
+            codes[line] = e.code
+    heavy[line] = sorted(m for m in sys.modules if m.split(".")[0] in %r)
+print(json.dumps({"heavy": heavy, "codes": codes}))
+""" % (HEAVY,)
+
+
+def test_help_and_a_refused_run_import_no_heavy_library(tmp_path):
+    """--help, and a run refused before its work starts, answer without importing torch, mteb
+    and the rest (20 s on a busy machine before the answer, for nothing)."""
+    import json
+    import subprocess
+    import sys
+
+    held = tmp_path / "held"
+    held.mkdir()
+    (held / "train_log.jsonl").write_text('{"step": 1}\n')  # a run already there: refused without --resume
+    runs = [[script, "--help"] for script in SCRIPTS.values()]
+    runs.append(["train.py", "--config", "recipe/configs/smoke.yaml", "--output-dir", str(held)])
+    done = subprocess.run([sys.executable, "-c", _RUN_SCRIPTS, *map(json.dumps, runs)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert list(report["codes"].values()) == [0] * len(SCRIPTS) + [2], report["codes"]
+    for run, modules in report["heavy"].items():
+        assert not modules, f"{run} imported {modules[:5]}"
+
+
+def test_known_library_noise_is_dropped_and_other_warnings_shown():
+    """The filter matches the libraries' exact messages, raised here by the real library code,
+    and leaves any other warning alone."""
+    import logging
+    import warnings
+
+    from transformers import BertConfig, BertModel
+
+    from recipe import cli
+
+    model = BertModel(BertConfig(hidden_size=8, num_hidden_layers=1, num_attention_heads=1, intermediate_size=8,
+                                 vocab_size=10))
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        cli.quiet_known_noise()
+        model.is_gradient_checkpointing  # noqa: B018 - the property warns when read
+        warnings.warn("something else went wrong", UserWarning)
+    assert [str(w.message) for w in shown] == ["something else went wrong"]
+    record = logging.LogRecord("mteb.abstasks.abstask", logging.WARNING, "", 0,
+                               "The task 'STSBenchmark' is superseded by 'STSBenchmark.v2'. We recommend ...", None, None)
+    assert not logging.getLogger("mteb.abstasks.abstask").filter(record)
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_help_keeps_its_columns(name, capsys):
+    """Each setting's help starts in one column, the one `--config FILE`'s help starts in: a
+    default with a line break shows it as \\n, a wide default or flag puts the help on the next
+    line, in that column, never pushed out of line."""
+    assert load_script(SCRIPTS[name]).main(["--help"]) == 0
+    text = capsys.readouterr().out
+    column = next(line for line in text.splitlines() if line.startswith("  --config FILE")).index("read settings")
+    block = text[text.index("Settings ("):].split("\n")[1:]
+    block = block[:block.index("")]  # the settings, up to the common flags
+    for i, line in enumerate(block):
+        if line.startswith("  --"):
+            if len(line) > column and line[column - 1] == " " and line[column] != " ":
+                continue  # flag, default and help on one line
+            # flag and default only: the help must follow on the next line, in the column
+            assert block[i + 1].startswith(" " * column) and block[i + 1][column] != " ", (line, block[i + 1])
+        else:
+            assert line.startswith(" " * column) and block[i - 1].startswith("  --"), \
+                f"a setting broken over lines: {block[i - 1]!r} / {line!r}"

@@ -2,6 +2,7 @@
 anything written, and one-line errors for bad input."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -169,6 +170,12 @@ def test_push_without_token_stops_before_anything(tmp_path):
            "HF_HUB_OFFLINE": "1"}
     r = _publish("--input", SYNTH, "--repo-id", "me/x", env=env)
     assert r.returncode == 2 and r.stderr.startswith("error: no Hugging Face token") and r.stderr.count("\n") == 1
+    # the hint, taken as written, is today's form: it runs without a note about an old spelling
+    hint = re.search(r"\(or write locally with ([^)]*)\)", r.stderr).group(1).split()
+    dest = tmp_path / "local"
+    done = _publish("--input", SYNTH, "--repo-id", "me/x", *[str(dest) if a == "DIR" else a for a in hint], env=env)
+    assert done.returncode == 0 and (dest / "README.md").is_file(), done.stderr
+    assert "note:" not in done.stderr and "accepted until" not in done.stderr, done.stderr
 
 
 class FakeApi:

@@ -3,6 +3,7 @@ and the one-line errors for bad input."""
 
 import json
 import os
+import re
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
@@ -23,12 +24,21 @@ def tiny_folder(tmp_path_factory):
     return tiny_mistral_folder(tmp_path_factory.mktemp("tiny"))
 
 
-def test_eval_py_runs_on_a_trained_folder_and_a_rerun_skips_finished_tasks(tiny_folder, tmp_path, capsys):
+def test_eval_py_runs_on_a_trained_folder_and_a_rerun_skips_finished_tasks(tiny_folder, tmp_path, capsys, recwarn):
     argv = ["--model", str(tiny_folder), "--tasks", "SciFact", "--data-dir", str(write_beir(tmp_path / "data")),
             "--output-dir", str(tmp_path / "out"), "--batch-size", "64"]
     assert eval_cli.main(argv) == 0
-    out = capsys.readouterr().out
+    first = capsys.readouterr()
+    out = first.out
     assert "| Retrieval | SciFact |" in out and "| 76.41 |" in out  # E5-Mistral's published score
+    assert "read back" not in first.err
+    # no deprecated call of ours, none of the known library noise (recipe/cli.py, KNOWN_NOISE)
+    from recipe.cli import KNOWN_NOISE
+
+    shown = [w for w in recwarn if "/recipe/" in w.filename.replace("\\", "/")
+             or any(isinstance(w.message, c) and re.match(m, str(w.message)) for c, m in KNOWN_NOISE)]
+    assert not shown, [f"{w.filename}:{w.lineno}: {w.message}" for w in shown]
+    assert "is superseded by" not in first.err  # mteb logs it too
     (result,) = (tmp_path / "out").glob("results/local__*/local-*/experiments/candidates_instructed__dtype_float32__"
                                         "max_length_512__protocol_e5__data_local-*/SciFact.json")
     score = json.loads(result.read_text())["scores"]["test"][0]["main_score"]
@@ -40,7 +50,32 @@ def test_eval_py_runs_on_a_trained_folder_and_a_rerun_skips_finished_tasks(tiny_
     stamp = result.stat().st_mtime_ns
     assert eval_cli.main(argv) == 0
     assert result.stat().st_mtime_ns == stamp  # mteb found the result and did not run the task again
+    assert "1 of 1 task(s) already scored in" in capsys.readouterr().err  # and the rerun says so
     assert len((tmp_path / "out" / "runs.jsonl").read_text().splitlines()) == 2
+
+
+@pytest.mark.parametrize("scored", [0, 1])
+def test_a_failed_task_is_the_last_line_with_its_reason(scored, tmp_path, monkeypatch, capsys):
+    """Some task failed: the run says so last, with the reason, and prints no results header
+    over an empty table (exit 1)."""
+    from recipe.eval import run
+    from recipe.eval.report import Section
+
+    def evaluate(cfg):
+        outcome = run.Outcome(failed={"SciFact": "RuntimeError: out of memory\nat line 3"}, model="m", protocol="plain")
+        if scored:
+            outcome.scores = {"STSBenchmark": ("STS", 0.8)}
+            outcome.sections = [Section(benchmark="", source="none")]
+        return outcome
+
+    monkeypatch.setattr(run, "evaluate", evaluate)
+    code = eval_cli.main(["--model", "m", "--tasks", "SciFact", "--output-dir", str(tmp_path)])
+    got = capsys.readouterr()
+    assert code == 1
+    assert ("# MTEB results" in got.out) == bool(scored)
+    last = got.err.strip().splitlines()[-1]
+    assert last.startswith(f"error: 1 of {1 + scored} task(s) failed (SciFact: RuntimeError: out of memory at line 3)")
+    assert last.endswith(f"the other 1 are scored in {tmp_path}" if scored else "nothing was scored")
 
 
 def test_help_lists_the_benchmarks_and_protocols(capsys):
@@ -60,9 +95,9 @@ def test_unknown_task_lists_close_matches(capsys):
         select_tasks("MTEB(eng,v1)")
 
 
-def test_folder_without_pooling_configuration_says_so(tiny_folder, capsys):
+def test_folder_without_pooling_configuration_says_so(tiny_folder, tmp_path, capsys):
     hf_only = tiny_folder.parent / "hf"  # the bare transformers save, no modules.json
-    assert eval_cli.main(["--model", str(hf_only), "--tasks", "STSBenchmark"]) == 2
+    assert eval_cli.main(["--model", str(hf_only), "--tasks", "STSBenchmark", "--output-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "no pooling configuration" in err and str(hf_only / "modules.json") in err
 

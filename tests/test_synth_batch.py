@@ -21,7 +21,7 @@ from tests.test_synth_engine import cfg_for, check_structured_outputs, examples
 def test_batch_mode_end_to_end_half_price(teacher, tmp_path):
     teacher.generation_faults += ["malformed", None, "truncated"]  # whatever the task group: same reasons
     synthesize(cfg_for(tmp_path, "--mode", "batch", "--num-examples", "50", "--batch-size", "20",
-                       "--batch-poll", "0.05"))
+                       "--batch-poll", "0.05", "--list-prices", "true"))
     recs = examples(tmp_path)
     assert len(recs) == 50 and len({r["id"] for r in recs}) == 50
     assert all("batch" in e for e in teacher.log)  # nothing went through the online endpoint

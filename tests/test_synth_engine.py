@@ -93,7 +93,9 @@ def test_duplicate_of_an_answer_saved_before_a_restart_is_rejected(teacher, tmp_
 
 
 def test_model_mix_and_cost(teacher, tmp_path):
-    synthesize(cfg_for(tmp_path, "--num-examples", "80", "--model", "{gpt-4o: 0.5, gpt-4o-mini: 0.5}"))
+    # the loopback teacher stands for OpenAI here: its answers are priced at the list prices
+    synthesize(cfg_for(tmp_path, "--num-examples", "80", "--model", "{gpt-4o: 0.5, gpt-4o-mini: 0.5}",
+                       "--list-prices", "true"))
     recs = examples(tmp_path)
     by_model = collections.Counter(r["model"] for r in recs)
     assert set(by_model) == {"gpt-4o", "gpt-4o-mini"} and min(by_model.values()) > 20
@@ -101,6 +103,27 @@ def test_model_mix_and_cost(teacher, tmp_path):
     rate = {"gpt-4o": (2.5, 10.0), "gpt-4o-mini": (0.15, 0.6)}[r["model"]]
     expect = (r["usage"]["prompt_tokens"] * rate[0] + r["usage"]["completion_tokens"] * rate[1]) / 1e6
     assert r["cost_usd"] == pytest.approx(expect)
+
+
+def test_a_local_teacher_costs_unknown_not_list_prices(teacher, tmp_path):
+    """A server that is not OpenAI's answering as gpt-4o does not cost gpt-4o's prices: the
+    records, the run's last line and the dataset card say the cost is unknown."""
+    from recipe.data import card
+    from recipe.synth.run import summary
+
+    store = synthesize(cfg_for(tmp_path, "--num-examples", "5", "--model", "gpt-4o"))
+    recs = examples(tmp_path)
+    assert recs and all(r["model"] == "gpt-4o" and r["cost_usd"] is None for r in recs)
+    assert summary(store).endswith("cost unknown (no price for the teacher here; prices: names one)")
+    side = Store(tmp_path)
+    text = card.render(card.summarize(recs, list(side.read("runs")), list(side.read("tasks")),
+                                      list(side.read("rejected"))), "org/name", ["short-long"])
+    assert "cost unknown (no call had a known price)" in text and "0.0000 USD" not in text
+    assert "| `gpt-4o` |" in text and text.count("| unknown |") >= 1
+    # a price named in the recipe still counts
+    priced = tmp_path / "priced"
+    synthesize(cfg_for(priced, "--num-examples", "2", "--model", "gpt-4o", "--prices", "{gpt-4o: [1, 1]}"))
+    assert all(r["cost_usd"] > 0 for r in examples(priced))
 
 
 def test_max_cost_stops_cleanly_then_resumes(teacher, tmp_path, capsys):
@@ -114,6 +137,11 @@ def test_max_cost_stops_cleanly_then_resumes(teacher, tmp_path, capsys):
     assert 0 < spent.n_examples < 40 and spent.cost < 2 + 2 * 1.2  # overshoot: at most the requests in flight
     assert script.main(args + ["--max-cost", "1000"]) == 0
     assert len(examples(tmp_path)) == 40
+    capsys.readouterr()
+    # a run with nothing left to do says that, once, and not also "done"
+    assert script.main(args + ["--max-cost", "1000"]) == 0
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nothing to do: 40 examples in"), lines
 
 
 def test_outage_stops_cleanly_and_keeps_what_was_saved(teacher, tmp_path):

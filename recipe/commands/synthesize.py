@@ -24,7 +24,7 @@ from recipe.synth.settings import SynthConfig
 def _main(argv: list[str]) -> int:
     cfg = parse(SynthConfig, argv)
     store = synthesize(cfg, argv)
-    print(f"done: {summary(store)}", file=sys.stderr)
+    print(f"{'nothing to do' if store.nothing_to_do else 'done'}: {summary(store)}", file=sys.stderr)
     return 0
 
 

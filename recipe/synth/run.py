@@ -17,7 +17,12 @@ from .teacher import RequestJournal, check_reachable, make_client, public_url
 
 def summary(store: Store) -> str:
     rejected = ", ".join(f"{k} {v}" for k, v in store.rejected.most_common()) or "none"
-    cost = f"${store.cost:,.2f}" if store.cost else "n/a (no price for the model)"
+    if not store.unpriced:
+        cost = f"${store.cost:,.2f}"
+    elif store.unpriced == store.requests:
+        cost = "unknown (no price for the teacher here; prices: names one)"
+    else:
+        cost = f"${store.cost:,.2f} + unknown for {store.unpriced:,} answer(s) without a price"
     text = (f"{store.n_examples} examples in {store.path('examples')}; rejected: {rejected}; "
             f"tokens {store.prompt_tokens:,} in + {store.completion_tokens:,} out; cost {cost}")
     if store.unsaved():
@@ -32,14 +37,16 @@ def synthesize(cfg: SynthConfig, argv: list[str] | None = None) -> Store:
     The folder is locked for the whole run: a second synthesis on it (another terminal, a process
     that outlived its shell) is refused at once instead of paying for the same jobs twice."""
     cfg.validate()
-    if cfg.max_cost:
-        unpriced = [m for m in cfg.models() if pricing.price(m, cfg.prices) is None]
-        if unpriced:
-            raise ConfigError(f"max_cost: no price known for {unpriced}; add them under prices: "
-                              "{model: [usd_per_1M_input, usd_per_1M_output]}")
     journal = RequestJournal(cfg)
     client, base_url = make_client(cfg, journal)
     try:
+        if cfg.list_prices is None:
+            cfg.list_prices = pricing.list_prices_apply(base_url, cfg.azure)
+        if cfg.max_cost:
+            unpriced = [m for m in cfg.models() if pricing.price(m, cfg.prices, list_prices=cfg.list_prices) is None]
+            if unpriced:
+                raise ConfigError(f"max_cost: no price known for {unpriced} at {public_url(base_url)}; add them "
+                                  "under prices: {model: [usd_per_1M_input, usd_per_1M_output]}")
         lock = FolderLock(cfg.output_dir, "output folder").acquire()
     except BaseException:
         asyncio.run(client.close())
@@ -59,7 +66,7 @@ def _run(cfg: SynthConfig, argv: list[str] | None, client, base_url: str, journa
                   f"a kill, or timed out): about ${store.unsaved_cost(store.unsaved_before):,.2f}, "
                   "counted against --max-cost", file=sys.stderr)
         if store.n_examples >= cfg.num_examples:
-            print(f"nothing to do: {summary(store)}", file=sys.stderr)
+            store.nothing_to_do = True  # the command's last line says so, instead of "done"
             return store
         check_reachable(base_url)
         store.add_run({

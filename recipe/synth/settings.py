@@ -55,6 +55,10 @@ class SynthConfig:
         default=0.5)
     prices: dict[str, list[float]] = _help(
         "USD per 1M [input, output] tokens, added to the built-in table", default_factory=dict)
+    list_prices: bool | None = _help(
+        "price the teacher's tokens at OpenAI's list prices (the built-in table) by model name; null: "
+        "where the teacher is OpenAI's API or Azure, not a local or other server (its cost: unknown, "
+        "unless named under prices)", default=None)
     batch_size: int = _help("batch mode: requests per batch file (API limit 50000)", default=50000)
     batch_poll: float = _help("batch mode: seconds between status polls", default=30.0)
     azure: bool = _help("use Azure OpenAI (AZURE_OPENAI_ENDPOINT, AZURE_OPENAI_API_KEY)", default=False)

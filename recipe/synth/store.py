@@ -59,6 +59,8 @@ class Store:
         self.tasks: dict[str, dict[int, list[str] | None]] = defaultdict(dict)
         self.prompt_tokens = self.completion_tokens = self.requests = 0
         self.cost = 0.0
+        self.nothing_to_do = False  # the folder already held every example asked for
+        self.unpriced = 0  # answers whose price is unknown: their cost is not in self.cost
         self.batches: dict[str, dict] = {}
         self.per_model: Counter[str] = Counter()
         self.attempts = self.refusals = 0  # HTTP requests sent / refused (sent.jsonl)
@@ -114,6 +116,7 @@ class Store:
         self.prompt_tokens += usage.get("prompt_tokens") or 0
         self.completion_tokens += usage.get("completion_tokens") or 0
         self.cost += rec.get("cost_usd") or 0.0
+        self.unpriced += rec.get("cost_usd") is None
         self.requests += 1
         if rec.get("model"):
             self.per_model[rec["model"]] += 1

@@ -71,7 +71,7 @@ class RequestJournal:
             body = {}
         model = body.get("model")
         prompt = "".join(str(m.get("content", "")) for m in body.get("messages", ()))
-        rate = pricing.price(model, self.cfg.prices) if model else None
+        rate = pricing.price(model, self.cfg.prices, list_prices=self.cfg.list_prices) if model else None
         guess = (len(prompt) / 3 * rate[0] + body.get("max_tokens", 0) / 2 * rate[1]) / 1e6 if rate else 0.0
         self.store.request_sent(request.headers.get("X-E5-Job"), model, guess)
 

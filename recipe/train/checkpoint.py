@@ -9,7 +9,6 @@ saving leaves the previous checkpoint intact.
 from __future__ import annotations
 
 import random
-import re
 import shutil
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError, OneProcessInputError
+from .outdir import checkpoints
 
 
 def _rng_state() -> dict:
@@ -32,11 +32,6 @@ def _set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def checkpoints(output_dir: Path) -> list[Path]:
-    found = [p for p in (Path(output_dir) / "checkpoints").glob("step-*") if re.fullmatch(r"step-\d+", p.name)]
-    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
 
 
 def save(output_dir: Path, step: int, model, optimizer, scheduler, accelerator, keep: int) -> Path:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,6 @@ from pathlib import Path
 from ..config import note
 from ..errors import InputError
 from ..files import atomic_file, jsonl, write_jsonl
-from . import checkpoint
 
 LOG = "train_log.jsonl"
 FINAL = "final"
@@ -45,6 +45,13 @@ RESUMABLE = frozenset({
     "resume", "overwrite", "merge_checkpoints", "merge_method", "log_steps", "report_to",
     "export_adapter_only", "export_query_instruction", "push_to_hub", "hub_model_id", "license",
 })
+
+
+def checkpoints(output_dir: Path) -> list[Path]:
+    """A run's checkpoints, oldest first (here, not in checkpoint.py, which needs torch: the dir
+    is judged before anything heavy loads)."""
+    found = [p for p in (Path(output_dir) / "checkpoints").glob("step-*") if re.fullmatch(r"step-\d+", p.name)]
+    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
 
 
 @dataclass
@@ -69,7 +76,7 @@ def _log_rows(out: Path) -> list[dict]:
 
 def inspect(out: str | Path) -> RunState:
     out = Path(out)
-    found = checkpoint.checkpoints(out)
+    found = checkpoints(out)
     newest = found[-1] if found else None
     steps = int(newest.name.split("-")[1]) if newest else 0
     finished = (out / FINAL).is_dir()
