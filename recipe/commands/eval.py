@@ -56,8 +56,8 @@ def _main(argv: list[str]) -> int:
     if outcome.failed:
         task, error = next(iter(outcome.failed.items()))
         cli.say(f"error: {len(outcome.failed)} of {ran} task(s) failed ({task}: {cli.one_line(error)[:300]}); {scored}")
-    else:
-        cli.say(f"error: {len(outcome.bad_data)} of {ran} task(s) could not read their local data; {scored}")
+    elif outcome.scores:
+        print(scored, file=sys.stderr)
     return 2 if outcome.bad_data else 1
 
 
