@@ -41,7 +41,7 @@ from ..schema import negatives
 
 KINDS = ("exact", "contained", "near")  # a text matching several ways is reported as the first
 TEXTS_PER_BATCH = 8192
-SHINGLES_PER_BLOCK = 1 << 17  # rows of the (shingles x num_perm) matrix computed at a time
+SHINGLES_PER_BLOCK = 1 << 13  # rows of the (shingles x num_perm) matrix at a time: it stays in cache
 MAX_OWNERS = 100  # an n-gram in more evaluation texts than this is boilerplate, not evidence
 
 
@@ -82,8 +82,14 @@ def check_settings(s: DecontaminationSettings) -> None:
 _NOT_WORD = re.compile(r"[\W_]+")
 
 
+# ASCII text (most of it) takes a byte table: NFKC leaves it as it is and casefold is lower()
+_ASCII = bytes(ord(chr(c).lower()) if chr(c).isalnum() else 32 for c in range(128)) + b" " * 128
+
+
 def normalize(text: str) -> str:
     """NFKC, casefold, every run of punctuation and white space one space, no ends."""
+    if text.isascii():
+        return " ".join(text.encode("ascii").translate(_ASCII).decode("ascii").split())
     return " ".join(_NOT_WORD.sub(" ", unicodedata.normalize("NFKC", text).casefold()).split())
 
 
@@ -103,38 +109,73 @@ def _mix64(z: np.ndarray) -> np.ndarray:
     return z ^ (z >> np.uint64(31))
 
 
-def word_ngrams(norm_texts: list[str], n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(owner, hash, words): for every word n-gram of the normalised texts, the index of its text
-    and a 64-bit hash of its bytes, in text order; and each text's number of words. A text with
-    fewer than n words has no n-grams."""
-    words = np.zeros(len(norm_texts), dtype=np.int64)
-    if not norm_texts:
-        return np.zeros(0, np.int64), np.zeros(0, np.uint64), words
-    buf = np.frombuffer(("\n".join(norm_texts) + "\n").encode("utf-8"), dtype=np.uint8)
-    sep = (buf == 32) | (buf == 10)
-    starts = np.flatnonzero(~sep & np.concatenate([[True], sep[:-1]]))
-    ends = np.flatnonzero(~sep & np.concatenate([sep[1:], [True]])) + 1
-    owner_of_byte = np.cumsum(buf == 10) - (buf == 10)  # text index of each byte
-    owner = owner_of_byte[starts]
-    words += np.bincount(owner, minlength=len(norm_texts))
-    if len(starts) < n:
-        return np.zeros(0, np.int64), np.zeros(0, np.uint64), words
-    with np.errstate(over="ignore"):
-        powers = np.empty(len(buf), dtype=np.uint64)
-        powers[0] = 1
-        powers[1:] = np.uint64(_BASE)
-        powers = np.cumprod(powers, dtype=np.uint64)
-        inverse = np.empty(len(buf), dtype=np.uint64)
-        inverse[0] = 1
-        inverse[1:] = np.uint64(_INV_BASE)
-        inverse = np.cumprod(inverse, dtype=np.uint64)
-        prefix = np.concatenate([[np.uint64(0)], np.cumsum((buf.astype(np.uint64) + np.uint64(1)) * powers,
-                                                            dtype=np.uint64)])
-        first, last = starts[: len(starts) - n + 1], ends[n - 1:]
-        same = owner[: len(owner) - n + 1] == owner[n - 1:]
+class Words:
+    """The words of a batch of normalised texts, with a prefix hash over their bytes from which
+    any run of words hashes in O(1): `ngrams(n)` for every n the tests need, one pass."""
+
+    _powers = np.ones(1, np.uint64)   # BASE^i and BASE^-i mod 2^64, grown as batches need
+    _inverse = np.ones(1, np.uint64)
+
+    def __init__(self, norm_texts: list[str]):
+        self.size = len(norm_texts)
+        buf = np.frombuffer(("\n".join(norm_texts) + "\n").encode("utf-8"), dtype=np.uint8)
+        sep = (buf == 32) | (buf == 10)
+        self.starts = np.flatnonzero(~sep & np.concatenate([[True], sep[:-1]]))
+        self.ends = np.flatnonzero(~sep & np.concatenate([sep[1:], [True]])) + 1
+        newline = buf == 10
+        self.owner = (np.cumsum(newline) - newline)[self.starts]  # text index of each word
+        self.words = np.bincount(self.owner, minlength=self.size)
+        powers, inverse = self._tables(len(buf))
+        self.prefix = np.concatenate([[np.uint64(0)], np.cumsum((buf.astype(np.uint64) + np.uint64(1)) * powers,
+                                                                 dtype=np.uint64)])
+        self.inverse = inverse
+
+    @classmethod
+    def _tables(cls, n: int) -> tuple[np.ndarray, np.ndarray]:
+        if len(cls._powers) < n:
+            size = max(n, 2 * len(cls._powers))
+            for name, base in (("_powers", _BASE), ("_inverse", _INV_BASE)):
+                table = np.full(size, np.uint64(base), dtype=np.uint64)
+                table[0] = 1
+                setattr(cls, name, np.cumprod(table, dtype=np.uint64))
+        return cls._powers[:n], cls._inverse[:n]
+
+    def ngrams(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(owner, hash): each word n-gram's text and a 64-bit hash of its bytes, in text order.
+        A text with fewer than n words has none."""
+        if len(self.starts) < n:
+            return np.zeros(0, np.int64), np.zeros(0, np.uint64)
+        first, last = self.starts[: len(self.starts) - n + 1], self.ends[n - 1:]
+        same = self.owner[: len(self.owner) - n + 1] == self.owner[n - 1:]
         first, last = first[same], last[same]
-        hashes = _mix64((prefix[last] - prefix[first]) * inverse[first])
-    return owner[: len(owner) - n + 1][same], hashes, words
+        hashes = _mix64((self.prefix[last] - self.prefix[first]) * self.inverse[first])
+        return self.owner[: len(self.owner) - n + 1][same], hashes
+
+
+def word_ngrams(norm_texts: list[str], n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(owner, hash, words): `Words(norm_texts).ngrams(n)` and each text's number of words."""
+    w = Words(norm_texts)
+    return (*w.ngrams(n), w.words)
+
+
+def _ranges(sorted_keys: np.ndarray, needles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each needle, the range of `sorted_keys` equal to it (empty where absent). The needles
+    are looked up in sorted order: a binary search then reads memory in order, several times
+    faster than random needles over an array larger than the cache."""
+    order = np.argsort(needles)
+    lo, hi = np.empty(len(needles), np.int64), np.empty(len(needles), np.int64)
+    lo[order] = np.searchsorted(sorted_keys, needles[order], side="left")
+    hi[order] = np.searchsorted(sorted_keys, needles[order], side="right")
+    return lo, hi
+
+
+def _unique_per_text(owner: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each text's distinct n-grams (an n-gram repeated in a text counts once)."""
+    with np.errstate(over="ignore"):
+        key = _mix64(hashes ^ (owner.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)))
+    _, first = np.unique(key, return_index=True)
+    first.sort()
+    return owner[first], hashes[first]
 
 
 # --- the evaluation texts ------------------------------------------------------------------
@@ -260,11 +301,11 @@ class EvalIndex:
         norm = [norm[i] for i in keep]
         ids = np.arange(base, base + len(norm), dtype=np.int64)
         self._exact.append(np.array([[digest(t), i] for t, i in zip(norm, ids)], dtype=np.uint64).reshape(-1, 2))
-        owner, hashes, _ = word_ngrams(norm, self.s.containment_ngram)
-        pairs = np.unique(np.stack([owner.astype(np.uint64) + np.uint64(base), hashes], axis=1), axis=0)
-        self._ngram_owner.append(pairs[:, 0].astype(np.int64))
-        self._ngram_hash.append(pairs[:, 1])
-        sig, sig_rows = self.signatures(norm)
+        words = Words(norm)
+        owner, hashes = _unique_per_text(*words.ngrams(self.s.containment_ngram))
+        self._ngram_owner.append(owner + base)
+        self._ngram_hash.append(hashes)
+        sig, sig_rows = self.signatures(words)
         self._sig.append(sig)
         self._sig_owner.append(sig_rows + base)
 
@@ -290,13 +331,14 @@ class EvalIndex:
         return self
 
     # MinHash and bands
-    def signatures(self, norm: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(signatures, rows): the MinHash signature (num_perm uint32) of each text of `norm` with
-        at least `near_min_words` words, and which texts those are."""
+    def signatures(self, words: "Words | list[str]") -> tuple[np.ndarray, np.ndarray]:
+        """(signatures, rows): the MinHash signature (num_perm uint32) of each text with at least
+        `near_min_words` words, and which texts those are."""
         from datasketch.minhash import _fmix
 
-        owner, hashes, words = word_ngrams(norm, self.s.near_ngram)
-        rows = np.flatnonzero(words >= max(self.s.near_min_words, self.s.near_ngram))
+        words = words if isinstance(words, Words) else Words(words)
+        owner, hashes = words.ngrams(self.s.near_ngram)
+        rows = np.flatnonzero(words.words >= max(self.s.near_min_words, self.s.near_ngram))
         if not len(rows):
             return np.zeros((0, self.s.num_perm), np.uint32), rows
         chosen = np.isin(owner, rows)
@@ -312,8 +354,8 @@ class EvalIndex:
             limit = starts[block_start] + SHINGLES_PER_BLOCK
             block_end = max(block_end, int(np.searchsorted(ends, limit, side="right")))
             lo, hi = starts[block_start], ends[block_end - 1]
-            with np.errstate(over="ignore"):
-                permuted = h32[lo:hi, None] * self._perm_a[None, :] + self._perm_b[None, :]
+            permuted = np.multiply(h32[lo:hi, None], self._perm_a[None, :])
+            permuted += self._perm_b[None, :]
             sig[block_start:block_end] = np.minimum.reduceat(permuted, starts[block_start:block_end] - lo, axis=0)
             block_start = block_end
         return sig, rows
@@ -340,6 +382,7 @@ class EvalIndex:
 
     def _match_batch(self, texts: list[str], base: int) -> list[Hit]:
         norm = [normalize(t) for t in texts]
+        words = Words(norm)
         hits: list[Hit] = []
         # exact
         if len(self.exact_hash):
@@ -351,12 +394,10 @@ class EvalIndex:
                     hits.append(Hit(base + int(i), int(self.exact_owner[j]), "exact", 1.0))
         # contained
         if len(self.ngram_hash):
-            owner, hashes, _ = word_ngrams(norm, self.s.containment_ngram)
+            owner, hashes = words.ngrams(self.s.containment_ngram)
             if len(hashes):
-                pairs = np.unique(np.stack([owner.astype(np.uint64), hashes], axis=1), axis=0)
-                owner, hashes = pairs[:, 0].astype(np.int64), pairs[:, 1]
-                lo = np.searchsorted(self.ngram_hash, hashes, side="left")
-                hi = np.searchsorted(self.ngram_hash, hashes, side="right")
+                owner, hashes = _unique_per_text(owner, hashes)
+                lo, hi = _ranges(self.ngram_hash, hashes)
                 found = hi > lo
                 owner, lo, hi = owner[found], lo[found], hi[found]
                 if len(owner):
@@ -374,14 +415,13 @@ class EvalIndex:
                             hits.append(Hit(base + int(t), int(e), "contained", round(float(sh), 4)))
         # near
         if len(self.sig):
-            sig, rows = self.signatures(norm)
+            sig, rows = self.signatures(words)
             if len(rows):
                 keys = self.band_keys(sig)
                 candidates = set()
                 for band in range(self.bands):
                     column = self.band_sorted[:, band]
-                    lo = np.searchsorted(column, keys[:, band], side="left")
-                    hi = np.searchsorted(column, keys[:, band], side="right")
+                    lo, hi = _ranges(column, keys[:, band])
                     for r in np.flatnonzero(hi > lo):
                         for j in self.band_order[lo[r]:hi[r], band]:
                             candidates.add((int(r), int(j)))
