@@ -126,7 +126,8 @@ def _main(argv: list[str]) -> int:
         write_jsonl(outcome.kept, cfg.output)
         write_jsonl(outcome.removed, removed_path(cfg))
     report = {
-        "input": cfg.input, "records": len(records), "kept": len(outcome.kept), "removed": len(outcome.removed),
+        "input": cfg.input, "output": None if cfg.report_only else cfg.output, "report_only": cfg.report_only,
+        "records": len(records), "kept": len(outcome.kept), "removed": len(outcome.removed),
         "by_kind": outcome.by_kind, "benchmark": cfg.benchmark, "tasks": [t.metadata.name for t in tasks],
         "data_dir": cfg.data_dir, "evaluation_texts": len(index.meta), "settings": {
             f.name: getattr(settings, f.name) for f in fields(dc.DecontaminationSettings)},
