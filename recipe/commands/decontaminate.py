@@ -18,7 +18,8 @@ Output: the records kept, as read (--output), the records removed, each with its
 the task, split, text id and kind of its match (--removed, default OUTPUT.removed.jsonl), and a
 report (--report, default OUTPUT.decontamination.json: the settings, the counts and the
 per-task overlap table, which data/publish.py puts into the dataset card when it lies in the
-synthesis folder as decontamination.json); the table on stdout. --report-only writes no records
+synthesis folder as decontamination.json: the one place a file may be written inside an input,
+while holding that folder's lock); the table on stdout. --report-only writes no records
 (only --report, when given). Every file is written whole at the end; an existing one is
 replaced only with --overwrite, never an input. Any key can also come from a YAML file:
 --config FILE.
@@ -38,7 +39,8 @@ from recipe import cli
 from recipe.config import ConfigError, parse
 from recipe.data import decontamination as dc
 from recipe.data.records import parse_columns, read_records, write_jsonl
-from recipe.files import check_output_file, write_text
+from recipe.files import check_output_file, inside, write_text
+from recipe.lock import FolderLock
 from recipe.sources import check_local_or_hub
 
 REPORT_SUFFIX = ".decontamination.json"
@@ -104,14 +106,31 @@ def check(cfg: DecontaminateConfig) -> list:
     written = [cfg.input]
     for path, flag in ((cfg.output, "--output"), (removed_path(cfg), "--removed"), (report_path(cfg), "--report")):
         if path:
-            check_output_file(path, written, cfg.overwrite, flag=flag)
+            # the report may go into the synthesis folder it describes (data/publish.py puts it
+            # into the card from there); nothing else may land inside an input
+            inputs = written
+            if flag == "--report" and report_in_synthesis_folder(cfg):
+                inputs = [Path(cfg.input) / "examples.jsonl", *written[1:]]
+            check_output_file(path, inputs, cfg.overwrite, flag=flag)
             written.append(path)
     return tasks
+
+
+def report_in_synthesis_folder(cfg: DecontaminateConfig) -> bool:
+    folder, report = Path(cfg.input), report_path(cfg)
+    return bool(report) and (folder / "examples.jsonl").is_file() and inside(report, folder)
 
 
 def _main(argv: list[str]) -> int:
     cfg = parse(DecontaminateConfig, argv)
     tasks = check(cfg)
+    if report_in_synthesis_folder(cfg):  # a synthesis still writing there would race us: refuse now
+        with FolderLock(cfg.input, "synthesis output folder"):
+            return _run(cfg, tasks)
+    return _run(cfg, tasks)
+
+
+def _run(cfg: DecontaminateConfig, tasks: list) -> int:
     records = list(read_records(cfg.input, cfg.dataset_config, cfg.split, parse_columns(cfg.columns)))
     if not records:
         raise ConfigError(f"{cfg.input}: no records")
