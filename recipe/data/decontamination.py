@@ -297,7 +297,8 @@ class EvalIndex:
         base = len(self.meta)
         norm = [normalize(t.text) for t in batch]
         keep = [i for i, t in enumerate(norm) if t]
-        self.meta.extend(t for i, t in enumerate(batch) if norm[i])
+        # the text itself is not kept: millions of evaluation texts would be gigabytes
+        self.meta.extend(EvalText(t.task, t.split, t.text_id, t.kind, "") for i, t in enumerate(batch) if norm[i])
         norm = [norm[i] for i in keep]
         ids = np.arange(base, base + len(norm), dtype=np.int64)
         self._exact.append(np.array([[digest(t), i] for t, i in zip(norm, ids)], dtype=np.uint64).reshape(-1, 2))
