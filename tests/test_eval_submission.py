@@ -140,3 +140,6 @@ def test_a_pushed_model_reads_its_training_info_from_the_hub(smoke, monkeypatch)
     # a model trained elsewhere has none: no entry rather than an empty one
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *a, **k: (_ for _ in ()).throw(OSError("404")))
     assert training_info("someone/other", "0123abcd") == {} and trained_on({}) is None
+    # records without a source are named by their file, not by where it lay on the training machine
+    assert trained_on({"training_data": [{"name": "/home/me/out/synth-clean.jsonl", "hub_id": None},
+                                         {"name": "me/e5-data", "hub_id": "me/e5-data"}]}) == {"synth-clean", "me/e5-data"}

@@ -79,7 +79,10 @@ def trained_on(info: dict) -> set[str] | None:
         return None
     sources = info.get("training_data", [])
     names = {task for source in sources for task in TRAINED_ON.get(source["name"], [])}
-    names |= {source.get("hub_id") or source["name"] for source in sources if source["name"] not in PUBLIC_SETS}
+    # a source without a name of its own is named by its path: its file or folder name, not
+    # where it lay on the training machine
+    names |= {source.get("hub_id") or Path(source["name"]).name.removesuffix(".jsonl").removesuffix(".parquet")
+              for source in sources if source["name"] not in PUBLIC_SETS}
     for report in info.get("decontamination", []):
         if report.get("overlaps_kept"):
             names |= set(report.get("overlapping_tasks", []))
