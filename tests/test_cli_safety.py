@@ -177,6 +177,15 @@ def _filter(*extra: str, input: Callable[[Path], Path | str] = _synth_copy, befo
     return setup
 
 
+def _decon(*extra: str, before: tuple[str, ...] = ()) -> Callable:
+    def setup(tmp, teacher, mp):
+        for name in before:
+            _write(tmp / name, "old\n")
+        return ["--input", str(_synth_copy(tmp)), "--output", str(tmp / "clean.jsonl"), "--benchmark", "",
+                "--tasks", "STSBenchmark", "--data-dir", str(STS.parents[1]), *extra]
+    return setup
+
+
 def _eval(sts_lines: bytes | None = None, *extra: str, output: Callable[[Path], Path] = lambda t: t / "out") -> Callable:
     """eval.py on a local STSBenchmark folder whose test.jsonl is `sts_lines` (default: 40 good rows)."""
     def setup(tmp, teacher, mp):
@@ -272,6 +281,13 @@ CASES = [
     Case("filter-not-utf8-input", "filter_pairs",
          _filter("--top-k", "5", "--model", MINILM, input=lambda t: _records_with(t, "bad.jsonl", NOT_UTF8)), 2,
          "bad.jsonl:2: not UTF-8"),
+    Case("decon-output-exists", "decontaminate", _decon(before=("clean.jsonl",)), 2, "already exists; pass --overwrite"),
+    Case("decon-report-exists", "decontaminate", _decon(before=("clean.decontamination.json",)), 2,
+         "--report {tmp}/clean.decontamination.json: already exists"),
+    Case("decon-unknown-task", "decontaminate", _decon("--tasks", "STSBenchmarkk"), 2, "unknown task 'STSBenchmarkk'"),
+    Case("decon-report-only-with-output", "decontaminate", _decon("--report-only"), 2,
+         "--report-only writes no records"),
+    Case("decon-bad-threshold", "decontaminate", _decon("--near-threshold", "1.5"), 2, "'near_threshold' = 1.5"),
     Case("synth-credentials-in-base-url", "synthesize", _synth(url=lambda u: u.replace("http://", "http://bob:Sup3rSecret@")),
          2, "OPENAI_BASE_URL holds credentials", hides="Sup3rSecret"),
     Case("synth-base-url-without-v1", "synthesize", _synth(url=lambda u: u.removesuffix("/v1")), 2,
@@ -407,7 +423,8 @@ def test_a_mistake_is_one_line_and_changes_nothing(case, tmp_path, teacher, monk
 
 def test_the_table_covers_every_command_and_issue_case():
     commands = {c.command for c in CASES}
-    assert commands == {"synthesize", "publish", "build_mix", "mine_negatives", "filter_pairs", "train", "eval"}
+    assert commands == {"synthesize", "publish", "build_mix", "mine_negatives", "filter_pairs", "decontaminate",
+                        "train", "eval"}
     assert len(CASES) >= 36 + 20 and len({c.id for c in CASES}) == len(CASES)
 
 

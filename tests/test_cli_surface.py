@@ -11,7 +11,8 @@ from recipe.config import parse
 from tests.conftest import ROOT, load_script
 
 SCRIPTS = {"synthesize": "data/synthesize.py", "publish": "data/publish.py", "build_mix": "data/build_mix.py",
-           "mine_negatives": "data/mine_negatives.py", "filter_pairs": "data/filter_pairs.py", "train": "train.py",
+           "mine_negatives": "data/mine_negatives.py", "filter_pairs": "data/filter_pairs.py",
+           "decontaminate": "data/decontaminate.py", "train": "train.py",
            "eval": "eval.py", "local_teacher": "data/local_teacher.py"}
 # the concept each command must name this way (and the old names that must be gone from --help)
 CONCEPTS = {
@@ -20,6 +21,7 @@ CONCEPTS = {
     "build_mix": ["--output"],
     "mine_negatives": ["--input", "--output", "--max-length", "--split", "--dataset-config"],
     "filter_pairs": ["--input", "--output", "--overwrite", "--max-length", "--split", "--dataset-config"],
+    "decontaminate": ["--input", "--output", "--overwrite", "--split", "--dataset-config", "--data-dir", "--tasks"],
     "train": ["--output-dir", "--max-length", "--dtype", "--split"],
     "eval": ["--output-dir", "--max-length", "--dtype"],
     "local_teacher": ["--model", "--port", "--threads"],

@@ -53,8 +53,9 @@ def test_dry_run_writes_one_config_per_group_plus_all(published):
     want = Counter(r["task_group"] for r in _examples())
     files = sorted(str(p.relative_to(published)) for p in published.rglob("*") if p.is_file())
     shards = [f"{g}/train-00000-of-00001.parquet" for g in want]
-    assert files == sorted(["README.md", ".e5-dry-run.json"] + shards)
-    assert json.loads((published / ".e5-dry-run.json").read_text())["files"] == sorted(["README.md"] + shards)
+    images = [f"images/{name}" for name in ("lengths.png", "records_by_group_language.png", "rejections.png")]
+    assert files == sorted(["README.md", ".e5-dry-run.json"] + shards + images)
+    assert json.loads((published / ".e5-dry-run.json").read_text())["files"] == sorted(["README.md"] + shards + images)
     meta = _front_matter(published / "README.md")
     assert [c["config_name"] for c in meta["configs"]] == ["all"] + list(want)
     assert len(datasets.load_dataset(str(published), "all", split="train")) == 30
@@ -109,6 +110,8 @@ def test_no_credential_in_any_written_file_or_log(tmp_path):
     for p in (tmp_path / "pub").rglob("*"):
         if p.suffix == ".parquet":
             written.append(json.dumps(pq.read_table(p).to_pylist()))
+            written.append(p.read_bytes().decode("latin-1"))
+        elif p.suffix == ".png":  # the card's pictures: no text chunk may carry one either
             written.append(p.read_bytes().decode("latin-1"))
         elif p.is_file():
             written.append(p.read_text())
@@ -228,3 +231,44 @@ def test_push_sends_exactly_the_dry_run_in_one_commit(tmp_path, monkeypatch, pub
     with pytest.raises(hub.PublishError, match="already exists and is public.*nothing was pushed"):
         hub.push(tmp_path / "ds", "me/already-public", "tok", private=True)
     assert [c[0] for c in FakeApi.calls] == ["create_repo"]  # no upload
+
+
+def test_card_shows_its_pictures_and_no_overlap_measured(published):
+    import re
+
+    from PIL import Image
+
+    text = (published / "README.md").read_text()
+    linked = re.findall(r"!\[[^\]]+\]\((images/[a-z_]+\.png)\)", text)
+    assert linked == ["images/records_by_group_language.png", "images/lengths.png", "images/rejections.png"]
+    for path in linked:
+        with Image.open(published / path) as im:  # a real picture, not a placeholder
+            assert im.format == "PNG" and im.width >= 600 and im.height >= 150
+    assert "## Overlap with evaluation data\n\nNot measured: no `decontamination.json` in the synthesis folder" in text
+
+
+def test_card_carries_the_contamination_table_when_the_folder_has_a_report(tmp_path):
+    from recipe.commands.decontaminate import main as decontaminate
+
+    src = tmp_path / "run"
+    shutil.copytree(SYNTH, src)
+    lines = (src / "examples.jsonl").read_text().strip("\n").split("\n")
+    leaked = json.loads(lines[3])
+    sts = json.loads((ROOT / "tests/data/eval/STSBenchmark/test.jsonl").read_text().split("\n")[0])["sentence1"]
+    lines[3] = json.dumps({**leaked, "positive": sts.upper()})
+    (src / "examples.jsonl").write_text("\n".join(lines) + "\n")
+    assert decontaminate(["--input", str(src), "--report-only", "--report", str(src / "decontamination.json"),
+                          "--benchmark", "", "--tasks", "STSBenchmark,MSMARCO",
+                          "--data-dir", str(ROOT / "tests/data/eval")]) == 0
+    r = _publish("--input", src, "--repo-id", "me/x", "--dry-run", "--output-dir", tmp_path / "pub")
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "pub" / "README.md").read_text()
+    section = text.split("## Overlap with evaluation data\n")[1].split("\n## ")[0]
+    assert "1 of 30 records overlap (1 the same text after normalisation, 0 containing one, 0 near duplicates); " \
+           "these records are still in the published data" in section
+    assert "| STSBenchmark | 2,758 | 1 | 1 | 1 | 0 | 0 |" in section
+    assert "The other 1 tasks: no overlap." in section
+    # a report that is not one stops the publish with one line naming it
+    (src / "decontamination.json").write_text('{"table": []}')
+    r = _publish("--input", src, "--repo-id", "me/x", "--dry-run", "--output-dir", tmp_path / "pub2")
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith(f"error: {src / 'decontamination.json'}: not a report")

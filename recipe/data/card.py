@@ -13,9 +13,11 @@ import json
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import yaml
 
+from ..schema import negatives
 from .languages import ISO
 from .redact import redact
 
@@ -56,6 +58,9 @@ class Facts:
     rejected: Counter = field(default_factory=Counter)
     runs: list = field(default_factory=list)
     n_negative_null: int = 0
+    # characters per text (words mean nothing in Japanese or Thai): queries, and documents
+    # (positives and hard negatives)
+    lengths: dict = field(default_factory=lambda: {"queries": [], "documents": []})
 
 
 def _add_usage(usage: dict, stage: str, rec: dict) -> None:
@@ -79,6 +84,8 @@ def summarize(examples: list[dict], runs: list[dict], tasks: list[dict], rejecte
         facts.by_group_language[rec["task_group"]][rec["language"]] += 1
         instructions.add(rec["instruction"])
         facts.n_negative_null += rec.get("negative") is None
+        facts.lengths["queries"].append(len(rec["query"]))
+        facts.lengths["documents"] += [len(t) for t in [rec["positive"], *negatives(rec)]]
         facts.sampling[json.dumps(rec.get("sampling") or {}, sort_keys=True)] += 1
         _add_usage(facts.usage, "examples kept", rec)
     for rec in tasks:
@@ -143,8 +150,49 @@ def _table(header: list[str], rows: list[list]) -> str:
     return "\n".join(out)
 
 
+def pictures(images: list[str]) -> list[str]:
+    from .card_plots import PICTURES
+
+    return [f"![{PICTURES[Path(p).name]}]({p})" for p in images]
+
+
+def contamination(report: dict | None) -> list[str]:
+    """The card's section on overlap with evaluation data: data/decontaminate.py's table, or a
+    line saying that none was measured and how to."""
+    parts = ["## Overlap with evaluation data", ""]
+    if report is None:
+        return parts + ["Not measured: no `decontamination.json` in the synthesis folder "
+                        "(`python data/decontaminate.py --input FOLDER --report-only --report "
+                        "FOLDER/decontamination.json` makes one).", ""]
+    k = report["by_kind"]
+    against = f"`{report['benchmark']}`" if report.get("benchmark") else "the tasks below"
+    done = ("these records were removed from it" if report.get("output") and not report.get("report_only")
+            else "these records are still in the published data")
+    parts += [f"`data/decontaminate.py` compared every query, positive and hard negative with the "
+              f"{report['evaluation_texts']:,} evaluation texts of {len(report['tasks'])} tasks of {against} "
+              f"({report.get('date', 'date not recorded')}): {report['removed']:,} of {report['records']:,} records "
+              f"overlap ({k['exact']:,} the same text after normalisation, {k['contained']:,} containing one, "
+              f"{k['near']:,} near duplicates); {done}.", ""]
+    rows = [r for r in report["table"] if r["records"]]
+    if rows:
+        parts.append(_table(["task", "evaluation texts", "texts matched", "records", "exact", "contained", "near"],
+                            [[r["task"], f"{r['eval_texts']:,}", r["eval_texts_matched"], r["records"], r["exact"],
+                              r["contained"], r["near"]] for r in rows]))
+        clean = len(report["table"]) - len(rows)
+        if clean:
+            parts += ["", f"The other {clean} tasks: no overlap."]
+    else:
+        parts.append("No task overlaps.")
+    s = report.get("settings", {})
+    parts += ["", f"Settings: near duplicates at word {s.get('near_ngram')}-gram Jaccard >= {s.get('near_threshold')} "
+                  f"(MinHash, {s.get('num_perm')} permutations), containment at {s.get('containment_threshold')} of an "
+                  f"evaluation text's word {s.get('containment_ngram')}-grams.", ""]
+    return parts
+
+
 def render(facts: Facts, repo_id: str, groups: list[str], license: str = "other",
-           extra_terms: str | None = None) -> str:
+           extra_terms: str | None = None, images: list[str] | None = None,
+           decontamination: dict | None = None) -> str:
     name = repo_id.split("/", 1)[1]
     meta = front_matter(facts, groups, license, name)
     models = {m for stage in facts.usage.values() for m in stage}
@@ -166,6 +214,8 @@ def render(facts: Facts, repo_id: str, groups: list[str], license: str = "other"
     parts.append(_table(["language"] + groups + ["total"],
                         [[l] + [facts.by_group_language[g][l] for g in groups]
                          + [sum(facts.by_group_language[g][l] for g in groups)] for l in langs]))
+    if images:
+        parts += [""] + pictures(images[:1])
     if facts.n_negative_null:
         parts += ["", f"{facts.n_negative_null:,} examples have no hard negative (`negative` is null: "
                       "short-short and long-long, as in the paper); `python data/mine_negatives.py` mines them."]
@@ -190,10 +240,13 @@ def render(facts: Facts, repo_id: str, groups: list[str], license: str = "other"
     seeds = sorted({str(r.get("config", {}).get("seed")) for r in facts.runs if isinstance(r.get("config"), dict)
                     and "seed" in r["config"]})
     parts += [f"- Seed: {', '.join(seeds) if seeds else 'not recorded'}", ""]
+    for path in (images or [])[1:]:
+        parts += pictures([path]) + [""]
     if facts.runs:
         parts += ["Run configurations (from `runs.jsonl`, credentials redacted):", "", "```yaml",
                   yaml.safe_dump(facts.runs, sort_keys=False, allow_unicode=True).strip(), "```", ""]
 
+    parts += contamination(decontamination)
     parts += ["## Tokens and cost", ""]
     rows, total_cost, unknown, calls = [], 0.0, 0, 0
     for stage, per_model in facts.usage.items():

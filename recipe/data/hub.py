@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import card
+from . import card, card_plots
 from .records import read_jsonl
 from .redact import find_secret, known_secrets
 from .. import files
@@ -36,6 +36,7 @@ class OutputDir:
     runs: list
     tasks: list
     rejected: list
+    decontamination: dict | None = None  # data/decontaminate.py's report, FOLDER/decontamination.json
 
 
 def check_repo_id(repo_id: str) -> str:
@@ -75,7 +76,19 @@ def load_output_dir(path: str | Path) -> OutputDir:
             raise PublishError(f"{path / 'examples.jsonl'}: id {rec['id']!r} appears twice (records {seen[rec['id']] + 1} and {i + 1})")
         seen[rec["id"]] = i
     return OutputDir(path, examples, _side_file(path / "runs.jsonl"), _side_file(path / "tasks.jsonl"),
-                     _side_file(path / "rejected.jsonl"))
+                     _side_file(path / "rejected.jsonl"), _decontamination(path / "decontamination.json"))
+
+
+def _decontamination(path: Path) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        report = json.loads(files.read_text(path))
+        for key in ("by_kind", "table", "tasks", "records", "removed", "evaluation_texts"):
+            report[key]
+    except (ValueError, KeyError, TypeError) as e:
+        raise PublishError(f"{path}: not a report of data/decontaminate.py ({type(e).__name__}: {e})") from None
+    return report
 
 
 def build(out: OutputDir, repo_id: str, dest: str | Path, *, license: str = "other",
@@ -115,7 +128,9 @@ def build(out: OutputDir, repo_id: str, dest: str | Path, *, license: str = "oth
                                        f"({str(e).splitlines()[0][:200]})") from None
                 shard.to_parquet(str(tmp / group / f"train-{k:05d}-of-{n:05d}.parquet"))
         facts = card.summarize(out.examples, out.runs, out.tasks, out.rejected)
-        text = card.render(facts, repo_id, groups, license=license, extra_terms=extra_terms)
+        images = card_plots.draw(facts, groups, tmp)
+        text = card.render(facts, repo_id, groups, license=license, extra_terms=extra_terms, images=images,
+                           decontamination=out.decontamination)
         leaked = find_secret(text, secrets)
         if leaked:
             raise PublishError("the dataset card would contain a credential (in runs.jsonl or the environment); "
@@ -155,7 +170,8 @@ def push(folder: str | Path, repo_id: str, token: str, private: bool = False) ->
     try:
         info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type="dataset",
                                  commit_message="Publish synthetic data with e5-recipe",
-                                 delete_patterns=["*.parquet"])  # shards of an earlier push go in the same commit
+                                 # an earlier push's shards and pictures go in the same commit
+                                 delete_patterns=["*.parquet", f"{card_plots.IMAGES}/*.png"])
     except Exception as e:
         raise PublishError(f"upload to {repo_id} failed: {_first_line(e)}; no commit was made, the repo "
                            "(created if it did not exist) is unchanged") from None

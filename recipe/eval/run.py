@@ -40,7 +40,7 @@ from .protocol import choose, registry_meta
 from .published import load_published
 from .report import Section, build_section, write_csv, write_markdown
 from .settings import EvalConfig, resolve
-from .submission import submission_meta, write_submission
+from .submission import submission_meta, training_info, write_submission
 from .tasks import benchmark_tasks, report_benchmarks, select_tasks
 
 logger = logging.getLogger(__name__)
@@ -244,7 +244,8 @@ def _submit(cfg: EvalConfig, encoder, out: Path, cache: DataKeyedCache, tasks: l
                     results[part.metadata.name] = path
     submitted = submission_meta(encoder, cfg.model)
     known = registry_meta(submitted.name) is not None
-    path = write_submission(out, submitted, results, known=known,
+    decontamination = training_info(cfg.model, submitted.revision).get("decontamination")
+    path = write_submission(out, submitted, results, known=known, decontamination=decontamination,
                             claim=lambda names: files.claim(out, MARKER, "eval.py", names))
     say(f"submission: {path} ({len(results)} result files for {submitted.name} at revision {submitted.revision})")
     if known:

@@ -26,6 +26,7 @@ from mteb.models.model_meta import ModelMeta
 from mteb.models.sentence_transformer_wrapper import SentenceTransformerEncoderWrapper
 
 from ..data.public import SOURCES as PUBLIC_SETS
+from ..data.records import HUB_ID
 from ..files import atomic_dir, jsonl
 from .protocol import registry_meta
 
@@ -50,16 +51,48 @@ TRAINED_ON = {
 LOADERS = {True: InstructSentenceTransformerModel, False: SentenceTransformerEncoderWrapper}
 
 
-def training_info(model_path: str) -> dict:
-    """train.py's training_info.json of a local folder ({} for a Hub id or another model)."""
+def training_info(model_path: str, revision: str | None = None) -> dict:
+    """train.py's training_info.json: of a local folder, or of a pushed model at `revision` (from
+    the Hub, or the local Hub cache offline); {} for another model."""
     path = Path(model_path) / "training_info.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    if path.is_file():
+        return json.loads(path.read_text(encoding="utf-8"))
+    if Path(model_path).exists() or not HUB_ID.fullmatch(model_path):
+        return {}
+    from huggingface_hub import hf_hub_download
+
+    try:
+        hub_revision = revision if revision and not revision.startswith("local-") else None
+        downloaded = hf_hub_download(model_path, "training_info.json", revision=hub_revision)
+    except Exception:  # not ours (no such file), offline and not cached: a model trained elsewhere
+        return {}
+    return json.loads(Path(downloaded).read_text(encoding="utf-8"))
+
+
+def trained_on(info: dict) -> set[str] | None:
+    """ModelMeta.training_datasets from training_info.json: the mteb tasks built from the public
+    sets trained on (their train splits; mteb's names for the tasks whose test splits share the
+    source), each other data source as its own entry (the Hub id it was published under, else its
+    name: the synthetic data), and the tasks whose evaluation texts data/decontaminate.py found in
+    data that was trained on as it was (a --report-only report; data it cleaned adds none)."""
+    if not info:
+        return None
+    sources = info.get("training_data", [])
+    names = {task for source in sources for task in TRAINED_ON.get(source["name"], [])}
+    # a source without a name of its own is named by its path: its file or folder name, not
+    # where it lay on the training machine
+    names |= {source.get("hub_id") or Path(source["name"]).name.removesuffix(".jsonl").removesuffix(".parquet")
+              for source in sources if source["name"] not in PUBLIC_SETS}
+    for report in info.get("decontamination", []):
+        if report.get("overlaps_kept"):
+            names |= set(report.get("overlapping_tasks", []))
+    return names
 
 
 def submission_meta(encoder, model_path: str) -> ModelMeta:
     """The ModelMeta of the model `encoder` evaluated, with what mteb's leaderboard asks for."""
     meta = encoder.mteb_model_meta
-    info = training_info(model_path)
+    info = training_info(model_path, meta.revision)
     name = info.get("hub_model_id") or meta.name
     known = registry_meta(name)
     if known is not None:  # mteb describes it already: only the revision is ours to say
@@ -67,7 +100,6 @@ def submission_meta(encoder, model_path: str) -> ModelMeta:
     model = encoder.model
     base = info.get("base_model")
     sources = info.get("training_data", [])
-    trained_on = {task for source in sources for task in TRAINED_ON.get(source["name"], [])}
     # the project's own published data (a public set's Hub copy is not "public training data" of ours)
     hub_data = [s["hub_id"] for s in sources if s.get("hub_id") and s["name"] not in PUBLIC_SETS]
     e5 = encoder.protocol == "e5"
@@ -87,14 +119,14 @@ def submission_meta(encoder, model_path: str) -> ModelMeta:
         framework=["Sentence Transformers", "PyTorch"],
         reference=None if name.startswith("local/") else f"https://huggingface.co/{name}",
         similarity_fn_name=meta.similarity_fn_name, use_instructions=e5,
-        training_datasets=trained_on if info else None,
+        training_datasets=trained_on(info),
         adapted_from=base if base and "/" in base and not Path(base).exists() else None,
     )
     return built.model_copy(update={"memory_usage_mb": built.calculate_memory_usage_mb()})
 
 
 def write_submission(out: Path, meta: ModelMeta, results: dict[str, Path], known: bool = False,
-                     claim=None) -> Path:
+                     claim=None, decontamination: list[dict] | None = None) -> Path:
     """Write OUTPUT/submission/ (replaced whole: it is derived from OUTPUT's results; the caller
     has checked that what is there is an earlier run's) and return it. `claim(names)`: called with
     the files it holds before it is renamed into place.
@@ -116,7 +148,7 @@ def write_submission(out: Path, meta: ModelMeta, results: dict[str, Path], known
         (folder / "run_settings.jsonl").write_text("".join(json.dumps(s) + "\n" for s in settings),
                                                    encoding="utf-8")
         if not known:
-            (tmp / "model_meta.py").write_text(model_meta_source(meta), encoding="utf-8")
+            (tmp / "model_meta.py").write_text(model_meta_source(meta, decontamination), encoding="utf-8")
         if claim:  # before the rename: the folder is ours from the moment it is there
             claim([str(Path("submission") / p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()])
     return target
@@ -130,7 +162,24 @@ def _py(value) -> str:
     return repr(value)
 
 
-def model_meta_source(meta: ModelMeta) -> str:
+def decontamination_lines(reports: list[dict] | None) -> list[str]:
+    """What data/decontaminate.py found in the training data, as comments for the pull request
+    (ModelMeta has no field for it; training_datasets names the tasks whose overlaps stayed)."""
+    lines = []
+    for r in reports or []:
+        if "unreadable" in r:
+            lines.append(f"# decontamination report {r['report']}: unreadable ({r['unreadable']})")
+            continue
+        k = r["by_kind"]
+        how = "kept in the training data (listed in training_datasets)" if r["overlaps_kept"] else "removed before training"
+        lines.append(f"# decontamination of {r['data']} against {r['benchmark'] or 'tasks'} ({len(r['tasks'])} tasks, "
+                     f"{r['evaluation_texts']} evaluation texts, {r['date']}): {r['removed']} of {r['records']} records "
+                     f"overlap ({k['exact']} exact, {k['contained']} contained, {k['near']} near), {how}; "
+                     f"tasks: {', '.join(r['overlapping_tasks']) or 'none'}")
+    return lines
+
+
+def model_meta_source(meta: ModelMeta, decontamination: list[dict] | None = None) -> str:
     """Python for mteb/models/model_implementations/: the ModelMeta, field by field."""
     loader = LOADERS[bool(meta.use_instructions)]
     fields = meta.to_dict()
@@ -139,7 +188,7 @@ def model_meta_source(meta: ModelMeta) -> str:
              "eval.py --submission. Check every field; fill what is None and should not be",
              '(public_training_code: the link to your training code; languages: ISO codes such as "eng-Latn")."""',
              "", f"from {loader.__module__} import {loader.__name__}",
-             "from mteb.models.model_meta import ModelMeta", "",
+             "from mteb.models.model_meta import ModelMeta", "", *decontamination_lines(decontamination),
              f"{meta.model_name_as_path().replace('-', '_').replace('.', '_').lower()} = ModelMeta(",
              f"    loader={loader.__name__},"]
     for key, value in fields.items():

@@ -138,6 +138,31 @@ def _hub_id(source: str) -> str | None:
     return source if HUB_ID.fullmatch(source) and not Path(source).exists() else None
 
 
+def decontamination_of(data: str) -> dict | None:
+    """What data/decontaminate.py found for a training source, from its report: the one beside a
+    file it wrote (`X.decontamination.json` beside `X.jsonl`) or `decontamination.json` in a
+    synthesis folder. `overlaps_kept`: the records that overlap are still in this data (a
+    --report-only report of it), so the model saw those tasks' evaluation texts."""
+    from recipe.commands.decontaminate import REPORT_SUFFIX
+    from recipe.files import same_file
+
+    path = Path(data)
+    report = path / "decontamination.json" if path.is_dir() else \
+        path.with_name(path.name.removesuffix(".jsonl") + REPORT_SUFFIX)
+    if not report.is_file():
+        return None
+    try:
+        r = json.loads(report.read_text(encoding="utf-8"))
+        cleaned = bool(r.get("output")) and same_file(r["output"], path)
+        return {"data": data, "report": str(report), "benchmark": r["benchmark"], "tasks": r["tasks"],
+                "evaluation_texts": r["evaluation_texts"], "records": r["records"], "removed": r["removed"],
+                "by_kind": r["by_kind"], "date": r.get("date"),
+                "overlapping_tasks": sorted(row["task"] for row in r["table"] if row["records"]),
+                "overlaps_kept": not cleaned}
+    except (ValueError, KeyError, TypeError) as e:  # the model is trained by now: say so, do not fail
+        return {"data": data, "report": str(report), "unreadable": f"{type(e).__name__}: {e}"}
+
+
 def write_training_info(model: SentenceTransformer, cfg, out: Path, data_summary: dict) -> None:
     """OUTPUT/final/training_info.json, read by `eval.py --submission` (recipe/eval/submission.py)
     for mteb's ModelMeta: base model, licence, sizes, and every data source with its Hub id
@@ -155,6 +180,7 @@ def write_training_info(model: SentenceTransformer, cfg, out: Path, data_summary
         "trained_max_length": cfg.max_length, "pooling": cfg.pooling, "query_template": cfg.query_template,
         "matryoshka_dims": sorted(cfg.matryoshka_dims, reverse=True) or None,
         "hub_model_id": cfg.hub_model_id or None, "training_data": data,
+        "decontamination": [d for d in (decontamination_of(path) for path in cfg.data) if d],
     }
     (out / "training_info.json").write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
