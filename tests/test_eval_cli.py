@@ -203,20 +203,21 @@ def test_aggregate_task_reads_each_sub_task_folder(tmp_path, capsys):
     assert f"missing local data file: {tmp_path / 'CQADupstackAndroidRetrieval' / 'corpus.jsonl'}" in err
 
 
-def test_wrong_dtype_or_reference_is_a_one_line_error(tiny_folder, capsys):
-    base = ["--model", str(tiny_folder), "--tasks", "SciFact", "--data-dir", "unused"]
+def test_wrong_dtype_or_reference_is_a_one_line_error(tiny_folder, tmp_path, capsys):
+    base = ["--model", str(tiny_folder), "--tasks", "SciFact", "--data-dir", "unused", "--output-dir", str(tmp_path)]
     assert eval_cli.main(base + ["--reference", "paper"]) == 2
     assert "--reference 'paper': choose one of model_card" in capsys.readouterr().err
     assert eval_cli.main(["--model", str(tiny_folder), "--benchmark", "", "--tasks", "SciFact",
-                          "--dtype", "float17"]) == 2
+                          "--dtype", "float17", "--output-dir", str(tmp_path)]) == 2
     assert "--dtype 'float17': not a torch dtype" in capsys.readouterr().err
     # before the model loads: a Hub id that is not there would fail otherwise
     assert eval_cli.main(["--model", "nobody/no-such-model", "--tasks", "SciFact", "--protocol", "paper"]) == 2
     assert "--protocol 'paper': choose one of auto, e5, plain" in capsys.readouterr().err
 
 
-def test_hub_id_not_reachable_offline_says_so(capsys):
-    assert eval_cli.main(["--model", "nobody/no-such-model", "--benchmark", "", "--tasks", "SciFact"]) == 2
+def test_hub_id_not_reachable_offline_says_so(tmp_path, capsys):
+    assert eval_cli.main(["--model", "nobody/no-such-model", "--benchmark", "", "--tasks", "SciFact",
+                          "--output-dir", str(tmp_path)]) == 2
     assert "nobody/no-such-model: not in the local Hugging Face cache" in capsys.readouterr().err
 
 
