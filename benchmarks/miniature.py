@@ -247,6 +247,7 @@ def train(args, work: Path, name: str) -> dict:
     out = work / "runs" / name
     command("train", ["--config", str(MINI), "--model", args.student, "--data", str(work / "data" / f"{name}.jsonl"),
                       "--output-dir", str(out), "--overwrite", "--seed", str(args.seed), "--epochs", str(args.epochs),
+                      *(["--lr", str(args.lr)] if args.lr else []),
                       "--cpu-threads", str(args.threads), "--max-length", str(args.max_length),
                       *(["--global-batch-size", str(args.batch_size), "--mini-batch-size", str(min(args.batch_size, 8))]
                         if args.batch_size else [])], work / "logs" / f"train-{name}.log")
@@ -321,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
                          "docs/miniature.md, 'Teacher acceptance')")
     ap.add_argument("--student", default="smollm2-135m-instruct", help="mini_e5.yaml's model, or another")
     ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--lr", type=float, default=0.0, help="training's peak learning rate (0: mini_e5.yaml's)")
     ap.add_argument("--filter-top-k", type=int, default=10)
     ap.add_argument("--max-length", type=int, default=128, help="tokens per text, training and evaluation (mini_e5.yaml's)")
     ap.add_argument("--batch-size", type=int, default=0, help="training's global batch (0: mini_e5.yaml's)")
@@ -360,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
             data = stage(work, "data", data_settings, lambda: prepare(args, work), times)
             stage(work, "publish", {"synthesis": synth["signature"]}, lambda: publish(work), times)
             train_settings = {"data": data["signature"], "student": args.student, "epochs": args.epochs,
-                              "max_length": args.max_length, "batch_size": args.batch_size,
+                              **({"lr": args.lr} if args.lr else {}), "max_length": args.max_length, "batch_size": args.batch_size,
                               "seed": args.seed, "recipe": MINI.read_text()}
             trained = {name: stage(work, f"train-{name}", train_settings, lambda n=name: train(args, work, n), times)
                        for name in ("synthetic", "control")}
