@@ -41,10 +41,9 @@ from recipe.config import parse  # noqa: E402
 from recipe.errors import Stopped  # noqa: E402
 from recipe.synth.local_teacher import LocalTeacher  # noqa: E402
 from recipe.synth.placeholders import BRAINSTORM_GROUPS, GROUPS  # noqa: E402
-from recipe.synth.prompts import render  # noqa: E402
 from recipe.synth.records import save_brainstorm  # noqa: E402
+from recipe.synth.request import brainstorm as brainstorm_request  # noqa: E402
 from recipe.synth.run import synthesize  # noqa: E402
-from recipe.synth.schemas import response_format  # noqa: E402
 from recipe.synth.settings import SynthConfig  # noqa: E402
 from recipe.synth.store import Store  # noqa: E402
 from recipe.synth.teacher import chat, make_client  # noqa: E402
@@ -70,8 +69,7 @@ async def brainstorm(args, out: Path, mode: str) -> None:
             for group in BRAINSTORM_GROUPS:
                 if call in store.tasks.get(group, {}):
                     continue  # saved by an earlier sitting
-                answer = await chat(client, args.model_name, render(group, "brainstorm", {}), cfg,
-                                    f"brainstorm/{group}/{call}", response_format(cfg, group, "brainstorm"))
+                answer = await chat(client, brainstorm_request(cfg, group, call))
                 save_brainstorm(store, cfg, group, call, args.model_name, answer)
     finally:
         store.close()

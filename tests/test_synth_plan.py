@@ -7,7 +7,7 @@ from recipe.config import parse
 from recipe.synth import plan
 from recipe.synth.placeholders import LANGUAGES, SETS
 from recipe.synth.prompts import render
-from recipe.synth.records import generation_prompt
+from recipe.synth.request import generation_prompt
 from recipe.synth.settings import SynthConfig
 from tests.conftest import ROOT
 

@@ -13,21 +13,18 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import math
 import sys
 
 import openai
 
-from . import plan
+from . import plan, request
 from .. import files
 from .breaker import RejectBreaker
 from .placeholders import BRAINSTORM_GROUPS
-from .prompts import render
-from .records import generation_prompt, save_brainstorm, save_generation
-from .schemas import response_format
+from .records import save_brainstorm, save_generation
 from .settings import SynthConfig
 from .store import Store
-from .teacher import Answer, BudgetReached, Outage
+from .teacher import BudgetReached, Outage
 
 ENDPOINT = "/v1/chat/completions"
 DONE = ("completed", "failed", "expired", "cancelled")
@@ -52,35 +49,25 @@ class BatchRunner:
                 rows += [row for _, row in files.jsonl(self.dir / f"{name}.meta.jsonl")]
         return rows
 
-    def _body(self, model: str, prompt: str, group: str, step: str) -> dict:
-        body = {"model": model, "messages": [{"role": "user", "content": prompt}],
-                "temperature": self.cfg.temperature, "top_p": self.cfg.top_p, "max_tokens": self.cfg.max_tokens}
-        schema = response_format(self.cfg, group, step)
-        if schema:
-            body["response_format"] = schema
-        return body
-
     def brainstorm_requests(self) -> list[tuple[dict, dict]]:
         pending = self._pending()
         out = []
         for group in BRAINSTORM_GROUPS:
             mine = [r for r in pending if r.get("group") == group and "call" in r]
-            missing = plan.brainstorm_target(self.cfg, group) - len(self.store.pool(group))
-            calls = math.ceil(missing / self.cfg.tasks_per_brainstorm) - len(mine) if missing > 0 else 0
+            calls = request.brainstorm_calls(self.cfg, group, len(self.store.pool(group)), len(mine))
             first = max([*self.store.tasks.get(group, {}), *(r["call"] for r in mine)], default=-1) + 1
             for call in range(first, first + max(0, calls)):
-                model = plan.brainstorm_model(self.cfg, group, call)
-                meta = {"custom_id": f"brainstorm/{group}/{call}", "group": group, "call": call, "model": model}
-                out.append((meta, self._body(model, render(group, "brainstorm", {}), group, "brainstorm")))
+                req = request.brainstorm(self.cfg, group, call)
+                out.append(({"custom_id": req.id, "group": group, "call": call, "model": req.model}, req.body))
         return out
 
     def generation_requests(self) -> list[tuple[dict, dict]]:
         cfg, store = self.cfg, self.store
         pending = {r["job"] for r in self._pending() if "job" in r}
-        want = cfg.num_examples - store.n_examples - len(pending)
-        if cfg.max_cost and store.requests:
-            per_request = store.cost / store.requests
-            want = min(want, int((cfg.max_cost - store.cost) / per_request) if per_request else want)
+        want = request.generation_calls(cfg, store, len(pending))
+        affordable = request.affordable_calls(cfg, store)  # a batch is sent whole: it must fit the budget
+        if affordable is not None:
+            want = min(want, affordable)
         pick = plan.TaskPicker(cfg.seed, {g: store.pool(g) for g in BRAINSTORM_GROUPS if cfg.group_mix.get(g, 0) > 0})
         out = []
         for job in plan.jobs(cfg):
@@ -89,9 +76,10 @@ class BatchRunner:
             if job.index in store.done_jobs or job.index in pending:
                 continue
             task = pick(job)
-            meta = {"custom_id": f"generate/{job.index}", "job": job.index, "group": job.group, "model": job.model,
+            req = request.generation(cfg, job, task)
+            meta = {"custom_id": req.id, "job": job.index, "group": job.group, "model": job.model,
                     "language": job.language, "values": job.values, "slot": job.slot, "task": task}
-            out.append((meta, self._body(job.model, generation_prompt(job, task), job.group, "generate")))
+            out.append((meta, req.body))
         return out
 
     # one batch's life --------------------------------------------------------------------------
@@ -154,10 +142,7 @@ class BatchRunner:
         meta, resp = metas.get(row.get("custom_id")), row.get("response") or {}
         if meta is None or resp.get("status_code") != 200:
             return  # an errored request is free and not saved: a later round asks again
-        body = resp["body"]
-        choice, usage = body["choices"][0], body.get("usage") or {}
-        answer = Answer(choice["message"].get("content"), choice.get("finish_reason"),
-                        usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
+        answer = request.answer(resp["body"])
         if "call" in meta:
             if meta["call"] not in self.store.tasks.get(meta["group"], {}):
                 outcome = save_brainstorm(self.store, self.cfg, meta["group"], meta["call"], meta["model"], answer,

@@ -12,18 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import math
 import time
 
 from tqdm.auto import tqdm
 
-from . import plan
+from . import plan, request
 from .breaker import RejectBreaker
 from .limits import RateLimiter
 from .placeholders import BRAINSTORM_GROUPS
-from .prompts import render
-from .records import generation_prompt, save_brainstorm, save_generation
-from .schemas import response_format
+from .records import save_brainstorm, save_generation
 from .settings import SynthConfig
 from .store import Store
 from .teacher import BudgetReached, Fatal, Outage, Transient, chat
@@ -87,15 +84,15 @@ class Engine:
         if self.breaker.tripped() and not self._stopping():
             self.fatal = self.breaker.error()
 
-    async def _ask(self, model: str, prompt: str, job_id: str, schema: dict | None = None):
+    async def _ask(self, req: request.Request):
         """One request under the rate limits; None if it failed transiently (the caller requeues)."""
-        estimate = len(prompt) / 3 + self._completion_mean
+        estimate = request.tokens_guess(req.body)[0] + self._completion_mean
         await self.limiter.acquire(estimate)
         try:
             try:
-                answer = await chat(self.client, model, prompt, self.cfg, job_id, schema)
+                answer = await chat(self.client, req)
             finally:
-                self.store.settle(job_id)
+                self.store.settle(req.id)
         except Transient as e:
             self.limiter.settle(estimate, 0)
             self.failures += 1
@@ -121,9 +118,7 @@ class Engine:
     def _over_budget(self, inflight: int) -> bool:
         """Saved spend, plus the requests sent and never answered (a kill, a timeout), plus the
         jobs in flight, which will be paid too."""
-        if not self.cfg.max_cost:
-            return False
-        if self.store.cost + self.store.unsaved_cost(self.store.lost() + inflight) >= self.cfg.max_cost:
+        if request.over_budget(self.cfg, self.store, self.store.lost() + inflight):
             self.budget_reached = True  # the message waits for the requests in flight: they are paid too
             return True
         return False
@@ -131,7 +126,6 @@ class Engine:
     # step 1: brainstorm --------------------------------------------------------------------
     async def brainstorm(self) -> None:
         cfg, store = self.cfg, self.store
-        targets = {g: plan.brainstorm_target(cfg, g) for g in BRAINSTORM_GROUPS}
         inflight = collections.Counter()
         failed = collections.Counter(
             {g: sum(t is None for t in store.tasks.get(g, {}).values()) for g in BRAINSTORM_GROUPS})
@@ -139,8 +133,7 @@ class Engine:
         retry = {g: [] for g in BRAINSTORM_GROUPS}  # call numbers whose request failed transiently
 
         def calls_needed(g):
-            missing = targets[g] - len(store.pool(g))
-            return math.ceil(missing / cfg.tasks_per_brainstorm) - inflight[g] if missing > 0 else 0
+            return request.brainstorm_calls(cfg, g, len(store.pool(g)), inflight[g])
 
         def take(_, peek=False):
             if self._over_budget(sum(inflight.values())):
@@ -148,7 +141,7 @@ class Engine:
             group = next((g for g in BRAINSTORM_GROUPS if calls_needed(g) > 0), None)
             if group is None or peek:
                 return group is not None
-            if failed[group] > 10 + 2 * math.ceil(targets[group] / cfg.tasks_per_brainstorm):
+            if failed[group] > 10 + 2 * request.brainstorm_calls(cfg, group):
                 self.fatal = Outage(f"brainstorming {group} tasks failed {failed[group]} times "
                                    f"(see {store.path('tasks')}); check the teacher model")
                 return None
@@ -164,14 +157,13 @@ class Engine:
             if job is None:
                 return
             group, call = job
-            model = plan.brainstorm_model(cfg, group, call)
-            answer = await self._ask(model, render(group, "brainstorm", {}), f"brainstorm/{group}/{call}",
-                                     response_format(cfg, group, "brainstorm"))
+            req = request.brainstorm(cfg, group, call)
+            answer = await self._ask(req)
             inflight[group] -= 1
             if answer is None:
                 retry[group].append(call)
                 return
-            outcome = save_brainstorm(store, cfg, group, call, model, answer)
+            outcome = save_brainstorm(store, cfg, group, call, req.model, answer)
             if outcome != "ok":
                 failed[group] += 1
             self._judge(outcome, answer)
@@ -188,7 +180,7 @@ class Engine:
         retry: collections.deque = collections.deque()
 
         def take(inflight, peek=False):
-            if store.n_examples + inflight >= cfg.num_examples or self._over_budget(inflight):
+            if request.generation_calls(cfg, store, inflight) <= 0 or self._over_budget(inflight):
                 return False if peek else None
             if peek:
                 return True
@@ -198,8 +190,7 @@ class Engine:
 
         async def execute(job):
             task = pick_task(job)
-            answer = await self._ask(job.model, generation_prompt(job, task), f"generate/{job.index}",
-                                     response_format(cfg, job.group, "generate"))
+            answer = await self._ask(request.generation(cfg, job, task))
             if answer is None:
                 retry.append(job)
                 return

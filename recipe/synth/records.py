@@ -12,16 +12,8 @@ import time
 from . import pricing
 from .parse import Rejected, parse_example, parse_tasks
 from .plan import Job
-from .prompts import fields, render
+from .request import Answer, placeholders, recorded_sampling
 from .store import Store, example_key
-from .teacher import Answer
-
-
-def generation_prompt(job: Job, task: str) -> str:
-    values = dict(job.values)
-    if "task" in fields(job.group, "generate"):
-        values["task"] = task
-    return render(job.group, "generate", values)
 
 
 def _usage(cfg, model: str, answer: Answer, batch: bool) -> dict:
@@ -34,18 +26,9 @@ def _usage(cfg, model: str, answer: Answer, batch: bool) -> dict:
     }
 
 
-def sampling(cfg) -> dict:
-    out = {"temperature": cfg.temperature, "top_p": cfg.top_p, "max_tokens": cfg.max_tokens}
-    if cfg.structured_outputs:  # named only when on, so the paper's records keep the paper's fields
-        out["structured_outputs"] = True
-    return out
-
-
 def save_generation(store: Store, cfg, job: Job, task: str, answer: Answer, *, batch: bool = False) -> str:
     """Save the outcome of generation job `job`; returns 'ok' or the rejection reason."""
-    placeholders = dict(job.values)
-    if "task" in fields(job.group, "generate"):
-        placeholders["task"] = task
+    values = placeholders(job, task)
     meta = _usage(cfg, job.model, answer, batch)
     try:
         if answer.finish_reason == "length":
@@ -61,12 +44,12 @@ def save_generation(store: Store, cfg, job: Job, task: str, answer: Answer, *, b
     except Rejected as r:
         store.add_rejected({"job": job.index, "task_group": job.group, "reason": r.reason,
                             "text": answer.text, "finish_reason": answer.finish_reason,
-                            "placeholders": placeholders, "sampling": sampling(cfg), **meta})
+                            "placeholders": values, "sampling": recorded_sampling(cfg), **meta})
         return r.reason
     store.add_example({
         "id": key[:16], "job": job.index, "task_group": job.group, "instruction": task,
         "query": query, "positive": positive, "negative": negative, "language": job.language,
-        "placeholders": placeholders, "sampling": sampling(cfg), **meta, "raw": raw,
+        "placeholders": values, "sampling": recorded_sampling(cfg), **meta, "raw": raw,
     })
     return "ok"
 
@@ -81,5 +64,5 @@ def save_brainstorm(store: Store, cfg, group: str, call: int, model: str, answer
     except Rejected as r:
         tasks, reason = None, r.reason
     store.add_tasks({"task_group": group, "call": call, "tasks": tasks, "reason": reason,
-                     "text": answer.text, "sampling": sampling(cfg), **meta})
+                     "text": answer.text, "sampling": recorded_sampling(cfg), **meta})
     return reason or "ok"

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-from dataclasses import dataclass
 from urllib.parse import urlparse
 
 import openai
@@ -24,7 +23,7 @@ except ImportError:  # openai 2.x
 
 from ..config import ConfigError
 from ..errors import InputError, Stopped
-from . import pricing
+from .request import Answer, Request, answer, cost_guess
 
 
 class Fatal(InputError):
@@ -45,14 +44,6 @@ class Transient(RuntimeError):
     """A request that failed after the client's retries; worth trying again later."""
 
 
-@dataclass
-class Answer:
-    text: str | None
-    finish_reason: str | None
-    prompt_tokens: int
-    completion_tokens: int
-
-
 class RequestJournal:
     """The HTTP client's event hooks: each chat request is written to the store's sent.jsonl
     before it leaves, and each refusal when it comes back, so a request that was sent and never
@@ -69,11 +60,7 @@ class RequestJournal:
             body = json.loads(request.content)
         except (ValueError, TypeError):
             body = {}
-        model = body.get("model")
-        prompt = "".join(str(m.get("content", "")) for m in body.get("messages", ()))
-        rate = pricing.price(model, self.cfg.prices, list_prices=self.cfg.list_prices) if model else None
-        guess = (len(prompt) / 3 * rate[0] + body.get("max_tokens", 0) / 2 * rate[1]) / 1e6 if rate else 0.0
-        self.store.request_sent(request.headers.get("X-E5-Job"), model, guess)
+        self.store.request_sent(request.headers.get("X-E5-Job"), body.get("model"), cost_guess(self.cfg, body))
 
     async def on_response(self, response) -> None:
         request = response.request
@@ -153,19 +140,13 @@ def _is_content_filter(err: openai.BadRequestError) -> bool:
     return "content_filter" in str(err) or "content management policy" in str(err)
 
 
-async def chat(client: openai.AsyncOpenAI, model: str, prompt: str, cfg, job_id: str,
-               response_format: dict | None = None) -> Answer:
-    # without structured outputs the field is left out, not sent empty: the request is the paper's
-    constrained = {"response_format": response_format} if response_format else {}
+async def chat(client: openai.AsyncOpenAI, request: Request) -> Answer:
+    """Send one request (`request.py` builds it) and read its answer."""
+    model = request.model
     try:
         resp = await client.chat.completions.create(
-            model=model,
-            messages=[{"role": "user", "content": prompt}],
-            temperature=cfg.temperature,
-            top_p=cfg.top_p,
-            max_tokens=cfg.max_tokens,
-            extra_headers={"X-E5-Job": job_id},  # lets a server's logs tie a request to its job
-            **constrained,
+            **request.body,
+            extra_headers={"X-E5-Job": request.id},  # lets a server's logs tie a request to its job
         )
     except openai.AuthenticationError as e:
         raise Fatal(f"the teacher rejected the API key (401): check OPENAI_API_KEY ({_msg(e)})") from None
@@ -183,15 +164,7 @@ async def chat(client: openai.AsyncOpenAI, model: str, prompt: str, cfg, job_id:
         if e.status_code in (408, 409, 429) or e.status_code >= 500:
             raise Transient(f"HTTP {e.status_code}: {_msg(e)}") from None
         raise Fatal(f"the teacher answered HTTP {e.status_code} for {model!r}: {_msg(e)}") from None
-    if not resp.choices:
-        return Answer(None, "no_choices", 0, 0)
-    choice, usage = resp.choices[0], resp.usage
-    return Answer(
-        choice.message.content,
-        choice.finish_reason,
-        getattr(usage, "prompt_tokens", 0) or 0,
-        getattr(usage, "completion_tokens", 0) or 0,
-    )
+    return answer(resp.to_dict())  # the JSON the server sent, read as a batch's output line is
 
 
 def _not_found(client, model: str, err: Exception) -> str:
