@@ -9,7 +9,7 @@ Faults: "429" or "429:SECONDS" (with Retry-After), "500", "slow:SECONDS", "malfo
 "prose", "truncated", "duplicate", "missing_key", "same_pos_neg", "401", "python_list"
 (brainstorm), "drop" (close the connection unanswered). A batch that asks again for a request an
 earlier batch answered is refused (400) and noted in `resubmitted`: that would be paying twice.
-A request's `response_format` (structured outputs) is logged, and a brainstorm asked for one gets
+Each request's body is logged, its `response_format` (structured outputs) apart, and a brainstorm asked for one gets
 `{"tasks": [...]}`, the root object a strict schema needs. Only the teacher is faked: the `openai` client, the engine and the files under test are real.
 
 Run standalone (for benchmarks): python tests/fake_teacher.py --port 0 --latency 1.0
@@ -142,7 +142,7 @@ class FakeTeacher:
         kind = classify(body["messages"][-1]["content"])
         fault = self._next_fault(kind)
         entry = {"job": request.headers.get("X-E5-Job"), "kind": kind, "fault": fault, "t": time.time(),
-                 "model": body.get("model"),
+                 "model": body.get("model"), "body": body,
                  **{k: body.get(k) for k in ("temperature", "top_p", "max_tokens", "response_format")}}
         self.log.append(entry)
         delay = self.latency + (float(fault.partition(":")[2]) if fault and fault.startswith("slow") else 0)
@@ -214,7 +214,7 @@ class FakeTeacher:
             kind = classify(req["body"]["messages"][-1]["content"])
             fault = self._next_fault(kind)
             self.log.append({"job": req["custom_id"], "kind": kind, "fault": fault, "t": time.time(), "batch": bid,
-                             "response_format": req["body"].get("response_format")})
+                             "body": req["body"], "response_format": req["body"].get("response_format")})
             status, _, payload = self.answer(req["body"], fault)
             row = {"id": f"req-{len(out) + len(err)}", "custom_id": req["custom_id"]}
             if status == 200:

@@ -99,7 +99,7 @@ MUTATIONS = [
     M("language-mix-english", "recipe/synth/placeholders.py", '"English": 43.1', '"English": 34.1', PROMPTS + "test_93_languages_with_the_papers_mix"),
     M("group-mix-short-long", "recipe/synth/placeholders.py", '"short-long": 167.0', '"short-long": 176.0', PROMPTS + "test_group_mix_is_the_papers_500k"),
     M("bitext-same-language", "recipe/synth/plan.py", "while target == language:", "while False:", "tests/test_synth_plan.py::test_every_value_in_set_and_bitext_languages_differ"),
-    M("teacher-temperature", "recipe/synth/teacher.py", "temperature=cfg.temperature,", "temperature=0.7,", ENGINE + "test_end_to_end_exact_count_fields_and_paper_settings"),
+    M("teacher-temperature", "recipe/synth/request.py", '"temperature": cfg.temperature,', '"temperature": 0.7,', ENGINE + "test_end_to_end_exact_count_fields_and_paper_settings"),
     M("long-short-label-swapped", "recipe/synth/parse.py", '"long-short": ("input_text", "label", "misleading_label"),', '"long-short": ("input_text", "misleading_label", "label"),', "tests/test_synth_parse.py::test_each_group_becomes_the_papers_triple"),
     M("synth-model-mix", "recipe/configs/synth_e5.yaml", "gpt-4-turbo: 0.75", "gpt-4-turbo: 0.5", "tests/test_synth_plan.py::test_shipped_recipe_plans_the_papers_teachers_groups_and_languages"),
     M("brainstorm-for-sts", "recipe/synth/placeholders.py", 'BRAINSTORM_GROUPS = ("short-long", "long-short", "short-short", "long-long")', 'BRAINSTORM_GROUPS = ("short-long", "long-short", "short-short", "long-long", "sts")', PROMPTS + "test_brainstorm_only_for_asymmetric_groups"),
@@ -107,7 +107,7 @@ MUTATIONS = [
     M("dedup-keys-not-rebuilt-on-reopen", "recipe/synth/store.py", '            self.keys.add(example_key(rec["query"], rec["positive"], rec["negative"]))\n            self.n_examples += 1', "            self.n_examples += 1", ENGINE + "test_duplicate_of_an_answer_saved_before_a_restart_is_rejected"),
     M("online-resume-asks-again", "recipe/synth/engine.py", "if j.index not in store.done_jobs", "if True", ENGINE + "test_rerun_resumes_without_asking_again"),
     M("batch-resume-asks-saved-jobs", "recipe/synth/batch.py", "if job.index in store.done_jobs or job.index in pending:", "if job.index in pending:", "tests/test_synth_batch.py::test_resumed_batch_run_never_asks_again_for_a_saved_job"),
-    M("batch-finish-reason-ignored", "recipe/synth/batch.py", 'choice.get("finish_reason"),', '"stop",', "tests/test_synth_batch.py::test_batch_mode_filters_faulty_answers_with_their_reasons"),
+    M("batch-finish-reason-ignored", "recipe/synth/request.py", 'choice.get("finish_reason"),', '"stop",', "tests/test_synth_batch.py::test_batch_mode_filters_faulty_answers_with_their_reasons"),
     # data: public sets, mining
     M("public-hotpotqa-columns-swapped", "recipe/data/public.py", 'configs=("triplet",),\n                 columns=("anchor", "positive", "negative"),\n                 instruction="Given a multi-hop', 'configs=("triplet",),\n                 columns=("anchor", "negative", "positive"),\n                 instruction="Given a multi-hop', "tests/test_data_public.py::test_loader_maps_the_real_schema_to_records[hotpotqa]"),
     M("public-eli5-ratio", "recipe/data/public.py", "from_columns, ratio=0.1, configs=(\"pair\",)", "from_columns, ratio=1.0, configs=(\"pair\",)", "tests/test_data_public.py::test_registry_covers_the_papers_13_sets_with_table_14_and_ratios"),

@@ -1,6 +1,7 @@
 """Batch API mode against the loopback server: half price, exact N, resume and adoption of batches."""
 
 import asyncio
+import itertools
 import json
 import os
 import signal
@@ -54,6 +55,19 @@ def test_batch_mode_filters_faulty_answers_with_their_reasons(teacher, tmp_path)
     brainstorms = [e for e in teacher.log if e["kind"] == "brainstorm"]
     assert brainstorms and all(e["fault"] is None for e in brainstorms)
     assert not teacher.generation_faults  # every fault was served, to a generation request
+
+
+def test_online_and_batch_modes_send_the_same_body_for_each_job(teacher, tmp_path):
+    args = ("--num-examples", "12", "--concurrency", "1", "--structured-outputs", "true", "--batch-poll", "0.05")
+    synthesize(cfg_for(tmp_path / "online", *args))
+    online = {e["job"]: e["body"] for e in teacher.log}
+    teacher.log.clear()
+    teacher.counter = itertools.count()  # the same brainstormed tasks again, so the same generation prompts
+    synthesize(cfg_for(tmp_path / "batch", *args, "--mode", "batch"))
+    batch = {e["job"]: e["body"] for e in teacher.log}
+    assert {j.split("/")[0] for j in online} == {"brainstorm", "generate"} and len(online) == 4 + 12
+    assert online == batch  # the body as the server read it: the SDK's encoding and the batch file's agree
+    assert {"model", "messages", "temperature", "top_p", "max_tokens", "response_format"} == set(online["generate/0"])
 
 
 def test_pending_batch_is_resumed_after_kill9(teacher, tmp_path):
