@@ -1,26 +1,20 @@
 """What the teacher's tokens cost, so a run can show its spend and stop at a budget.
 
-List prices in USD per 1M (input, output) tokens, as OpenAI published them (2024-2025). Prices
-change: `prices:` in the recipe adds or replaces entries. A model is matched by its longest known
-prefix, so dated snapshots ("gpt-4o-mini-2024-07-18") find their family. The Batch API costs half.
+List prices in USD per 1M (input, output) tokens, as OpenAI published them (2024-2025), are data:
+prices.yaml, in the shape of the recipe's `prices:`, which adds or replaces entries (prices change).
+A model is matched by its longest known prefix, so dated snapshots ("gpt-4o-mini-2024-07-18") find
+their family. The Batch API costs half.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import yaml
+
 PRICES: dict[str, tuple[float, float]] = {
-    "gpt-4": (30.0, 60.0),
-    "gpt-4-32k": (60.0, 120.0),
-    "gpt-4-turbo": (10.0, 30.0),
-    "gpt-4-1106-preview": (10.0, 30.0),
-    "gpt-4-0125-preview": (10.0, 30.0),
-    "gpt-3.5-turbo": (0.5, 1.5),
-    "gpt-3.5-turbo-1106": (1.0, 2.0),
-    "gpt-3.5-turbo-0613": (1.5, 2.0),
-    "gpt-4o": (2.5, 10.0),
-    "gpt-4o-mini": (0.15, 0.6),
-    "gpt-4.1": (2.0, 8.0),
-    "gpt-4.1-mini": (0.4, 1.6),
-    "gpt-4.1-nano": (0.1, 0.4),
+    model: tuple(pair)
+    for model, pair in yaml.safe_load(Path(__file__).with_name("prices.yaml").read_text(encoding="utf-8")).items()
 }
 BATCH_DISCOUNT = 0.5
 
