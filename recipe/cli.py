@@ -3,6 +3,8 @@
     def main(argv=None) -> int:
         return cli.run(_main, argv, doc=__doc__, config=MyConfig)
 
+    main = cli.command(_main, doc=__doc__, config=MyConfig)  # the same, as one line
+
 `run` calls `_main(argv)` and turns whatever it raises into one line on stderr and an exit code
 (`recipe.errors`): bad input (InputError, an OSError, a file that is not UTF-8) 2, a clean stop
 (Stopped) 3, Ctrl-C 130, anything else 1. The traceback is shown only with `--debug` or
@@ -123,6 +125,16 @@ def run(main: Callable[[list[str]], int | None], argv: Sequence[str] | None = No
         if not (isinstance(e, InputError) and e.every_process and _other_process()):
             say(line)  # the main process says what all of them found, once
         return code
+
+
+def command(main: Callable[[list[str]], int | None], *, doc: str | None = None, config: type | None = None,
+            interrupted: str = INTERRUPTED) -> Callable[[Sequence[str] | None], int]:
+    """A command's `main(argv=None) -> exit code`: `run` with its `_main`, help and Ctrl-C line."""
+
+    def entry(argv: Sequence[str] | None = None) -> int:
+        return run(main, argv, doc=doc, config=config, interrupted=interrupted)
+
+    return entry
 
 
 def _other_process() -> bool:

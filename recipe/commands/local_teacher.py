@@ -50,9 +50,7 @@ def _main(argv: list[str]) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    return cli.run(_main, argv, doc=__doc__, config=LocalTeacherConfig,
-                   interrupted="interrupted: the local teacher stopped")
+main = cli.command(_main, doc=__doc__, config=LocalTeacherConfig, interrupted="interrupted: the local teacher stopped")
 
 
 if __name__ == "__main__":

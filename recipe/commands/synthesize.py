@@ -28,8 +28,7 @@ def _main(argv: list[str]) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    return cli.run(_main, argv, doc=__doc__, config=SynthConfig,
+main = cli.command(_main, doc=__doc__, config=SynthConfig,
                    interrupted="interrupted: everything received so far is saved; run the same command to resume")
 
 
