@@ -34,7 +34,7 @@ def hub_id_problem(name: str | Path) -> str | None:
     letter or digit, and what huggingface_hub's `validate_repo_id` accepts (at most 96 characters
     a part, no '--' or '..', not ending in '-', '.' or '.git'); and not a local path: not on
     disk, not ending like a data file (DATA_SUFFIXES), NAMESPACE not a local folder
-    (`out/run1/final` mistyped as `out/run1` is a missing path, not a Hub error).
+    (`out/rnu1`, a typo of `out/run1`, is a missing path, not a Hub error).
     """
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 

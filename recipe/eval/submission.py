@@ -120,7 +120,7 @@ def submission_meta(encoder, model_path: str) -> ModelMeta:
         reference=None if name.startswith("local/") else f"https://huggingface.co/{name}",
         similarity_fn_name=meta.similarity_fn_name, use_instructions=e5,
         training_datasets=trained_on(info),
-        adapted_from=base if base and "/" in base and not Path(base).exists() else None,
+        adapted_from=base if base and is_hub_id(base) else None,
     )
     return built.model_copy(update={"memory_usage_mb": built.calculate_memory_usage_mb()})
 
