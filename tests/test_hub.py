@@ -171,3 +171,17 @@ def test_a_name_on_disk_or_under_a_local_folder_is_not_a_hub_id(tmp_path, monkey
     assert hub.is_hub_id("elsewhere/run")
     with pytest.raises(hub.PublishError, match=r"^--repo-id 'out/rnu': out/ is a local folder"):
         hub.check_hub_id("out/rnu", "--repo-id")
+
+
+def test_export_names_a_hub_base_model_and_hub_data_by_the_one_rule(tmp_path, monkeypatch):
+    from recipe.train.config import TrainConfig
+    from recipe.train.export import _hub_id, model_card
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out").mkdir()
+    cards = {m: model_card(TrainConfig(model=m, output_dir="out/run"), {}, "Q: ")
+             for m in ("intfloat/e5-mistral-7b-instruct", "out/base", "tiny-mistral")}
+    assert "base_model: intfloat/e5-mistral-7b-instruct\n" in cards["intfloat/e5-mistral-7b-instruct"]
+    assert "base_model:" not in cards["out/base"] + cards["tiny-mistral"]
+    assert _hub_id("me/e5-data") == "me/e5-data" and _hub_id("nq") == "sentence-transformers/natural-questions"
+    assert _hub_id("out/synth.jsonl") is None and _hub_id("me/data.jsonl") is None
