@@ -38,3 +38,11 @@ class OneProcessInputError(InputError):
 
 class Stopped(RuntimeError):
     """A run that stopped itself cleanly (budget, reject rate); running it again resumes."""
+
+
+def first_line(error: BaseException, limit: int | None = None) -> str:
+    """An exception's message as a one-line error quotes it: its first line (libraries explain at
+    length below it), cut to `limit` characters; its type's name when it has no message."""
+    text = str(error).strip()
+    line = text.splitlines()[0] if text else type(error).__name__
+    return line[:limit] if limit else line

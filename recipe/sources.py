@@ -1,31 +1,17 @@
 """Where a model or a data set named on the command line lives: a local path or a Hub id.
 
 `--model out/run/final` with a typo and `--model intfloat/e5-base` are spelled alike, so a name
-that is not on disk is taken for a Hub id only when it could be one; otherwise the answer is
-"no such file or folder", not a Hub error the user cannot act on. Loading failures from the Hub
+that is not on disk is taken for a Hub id only when it is one (`recipe.hub.is_hub_id`); otherwise
+the answer is "no such file or folder", not a Hub error the user cannot act on. Loading failures from the Hub
 become one line that names the model and says what to do.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from .errors import InputError
-
-DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv", ".tsv", ".txt", ".yaml", ".yml")
-
-
-def looks_local(name: str | Path) -> bool:
-    """Whether `name`, which is not on disk, was meant as a local path rather than a Hub id:
-    it starts like a path, has more than one '/', ends like a data file, or its first folder exists."""
-    text = str(name)
-    if text.startswith((".", "/", "~")) or text.count("/") > 1 or (os.sep != "/" and os.sep in text):
-        return True
-    if text.lower().endswith(DATA_SUFFIXES):
-        return True
-    return "/" in text and Path(text.split("/")[0]).is_dir()
-
+from .errors import InputError, first_line
+from .hub import DATA_SUFFIXES, hub_offline, is_hub_id
 
 # what a folder transformers, sentence-transformers or peft can load holds at its top
 MODEL_FILES = ("config.json", "modules.json", "adapter_config.json", "config_sentence_transformers.json")
@@ -36,7 +22,7 @@ def check_local_or_hub(name: str, flag: str, what: str = "model") -> None:
     model folder must hold a model: a data folder given as --model is named as such, not left to
     transformers' "Unrecognized model ... model_type" after the data has been read."""
     path = Path(name).expanduser()
-    if not path.exists() and looks_local(name):
+    if not path.exists() and not is_hub_id(name):
         raise InputError(f"{flag} {name}: no such {what} file or folder")
     if what == "model" and path.is_dir() and not any((path / f).is_file() for f in MODEL_FILES):
         data = sorted(p.name for p in path.iterdir() if p.suffix in DATA_SUFFIXES or p.suffix == ".arrow")[:3]
@@ -45,18 +31,12 @@ def check_local_or_hub(name: str, flag: str, what: str = "model") -> None:
                          "give a model folder or a Hub model id")
 
 
-def hub_offline() -> bool:
-    from huggingface_hub import constants
-
-    return bool(constants.HF_HUB_OFFLINE)
-
-
 def load_error(name: str, flag: str, error: BaseException, what: str = "model") -> InputError:
     """The one line for a model or data set that could not be loaded from `name`."""
     text = str(error)
-    first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+    first = first_line(error, 300)
     if Path(name).expanduser().exists():
-        return InputError(f"{flag} {name}: cannot load the {what} ({first[:300]})")
+        return InputError(f"{flag} {name}: cannot load the {what} ({first})")
     if hub_offline() or "couldn't connect" in text.lower() or "offline" in text.lower():
         return InputError(f"{flag} {name}: not a local folder, not in the local Hugging Face cache, and the "
                           "Hub cannot be reached (HF_HUB_OFFLINE or no network); download it first or give a "
@@ -64,4 +44,4 @@ def load_error(name: str, flag: str, error: BaseException, what: str = "model") 
     if "not a valid model identifier" in text or "Repository Not Found" in text or "404" in text:
         return InputError(f"{flag} {name}: not a local folder and no such {what} on the Hub "
                           "(or no access: `hf auth login`)")
-    return InputError(f"{flag} {name}: cannot load the {what} ({first[:300]})")
+    return InputError(f"{flag} {name}: cannot load the {what} ({first})")

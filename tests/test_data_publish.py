@@ -190,6 +190,9 @@ class FakeApi:
     def __init__(self, token=None):
         self.token = token
 
+    def whoami(self):  # the write check every push makes first
+        return {"name": "me", "orgs": [], "auth": {"accessToken": {"role": "write"}}}
+
     def create_repo(self, repo_id, **kw):
         FakeApi.calls.append(("create_repo", repo_id, kw))
         if FakeApi.fail == "create":
@@ -210,6 +213,7 @@ def test_push_sends_exactly_the_dry_run_in_one_commit(tmp_path, monkeypatch, pub
     import huggingface_hub
 
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # the fake is the Hub
     FakeApi.calls, FakeApi.fail = [], None
     out = hub.load_output_dir(SYNTH)
     hub.build(out, "me/e5-synth", tmp_path / "ds")

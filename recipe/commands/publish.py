@@ -5,7 +5,8 @@
 
 One config per task group plus `all`; the card records the teachers, prompts, sampling, seed,
 counts per group and language, tokens and cost, the licence and the teacher's terms. Needs a Hub
-token (HF_TOKEN or `hf auth login`) unless --dry-run. Credentials never reach the card or the logs.
+token (HF_TOKEN or `hf auth login`) that may write under the repo's namespace unless --dry-run,
+checked before anything is built. Credentials never reach the card or the logs.
 --dry-run writes only into a new or empty folder, or replaces an earlier dry run's (which it
 knows by the file .e5-dry-run.json listing what that run wrote, with each file's digest); never a
 folder with anything else: another file, a subfolder (even an empty one), a card edited since.
@@ -23,6 +24,7 @@ from recipe import cli
 from recipe.config import ConfigError, note, parse
 from recipe.data import hub
 from recipe.files import check_output_dir
+from recipe.hub import DATASET, check_hub_id, check_write
 
 # left in a dry run's folder: lists what it wrote, so that only such a folder is ever replaced
 DRY_RUN_MARKER = ".e5-dry-run.json"
@@ -67,10 +69,10 @@ def _main(argv: list[str]) -> int:
         raise ConfigError("command line: --dry-run needs --output-dir (the folder to write)")
     if cfg.shard_rows < 1:
         raise ConfigError(f"'shard_rows' = {cfg.shard_rows} must be at least 1")
-    hub.check_repo_id(cfg.repo_id)
+    check_hub_id(cfg.repo_id, DATASET.flag)
     if cfg.dry_run:
         check_output_dir(cfg.output_dir, DRY_RUN_MARKER, "publish --dry-run", inputs=[cfg.input])
-    token = None if cfg.dry_run else hub.hub_token()
+    token = None if cfg.dry_run else check_write(cfg.repo_id, DATASET)  # before any work
     out = hub.load_output_dir(cfg.input)
     import datasets
 

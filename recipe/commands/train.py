@@ -55,9 +55,9 @@ def train(argv: list[str]) -> Path | None:
         raise ConfigError("this recipe needs a GPU (require_gpu: true) and none is visible; on CPU run "
                           "recipe/configs/smoke.yaml, or pass --require-gpu false to try anyway")
     if cfg.push_to_hub:
-        from recipe.train.export import check_push
+        from recipe.hub import MODEL, check_write
 
-        check_push(cfg.hub_model_id)
+        check_write(cfg.hub_model_id, MODEL)
     if cfg.model in MODELS:
         gguf_file(cfg.model)  # installed and intact, before the output folder is claimed
     elif cfg.model != "tiny-mistral":
@@ -126,7 +126,8 @@ def run(cfg: TrainConfig) -> Path | None:
     from recipe.train import checkpoint, merge
     from recipe.train.batch import make_batch
     from recipe.train.data import complete_negatives, load_examples, plan_batches, plan_summary
-    from recipe.train.export import export, push
+    from recipe.hub import MODEL, push
+    from recipe.train.export import export
     from recipe.train.loss import build_loss
     from recipe.train.metrics import StepMeter
     from recipe.train.model import build_model
@@ -270,7 +271,7 @@ def run(cfg: TrainConfig) -> Path | None:
             export(accelerator.unwrap_model(wrapped), cfg, tmp, summary)
         accelerator.print(f"model written to {final}")
         if cfg.push_to_hub:
-            accelerator.print(f"pushed to {push(final, cfg.hub_model_id)}")
+            accelerator.print(f"pushed to {push(final, cfg.hub_model_id, MODEL)}")
         for line in written(out, final):
             accelerator.print(line)
         log_file.close()

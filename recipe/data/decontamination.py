@@ -36,7 +36,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, first_line
 from ..schema import negatives
 
 KINDS = ("exact", "contained", "near")  # a text matching several ways is reported as the first
@@ -213,7 +213,7 @@ def load_task(task, data_dir: str | None) -> None:
         raise
     except Exception as e:  # the Hub offline, a dataset gone: datasets raises many types
         raise EvalDataError(f"{task.metadata.name}: cannot load its evaluation data "
-                            f"({str(e).splitlines()[0] if str(e) else type(e).__name__}); "
+                            f"({first_line(e)}); "
                             "give --data-dir with a local copy (eval.py's layout)") from None
 
 

@@ -3,30 +3,24 @@
 `build` writes exactly what will be pushed into a local folder: one config per task group
 (`{group}/train-0000i-of-0000n.parquet`) and README.md (the card, whose YAML declares the
 configs and `all`, which reads every group's shards, so nothing is stored twice). `push` uploads
-that folder in ONE commit (`HfApi.upload_folder`): a failure leaves the repo as it was, never a
-half-published dataset. `--dry-run` stops after `build`; that is how the tests see what a push
-would send.
+that folder in ONE commit (`recipe.hub.push`, as a trained model is pushed): a failure leaves the
+repo as it was, never a half-published dataset. `--dry-run` stops after `build`; that is how the
+tests see what a push would send.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import card, card_plots
 from .records import read_jsonl
 from .redact import find_secret, known_secrets
-from .. import files
-from ..errors import InputError
+from .. import files, hub
+from ..errors import first_line
+from ..hub import PublishError
 from ..schema import TASK_GROUPS, RecordError, encode_row, parquet_columns, parquet_features
-
-REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}")
-
-
-class PublishError(InputError):
-    """Input or settings that cannot be published; the message says what to fix."""
 
 
 @dataclass
@@ -37,13 +31,6 @@ class OutputDir:
     tasks: list
     rejected: list
     decontamination: dict | None = None  # data/decontaminate.py's report, FOLDER/decontamination.json
-
-
-def check_repo_id(repo_id: str) -> str:
-    if not REPO_ID.fullmatch(repo_id or "") or ".." in repo_id or "--" in repo_id:
-        raise PublishError(f"--repo-id {repo_id!r}: need NAMESPACE/NAME (your user or organisation, "
-                           "a slash, the dataset name; letters, digits, '-', '_', '.')")
-    return repo_id
 
 
 def _side_file(path: Path) -> list[dict]:
@@ -125,7 +112,7 @@ def build(out: OutputDir, repo_id: str, dest: str | Path, *, license: str = "oth
                     shard = Dataset.from_list(rows[k * shard_rows:(k + 1) * shard_rows], features=features)
                 except (TypeError, ValueError) as e:  # e.g. a "job" that is not a number
                     raise PublishError(f"{out.path / 'examples.jsonl'}: {group} examples do not fit one table "
-                                       f"({str(e).splitlines()[0][:200]})") from None
+                                       f"({first_line(e, 200)})") from None
                 shard.to_parquet(str(tmp / group / f"train-{k:05d}-of-{n:05d}.parquet"))
         facts = card.summarize(out.examples, out.runs, out.tasks, out.rejected)
         images = card_plots.draw(facts, groups, tmp)
@@ -141,43 +128,9 @@ def build(out: OutputDir, repo_id: str, dest: str | Path, *, license: str = "oth
     return sorted(p for p in dest.rglob("*") if p.is_file() and p.name != marker)
 
 
-def hub_token() -> str:
-    from huggingface_hub import get_token
-
-    token = get_token()
-    if not token:
-        raise PublishError("no Hugging Face token: set HF_TOKEN or run `hf auth login` "
-                           "(or write locally with --dry-run --output-dir DIR)")
-    return token
-
-
 def push(folder: str | Path, repo_id: str, token: str, private: bool = False) -> str:
     """Upload `folder` (from `build`) as dataset `repo_id` in one commit; returns the commit URL."""
-    from huggingface_hub import HfApi
-
-    api = HfApi(token=token)
-    try:
-        api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-        # create_repo(exist_ok=True) leaves an existing repo's visibility alone: never push data
-        # meant to be private into a repo that is public
-        if private and not getattr(api.repo_info(repo_id, repo_type="dataset"), "private", False):
-            raise PublishError(f"{repo_id} already exists and is public; --private does not change that "
-                               "(make it private on the Hub or pick another name); nothing was pushed")
-    except PublishError:
-        raise
-    except Exception as e:  # HTTP, auth and network errors all stop here, before any upload
-        raise PublishError(f"cannot create dataset repo {repo_id}: {_first_line(e)}; nothing was pushed") from None
-    try:
-        info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type="dataset",
-                                 commit_message="Publish synthetic data with e5-recipe",
-                                 # an earlier push's shards and pictures go in the same commit
-                                 delete_patterns=["*.parquet", f"{card_plots.IMAGES}/*.png"])
-    except Exception as e:
-        raise PublishError(f"upload to {repo_id} failed: {_first_line(e)}; no commit was made, the repo "
-                           "(created if it did not exist) is unchanged") from None
-    return getattr(info, "commit_url", str(info))
-
-
-def _first_line(e: Exception) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
+    return hub.push(folder, repo_id, hub.DATASET, token=token, private=private,
+                    commit_message="Publish synthetic data with e5-recipe",
+                    # an earlier push's shards and pictures go in the same commit
+                    delete_patterns=["*.parquet", f"{card_plots.IMAGES}/*.png"])

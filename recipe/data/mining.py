@@ -37,6 +37,7 @@ from typing import Iterable
 from tqdm.auto import tqdm
 
 from ..cli import say
+from ..errors import first_line
 from ..schema import negatives
 
 
@@ -123,7 +124,7 @@ def intact(path: Path) -> str | None:
             shape, _, dtype = (fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0)(f)
             start = f.tell()
     except (ValueError, EOFError, OSError) as e:
-        return f"unreadable header ({str(e).splitlines()[0][:100] if str(e) else type(e).__name__})"
+        return f"unreadable header ({first_line(e, 100)})"
     if dtype.hasobject:
         return "holds Python objects, not embeddings"
     want = start + int(np.prod(shape)) * dtype.itemsize

@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from .. import files
+from ..errors import first_line
+from ..hub import is_hub_id
 from ..schema import SYNTHESIS, RecordError, decode_row, validate
-from ..sources import looks_local
 
-HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 MAPPABLE = ("query", "positive", "negative", "instruction", "task_group", "language", "id")
 # the other formats' names for our fields, in the order they are looked for
 ALIASES = {"query": ("anchor",), "positive": ("pos",), "negative": ("neg",), "instruction": ("prompt",)}
@@ -139,7 +139,7 @@ def read_located(source: str | Path, config: str | None = None, split: str = "tr
             yield from _rows(_parquet_rows(path), str(path), columns, required)
         else:
             raise RecordError(f"{path}: unknown record file type '{path.suffix}' (want .jsonl or .parquet)")
-    elif HUB_ID.fullmatch(str(source)) and not looks_local(source):
+    elif is_hub_id(source):
         yield from _load_dataset(str(source), config, split, columns, required)
     else:
         raise RecordError(f"{source}: no such file or folder, and not a Hub dataset id (ORG/NAME)")
@@ -153,7 +153,7 @@ def _load_dataset(source: str, config: str | None, split: str, columns, required
         ds = datasets.load_dataset(source, name=config, split=split)
     except Exception as e:  # not found, offline, no such config/split: datasets raises many types
         how = "cannot load" + ("" if Path(source).exists() else ": no such local file or folder, and the Hub cannot give it")
-        raise RecordError(f"{where}: {how} ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        raise RecordError(f"{where}: {how} ({first_line(e)})") from None
     yield from _rows(ds, where, columns, required)
 
 
@@ -171,7 +171,7 @@ def _load_from_disk(path: Path, split: str, columns, required) -> Iterator[tuple
         ds = datasets.load_from_disk(str(path))
     except Exception as e:  # a torn or foreign folder: datasets raises several types
         raise RecordError(f"{path}: a save_to_disk folder that cannot be loaded "
-                          f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+                          f"({first_line(e)})") from None
     where = str(path)
     if isinstance(ds, datasets.DatasetDict):
         if split not in ds:

@@ -17,6 +17,7 @@ from mteb.models.cache_wrappers.cache_backends.numpy_cache import NumpyCache
 
 from .. import files
 from ..cli import say
+from ..errors import first_line
 
 
 class DamagedCache(ValueError):
@@ -57,7 +58,7 @@ class SafeNumpyCache(NumpyCache):
             self.hash_to_index = {str(h): int(i) for h, i in index.items()}
         except (ValueError, TypeError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             raise DamagedCache(f"{self.index_file}: a damaged embedding cache entry "
-                               f"({str(e).splitlines()[0][:100]})") from None
+                               f"({first_line(e, 100)})") from None
         if self.vector_dim is None:
             raise DamagedCache(f"{self.dimension_file}: missing beside {self.index_file.name}")
         self.vectors = self._open_vectors_file(self.vector_dim)

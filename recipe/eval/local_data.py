@@ -30,7 +30,7 @@ from mteb.abstasks import AbsTaskRetrieval
 from mteb.abstasks.retrieval_dataset_loaders import RetrievalSplitData
 
 from .. import files
-from ..errors import InputError
+from ..errors import InputError, first_line
 
 ROWS_PER_TABLE = 10_000  # rows held as Python objects at a time; a corpus is kept as Arrow
 
@@ -181,7 +181,7 @@ def load_local(task, data_dir: str | Path) -> None:
         task.dataset_transform()
     except (KeyError, ValueError) as e:
         raise LocalDataError(f"{where}: the columns do not fit mteb's {task.metadata.name} "
-                             f"(use its Hub dataset's column names): {str(e).splitlines()[0]}") from None
+                             f"(use its Hub dataset's column names): {first_line(e)}") from None
     needed = needed_columns(task, transformed=True)
     if needed and isinstance(task.dataset, DatasetDict):
         for split, ds in task.dataset.items():

@@ -17,8 +17,8 @@ import torch
 
 from ..eos import ensure_eos
 from ..errors import InputError
+from ..hub import is_hub_id
 from ..plain_text import drop_chat_modality
-from ..sources import looks_local
 
 class ModelError(InputError):
     """A model that cannot be evaluated as asked; the message names the path and what is missing."""
@@ -32,7 +32,7 @@ def check_pooling_config(name_or_path: str) -> None:
     """
     path = Path(name_or_path)
     if not path.exists():
-        if looks_local(name_or_path) or name_or_path.count("/") != 1:
+        if not is_hub_id(name_or_path):
             raise ModelError(f"--model {name_or_path}: no such model folder (and not a Hub id owner/name)")
         return _check_hub_pooling(name_or_path)
     modules_file = path / "modules.json"

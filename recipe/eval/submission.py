@@ -26,8 +26,8 @@ from mteb.models.model_meta import ModelMeta
 from mteb.models.sentence_transformer_wrapper import SentenceTransformerEncoderWrapper
 
 from ..data.public import SOURCES as PUBLIC_SETS
-from ..data.records import HUB_ID
 from ..files import atomic_dir, jsonl
+from ..hub import is_hub_id
 from .protocol import registry_meta
 
 # mteb tasks built from the training splits (or the very data) of the paper's public sets
@@ -57,7 +57,7 @@ def training_info(model_path: str, revision: str | None = None) -> dict:
     path = Path(model_path) / "training_info.json"
     if path.is_file():
         return json.loads(path.read_text(encoding="utf-8"))
-    if Path(model_path).exists() or not HUB_ID.fullmatch(model_path):
+    if not is_hub_id(model_path):
         return {}
     from huggingface_hub import hf_hub_download
 
@@ -120,7 +120,7 @@ def submission_meta(encoder, model_path: str) -> ModelMeta:
         reference=None if name.startswith("local/") else f"https://huggingface.co/{name}",
         similarity_fn_name=meta.similarity_fn_name, use_instructions=e5,
         training_datasets=trained_on(info),
-        adapted_from=base if base and "/" in base and not Path(base).exists() else None,
+        adapted_from=base if base and is_hub_id(base) else None,
     )
     return built.model_copy(update={"memory_usage_mb": built.calculate_memory_usage_mb()})
 

@@ -7,7 +7,6 @@ training_info.json: what a leaderboard submission needs to know that only traini
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import yaml
 from sentence_transformers import SentenceTransformer
 
 from recipe.errors import Stopped
+from recipe.hub import is_hub_id
 from recipe.train.tokenize import save_tokenizer
 
 PROBE = ["Instruct: Retrieve semantically similar text.\nQuery: A man is playing a guitar.",
@@ -48,8 +48,7 @@ def query_prompt(template: str, instruction: str) -> str:
 
 
 def model_card(cfg, data_summary: dict, prompt: str) -> str:
-    hub_id = cfg.model.count("/") == 1 and not Path(cfg.model).exists()
-    base = f"\nbase_model: {cfg.model}" if hub_id else ""
+    base = f"\nbase_model: {cfg.model}" if is_hub_id(cfg.model) else ""
     recipe = yaml.safe_dump({k: v for k, v in vars(cfg).items()}, sort_keys=False, allow_unicode=True)
     return f"""---
 library_name: sentence-transformers
@@ -131,11 +130,10 @@ def _hub_id(source: str) -> str | None:
     """The Hub dataset a training source came from: a public set's copy (by its registry name, as
     build_mix writes it into every record), or the source itself when it is a Hub id."""
     from recipe.data.public import SOURCES
-    from recipe.data.records import HUB_ID
 
     if source in SOURCES:
         return SOURCES[source].hub_id
-    return source if HUB_ID.fullmatch(source) and not Path(source).exists() else None
+    return source if is_hub_id(source) else None
 
 
 def decontamination_of(data: str) -> dict | None:
@@ -198,44 +196,3 @@ def check_export(out: Path, reference: torch.Tensor, cfg) -> None:
         from recipe.train.tokenize import check_features
 
         check_features(features, again[0].tokenizer.eos_token_id, PROBE)
-
-
-def check_push(repo_id: str) -> None:
-    """Before any training: everything a push at the end needs (an id, a token that may write
-    there, a reachable Hub), so that hours of training do not end in a failed upload."""
-    from huggingface_hub import HfApi, get_token
-
-    from recipe.errors import InputError
-    from recipe.sources import hub_offline
-
-    if not repo_id:
-        raise InputError("--push-to-hub needs --hub-model-id (e.g. you/e5-mistral-7b-repro)")
-    if not re.fullmatch(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*", repo_id):
-        raise InputError(f"--hub-model-id {repo_id!r}: need NAMESPACE/NAME (your user or organisation, a slash, a name)")
-    token = get_token()
-    if not token:
-        raise InputError("--push-to-hub: no Hugging Face token; set HF_TOKEN or run `hf auth login`")
-    if hub_offline():
-        raise InputError("--push-to-hub: the Hub is switched off here (HF_HUB_OFFLINE is set); unset it or "
-                         "push final/ later with `hf upload`")
-    try:
-        me = HfApi(token=token).whoami()
-    except Exception as e:  # HTTP, auth and network errors all end the check here
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise InputError(f"--push-to-hub: cannot check the token with the Hub ({first[:200]})") from None
-    namespaces = {me.get("name")} | {org.get("name") for org in me.get("orgs", [])}
-    if repo_id.split("/")[0] not in namespaces:
-        raise InputError(f"--hub-model-id {repo_id}: this token ({me.get('name')}) cannot write under "
-                         f"{repo_id.split('/')[0]!r}; it may write under {', '.join(sorted(filter(None, namespaces)))}")
-    role = ((me.get("auth") or {}).get("accessToken") or {}).get("role")
-    if role == "read":
-        raise InputError("--push-to-hub: the Hugging Face token is read-only; use a token with write access")
-
-
-def push(out: Path, repo_id: str) -> str:
-    from huggingface_hub import HfApi
-
-    api = HfApi()
-    api.create_repo(repo_id, exist_ok=True)
-    api.upload_folder(folder_path=str(out), repo_id=repo_id)
-    return f"https://huggingface.co/{repo_id}"
