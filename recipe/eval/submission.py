@@ -140,8 +140,7 @@ def write_submission(out: Path, meta: ModelMeta, results: dict[str, Path], known
         folder.mkdir(parents=True)
         for name, path in results.items():
             shutil.copy2(path, folder / f"{name}.json")
-        (folder / "model_meta.json").write_text(
-            json.dumps(meta.to_dict(), default=str, indent=4), encoding="utf-8")
+        (folder / "model_meta.json").write_text(json.dumps(meta_dict(meta), default=str, indent=4), encoding="utf-8")
         settings = [s for run_settings in sorted({p.parent / "run_settings.jsonl" for p in results.values()})
                     if run_settings.is_file()
                     for _, s in jsonl(run_settings) if s.get("task") in results]
@@ -152,6 +151,13 @@ def write_submission(out: Path, meta: ModelMeta, results: dict[str, Path], known
         if claim:  # before the rename: the folder is ours from the moment it is there
             claim([str(Path("submission") / p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()])
     return target
+
+
+def meta_dict(meta) -> dict:
+    """ModelMeta.to_dict with its sets as sorted lists: to_dict lists a set in hash order, which
+    differs between two equal sets built in another order, and a file should not."""
+    return {k: sorted(v) if isinstance(v, (set, frozenset)) or k == "training_datasets" and isinstance(v, list) else v
+            for k, v in meta.to_dict().items()}
 
 
 def _py(value) -> str:
