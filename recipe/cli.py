@@ -1,9 +1,13 @@
 """The one entry wrapper every command runs through: `--help`, `--debug`, and one error path.
 
+    main = cli.command(_main, doc=__doc__, config=MyConfig, module=__name__)  # last in the module
+
+    # which is, and replaces:
     def main(argv=None) -> int:
         return cli.run(_main, argv, doc=__doc__, config=MyConfig)
 
-    main = cli.command(_main, doc=__doc__, config=MyConfig)  # the same, as one line
+    if __name__ == "__main__":
+        sys.exit(main())
 
 `run` calls `_main(argv)` and turns whatever it raises into one line on stderr and an exit code
 (`recipe.errors`): bad input (InputError, an OSError, a file that is not UTF-8) 2, a clean stop
@@ -128,12 +132,17 @@ def run(main: Callable[[list[str]], int | None], argv: Sequence[str] | None = No
 
 
 def command(main: Callable[[list[str]], int | None], *, doc: str | None = None, config: type | None = None,
-            interrupted: str = INTERRUPTED) -> Callable[[Sequence[str] | None], int]:
-    """A command's `main(argv=None) -> exit code`: `run` with its `_main`, help and Ctrl-C line."""
+            interrupted: str = INTERRUPTED, module: str = "") -> Callable[[Sequence[str] | None], int]:
+    """A command's `main(argv=None) -> exit code`: `run` with its `_main`, help and Ctrl-C line.
+
+    Written last in its module with `module=__name__`, it also runs the command and exits when the
+    module is run as a script (`python -m recipe.commands.NAME`), as `if __name__ == "__main__"` would."""
 
     def entry(argv: Sequence[str] | None = None) -> int:
         return run(main, argv, doc=doc, config=config, interrupted=interrupted)
 
+    if module == "__main__":
+        sys.exit(entry())
     return entry
 
 

@@ -10,7 +10,6 @@ Exit codes: 0 done, 2 bad input, 130 interrupted.
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
 
 from recipe import cli
@@ -39,9 +38,4 @@ def _main(argv: list[str]) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    return cli.run(_main, argv, doc=__doc__, config=MixConfig)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+main = cli.command(_main, doc=__doc__, config=MixConfig, module=__name__)

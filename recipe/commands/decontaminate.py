@@ -29,7 +29,6 @@ Exit codes: 0 done, 2 bad input, 130 interrupted.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
@@ -164,9 +163,4 @@ def _run(cfg: DecontaminateConfig, tasks: list) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    return cli.run(_main, argv, doc=__doc__, config=DecontaminateConfig)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+main = cli.command(_main, doc=__doc__, config=DecontaminateConfig, module=__name__)

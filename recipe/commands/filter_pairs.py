@@ -20,7 +20,6 @@ Exit codes: 0 done, 2 bad input, 130 interrupted.
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -98,9 +97,4 @@ def _main(argv: list[str]) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    return cli.run(_main, argv, doc=__doc__, config=FilterConfig)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+main = cli.command(_main, doc=__doc__, config=FilterConfig, module=__name__)

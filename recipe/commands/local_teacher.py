@@ -50,8 +50,4 @@ def _main(argv: list[str]) -> int:
     return 0
 
 
-main = cli.command(_main, doc=__doc__, config=LocalTeacherConfig, interrupted="interrupted: the local teacher stopped")
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+main = cli.command(_main, doc=__doc__, config=LocalTeacherConfig, interrupted="interrupted: the local teacher stopped", module=__name__)

@@ -29,8 +29,5 @@ def _main(argv: list[str]) -> int:
 
 
 main = cli.command(_main, doc=__doc__, config=SynthConfig,
-                   interrupted="interrupted: everything received so far is saved; run the same command to resume")
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+                   interrupted="interrupted: everything received so far is saved; run the same command to resume",
+                   module=__name__)

@@ -12,7 +12,6 @@ ModelMeta names, so the numbers are the mteb team's runs of exactly that model r
 from __future__ import annotations
 
 import csv
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,9 +71,4 @@ def _main(argv: list[str]) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    return cli.run(_main, argv, doc=__doc__, config=CollectConfig)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+main = cli.command(_main, doc=__doc__, config=CollectConfig, module=__name__)
