@@ -286,7 +286,8 @@ def evaluate(args, work: Path, name: str) -> dict:
     out = work / "evals" / name
     command("eval", ["--model", str(model), "--tasks", ",".join(args.tasks), "--data-dir", str(args.eval_data),
                      "--output-dir", str(out), "--overwrite", "--protocol", "e5", "--max-length",
-                     str(args.max_length), "--batch-size", "32", "--device", "cpu", "--embedding-cache", "false",
+                     str(args.max_length), "--batch-size", "32", "--device", "cpu", "--dtype", args.eval_dtype,
+                     "--embedding-cache", "false",
                      "--chart", "false"], work / "logs" / f"eval-{name}.log")
     return {"scores": read_scores(out, tuple(args.tasks))}
 
@@ -327,11 +328,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-length", type=int, default=128, help="tokens per text, training and evaluation (mini_e5.yaml's)")
     ap.add_argument("--batch-size", type=int, default=0, help="training's global batch (0: mini_e5.yaml's)")
     ap.add_argument("--tasks", default=",".join(TASKS))
+    ap.add_argument("--eval-dtype", default="auto", choices=("auto", "bfloat16", "float32"),
+                    help="evaluation's weights dtype; auto: bfloat16 where the CPU computes it natively "
+                         "(avx512_bf16 or amx_bf16: twice as fast, docs/miniature.md), else float32")
     ap.add_argument("--eval-data", type=Path, default=EVAL_DATA)
     ap.add_argument("--threads", type=int, default=1, help="torch threads for training and evaluation")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     args.tasks = [t for t in args.tasks.split(",") if t]
+    if args.eval_dtype == "auto":
+        args.eval_dtype = "bfloat16" if native_bf16() else "float32"
 
     work = args.work_dir
     if work.exists() and (not work.is_dir() or any(work.iterdir())) and not (work / MARK).is_file():
@@ -366,7 +372,8 @@ def main(argv: list[str] | None = None) -> int:
                               "seed": args.seed, "recipe": MINI.read_text()}
             trained = {name: stage(work, f"train-{name}", train_settings, lambda n=name: train(args, work, n), times)
                        for name in ("synthetic", "control")}
-            eval_settings = {"tasks": args.tasks, "max_length": args.max_length, "data": str(args.eval_data)}
+            eval_settings = {"tasks": args.tasks, "max_length": args.max_length, "data": str(args.eval_data),
+                             "dtype": args.eval_dtype}
             scores = {}
             for name in MODELS:
                 model_sig = {"student": args.student} if name == "base" else {"trained": trained[name]["signature"]}
@@ -405,6 +412,15 @@ def main(argv: list[str] | None = None) -> int:
     (work / "miniature.md").write_text(md, encoding="utf-8")
     print(md)
     return 0
+
+
+def native_bf16() -> bool:
+    """Whether this CPU has bfloat16 arithmetic (emulated elsewhere, and then slower than float32)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def _file_digest(path: Path) -> str:
