@@ -15,6 +15,7 @@ whose setting is gone is listed in `REMOVED = {"old_name": "why"}` and ignored t
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import json
@@ -35,6 +36,15 @@ T = TypeVar("T")
 
 class ConfigError(InputError):
     """A recipe or command line that cannot be used; the message says what to fix."""
+
+
+def setting(default: Any, help: str, **kw) -> Any:
+    """A field of a settings dataclass: its default and the help text `--help` shows beside it.
+
+    A list or mapping default is copied for each instance, so that no two share one."""
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata={"help": help}, **kw)
+    return dataclasses.field(default=default, metadata={"help": help}, **kw)
 
 
 def flag(key: str) -> str:

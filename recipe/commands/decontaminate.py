@@ -30,12 +30,12 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
 from recipe import cli
-from recipe.config import ConfigError, parse
+from recipe.config import ConfigError, parse, setting
 from recipe.data import decontamination as dc
 from recipe.data.records import parse_columns, read_records, write_jsonl
 from recipe.files import check_output_file, inside, write_text
@@ -47,25 +47,24 @@ REPORT_SUFFIX = ".decontamination.json"
 
 @dataclass
 class DecontaminateConfig(dc.DecontaminationSettings):
-    input: str = field(default="", metadata={"help": "records, synthesis folder or Hub dataset id"})
-    output: str = field(default="", metadata={"help": "output .jsonl: the records kept"})
-    removed: str = field(default="", metadata={
-        "help": "output .jsonl: the records removed, each with its match (default: OUTPUT with .removed.jsonl)"})
-    report: str = field(default="", metadata={
-        "help": "output .json: settings, counts, per-task table (default: OUTPUT with .decontamination.json)"})
-    report_only: bool = field(default=False, metadata={"help": "write no records: print the table (and --report)"})
-    benchmark: str = field(default="MTEB(eng, v2)", metadata={
-        "help": "the benchmark whose tasks' evaluation texts are compared, as eval.py takes it (MTEB(eng, v2): "
-                "the leaderboard's; '' to pick --tasks from all of mteb)"})
-    tasks: list[str] = field(default_factory=list, metadata={"help": "only these tasks, comma separated"})
-    task_types: list[str] = field(default_factory=list, metadata={"help": "only these task types, e.g. Retrieval,STS"})
-    data_dir: str | None = field(default=None, metadata={
-        "help": "read each task from DIR/<TaskName>/ instead of the Hub (eval.py's layout)"})
-    dataset_config: str | None = field(default=None, metadata={"help": "config of a published dataset (e.g. all)"})
-    split: str = field(default="train", metadata={"help": "dataset split"})
-    columns: list[str] = field(default_factory=list, metadata={
-        "help": "FIELD=COLUMN pairs naming the column a field comes from (query=question,positive=answer)"})
-    overwrite: bool = field(default=False, metadata={"help": "replace an existing --output, --removed and --report"})
+    input: str = setting("", "records, synthesis folder or Hub dataset id")
+    output: str = setting("", "output .jsonl: the records kept")
+    removed: str = setting(
+        "", "output .jsonl: the records removed, each with its match (default: OUTPUT with .removed.jsonl)")
+    report: str = setting(
+        "", "output .json: settings, counts, per-task table (default: OUTPUT with .decontamination.json)")
+    report_only: bool = setting(False, "write no records: print the table (and --report)")
+    benchmark: str = setting(
+        "MTEB(eng, v2)", "the benchmark whose tasks' evaluation texts are compared, as eval.py takes it (MTEB(eng, "
+        "v2): the leaderboard's; '' to pick --tasks from all of mteb)")
+    tasks: list[str] = setting([], "only these tasks, comma separated")
+    task_types: list[str] = setting([], "only these task types, e.g. Retrieval,STS")
+    data_dir: str | None = setting(None, "read each task from DIR/<TaskName>/ instead of the Hub (eval.py's layout)")
+    dataset_config: str | None = setting(None, "config of a published dataset (e.g. all)")
+    split: str = setting("train", "dataset split")
+    columns: list[str] = setting(
+        [], "FIELD=COLUMN pairs naming the column a field comes from (query=question,positive=answer)")
+    overwrite: bool = setting(False, "replace an existing --output, --removed and --report")
 
 
 def _beside(output: str, suffix: str) -> Path:

@@ -21,11 +21,11 @@ Exit codes: 0 done, 2 bad input, 130 interrupted.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from recipe import cli
-from recipe.config import ConfigError, parse
+from recipe.config import ConfigError, parse, setting
 from recipe.data import filtering, mining
 from recipe.data.records import parse_columns, read_records
 from recipe.files import check_output_file, half_written, write_jsonl_together
@@ -35,21 +35,20 @@ from recipe.sources import check_local_or_hub
 
 @dataclass
 class FilterConfig(filtering.FilterSettings):
-    input: str = field(default="", metadata={"help": "records, synthesis folder or Hub dataset id"})
-    output: str = field(default="", metadata={"help": "output .jsonl: the records kept"})
-    removed: str = field(default="", metadata={
-        "help": "output .jsonl: the records removed, each with its reason (default: OUTPUT with .removed.jsonl)"})
-    dataset_config: str | None = field(default=None, metadata={"help": "config of a published dataset (e.g. all)"})
-    split: str = field(default="train", metadata={"help": "dataset split"})
-    model: str = field(default="intfloat/multilingual-e5-base", metadata={"help": "sentence-transformers model or path"})
-    max_length: int = field(default=512, metadata={"help": "truncate texts to this many tokens"})
-    device: str | None = field(default=None, metadata={"help": "cpu, cuda, ... (default: best available)"})
-    columns: list[str] = field(default_factory=list, metadata={
-        "help": "FIELD=COLUMN pairs naming the column a field comes from (query=question,positive=answer)"})
-    instruction: str = field(default="", metadata={
-        "help": "instruction of records that have none, for a --query-prompt with {instruction}"})
-    progress: bool = field(default=True, metadata={"help": "progress bars"})
-    overwrite: bool = field(default=False, metadata={"help": "replace an existing --output and --removed"})
+    input: str = setting("", "records, synthesis folder or Hub dataset id")
+    output: str = setting("", "output .jsonl: the records kept")
+    removed: str = setting(
+        "", "output .jsonl: the records removed, each with its reason (default: OUTPUT with .removed.jsonl)")
+    dataset_config: str | None = setting(None, "config of a published dataset (e.g. all)")
+    split: str = setting("train", "dataset split")
+    model: str = setting("intfloat/multilingual-e5-base", "sentence-transformers model or path")
+    max_length: int = setting(512, "truncate texts to this many tokens")
+    device: str | None = setting(None, "cpu, cuda, ... (default: best available)")
+    columns: list[str] = setting(
+        [], "FIELD=COLUMN pairs naming the column a field comes from (query=question,positive=answer)")
+    instruction: str = setting("", "instruction of records that have none, for a --query-prompt with {instruction}")
+    progress: bool = setting(True, "progress bars")
+    overwrite: bool = setting(False, "replace an existing --output and --removed")
 
 
 def removed_path(cfg: FilterConfig) -> Path:

@@ -18,11 +18,11 @@ Exit codes: 0 done, 2 bad input, 130 interrupted.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from recipe import cli
-from recipe.config import ConfigError, parse
+from recipe.config import ConfigError, parse, setting
 from recipe.data import beir, mining
 from recipe.data.records import parse_columns, read_records, write_jsonl
 from recipe.files import check_output_file
@@ -34,23 +34,24 @@ from recipe.sources import check_local_or_hub
 class MineConfig(mining.MiningSettings):
     RENAMED = {"config_name": "dataset_config", "max_seq_length": "max_length"}
 
-    input: str = field(default="", metadata={"help": "records, synthesis folder, Hub dataset id, or BEIR folder"})
-    output: str = field(default="", metadata={"help": "output .jsonl (all records, negatives filled)"})
-    dataset_config: str | None = field(default=None, metadata={"help": "config of a published dataset (e.g. all)"})
-    split: str = field(default="train", metadata={"help": "dataset split, or the BEIR qrels file name"})
-    model: str = field(default="intfloat/multilingual-e5-base", metadata={"help": "sentence-transformers model or path"})
-    max_length: int = field(default=512, metadata={"help": "truncate texts to this many tokens"})
-    device: str | None = field(default=None, metadata={"help": "cpu, cuda, ... (default: best available)"})
-    columns: list[str] = field(default_factory=list, metadata={
-        "help": "FIELD=COLUMN pairs naming the column a field comes from (query=question,positive=answer)"})
-    instruction: str = field(default="Given a web search query, retrieve relevant passages that answer the query",
-                             metadata={"help": "instruction of records that have none (BEIR input: all)"})
-    source: str = field(default="", metadata={"help": "BEIR input: records' source name (default: folder name)"})
-    language: str = field(default="English", metadata={"help": "BEIR input: records' language"})
-    progress: bool = field(default=True, metadata={"help": "progress bars and mining statistics"})
-    cache_dir: str | None = field(default="~/.cache/e5-recipe/embeddings",
-                                  metadata={"help": "embedding cache folder (per model, then per text list); null: off"})
-    overwrite: bool = field(default=False, metadata={"help": "replace an existing --output"})
+    input: str = setting("", "records, synthesis folder, Hub dataset id, or BEIR folder")
+    output: str = setting("", "output .jsonl (all records, negatives filled)")
+    dataset_config: str | None = setting(None, "config of a published dataset (e.g. all)")
+    split: str = setting("train", "dataset split, or the BEIR qrels file name")
+    model: str = setting("intfloat/multilingual-e5-base", "sentence-transformers model or path")
+    max_length: int = setting(512, "truncate texts to this many tokens")
+    device: str | None = setting(None, "cpu, cuda, ... (default: best available)")
+    columns: list[str] = setting(
+        [], "FIELD=COLUMN pairs naming the column a field comes from (query=question,positive=answer)")
+    instruction: str = setting(
+        "Given a web search query, retrieve relevant passages that answer the query", "instruction of records that "
+        "have none (BEIR input: all)")
+    source: str = setting("", "BEIR input: records' source name (default: folder name)")
+    language: str = setting("English", "BEIR input: records' language")
+    progress: bool = setting(True, "progress bars and mining statistics")
+    cache_dir: str | None = setting(
+        "~/.cache/e5-recipe/embeddings", "embedding cache folder (per model, then per text list); null: off")
+    overwrite: bool = setting(False, "replace an existing --output")
 
 
 def check(cfg: MineConfig) -> None:

@@ -16,11 +16,11 @@ Exit codes: 0 done, 2 bad input, 130 interrupted.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from recipe import cli
-from recipe.config import ConfigError, note, parse
+from recipe.config import ConfigError, note, parse, setting
 from recipe.data import hub
 from recipe.files import check_output_dir
 from recipe.hub import DATASET, check_hub_id, check_write
@@ -31,15 +31,15 @@ DRY_RUN_MARKER = ".e5-dry-run.json"
 
 @dataclass
 class PublishConfig:
-    input: str = field(default="", metadata={"help": "synthesis output folder (examples.jsonl, runs.jsonl, ...)"})
-    repo_id: str = field(default="", metadata={"help": "Hub dataset id, NAMESPACE/NAME"})
-    private: bool = field(default=False, metadata={"help": "create the repo private"})
-    dry_run: bool = field(default=False, metadata={"help": "write what would be pushed to --output-dir, push nothing"})
-    output_dir: str = field(default="", metadata={
-        "help": "--dry-run: the folder to write (new, empty, or an earlier dry run's, which is replaced)"})
-    license: str = field(default="other", metadata={"help": "licence id for the card"})
-    terms: str | None = field(default=None, metadata={"help": "extra text for the card's terms-of-use section"})
-    shard_rows: int = field(default=100_000, metadata={"help": "rows per parquet shard"})
+    input: str = setting("", "synthesis output folder (examples.jsonl, runs.jsonl, ...)")
+    repo_id: str = setting("", "Hub dataset id, NAMESPACE/NAME")
+    private: bool = setting(False, "create the repo private")
+    dry_run: bool = setting(False, "write what would be pushed to --output-dir, push nothing")
+    output_dir: str = setting(
+        "", "--dry-run: the folder to write (new, empty, or an earlier dry run's, which is replaced)")
+    license: str = setting("other", "licence id for the card")
+    terms: str | None = setting(None, "extra text for the card's terms-of-use section")
+    shard_rows: int = setting(100_000, "rows per parquet shard")
 
 
 def old_spellings(argv: list[str]) -> list[str]:

@@ -19,8 +19,9 @@ product in chunks of queries, and a reason for every pair removed.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from ..config import setting
 from ..schema import negatives
 from .mining import anchor, group_key
 
@@ -29,14 +30,13 @@ CHUNK = 1024  # queries scored at a time: a (1024 x pool) matrix
 
 @dataclass
 class FilterSettings:
-    top_k: int = field(default=0, metadata={"help": "keep a pair whose positive ranks within the top k of its "
-                                                    "query's candidates (0: no rank rule)"})
-    min_cosine: float | None = field(default=None, metadata={
-        "help": "keep a pair whose query-positive cosine is at least this (Qwen3-Embedding: 0.7); null: no cosine rule"})
-    batch_size: int = field(default=64, metadata={"help": "encoding batch size"})
-    query_prompt: str = field(default="query: ", metadata={
-        "help": "prefix of the query side (mE5: 'query: '); may contain {instruction}"})
-    corpus_prompt: str = field(default="passage: ", metadata={"help": "prefix of the candidate side (mE5: 'passage: ')"})
+    top_k: int = setting(
+        0, "keep a pair whose positive ranks within the top k of its query's candidates (0: no rank rule)")
+    min_cosine: float | None = setting(
+        None, "keep a pair whose query-positive cosine is at least this (Qwen3-Embedding: 0.7); null: no cosine rule")
+    batch_size: int = setting(64, "encoding batch size")
+    query_prompt: str = setting("query: ", "prefix of the query side (mE5: 'query: '); may contain {instruction}")
+    corpus_prompt: str = setting("passage: ", "prefix of the candidate side (mE5: 'passage: ')")
 
 
 @dataclass

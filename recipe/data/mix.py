@@ -14,11 +14,12 @@ source. The paper's "full data" setting is 13 public sets plus the synthetic dat
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 from . import public
+from ..config import setting
 from ..errors import InputError
 from ..sources import check_local_or_hub
 from .records import MAPPABLE, read_records
@@ -32,12 +33,12 @@ class MixError(InputError):
 
 @dataclass
 class MixConfig:
-    sources: list[dict] = field(default_factory=list, metadata={
-        "help": "list of {public: NAME} or {records: PATH_OR_HUB_ID, config, split, name, columns, instruction}, "
-                "each with optional ratio"})
-    seed: int = field(default=0, metadata={"help": "seed of the ratio sampling"})
-    output: str = field(default="", metadata={"help": "output .jsonl of the mixed records"})
-    overwrite: bool = field(default=False, metadata={"help": "replace an existing --output"})
+    sources: list[dict] = setting(
+        [], "list of {public: NAME} or {records: PATH_OR_HUB_ID, config, split, name, columns, instruction}, each "
+        "with optional ratio")
+    seed: int = setting(0, "seed of the ratio sampling")
+    output: str = setting("", "output .jsonl of the mixed records")
+    overwrite: bool = setting(False, "replace an existing --output")
 
 
 def check(cfg: MixConfig) -> list[dict]:
