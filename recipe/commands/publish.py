@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recipe import cli
-from recipe.config import ConfigError, note, parse, setting
+from recipe.config import ConfigError, parse, setting
 from recipe.data import hub
 from recipe.files import check_output_dir
 from recipe.hub import DATASET, check_hub_id, check_write
@@ -41,34 +41,20 @@ class PublishConfig:
     terms: str | None = setting(None, "extra text for the card's terms-of-use section")
     shard_rows: int = setting(100_000, "rows per parquet shard")
 
-
-def old_spellings(argv: list[str]) -> list[str]:
-    """`publish.py DIR ... --dry-run OUT` (the first release's form) as today's flags, with a note."""
-    argv = list(argv)
-    if argv and not argv[0].startswith("-"):
-        note(f"command line: the input folder is now --input {argv[0]}; the positional form is "
-             "accepted until the next release")
-        argv[:1] = ["--input", argv[0]]
-    if "--dry-run" in argv:
-        i = argv.index("--dry-run")
-        if i + 1 < len(argv) and not argv[i + 1].startswith("--") and argv[i + 1] not in ("true", "false"):
-            note(f"command line: --dry-run {argv[i + 1]} is now --dry-run --output-dir {argv[i + 1]}; "
-                 "the old form is accepted until the next release")
-            argv[i:i + 2] = ["--dry-run", "--output-dir", argv[i + 1]]
-    return argv
+    def check(self) -> None:
+        if not self.input:
+            raise ConfigError("command line: --input is required (a synthesis output folder)")
+        if not self.repo_id:
+            raise ConfigError("command line: --repo-id is required (NAMESPACE/NAME)")
+        if self.dry_run and not self.output_dir:
+            raise ConfigError("command line: --dry-run needs --output-dir (the folder to write)")
+        if self.shard_rows < 1:
+            raise ConfigError(f"'shard_rows' = {self.shard_rows} must be at least 1")
+        check_hub_id(self.repo_id, DATASET.flag)
 
 
 def _main(argv: list[str]) -> int:
-    cfg = parse(PublishConfig, old_spellings(argv))
-    if not cfg.input:
-        raise ConfigError("command line: --input is required (a synthesis output folder)")
-    if not cfg.repo_id:
-        raise ConfigError("command line: --repo-id is required (NAMESPACE/NAME)")
-    if cfg.dry_run and not cfg.output_dir:
-        raise ConfigError("command line: --dry-run needs --output-dir (the folder to write)")
-    if cfg.shard_rows < 1:
-        raise ConfigError(f"'shard_rows' = {cfg.shard_rows} must be at least 1")
-    check_hub_id(cfg.repo_id, DATASET.flag)
+    cfg = parse(PublishConfig, argv)
     if cfg.dry_run:
         check_output_dir(cfg.output_dir, DRY_RUN_MARKER, "publish --dry-run", inputs=[cfg.input])
     token = None if cfg.dry_run else check_write(cfg.repo_id, DATASET)  # before any work

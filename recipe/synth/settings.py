@@ -10,8 +10,6 @@ from .placeholders import GROUPS, LANGUAGES, PAPER_EXAMPLES_PER_TASK, PAPER_GROU
 
 @dataclass
 class SynthConfig:
-    RENAMED = {"out": "output_dir"}
-
     output_dir: str = setting("", "output folder; running the same command again resumes it")
     num_examples: int = setting(1000, "valid, unique examples wanted in the end")
     model: str | dict[str, float] = setting(
@@ -63,7 +61,7 @@ class SynthConfig:
             raise ConfigError(f"language_mix: {self.language_mix!r} is neither 'paper' nor a mapping")
         return dict(self.language_mix)
 
-    def validate(self) -> "SynthConfig":
+    def check(self) -> None:
         if not self.output_dir:
             raise ConfigError("command line: --output-dir is required (the synthesis output folder)")
         if self.num_examples < 1:
@@ -108,4 +106,3 @@ class SynthConfig:
         for name, pair in self.prices.items():
             if len(pair) != 2:
                 raise ConfigError(f"prices: {name} needs [input, output] USD per 1M tokens")
-        return self

@@ -7,15 +7,26 @@ import importlib.util
 import math
 from dataclasses import dataclass
 
-from recipe.config import setting
+from recipe.config import ConfigError, setting
 from recipe.schema import QUERY_TEMPLATE
+
+
+# attention that skips the other texts of a packed mini-batch: FA2's varlen kernel, flex's block-sparse mask
+PACKED_ATTENTION = ("flash_attention_2", "flex_attention")
+
+CHOICES = {
+    "pooling": ("lasttoken", "mean", "cls", "max", "weightedmean"),
+    "padding_side": ("left", "right"),
+    "dtype": ("bfloat16", "float16", "float32"),
+    "mixed_precision": ("no", "bf16", "fp16"),
+    "homogeneous_batches": ("none", "task_group", "source"),
+    "missing_negatives": ("error", "in_batch", "random"),
+    "merge_method": ("average", "spherical"),
+}
 
 
 @dataclass
 class TrainConfig:
-    RENAMED = {"torch_dtype": "dtype", "data_split": "split"}
-    REMOVED = {"dedup_in_batch": "duplicate texts in a batch are now masked in the loss, and every record trains"}
-
     # model
     model: str = setting(
         "mistralai/Mistral-7B-v0.1", "Hub id or local path of the base model; 'tiny-mistral' builds a random 2-layer "
@@ -128,77 +139,67 @@ class TrainConfig:
         "", "licence of the trained model as the Hub spells it (apache-2.0, mit); recorded in final/ for a "
         "leaderboard submission (eval.py --submission)")
 
+    def check(self) -> None:
+        """Values a type check cannot catch, named before anything is loaded."""
+        from recipe.data.records import parse_columns
 
-# attention that skips the other texts of a packed mini-batch: FA2's varlen kernel, flex's block-sparse mask
-PACKED_ATTENTION = ("flash_attention_2", "flex_attention")
-
-CHOICES = {
-    "pooling": ("lasttoken", "mean", "cls", "max", "weightedmean"),
-    "padding_side": ("left", "right"),
-    "dtype": ("bfloat16", "float16", "float32"),
-    "mixed_precision": ("no", "bf16", "fp16"),
-    "homogeneous_batches": ("none", "task_group", "source"),
-    "missing_negatives": ("error", "in_batch", "random"),
-    "merge_method": ("average", "spherical"),
-}
+        for key, allowed in CHOICES.items():
+            if getattr(self, key) not in allowed:
+                raise ConfigError(f"'{key}' = {getattr(self, key)!r}: choose one of {', '.join(allowed)}")
+        for f in dataclasses.fields(self):  # inf passes "> 0" and ">= 0" but trains nothing
+            value = getattr(self, f.name)
+            values = value if isinstance(value, list) else [value]
+            if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+                raise ConfigError(f"'{f.name}' = {value} must be a finite number")
+        positive = ("max_length", "global_batch_size", "mini_batch_size", "epochs", "lora_r", "lora_alpha",
+                    "log_steps", "process_group_timeout", "temperature", "lr")
+        for key in positive:
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"'{key}' = {getattr(self, key)} must be > 0")
+        if isinstance(self.data_instructions, list) and len(self.data_instructions) != len(self.data):
+            raise ConfigError(f"'data_instructions' has {len(self.data_instructions)} values for {len(self.data)} "
+                              "data sources (give one per source, or one text for all)")
+        parse_columns(self.columns)
+        not_negative = ("max_steps", "warmup_steps", "weight_decay", "max_grad_norm", "save_steps",
+                        "save_total_limit", "cpu_threads", "seed", "num_negatives")
+        for key in not_negative:
+            if not getattr(self, key) >= 0:
+                raise ConfigError(f"'{key}' = {getattr(self, key)} must be >= 0")
+        if not 0 <= self.lora_dropout < 1:
+            raise ConfigError(f"'lora_dropout' = {self.lora_dropout} must be in [0, 1)")
+        for name, value in self.tiny_model.items():
+            if value <= 0:
+                raise ConfigError(f"'tiny_model' {name} = {value} must be > 0")
+        for ratio in self.data_ratios:
+            if not ratio > 0:
+                raise ConfigError(f"'data_ratios' = {self.data_ratios}: every ratio must be > 0")
+        if self.false_negative_margin is not None and self.false_negative_margin < 0:
+            raise ConfigError(f"'false_negative_margin' = {self.false_negative_margin} must be >= 0 (or null: off)")
+        if any(d <= 0 for d in self.matryoshka_dims) or len(set(self.matryoshka_dims)) != len(self.matryoshka_dims):
+            raise ConfigError(f"'matryoshka_dims' = {self.matryoshka_dims}: widths must be > 0 and distinct")
+        if self.merge_checkpoints == 1 or self.merge_checkpoints < 0:
+            raise ConfigError(f"'merge_checkpoints' = {self.merge_checkpoints}: 0 (off) or the number of checkpoints "
+                              "to merge, at least 2")
+        if self.merge_checkpoints:
+            if not self.save_steps:
+                raise ConfigError(f"'merge_checkpoints' = {self.merge_checkpoints} needs checkpoints: set save_steps")
+            if 0 < self.save_total_limit < self.merge_checkpoints:
+                raise ConfigError(f"'merge_checkpoints' = {self.merge_checkpoints} but save_total_limit keeps "
+                                  f"{self.save_total_limit}: keep at least as many (or 0: all)")
+            if self.lora and self.export_adapter_only:
+                raise ConfigError("'merge_checkpoints' with export_adapter_only: merged LoRA deltas are not an "
+                                  "adapter of rank lora_r; export merged weights")
+        if self.pooling == "lasttoken" and not self.append_eos:
+            raise ConfigError("pooling 'lasttoken' reads the EOS token: set append_eos true (or another pooling)")
+        if self.padding_free and (self.attn_implementation not in PACKED_ATTENTION or self.padding_side != "right"):
+            raise ConfigError(f"'padding_free' needs attn_implementation {' or '.join(PACKED_ATTENTION)} (under "
+                              f"{self.attn_implementation} a packed mini-batch attends through a dense mask over its "
+                              "whole length) and padding_side right")
+        if self.liger_kernels and importlib.util.find_spec("liger_kernel") is None:
+            raise ConfigError("'liger_kernels' needs the liger-kernel package: pip install liger-kernel (CUDA only)")
 
 
 def validate(cfg: TrainConfig) -> TrainConfig:
-    """Values a type check cannot catch, named before anything is loaded."""
-    from recipe.config import ConfigError
-    from recipe.data.records import parse_columns
-
-    for key, allowed in CHOICES.items():
-        if getattr(cfg, key) not in allowed:
-            raise ConfigError(f"'{key}' = {getattr(cfg, key)!r}: choose one of {', '.join(allowed)}")
-    for f in dataclasses.fields(cfg):  # inf passes "> 0" and ">= 0" but trains nothing
-        value = getattr(cfg, f.name)
-        if any(isinstance(v, float) and not math.isfinite(v) for v in (value if isinstance(value, list) else [value])):
-            raise ConfigError(f"'{f.name}' = {value} must be a finite number")
-    positive = ("max_length", "global_batch_size", "mini_batch_size", "epochs", "lora_r", "lora_alpha",
-                "log_steps", "process_group_timeout", "temperature", "lr")
-    for key in positive:
-        if not getattr(cfg, key) > 0:
-            raise ConfigError(f"'{key}' = {getattr(cfg, key)} must be > 0")
-    if isinstance(cfg.data_instructions, list) and len(cfg.data_instructions) != len(cfg.data):
-        raise ConfigError(f"'data_instructions' has {len(cfg.data_instructions)} values for {len(cfg.data)} "
-                          "data sources (give one per source, or one text for all)")
-    parse_columns(cfg.columns)
-    not_negative = ("max_steps", "warmup_steps", "weight_decay", "max_grad_norm", "save_steps",
-                    "save_total_limit", "cpu_threads", "seed", "num_negatives")
-    for key in not_negative:
-        if not getattr(cfg, key) >= 0:
-            raise ConfigError(f"'{key}' = {getattr(cfg, key)} must be >= 0")
-    if not 0 <= cfg.lora_dropout < 1:
-        raise ConfigError(f"'lora_dropout' = {cfg.lora_dropout} must be in [0, 1)")
-    for name, value in cfg.tiny_model.items():
-        if value <= 0:
-            raise ConfigError(f"'tiny_model' {name} = {value} must be > 0")
-    for ratio in cfg.data_ratios:
-        if not ratio > 0:
-            raise ConfigError(f"'data_ratios' = {cfg.data_ratios}: every ratio must be > 0")
-    if cfg.false_negative_margin is not None and cfg.false_negative_margin < 0:
-        raise ConfigError(f"'false_negative_margin' = {cfg.false_negative_margin} must be >= 0 (or null: off)")
-    if any(d <= 0 for d in cfg.matryoshka_dims) or len(set(cfg.matryoshka_dims)) != len(cfg.matryoshka_dims):
-        raise ConfigError(f"'matryoshka_dims' = {cfg.matryoshka_dims}: widths must be > 0 and distinct")
-    if cfg.merge_checkpoints == 1 or cfg.merge_checkpoints < 0:
-        raise ConfigError(f"'merge_checkpoints' = {cfg.merge_checkpoints}: 0 (off) or the number of checkpoints "
-                          "to merge, at least 2")
-    if cfg.merge_checkpoints:
-        if not cfg.save_steps:
-            raise ConfigError(f"'merge_checkpoints' = {cfg.merge_checkpoints} needs checkpoints: set save_steps")
-        if 0 < cfg.save_total_limit < cfg.merge_checkpoints:
-            raise ConfigError(f"'merge_checkpoints' = {cfg.merge_checkpoints} but save_total_limit keeps "
-                              f"{cfg.save_total_limit}: keep at least as many (or 0: all)")
-        if cfg.lora and cfg.export_adapter_only:
-            raise ConfigError("'merge_checkpoints' with export_adapter_only: merged LoRA deltas are not an "
-                              "adapter of rank lora_r; export merged weights")
-    if cfg.pooling == "lasttoken" and not cfg.append_eos:
-        raise ConfigError("pooling 'lasttoken' reads the EOS token: set append_eos true (or another pooling)")
-    if cfg.padding_free and (cfg.attn_implementation not in PACKED_ATTENTION or cfg.padding_side != "right"):
-        raise ConfigError(f"'padding_free' needs attn_implementation {' or '.join(PACKED_ATTENTION)} (under "
-                          f"{cfg.attn_implementation} a packed mini-batch attends through a dense mask over its "
-                          "whole length) and padding_side right")
-    if cfg.liger_kernels and importlib.util.find_spec("liger_kernel") is None:
-        raise ConfigError("'liger_kernels' needs the liger-kernel package: pip install liger-kernel (CUDA only)")
+    """`cfg`, checked: for the callers that check after `parse`, which has already run `cfg.check()`."""
+    cfg.check()
     return cfg
