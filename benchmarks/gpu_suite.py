@@ -72,7 +72,7 @@ from gpu_report import goals, markdown  # noqa: E402
 from recipe.cli import one_line  # noqa: E402
 from recipe.config import load_yaml  # noqa: E402
 from recipe.files import write_text  # noqa: E402
-from recipe.train.config import TrainConfig, validate  # noqa: E402
+from recipe.train.config import TrainConfig  # noqa: E402
 from recipe.train.metrics import peak_tflops  # noqa: E402
 
 PARTS = ("tests", "train", "levers", "encode", "mine", "full-batch")
@@ -180,7 +180,9 @@ class Suite:
         cfg = load_yaml(TrainConfig, RECIPE)
         cfg = replace(cfg, model="tiny-mistral", dtype=self.profile.dtype, max_length=self.profile.max_length,
                       mini_batch_size=self.profile.mini_batch, mixed_precision="no", require_gpu=False)
-        return validate(replace(cfg, **changes))
+        cfg = replace(cfg, **changes)
+        cfg.check()
+        return cfg
 
     def batches(self, queries: int) -> list:
         if queries not in self._batches:

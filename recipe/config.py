@@ -5,16 +5,19 @@ command-line key must be a field of the command's dataclass, an unknown key is a
 names it (and the file it came from), and values are checked against the field's type before
 anything runs.
 
+Every settings dataclass declares its fields with `setting(default, help)` and may define
+`check(self) -> None`: the values a type check cannot catch (a range, a choice, two settings that
+contradict each other), raising ConfigError, and the normalising of its own fields. `parse` calls
+it; code that builds a settings object by hand calls it itself.
+
 One dialect: `--kebab-case` on the command line, `snake_case` in YAML, one name per concept
 across commands (`--output` a file, `--output-dir` a folder, `--max-length`, `--dtype`,
-`--split`, `--dataset-config`, `--config FILE`). A dataclass lists the names it used to have in
-a class attribute `RENAMED = {"old_name": "new_name"}`: the old spelling (and a snake_case flag
-on the command line) is still accepted for one release, with a one-line note on stderr; a key
-whose setting is gone is listed in `REMOVED = {"old_name": "why"}` and ignored the same way.
+`--split`, `--dataset-config`, `--config FILE`).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import json
@@ -37,6 +40,15 @@ class ConfigError(InputError):
     """A recipe or command line that cannot be used; the message says what to fix."""
 
 
+def setting(default: Any, help: str, **kw) -> Any:
+    """A field of a settings dataclass: its default and the help text `--help` shows beside it.
+
+    A list or mapping default is copied for each instance, so that no two share one."""
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata={"help": help}, **kw)
+    return dataclasses.field(default=default, metadata={"help": help}, **kw)
+
+
 def flag(key: str) -> str:
     """A key as the command line spells it: `output_dir` -> `--output-dir`."""
     return "--" + key.replace("_", "-")
@@ -48,19 +60,17 @@ def note(message: str) -> None:
         print(f"note: {message}", file=sys.stderr)
 
 
-def _renamed(cls) -> dict[str, str]:
-    return getattr(cls, "RENAMED", {})
-
-
 def _known(cls) -> dict[str, dataclasses.Field]:
     return {f.name: f for f in dataclasses.fields(cls)}
 
 
 def _unknown_key(key: str, where: str, known: dict, from_cli: bool = False) -> ConfigError:
-    close = difflib.get_close_matches(key, list(known), n=3)
+    """`key` as its source spells it: a YAML key, or a flag without its dashes."""
     if from_cli:
+        close = difflib.get_close_matches(key.replace("-", "_"), list(known), n=3)
         hint = f" (did you mean {', '.join(flag(c) for c in close)}?)" if close else ""
-        return ConfigError(f"{where}: unknown setting {flag(key)}{hint}; --help lists them")
+        return ConfigError(f"{where}: unknown setting --{key}{hint}; --help lists them")
+    close = difflib.get_close_matches(key, list(known), n=3)
     hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
     return ConfigError(f"{where}: unknown config key '{key}'{hint}")
 
@@ -135,21 +145,11 @@ def _name(tp: Any) -> str:
 def _apply(cfg: T, values: dict, where: str, from_cli: bool = False) -> T:
     known = _known(type(cfg))
     hints = typing.get_type_hints(type(cfg))
-    renamed = _renamed(type(cfg))
-    removed = getattr(type(cfg), "REMOVED", {})
-    for key, value in values.items():
-        if key in removed:
-            note(f"{where}: {flag(key) if from_cli else repr(key)} is ignored: {removed[key]}; the key is "
-                 "accepted until the next release")
-            continue
-        if key in renamed:
-            new = renamed[key]
-            old = flag(key) if from_cli else f"'{key}'"
-            note(f"{where}: {old} is renamed {flag(new) if from_cli else repr(new)}; the old name "
-                 "is accepted until the next release")
-            key = new
-        if key not in known:
-            raise _unknown_key(key, where, known, from_cli)
+    for spelled, value in values.items():
+        # a flag names its field in kebab-case only: `--output_dir` is no flag of `output_dir`
+        key = spelled.replace("-", "_") if from_cli else spelled
+        if key not in known or (from_cli and "_" in spelled):
+            raise _unknown_key(spelled, where, known, from_cli)
         if from_cli and isinstance(value, str):
             # the command line gives strings: read them as YAML scalars ("8" -> 8, "true" -> True),
             # but keep the raw text where the field wants a string ("--model 4" stays "4")
@@ -182,9 +182,8 @@ def load_yaml(cls: type[T], path: str | Path) -> T:
 
 
 def split_cli(argv: Sequence[str]) -> dict[str, str]:
-    """`--key value`, `--key=value` and a bare `--flag` (true) into a dict; dashes become underscores.
-
-    A snake_case flag (`--output_dir`) is the old spelling: accepted, with a note."""
+    """`--key value`, `--key=value` and a bare `--flag` (true) into a dict of the flags as spelled,
+    without their dashes (`output-dir`)."""
     out: dict[str, str] = {}
     i = 0
     argv = list(argv)
@@ -193,26 +192,28 @@ def split_cli(argv: Sequence[str]) -> dict[str, str]:
         if not arg.startswith("--") or len(arg) == 2:
             raise ConfigError(f"command line: expected --key value, got {arg!r}")
         key, eq, value = arg[2:].partition("=")
-        if "_" in key:
-            note(f"command line: {arg.partition('=')[0]} is spelled {flag(key)}; the snake_case "
-                 "spelling is accepted until the next release")
         if not eq:
             if i + 1 < len(argv) and not argv[i + 1].startswith("--"):
                 value = argv[i + 1]
                 i += 1
             else:
                 value = "true"
-        out[key.replace("-", "_")] = value
+        out[key] = value
         i += 1
     return out
 
 
 def parse(cls: type[T], argv: Sequence[str], default_config: str | None = None) -> T:
-    """Build `cls` from `--config PATH` (or `default_config`) and the other `--key value` pairs."""
+    """Build `cls` from `--config PATH` (or `default_config`) and the other `--key value` pairs,
+    then run its `check()`, so that no command starts on values a type cannot rule out."""
     values = split_cli(argv)
     path = values.pop("config", default_config)
     cfg = load_yaml(cls, path) if path else cls()
-    return _apply(cfg, values, "command line", from_cli=True)
+    cfg = _apply(cfg, values, "command line", from_cli=True)
+    check = getattr(cfg, "check", None)
+    if callable(check):
+        check()
+    return cfg
 
 
 def _shown(default) -> str:
@@ -226,7 +227,7 @@ def _shown(default) -> str:
 def usage(cls: type) -> str:
     """One setting per line, as the command line spells it: flag, default and the field's help
     text in three columns (a default too wide for its column puts the help on the next line, in
-    its column); then the common flags and the old names still accepted."""
+    its column); then the common flags."""
     rows = []
     for f in dataclasses.fields(cls):
         default = f.default if f.default is not dataclasses.MISSING else (
@@ -251,9 +252,6 @@ def usage(cls: type) -> str:
     lines.append("")
     for row in common:
         lines += entry(*row)
-    if _renamed(cls):
-        lines += ["", "Old names, accepted until the next release: " +
-                  ", ".join(f"{flag(old)} -> {flag(new)}" for old, new in _renamed(cls).items())]
     return "\n".join(line.rstrip() for line in lines)
 
 

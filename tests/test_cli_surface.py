@@ -1,5 +1,5 @@
 """One command-line surface: every command parses through recipe.config with --config and --help,
-spells flags in kebab-case, uses one name per concept, and still takes the old names with a note."""
+spells flags in kebab-case only and uses one name per concept."""
 
 import re
 import tomllib
@@ -7,7 +7,7 @@ from importlib import import_module
 
 import pytest
 
-from recipe.config import parse
+from recipe.config import ConfigError, parse
 from tests.conftest import ROOT, load_script
 
 SCRIPTS = {"synthesize": "data/synthesize.py", "publish": "data/publish.py", "build_mix": "data/build_mix.py",
@@ -72,40 +72,22 @@ def test_same_concept_has_the_same_field_name_in_every_dataclass():
     assert {"split"} <= names["TrainConfig"] & names["MineConfig"]
 
 
-@pytest.mark.parametrize("cls_path, old, new, value", [
-    ("recipe.synth.settings:SynthConfig", "--out", "output_dir", "x"),
-    ("recipe.train.config:TrainConfig", "--torch_dtype", "dtype", "float32"),
-    ("recipe.train.config:TrainConfig", "--data-split", "split", "dev"),
-    ("recipe.train.config:TrainConfig", "--output_dir", "output_dir", "y"),
-    ("recipe.commands.mine_negatives:MineConfig", "--config-name", "dataset_config", "all"),
-    ("recipe.commands.mine_negatives:MineConfig", "--max-seq-length", "max_length", 64),
+@pytest.mark.parametrize("cls_path, flag, meant", [
+    ("recipe.synth.settings:SynthConfig", "--out", None),
+    ("recipe.train.config:TrainConfig", "--torch-dtype", "--dtype"),
+    ("recipe.train.config:TrainConfig", "--output_dir", "--output-dir"),
+    ("recipe.train.config:TrainConfig", "--max_length", "--max-length"),
+    ("recipe.commands.mine_negatives:MineConfig", "--config-name", None),
 ])
-def test_old_names_still_work_with_a_one_line_note(cls_path, old, new, value, capsys):
+def test_a_snake_case_or_old_flag_is_an_unknown_setting(cls_path, flag, meant, capsys):
     module, name = cls_path.split(":")
     cls = getattr(import_module(module), name)
-    cfg = parse(cls, [old, str(value)])
-    assert getattr(cfg, new) == value
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err and all(line.startswith("note: ") for line in err) and len(err) <= 2
-    assert new.replace("_", "-") in err[-1] or "spelled" in err[0]
-
-
-def test_old_yaml_key_works_with_a_note(tmp_path, capsys):
-    from recipe.train.config import TrainConfig
-
-    recipe = tmp_path / "r.yaml"
-    recipe.write_text("torch_dtype: float16\n")
-    assert parse(TrainConfig, ["--config", str(recipe)]).dtype == "float16"
-    assert capsys.readouterr().err.strip() == (f"note: {recipe}: 'torch_dtype' is renamed 'dtype'; "
-                                               "the old name is accepted until the next release")
-
-
-def test_publish_positional_input_and_dry_run_folder_are_accepted(tmp_path, capsys):
-    from recipe.commands.publish import PublishConfig, old_spellings
-
-    cfg = parse(PublishConfig, old_spellings(["out/synth", "--repo-id", "me/x", "--dry-run", "out/hub"]))
-    assert (cfg.input, cfg.dry_run, cfg.output_dir) == ("out/synth", True, "out/hub")
-    assert len(capsys.readouterr().err.strip().splitlines()) == 2
+    with pytest.raises(ConfigError) as e:
+        parse(cls, [flag, "x"])
+    hint = f" (did you mean {meant}" if meant else ";"
+    assert str(e.value).startswith(f"command line: unknown setting {flag}{hint}")
+    assert str(e.value).endswith("; --help lists them")
+    assert capsys.readouterr().err == ""
 
 
 def test_console_scripts_point_at_the_same_commands():

@@ -125,8 +125,8 @@ def test_cli_mines_a_published_dataset_by_config(tmp_path):
     """publish --dry-run writes the Hub repo's layout; mining reads it like a Hub id, by config."""
     synth = Path(__file__).parent / "data" / "synth_output"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    subprocess.run([sys.executable, str(ROOT / "data" / "publish.py"), str(synth), "--repo-id", "me/x",
-                    "--dry-run", str(tmp_path / "pub")], check=True, capture_output=True, env=env)
+    subprocess.run([sys.executable, str(ROOT / "data" / "publish.py"), "--input", str(synth), "--repo-id", "me/x",
+                    "--dry-run", "--output-dir", str(tmp_path / "pub")], check=True, capture_output=True, env=env)
     out = tmp_path / "mined.jsonl"
     args = [sys.executable, str(ROOT / "data" / "mine_negatives.py"), "--dataset-config", "short-short",
             "--output", str(out), "--model", _minilm_path(), "--query-prompt", "", "--corpus-prompt", "",

@@ -20,7 +20,7 @@ SYNTH = Path(__file__).parent / "data" / "synth_output"
 
 def test_full_data_recipe_lists_every_public_set_and_the_synthetic_data():
     cfg = load_yaml(mix.MixConfig, ROOT / "recipe" / "configs" / "data_full.yaml")
-    sources = mix.check(cfg)
+    sources = mix.check_sources(cfg.sources)
     assert [s["public"] for s in sources if "public" in s] == list(public.SOURCES)
     assert [s["name"] for s in sources if "records" in s] == ["synthetic"]
     assert all("ratio" not in s for s in sources)  # the paper's ratios, from the registry

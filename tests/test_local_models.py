@@ -11,7 +11,7 @@ import pytest
 from recipe import local_models
 from recipe.config import load_yaml
 from recipe.errors import InputError
-from recipe.eval.settings import EvalConfig, resolve
+from recipe.eval.settings import EvalConfig
 from recipe.train.config import TrainConfig
 from tests.conftest import ROOT
 
@@ -29,7 +29,9 @@ def test_the_encoder_recipe_names_a_model_that_loads_offline():
                           env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0 and done.stdout.split()[-1] == "384", done.stderr[-2000:]
     # eval.py takes the same name
-    assert resolve(EvalConfig(model=name)).model == folder
+    cfg = EvalConfig(model=name)
+    cfg.check()
+    assert cfg.model == folder
 
 
 def test_a_packaged_model_that_is_missing_or_altered_is_refused(tmp_path, monkeypatch):

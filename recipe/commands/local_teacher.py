@@ -17,22 +17,21 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from recipe import cli
-from recipe.config import parse
+from recipe.config import parse, setting
 from recipe.synth.local_teacher import LocalTeacher
 
 
 @dataclass
 class LocalTeacherConfig:
-    model: str = field(default="qwen2.5-coder-0.5b-instruct",
-                       metadata={"help": "a local model's name (recipe/local_models.py) or a .gguf file"})
-    port: int = field(default=8081, metadata={"help": "TCP port on 127.0.0.1 (0: any free one)"})
-    threads: int = field(default=1, metadata={"help": "CPU threads for generation and prompt processing"})
-    ctx_size: int = field(default=4096, metadata={"help": "tokens of context per request (prompt + completion)"})
-    parallel: int = field(default=1, metadata={"help": "requests decoded together (match synthesize's --concurrency)"})
-    seed: int = field(default=-1, metadata={"help": "sampling seed of requests that send none (-1: random each time)"})
+    model: str = setting("qwen2.5-coder-0.5b-instruct", "a local model's name (recipe/local_models.py) or a .gguf file")
+    port: int = setting(8081, "TCP port on 127.0.0.1 (0: any free one)")
+    threads: int = setting(1, "CPU threads for generation and prompt processing")
+    ctx_size: int = setting(4096, "tokens of context per request (prompt + completion)")
+    parallel: int = setting(1, "requests decoded together (match synthesize's --concurrency)")
+    seed: int = setting(-1, "sampling seed of requests that send none (-1: random each time)")
 
 
 def _main(argv: list[str]) -> int:

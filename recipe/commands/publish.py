@@ -16,11 +16,11 @@ Exit codes: 0 done, 2 bad input, 130 interrupted.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from recipe import cli
-from recipe.config import ConfigError, note, parse
+from recipe.config import ConfigError, parse, setting
 from recipe.data import hub
 from recipe.files import check_output_dir
 from recipe.hub import DATASET, check_hub_id, check_write
@@ -31,44 +31,30 @@ DRY_RUN_MARKER = ".e5-dry-run.json"
 
 @dataclass
 class PublishConfig:
-    input: str = field(default="", metadata={"help": "synthesis output folder (examples.jsonl, runs.jsonl, ...)"})
-    repo_id: str = field(default="", metadata={"help": "Hub dataset id, NAMESPACE/NAME"})
-    private: bool = field(default=False, metadata={"help": "create the repo private"})
-    dry_run: bool = field(default=False, metadata={"help": "write what would be pushed to --output-dir, push nothing"})
-    output_dir: str = field(default="", metadata={
-        "help": "--dry-run: the folder to write (new, empty, or an earlier dry run's, which is replaced)"})
-    license: str = field(default="other", metadata={"help": "licence id for the card"})
-    terms: str | None = field(default=None, metadata={"help": "extra text for the card's terms-of-use section"})
-    shard_rows: int = field(default=100_000, metadata={"help": "rows per parquet shard"})
+    input: str = setting("", "synthesis output folder (examples.jsonl, runs.jsonl, ...)")
+    repo_id: str = setting("", "Hub dataset id, NAMESPACE/NAME")
+    private: bool = setting(False, "create the repo private")
+    dry_run: bool = setting(False, "write what would be pushed to --output-dir, push nothing")
+    output_dir: str = setting(
+        "", "--dry-run: the folder to write (new, empty, or an earlier dry run's, which is replaced)")
+    license: str = setting("other", "licence id for the card")
+    terms: str | None = setting(None, "extra text for the card's terms-of-use section")
+    shard_rows: int = setting(100_000, "rows per parquet shard")
 
-
-def old_spellings(argv: list[str]) -> list[str]:
-    """`publish.py DIR ... --dry-run OUT` (the first release's form) as today's flags, with a note."""
-    argv = list(argv)
-    if argv and not argv[0].startswith("-"):
-        note(f"command line: the input folder is now --input {argv[0]}; the positional form is "
-             "accepted until the next release")
-        argv[:1] = ["--input", argv[0]]
-    if "--dry-run" in argv:
-        i = argv.index("--dry-run")
-        if i + 1 < len(argv) and not argv[i + 1].startswith("--") and argv[i + 1] not in ("true", "false"):
-            note(f"command line: --dry-run {argv[i + 1]} is now --dry-run --output-dir {argv[i + 1]}; "
-                 "the old form is accepted until the next release")
-            argv[i:i + 2] = ["--dry-run", "--output-dir", argv[i + 1]]
-    return argv
+    def check(self) -> None:
+        if not self.input:
+            raise ConfigError("command line: --input is required (a synthesis output folder)")
+        if not self.repo_id:
+            raise ConfigError("command line: --repo-id is required (NAMESPACE/NAME)")
+        if self.dry_run and not self.output_dir:
+            raise ConfigError("command line: --dry-run needs --output-dir (the folder to write)")
+        if self.shard_rows < 1:
+            raise ConfigError(f"'shard_rows' = {self.shard_rows} must be at least 1")
+        check_hub_id(self.repo_id, DATASET.flag)
 
 
 def _main(argv: list[str]) -> int:
-    cfg = parse(PublishConfig, old_spellings(argv))
-    if not cfg.input:
-        raise ConfigError("command line: --input is required (a synthesis output folder)")
-    if not cfg.repo_id:
-        raise ConfigError("command line: --repo-id is required (NAMESPACE/NAME)")
-    if cfg.dry_run and not cfg.output_dir:
-        raise ConfigError("command line: --dry-run needs --output-dir (the folder to write)")
-    if cfg.shard_rows < 1:
-        raise ConfigError(f"'shard_rows' = {cfg.shard_rows} must be at least 1")
-    check_hub_id(cfg.repo_id, DATASET.flag)
+    cfg = parse(PublishConfig, argv)
     if cfg.dry_run:
         check_output_dir(cfg.output_dir, DRY_RUN_MARKER, "publish --dry-run", inputs=[cfg.input])
     token = None if cfg.dry_run else check_write(cfg.repo_id, DATASET)  # before any work

@@ -31,11 +31,12 @@ import hashlib
 import re
 import unicodedata
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 import numpy as np
 
+from ..config import ConfigError, setting
 from ..errors import InputError, first_line
 from ..schema import negatives
 
@@ -52,34 +53,31 @@ LSH_WEIGHTS = (0.2, 0.8)
 
 @dataclass
 class DecontaminationSettings:
-    near_threshold: float = field(default=0.5, metadata={
-        "help": "a near duplicate: estimated Jaccard similarity of the word n-gram sets at least this"})
-    near_ngram: int = field(default=3, metadata={"help": "words per n-gram of the near-duplicate test"})
-    near_min_words: int = field(default=10, metadata={
-        "help": "texts shorter than this (in words) are tested for exact matches and containment only"})
-    num_perm: int = field(default=128, metadata={"help": "MinHash permutations"})
-    containment_ngram: int = field(default=8, metadata={"help": "words per n-gram of the containment test"})
-    containment_threshold: float = field(default=0.8, metadata={
-        "help": "an evaluation text is contained in a training text when this share of its n-grams occurs there"})
-    fields: list[str] = field(default_factory=lambda: ["query", "positive", "negative"], metadata={
-        "help": "the record fields compared (negative: every hard negative)"})
-    seed: int = field(default=1, metadata={"help": "seed of the MinHash permutations"})
+    near_threshold: float = setting(
+        0.5, "a near duplicate: estimated Jaccard similarity of the word n-gram sets at least this")
+    near_ngram: int = setting(3, "words per n-gram of the near-duplicate test")
+    near_min_words: int = setting(
+        10, "texts shorter than this (in words) are tested for exact matches and containment only")
+    num_perm: int = setting(128, "MinHash permutations")
+    containment_ngram: int = setting(8, "words per n-gram of the containment test")
+    containment_threshold: float = setting(
+        0.8, "an evaluation text is contained in a training text when this share of its n-grams occurs there")
+    fields: list[str] = setting(
+        ["query", "positive", "negative"], "the record fields compared (negative: every hard negative)")
+    seed: int = setting(1, "seed of the MinHash permutations")
 
-
-def check_settings(s: DecontaminationSettings) -> None:
-    from ..config import ConfigError
-
-    for key in ("near_threshold", "containment_threshold"):
-        if not 0 < getattr(s, key) <= 1:
-            raise ConfigError(f"'{key}' = {getattr(s, key)} must be in (0, 1]")
-    for key in ("near_ngram", "containment_ngram", "near_min_words"):
-        if getattr(s, key) < 1:
-            raise ConfigError(f"'{key}' = {getattr(s, key)} must be at least 1")
-    if s.num_perm < 8:
-        raise ConfigError(f"'num_perm' = {s.num_perm} must be at least 8")
-    unknown = [f for f in s.fields if f not in ("query", "positive", "negative")]
-    if unknown or not s.fields:
-        raise ConfigError(f"'fields' = {s.fields}: give some of query, positive, negative")
+    def check(self) -> None:
+        for key in ("near_threshold", "containment_threshold"):
+            if not 0 < getattr(self, key) <= 1:
+                raise ConfigError(f"'{key}' = {getattr(self, key)} must be in (0, 1]")
+        for key in ("near_ngram", "containment_ngram", "near_min_words"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"'{key}' = {getattr(self, key)} must be at least 1")
+        if self.num_perm < 8:
+            raise ConfigError(f"'num_perm' = {self.num_perm} must be at least 8")
+        unknown = [f for f in self.fields if f not in ("query", "positive", "negative")]
+        if unknown or not self.fields:
+            raise ConfigError(f"'fields' = {self.fields}: give some of query, positive, negative")
 
 
 # --- normalisation and hashing -------------------------------------------------------------

@@ -19,8 +19,9 @@ product in chunks of queries, and a reason for every pair removed.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from ..config import ConfigError, setting
 from ..schema import negatives
 from .mining import anchor, group_key
 
@@ -29,14 +30,23 @@ CHUNK = 1024  # queries scored at a time: a (1024 x pool) matrix
 
 @dataclass
 class FilterSettings:
-    top_k: int = field(default=0, metadata={"help": "keep a pair whose positive ranks within the top k of its "
-                                                    "query's candidates (0: no rank rule)"})
-    min_cosine: float | None = field(default=None, metadata={
-        "help": "keep a pair whose query-positive cosine is at least this (Qwen3-Embedding: 0.7); null: no cosine rule"})
-    batch_size: int = field(default=64, metadata={"help": "encoding batch size"})
-    query_prompt: str = field(default="query: ", metadata={
-        "help": "prefix of the query side (mE5: 'query: '); may contain {instruction}"})
-    corpus_prompt: str = field(default="passage: ", metadata={"help": "prefix of the candidate side (mE5: 'passage: ')"})
+    top_k: int = setting(
+        0, "keep a pair whose positive ranks within the top k of its query's candidates (0: no rank rule)")
+    min_cosine: float | None = setting(
+        None, "keep a pair whose query-positive cosine is at least this (Qwen3-Embedding: 0.7); null: no cosine rule")
+    batch_size: int = setting(64, "encoding batch size")
+    query_prompt: str = setting("query: ", "prefix of the query side (mE5: 'query: '); may contain {instruction}")
+    corpus_prompt: str = setting("passage: ", "prefix of the candidate side (mE5: 'passage: ')")
+
+    def check(self) -> None:
+        if self.top_k < 0:
+            raise ConfigError(f"'top_k' = {self.top_k} must be >= 0 (0: no rank rule)")
+        if not self.top_k and self.min_cosine is None:
+            raise ConfigError("give a rule: --top-k K (the positive ranks within the top K) and/or --min-cosine C")
+        if self.min_cosine is not None and not -1 <= self.min_cosine <= 1:
+            raise ConfigError(f"'min_cosine' = {self.min_cosine} must be in [-1, 1]")
+        if self.batch_size < 1:
+            raise ConfigError(f"'batch_size' = {self.batch_size} must be at least 1")
 
 
 @dataclass
@@ -45,19 +55,6 @@ class Verdict:
     pool: int        # candidates the positive was ranked among
     cosine: float
     reasons: list[str]
-
-
-def check_settings(settings: FilterSettings) -> None:
-    from ..config import ConfigError
-
-    if settings.top_k < 0:
-        raise ConfigError(f"'top_k' = {settings.top_k} must be >= 0 (0: no rank rule)")
-    if not settings.top_k and settings.min_cosine is None:
-        raise ConfigError("give a rule: --top-k K (the positive ranks within the top K) and/or --min-cosine C")
-    if settings.min_cosine is not None and not -1 <= settings.min_cosine <= 1:
-        raise ConfigError(f"'min_cosine' = {settings.min_cosine} must be in [-1, 1]")
-    if settings.batch_size < 1:
-        raise ConfigError(f"'batch_size' = {settings.batch_size} must be at least 1")
 
 
 def judge(records: list[dict], model, settings: FilterSettings, instruction: str = "",

@@ -30,53 +30,48 @@ import random
 import shutil
 from collections import defaultdict
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
 from tqdm.auto import tqdm
 
 from ..cli import say
+from ..config import ConfigError, setting
 from ..errors import first_line
 from ..schema import negatives
-
-
-def _opt(default, help: str):
-    return field(default=default, metadata={"help": help})
-
-
-@dataclass
-class MiningSettings:
-    range_min: int = _opt(0, "skip this many top candidates first")
-    range_max: int = _opt(100, "negatives come from the miner's top-k (paper: top-100 of mE5-base)")
-    relative_margin: float | None = _opt(0.05, "skip candidates scoring above positive - margin*|positive| (false negatives); null: off")
-    absolute_margin: float | None = _opt(None, "skip candidates scoring above positive - margin")
-    max_score: float | None = _opt(None, "skip candidates scoring above this (near-duplicates)")
-    sampling: str = _opt("random", "'random' among the kept top-k, or 'top' (hardest kept)")
-    seed: int = _opt(0, "seed of the random sampling")
-    batch_size: int = _opt(64, "encoding batch size")
-    query_prompt: str = _opt("query: ", "prefix of the query side (mE5: 'query: '); may contain {instruction}")
-    corpus_prompt: str = _opt("passage: ", "prefix of the document side (mE5: 'passage: ')")
-    cache_dir: str | None = _opt(None, "embedding cache folder (per model, then per text list)")
 
 
 SAMPLING = ("random", "top")
 
 
-def check_settings(settings: MiningSettings) -> None:
-    """Values a type check cannot catch, named before any model is loaded."""
-    from ..config import ConfigError
+@dataclass
+class MiningSettings:
+    range_min: int = setting(0, "skip this many top candidates first")
+    range_max: int = setting(100, "negatives come from the miner's top-k (paper: top-100 of mE5-base)")
+    relative_margin: float | None = setting(
+        0.05, "skip candidates scoring above positive - margin*|positive| (false negatives); null: off")
+    absolute_margin: float | None = setting(None, "skip candidates scoring above positive - margin")
+    max_score: float | None = setting(None, "skip candidates scoring above this (near-duplicates)")
+    sampling: str = setting("random", "'random' among the kept top-k, or 'top' (hardest kept)")
+    seed: int = setting(0, "seed of the random sampling")
+    batch_size: int = setting(64, "encoding batch size")
+    query_prompt: str = setting("query: ", "prefix of the query side (mE5: 'query: '); may contain {instruction}")
+    corpus_prompt: str = setting("passage: ", "prefix of the document side (mE5: 'passage: ')")
+    cache_dir: str | None = setting(None, "embedding cache folder (per model, then per text list)")
 
-    if settings.sampling not in SAMPLING:
-        raise ConfigError(f"'sampling' = {settings.sampling!r}: choose one of {', '.join(SAMPLING)}")
-    if not 0 <= settings.range_min < settings.range_max:
-        raise ConfigError(f"'range_min' = {settings.range_min}, 'range_max' = {settings.range_max}: "
-                          "need 0 <= range_min < range_max")
-    if settings.batch_size < 1:
-        raise ConfigError(f"'batch_size' = {settings.batch_size} must be at least 1")
-    for key in ("relative_margin", "absolute_margin"):
-        if (getattr(settings, key) or 0) < 0:
-            raise ConfigError(f"'{key}' = {getattr(settings, key)} must be >= 0 (or null: off)")
+    def check(self) -> None:
+        """Values a type check cannot catch, named before any model is loaded."""
+        if self.sampling not in SAMPLING:
+            raise ConfigError(f"'sampling' = {self.sampling!r}: choose one of {', '.join(SAMPLING)}")
+        if not 0 <= self.range_min < self.range_max:
+            raise ConfigError(f"'range_min' = {self.range_min}, 'range_max' = {self.range_max}: "
+                              "need 0 <= range_min < range_max")
+        if self.batch_size < 1:
+            raise ConfigError(f"'batch_size' = {self.batch_size} must be at least 1")
+        for key in ("relative_margin", "absolute_margin"):
+            if (getattr(self, key) or 0) < 0:
+                raise ConfigError(f"'{key}' = {getattr(self, key)} must be >= 0 (or null: off)")
 
 
 def load_embedder(name_or_path: str, max_seq_length: int | None = None, device: str | None = None):

@@ -14,11 +14,12 @@ source. The paper's "full data" setting is 13 public sets plus the synthetic dat
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 from . import public
+from ..config import ConfigError, setting
 from ..errors import InputError
 from ..sources import check_local_or_hub
 from .records import MAPPABLE, read_records
@@ -32,19 +33,24 @@ class MixError(InputError):
 
 @dataclass
 class MixConfig:
-    sources: list[dict] = field(default_factory=list, metadata={
-        "help": "list of {public: NAME} or {records: PATH_OR_HUB_ID, config, split, name, columns, instruction}, "
-                "each with optional ratio"})
-    seed: int = field(default=0, metadata={"help": "seed of the ratio sampling"})
-    output: str = field(default="", metadata={"help": "output .jsonl of the mixed records"})
-    overwrite: bool = field(default=False, metadata={"help": "replace an existing --output"})
+    sources: list[dict] = setting(
+        [], "list of {public: NAME} or {records: PATH_OR_HUB_ID, config, split, name, columns, instruction}, each "
+        "with optional ratio")
+    seed: int = setting(0, "seed of the ratio sampling")
+    output: str = setting("", "output .jsonl of the mixed records")
+    overwrite: bool = setting(False, "replace an existing --output")
+
+    def check(self) -> None:
+        if not self.output:
+            raise ConfigError("command line: --output is required")
+        check_sources(self.sources)
 
 
-def check(cfg: MixConfig) -> list[dict]:
+def check_sources(sources: list) -> list[dict]:
     """The sources, checked: one error naming the source's position and the bad key or value."""
-    if not cfg.sources:
+    if not sources:
         raise MixError("sources: the mix lists no sources")
-    for i, src in enumerate(cfg.sources, 1):
+    for i, src in enumerate(sources, 1):
         where = f"sources[{i}]"
         if not isinstance(src, dict):
             raise MixError(f"{where}: want a mapping such as {{public: eli5}}, got {src!r}")
@@ -61,14 +67,14 @@ def check(cfg: MixConfig) -> list[dict]:
         columns = src.get("columns", {})
         if not isinstance(columns, dict) or set(columns) - set(MAPPABLE):
             raise MixError(f"{where}: columns must map fields ({', '.join(MAPPABLE)}) to column names, got {columns!r}")
-    return cfg.sources
+    return sources
 
 
 def local_inputs(cfg: MixConfig) -> list[str]:
     """The files and folders on this machine that the mix reads (its output must not be one);
     a source that names a local path that does not exist is an error here, before any reading."""
     paths = []
-    for i, src in enumerate(check(cfg), 1):
+    for i, src in enumerate(check_sources(cfg.sources), 1):
         if "records" in src:
             check_local_or_hub(str(src["records"]), f"sources[{i}] records:", "data")
             if Path(str(src["records"])).exists():
@@ -78,7 +84,7 @@ def local_inputs(cfg: MixConfig) -> list[str]:
 
 def iter_mix(cfg: MixConfig, fetch=public.hub_fetch) -> Iterator[dict]:
     """The mix's records, source after source (training shuffles)."""
-    for src in check(cfg):
+    for src in check_sources(cfg.sources):
         if "public" in src:
             yield from public.load(src["public"], ratio=src.get("ratio"), seed=cfg.seed, fetch=fetch)
             continue

@@ -12,11 +12,11 @@ ModelMeta names, so the numbers are the mteb team's runs of exactly that model r
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import cli
-from ..config import ConfigError, parse
+from ..config import ConfigError, parse, setting
 from ..files import atomic_file, check_output_file
 from .published import PUBLISHED_FILES
 
@@ -29,9 +29,13 @@ MODELS = {  # CSV column -> Hub id (its revision: mteb's ModelMeta)
 
 @dataclass
 class CollectConfig:
-    results_dir: str = field(default="", metadata={"help": "a checkout of embeddings-benchmark/results"})
-    output: str = field(default=str(PUBLISHED_FILES[BENCHMARK]), metadata={"help": "the CSV to write"})
-    overwrite: bool = field(default=False, metadata={"help": "replace an existing --output"})
+    results_dir: str = setting("", "a checkout of embeddings-benchmark/results")
+    output: str = setting(str(PUBLISHED_FILES[BENCHMARK]), "the CSV to write")
+    overwrite: bool = setting(False, "replace an existing --output")
+
+    def check(self) -> None:
+        if not self.results_dir:
+            raise ConfigError("command line: --results-dir is required")
 
 
 def collect(results_dir: Path) -> list[dict]:
@@ -59,8 +63,6 @@ def collect(results_dir: Path) -> list[dict]:
 
 def _main(argv: list[str]) -> int:
     cfg = parse(CollectConfig, argv)
-    if not cfg.results_dir:
-        raise ConfigError("command line: --results-dir is required")
     rows = collect(Path(cfg.results_dir))
     check_output_file(cfg.output, overwrite=cfg.overwrite)
     with atomic_file(cfg.output) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:

@@ -39,7 +39,7 @@ from .plot import plot_categories
 from .protocol import choose, registry_meta
 from .published import load_published
 from .report import Section, build_section, write_csv, write_markdown
-from .settings import EvalConfig, resolve
+from .settings import EvalConfig
 from .submission import submission_meta, training_info, write_submission
 from .tasks import benchmark_tasks, report_benchmarks, select_tasks
 
@@ -100,7 +100,7 @@ def versions() -> dict[str, str]:
 
 
 def build_encoder(cfg: EvalConfig):
-    resolve(cfg)
+    cfg.check()
     model = load_model(cfg.model, max_length=cfg.max_length, dtype=cfg.dtype, device=cfg.device,
                        truncate_dim=cfg.truncate_dim)
     name = model_name(cfg.model)
@@ -111,7 +111,7 @@ def build_encoder(cfg: EvalConfig):
 
 def evaluate(cfg: EvalConfig, encoder=None) -> Outcome:
     """Run `cfg`; `encoder` may be passed in (tests reuse one) instead of loading `cfg.model`."""
-    resolve(cfg)
+    cfg.check()
     benchmarks = report_benchmarks(cfg.benchmark)
     # a wrong --reference fails now, not after hours
     published = {b: load_published(cfg.reference, b) for b in benchmarks or [""]}

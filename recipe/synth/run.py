@@ -36,7 +36,7 @@ def synthesize(cfg: SynthConfig, argv: list[str] | None = None) -> Store:
 
     The folder is locked for the whole run: a second synthesis on it (another terminal, a process
     that outlived its shell) is refused at once instead of paying for the same jobs twice."""
-    cfg.validate()
+    cfg.check()
     journal = RequestJournal(cfg)
     client, base_url = make_client(cfg, journal)
     try:

@@ -2,68 +2,54 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from ..config import ConfigError
+from ..config import ConfigError, setting
 from .placeholders import GROUPS, LANGUAGES, PAPER_EXAMPLES_PER_TASK, PAPER_GROUP_MIX, PAPER_LANGUAGE_MIX
-
-
-def _help(text: str, **kw):
-    return field(metadata={"help": text}, **kw)
 
 
 @dataclass
 class SynthConfig:
-    RENAMED = {"out": "output_dir"}
-
-    output_dir: str = _help("output folder; running the same command again resumes it", default="")
-    num_examples: int = _help("valid, unique examples wanted in the end", default=1000)
-    model: str | dict[str, float] = _help(
-        "teacher model, or {model: weight} to mix several (the paper: 75% GPT-4, 25% GPT-3.5)",
-        default="gpt-4o-mini")
-    temperature: float = _help("teacher sampling temperature (paper: 1.0)", default=1.0)
-    top_p: float = _help("teacher nucleus sampling (paper: 1.0)", default=1.0)
-    max_tokens: int = _help("completion limit; answers cut by it are rejected", default=2048)
-    structured_outputs: bool = _help(
-        "send each answer's JSON schema as response_format (OpenAI structured outputs; llama.cpp and vLLM "
-        "servers take it too); off: the paper's teacher had none", default=False)
-    group_mix: dict[str, float] = _help(
-        "weight of each task group (default: the paper's 500k split)",
-        default_factory=lambda: dict(PAPER_GROUP_MIX))
-    language_mix: str | dict[str, float] = _help(
-        "'paper' (Fig. 2 over 93 languages) or {language: weight}", default="paper")
-    examples_per_task: float = _help(
-        "examples per brainstormed task (paper: 500k examples over 150k instructions)",
-        default=PAPER_EXAMPLES_PER_TASK)
-    tasks_per_brainstorm: int = _help("tasks one brainstorm call is expected to give (paper: ~20)", default=20)
-    seed: int = _help("seed of the job plan: same seed, same placeholders for job i", default=0)
-    mode: str = _help("'online' (concurrent requests) or 'batch' (OpenAI Batch API, half price)", default="online")
-    concurrency: int = _help("requests in flight at once", default=32)
-    http_transport: str = _help("'aiohttp' (fast at high concurrency) or 'httpx' (the openai default)",
-                                default="aiohttp")
-    rpm: int = _help("requests-per-minute limit (0: none)", default=0)
-    tpm: int = _help("tokens-per-minute limit (0: none)", default=0)
-    max_retries: int = _help("retries of one request on 429/5xx/timeouts, with back-off", default=6)
-    request_timeout: float = _help(
-        "seconds before one request times out and is sent again; the server may still answer and bill "
-        "the first (counted, see sent.jsonl), so it is long enough for a slow or queued teacher",
-        default=1800.0)
-    max_outage: float = _help("seconds without one successful answer before the run stops cleanly", default=900.0)
-    max_cost: float = _help("stop cleanly once the output folder's total cost reaches this (USD; 0: none)", default=0.0)
-    max_reject_rate: float = _help(
-        "stop cleanly when more than this share of the last 100 answers (30 at the start) is rejected; 1: never",
-        default=0.5)
-    prices: dict[str, list[float]] = _help(
-        "USD per 1M [input, output] tokens, added to the built-in table", default_factory=dict)
-    list_prices: bool | None = _help(
-        "price the teacher's tokens at OpenAI's list prices (the built-in table) by model name; null: "
-        "where the teacher is OpenAI's API or Azure, not a local or other server (its cost: unknown, "
-        "unless named under prices)", default=None)
-    batch_size: int = _help("batch mode: requests per batch file (API limit 50000)", default=50000)
-    batch_poll: float = _help("batch mode: seconds between status polls", default=30.0)
-    azure: bool = _help("use Azure OpenAI (AZURE_OPENAI_ENDPOINT, AZURE_OPENAI_API_KEY)", default=False)
-    azure_api_version: str = _help("Azure OpenAI API version", default="2024-10-21")
-    progress: bool = _help("show a progress bar", default=True)
+    output_dir: str = setting("", "output folder; running the same command again resumes it")
+    num_examples: int = setting(1000, "valid, unique examples wanted in the end")
+    model: str | dict[str, float] = setting(
+        "gpt-4o-mini", "teacher model, or {model: weight} to mix several (the paper: 75% GPT-4, 25% GPT-3.5)")
+    temperature: float = setting(1.0, "teacher sampling temperature (paper: 1.0)")
+    top_p: float = setting(1.0, "teacher nucleus sampling (paper: 1.0)")
+    max_tokens: int = setting(2048, "completion limit; answers cut by it are rejected")
+    structured_outputs: bool = setting(
+        False, "send each answer's JSON schema as response_format (OpenAI structured outputs; llama.cpp and vLLM "
+        "servers take it too); off: the paper's teacher had none")
+    group_mix: dict[str, float] = setting(
+        dict(PAPER_GROUP_MIX), "weight of each task group (default: the paper's 500k split)")
+    language_mix: str | dict[str, float] = setting("paper", "'paper' (Fig. 2 over 93 languages) or {language: weight}")
+    examples_per_task: float = setting(
+        PAPER_EXAMPLES_PER_TASK, "examples per brainstormed task (paper: 500k examples over 150k instructions)")
+    tasks_per_brainstorm: int = setting(20, "tasks one brainstorm call is expected to give (paper: ~20)")
+    seed: int = setting(0, "seed of the job plan: same seed, same placeholders for job i")
+    mode: str = setting("online", "'online' (concurrent requests) or 'batch' (OpenAI Batch API, half price)")
+    concurrency: int = setting(32, "requests in flight at once")
+    http_transport: str = setting("aiohttp", "'aiohttp' (fast at high concurrency) or 'httpx' (the openai default)")
+    rpm: int = setting(0, "requests-per-minute limit (0: none)")
+    tpm: int = setting(0, "tokens-per-minute limit (0: none)")
+    max_retries: int = setting(6, "retries of one request on 429/5xx/timeouts, with back-off")
+    request_timeout: float = setting(
+        1800.0, "seconds before one request times out and is sent again; the server may still answer and bill the "
+        "first (counted, see sent.jsonl), so it is long enough for a slow or queued teacher")
+    max_outage: float = setting(900.0, "seconds without one successful answer before the run stops cleanly")
+    max_cost: float = setting(0.0, "stop cleanly once the output folder's total cost reaches this (USD; 0: none)")
+    max_reject_rate: float = setting(
+        0.5, "stop cleanly when more than this share of the last 100 answers (30 at the start) is rejected; 1: never")
+    prices: dict[str, list[float]] = setting({}, "USD per 1M [input, output] tokens, added to the built-in table")
+    list_prices: bool | None = setting(
+        None, "price the teacher's tokens at OpenAI's list prices (the built-in table) by model name; null: where "
+        "the teacher is OpenAI's API or Azure, not a local or other server (its cost: unknown, unless named under "
+        "prices)")
+    batch_size: int = setting(50000, "batch mode: requests per batch file (API limit 50000)")
+    batch_poll: float = setting(30.0, "batch mode: seconds between status polls")
+    azure: bool = setting(False, "use Azure OpenAI (AZURE_OPENAI_ENDPOINT, AZURE_OPENAI_API_KEY)")
+    azure_api_version: str = setting("2024-10-21", "Azure OpenAI API version")
+    progress: bool = setting(True, "show a progress bar")
 
     def models(self) -> dict[str, float]:
         return {self.model: 1.0} if isinstance(self.model, str) else dict(self.model)
@@ -75,7 +61,7 @@ class SynthConfig:
             raise ConfigError(f"language_mix: {self.language_mix!r} is neither 'paper' nor a mapping")
         return dict(self.language_mix)
 
-    def validate(self) -> "SynthConfig":
+    def check(self) -> None:
         if not self.output_dir:
             raise ConfigError("command line: --output-dir is required (the synthesis output folder)")
         if self.num_examples < 1:
@@ -120,4 +106,3 @@ class SynthConfig:
         for name, pair in self.prices.items():
             if len(pair) != 2:
                 raise ConfigError(f"prices: {name} needs [input, output] USD per 1M tokens")
-        return self
