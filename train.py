@@ -4,8 +4,8 @@
     python train.py --config recipe/configs/smoke.yaml          # anywhere, on CPU, in under two minutes
     python train.py --help                                       # every key; any key as --key-name value
 
-The training script itself, which reads top to bottom, is recipe/commands/train.py (also
-installed as `e5-train`; `accelerate launch -m recipe.commands.train ...` works too).
+The command is recipe/commands/train.py (also installed as `e5-train`; `accelerate launch -m
+recipe.commands.train ...` works too); the run itself, which reads top to bottom, recipe/train/run.py.
 """
 
 import sys

@@ -195,10 +195,10 @@ class Suite:
         batches = self.batches(queries)
         # one tokenizer for every run: trained on the texts of the usual batch
         texts = tt.tokenizer_texts(self.batches(self.profile.batch))
-        model = tt.make_model(cfg, self.device, self.workdir, texts, self.profile.shape)
+        model, loss_fn = tt.make_model(tt.run_cfg(run, cfg), self.device, self.workdir, texts, self.profile.shape)
         n_params = sum(p.numel() for p in model.parameters())
-        rows = tt.run(run, cfg, model, batches, baseline="loop")
-        del model
+        rows = tt.run(run, cfg, model, loss_fn, batches, baseline="loop")
+        del model, loss_fn
         figures = tt.summary(name, rows, n_params, tt.PAPER_STEPS, cfg.gradient_checkpointing,
                              self.state["machine"].get("matmul_tflops"))
         # hours scale with it: the tiny tokenizer cuts English finer than Mistral's (docs/benchmarks.md)

@@ -6,7 +6,7 @@
         --dtype bfloat16 --attn sdpa                                                             # one GPU
 
 Three runs on the same model and the same texts, each `--steps` timed steps after one warm-up:
-- `ours, grouped` and `ours, ungrouped`: the step train.py runs (`recipe/train/step.py`: tokenize
+- `ours, grouped` and `ours, ungrouped`: the step train.py runs (`recipe/train/run.py`'s Step: tokenize
   with the EOS contract, the cached InfoNCE of recipe/train/loss.py with the batch's duplicate
   mask, backward, clipping, AdamW step), with the recipe key `group_by_length` on and off;
 - `sentence-transformers`: `CachedMultipleNegativesRankingLoss` (scale 1/0.02, the same
@@ -49,14 +49,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from recipe.config import load_yaml  # noqa: E402
-from recipe.train.batch import make_batch  # noqa: E402
 from recipe.train.config import TrainConfig  # noqa: E402
 from recipe.train.data import Example  # noqa: E402
-from recipe.train.loss import build_loss  # noqa: E402
 from recipe.train.metrics import flops_per_token, peak_memory_gb, peak_tflops  # noqa: E402
-from recipe.train.model import DTYPES, build_model  # noqa: E402
-from recipe.train.step import train_step  # noqa: E402
-from recipe.train.tokenize import encode  # noqa: E402
+from recipe.train.model import DTYPES  # noqa: E402
+from recipe.train.run import Step, build_embedder  # noqa: E402
 
 MISTRAL_7B = dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
                   num_key_value_heads=8, vocab_size=32000, max_position_embeddings=32768)
@@ -113,12 +110,13 @@ def random_mistral(shape: dict, attn: str, dtype: str, device):
 
 
 def make_model(cfg: TrainConfig, device, workdir: Path, texts: list[str], shape: dict | None = None):
-    """A fresh model (same seed, so every run starts from the same weights): `cfg`'s, or with
-    `shape` a random Mistral of that shape built on the device; every recipe key applied by
-    build_model as train.py applies it."""
+    """A fresh model and the recipe's loss on it (same seed, so every run starts from the same
+    weights): `cfg`'s, or with `shape` a random Mistral of that shape built on the device; every
+    recipe key applied as train.py applies it (recipe/train/run.py's build_embedder)."""
     torch.manual_seed(0)
     base = random_mistral(shape, cfg.attn_implementation, cfg.dtype, device) if shape else None
-    return build_model(cfg, workdir, texts, base=base).to(device).train()
+    model, loss_fn = build_embedder(cfg, workdir, texts, base=base)
+    return model.to(device).train(), loss_fn
 
 
 class Clock:
@@ -197,18 +195,20 @@ def autocast(cfg: TrainConfig, device):
     return torch.autocast(device.type, dtype=DTYPES[cfg.dtype], enabled=cfg.dtype != "float32")
 
 
-def run_ours(cfg: TrainConfig, model, batches) -> list[dict]:
-    """train.py's step (recipe/train/step.py) with `cfg`'s keys, step by step; the first batch
-    warms up and is not timed (it may be smaller)."""
-    cfg = replace(cfg, cached=True, max_grad_norm=0.0)
-    loss_fn = build_loss(model, cfg.temperature, True, cfg.mini_batch_size, gather=False,
-                         group_by_length=cfg.group_by_length)
+def ours(cfg: TrainConfig, grouped: bool) -> TrainConfig:
+    """The keys of our runs: `cfg`'s, cached, without clipping, grouped or not."""
+    return replace(cfg, cached=True, max_grad_norm=0.0, group_by_length=grouped)
+
+
+def run_ours(cfg: TrainConfig, model, loss_fn, batches) -> list[dict]:
+    """train.py's step (recipe/train/run.py's Step) with `cfg`'s keys, step by step; the first
+    batch warms up and is not timed (it may be smaller)."""
     opt = TimedAdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5, weight_decay=0.1)
+    step = Step(model, loss_fn, opt, None, cfg, next(model.parameters()).device)
 
     def one_step(batch, device, clock):
-        done = train_step(model, loss_fn, make_batch(batch, list(range(len(batch))), 0, 1, 1), opt,
-                          cfg=cfg, device=device)
-        assert done.computed_tokens == clock.computed, (done.computed_tokens, clock.computed)  # train.py logs what the model ran
+        result = step(batch, list(range(len(batch))))
+        assert result.computed_tokens == clock.computed, (result.computed_tokens, clock.computed)  # train.py logs what the model ran
 
     return timed_steps(cfg, model, batches, opt, one_step)
 
@@ -353,11 +353,17 @@ def tokenizer_texts(batches: list[list[Example]]) -> list[str]:
     return [t for ex in [ex for b in batches for ex in b][:500] for t in (ex.query, ex.positive)]
 
 
-def run(name: str, cfg: TrainConfig, model, batches, baseline: str = "trainer") -> list[dict]:
-    """One of the runs by name: grouped, ungrouped, baseline (`baseline`: trainer or loop)."""
+def run_cfg(name: str, cfg: TrainConfig) -> TrainConfig:
+    """The keys a run by name trains with: the baseline's are `cfg`'s."""
+    return cfg if name == "baseline" else ours(cfg, name == "grouped")
+
+
+def run(name: str, cfg: TrainConfig, model, loss_fn, batches, baseline: str = "trainer") -> list[dict]:
+    """One of the runs by name: grouped, ungrouped, baseline (`baseline`: trainer or loop), on a
+    model and loss made with `run_cfg(name, cfg)`."""
     if name == "baseline":
         return (run_baseline if baseline == "trainer" else run_library)(cfg, model, batches)
-    return run_ours(replace(cfg, group_by_length=name == "grouped"), model, batches)
+    return run_ours(run_cfg(name, cfg), model, loss_fn, batches)
 
 
 RUN_NAMES = {"grouped": "ours, grouped", "ungrouped": "ours, ungrouped", "baseline": "sentence-transformers"}
@@ -408,13 +414,14 @@ def main(argv=None) -> dict:
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         if args.padding_only is not None:
-            return padding_table(args, cfg, build_model(cfg, Path(tmp), tokenizer_texts(batches)), batches)
+            model, _ = build_embedder(cfg, Path(tmp), tokenizer_texts(batches))
+            return padding_table(args, cfg, model, batches)
         for name in args.runs.split(","):
-            model = make_model(cfg, device, Path(tmp), tokenizer_texts(batches), shape)
+            model, loss_fn = make_model(run_cfg(name, cfg), device, Path(tmp), tokenizer_texts(batches), shape)
             n_params = sum(p.numel() for p in model.parameters())
-            rows = run(name, cfg, model, batches, args.baseline)
+            rows = run(name, cfg, model, loss_fn, batches, args.baseline)
             results.append(summary(RUN_NAMES[name], rows, n_params, args.total_steps, cfg.gradient_checkpointing))
-            del model
+            del model, loss_fn
             if cuda:
                 torch.cuda.empty_cache()
     out = {"model": args.model, "params": n_params, "batch": args.batch, "mini_batch": args.mini_batch,
@@ -430,7 +437,9 @@ def main(argv=None) -> dict:
 
 def padding_table(args, cfg, model, batches) -> dict:
     """Padding share of the positions the model would run, per mini-batch size, without training."""
+    from recipe.train.batch import make_batch
     from recipe.train.grouping import padding_share
+    from recipe.train.tokenize import encode
 
     masks = [[encode(model, col, cfg.append_eos)["attention_mask"]
               for col in make_batch(b, list(range(len(b))), 0, 1, 1).columns] for b in batches]

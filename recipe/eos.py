@@ -33,8 +33,7 @@ def ensure_eos(tokenizer, padding_side: str | None = None, where: str = "the tok
                                "encoder pooling (training: append_eos false) or a tokenizer with an EOS token")
     if not getattr(tokenizer, "is_fast", False):
         raise EOSContractError(f"{name} is not a fast (tokenizers) tokenizer: the EOS contract needs its post-processor")
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    pad_with_eos(tokenizer)
     if padding_side:
         tokenizer.padding_side = padding_side
     tokenizer.split_special_tokens = True  # "</s>" inside a text is text, not a second EOS
@@ -54,6 +53,13 @@ def ensure_eos(tokenizer, padding_side: str | None = None, where: str = "the tok
         tokenizer.backend_tokenizer.post_processor = processors.TemplateProcessing(
             single=single, pair=pair, special_tokens=specials)
     check_tokenizer(tokenizer, where=name)
+
+
+def pad_with_eos(tokenizer) -> None:
+    """Pad with EOS a tokenizer that has no pad token (Mistral's): safe, because the attention mask
+    comes from the tokenizer, never from `input_ids != pad_id`."""
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
 
 
 def adds_bos(tokenizer) -> bool:

@@ -13,7 +13,7 @@ leaves a truncated file where a good one was; `atomic_dir` does the same for a f
 renames leaves a journal by which the next run knows its half: `half_written`).
 `check_output_file` and `check_output_dir` refuse to replace what the user owns (an existing
 file without --overwrite, one of the command's own inputs, a folder this command did not write,
-a file edited since it did), before any work is done; a marker (`write_marker`, `claim`) lists
+a file edited since it did), before any work is done; a marker (`write_marker`, `list_as_ours`) lists
 what a command wrote into a folder.
 """
 
@@ -322,8 +322,8 @@ def _marker(path: Path) -> tuple[list[str], dict[str, str]]:
     return files, {k: v for k, v in digests.items() if isinstance(v, str)} if isinstance(digests, dict) else {}
 
 
-def claimed(path: str | Path) -> list[str]:
-    """The files a marker (`write_marker`, `claim`) lists."""
+def listed_as_ours(path: str | Path) -> list[str]:
+    """The files a marker (`write_marker`, `list_as_ours`) lists."""
     return _marker(Path(path))[0]
 
 
@@ -336,10 +336,10 @@ def write_marker(folder: str | Path, marker: str, command: str) -> None:
                                             indent=1) + "\n", encoding="utf-8")
 
 
-def claim(folder: str | Path, marker: str, command: str, names: Iterable[str]) -> None:
+def list_as_ours(folder: str | Path, marker: str, command: str, names: Iterable[str]) -> None:
     """Add `names` (paths under `folder`) to the files `folder/marker` says `command` writes there,
-    before it writes them: a kill in between leaves a claim on a file that is not there, never a
+    before it writes them: a kill in between leaves a listed file that is not there, never a
     file of ours that the next run takes for the user's."""
     folder = Path(folder)
-    listed = set(claimed(folder / marker)) | set(names)
+    listed = set(listed_as_ours(folder / marker)) | set(names)
     write_text(folder / marker, json.dumps({"written_by": command, "files": sorted(listed)}, indent=1) + "\n")

@@ -64,12 +64,12 @@ PROMPTS = "tests/test_synth_prompts.py::"
 EVAL = "tests/test_eval_protocol.py::"
 
 MUTATIONS = [
-    # training: train.py's wiring, the loss, the schedule, resume
-    M("train-temperature-1", "recipe/commands/train.py", "build_loss(model, cfg.temperature,", "build_loss(model, 1.0,", WIRING),
-    M("train-no-hard-negatives", "recipe/commands/train.py", "rank, world, cfg.num_negatives)", "rank, world, 0)", WIRING),
-    M("train-log-not-written", "recipe/commands/train.py", 'log_file.write(json.dumps(row) + "\\n")', "pass", WIRING),
-    M("train-no-warmup", "recipe/commands/train.py", "get_linear_schedule_with_warmup(optimizer, cfg.warmup_steps, total)", "get_linear_schedule_with_warmup(optimizer, 0, total)", LR),
-    M("train-lr-times-lora-scale", "recipe/commands/train.py", "lr=cfg.lr)", "lr=cfg.lr * cfg.lora_alpha / cfg.lora_r)", LR),
+    # training: the run's wiring, the loss, the schedule, resume
+    M("train-temperature-1", "recipe/train/run.py", "build_loss(model, cfg.temperature,", "build_loss(model, 1.0,", WIRING),
+    M("train-no-hard-negatives", "recipe/train/run.py", "self.world, self.cfg.num_negatives)", "self.world, 0)", WIRING),
+    M("train-log-not-written", "recipe/train/run.py", 'log_file.write(json.dumps(row) + "\\n")', "pass", WIRING),
+    M("train-no-warmup", "recipe/train/run.py", "get_linear_schedule_with_warmup(optimizer, cfg.warmup_steps, total)", "get_linear_schedule_with_warmup(optimizer, 0, total)", LR),
+    M("train-lr-times-lora-scale", "recipe/train/run.py", "lr=cfg.lr)", "lr=cfg.lr * cfg.lora_alpha / cfg.lora_r)", LR),
     M("train-pools-mean", "recipe/train/model.py", "pooling_mode=cfg.pooling)", 'pooling_mode="mean")', WIRING),
     M("train-no-instruction", "recipe/train/data.py", 'query=template.format(instruction=instruction, query=rec["query"])', 'query=rec["query"]', "tests/test_train_data.py::test_instruction_goes_on_the_query_side_only"),
     M("train-instruction-on-documents", "recipe/train/data.py", 'positive=rec["positive"],', 'positive=template.format(instruction=instruction, query=rec["positive"]),', "tests/test_train_data.py::test_instruction_goes_on_the_query_side_only"),
@@ -84,7 +84,7 @@ MUTATIONS = [
     M("lora-alpha-equals-r", "recipe/train/model.py", "lora_alpha=cfg.lora_alpha", "lora_alpha=cfg.lora_r", LORA + "test_update_is_scaled_by_alpha_over_r_and_its_input_dropped_at_0_1"),
     M("lora-peft-default-targets", "recipe/train/model.py", "target_modules=list(cfg.lora_target_modules)", 'target_modules=["q_proj", "v_proj"]', LORA + "test_rank_16_on_the_seven_projections_of_every_layer"),
     M("lora-no-dropout", "recipe/train/model.py", "lora_dropout=cfg.lora_dropout", "lora_dropout=0.0", LORA + "test_update_is_scaled_by_alpha_over_r_and_its_input_dropped_at_0_1"),
-    M("train-no-weight-decay", "recipe/commands/train.py", "AdamW(param_groups(model, cfg.weight_decay)", "AdamW(param_groups(model, 0.0)", DECAY),
+    M("train-no-weight-decay", "recipe/train/run.py", "AdamW(param_groups(model, cfg.weight_decay)", "AdamW(param_groups(model, 0.0)", DECAY),
     M("train-negatives-reversed", "recipe/train/data.py", "negatives=negatives(rec),", "negatives=negatives(rec)[::-1],", "tests/test_train_data.py::test_a_flagembedding_record_brings_its_first_two_of_three_negatives"),
     M("loss-gathered-docs-detached", "recipe/train/loss.py", "docs = [all_gather_with_grad(d) for d in docs]", "docs = [all_gather_with_grad(d.detach()) for d in docs]", LOSS + "test_two_gloo_processes_equal_one_process_on_the_concatenated_batch"),
     M("shard-strided", "recipe/train/data.py", "return batch[rank * per:(rank + 1) * per]", "return batch[rank::world]", "tests/test_train_data.py::test_homogeneous_batches_by_source_from_build_mix"),

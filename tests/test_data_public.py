@@ -214,11 +214,11 @@ def test_languages_come_from_the_config_of_multilingual_sets():
 
 def test_sampling_by_ratio_is_deterministic_and_close_to_the_ratio():
     ids = [f"eli5-pair-{i}" for i in range(20000)]
-    kept = [i for i in ids if public.keep(i, 0.1, seed=0)]
+    kept = [i for i in ids if public.in_sample(i, 0.1, seed=0)]
     assert 0.09 < len(kept) / len(ids) < 0.11
-    assert kept == [i for i in ids if public.keep(i, 0.1, seed=0)]
-    assert kept != [i for i in ids if public.keep(i, 0.1, seed=1)]
-    assert all(public.keep(i, 1.0, seed=0) for i in ids[:100])
+    assert kept == [i for i in ids if public.in_sample(i, 0.1, seed=0)]
+    assert kept != [i for i in ids if public.in_sample(i, 0.1, seed=1)]
+    assert all(public.in_sample(i, 1.0, seed=0) for i in ids[:100])
 
 
 def test_unknown_name_is_a_clear_error():

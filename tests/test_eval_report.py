@@ -5,7 +5,7 @@ import csv
 import pytest
 
 from recipe.eval.plot import plot_categories
-from recipe.eval.published import load_published
+from recipe.eval.published_scores import load_published
 from recipe.eval.report import build_section, to_markdown, write_csv
 from recipe.eval.tasks import benchmark_tasks, select_tasks
 
@@ -123,7 +123,7 @@ def test_collector_rebuilds_the_v2_file_from_result_files_as_the_results_reposit
     import mteb
 
     from recipe.eval import collect_published
-    from recipe.eval.published import PUBLISHED_FILES
+    from recipe.eval.published_scores import PUBLISHED_FILES
 
     shipped = list(csv.DictReader(PUBLISHED_FILES[V2].open()))
     for column, name in collect_published.MODELS.items():

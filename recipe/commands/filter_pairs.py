@@ -63,7 +63,7 @@ def _main(argv: list[str]) -> int:
     model = cfg.load()
     settings = filtering.FilterSettings(**{f.name: getattr(cfg, f.name) for f in fields(filtering.FilterSettings)})
     verdicts = filtering.judge(records, model, settings, cfg.instruction, progress=cfg.progress)
-    kept, removed = filtering.keep(records, verdicts)
+    kept, removed = filtering.split_by_verdict(records, verdicts)
     write_jsonl_together([(kept, cfg.output), (removed, removed_path(cfg))])
     counts = filtering.summary(verdicts)
     print(f"kept {counts['kept']} of {counts['read']} records in {cfg.output}; removed {counts['removed']} "

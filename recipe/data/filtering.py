@@ -108,7 +108,7 @@ def summary(verdicts: list[Verdict]) -> dict[str, int]:
             "below_min_cosine": sum(any(r.startswith("query-positive cosine") for r in v.reasons) for v in removed)}
 
 
-def keep(records: list[dict], verdicts: list[Verdict]) -> tuple[list[dict], list[dict]]:
+def split_by_verdict(records: list[dict], verdicts: list[Verdict]) -> tuple[list[dict], list[dict]]:
     """(kept records as they were, removed records each with `filter_reason`, `filter_rank`,
     `filter_pool` and `filter_cosine`)."""
     kept, removed = [], []

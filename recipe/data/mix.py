@@ -93,5 +93,5 @@ def iter_mix(cfg: MixConfig, fetch=public.hub_fetch) -> Iterator[dict]:
         default = src.get("instruction")
         for i, rec in enumerate(read_records(src["records"], src.get("config"), src.get("split", "train"),
                                              src.get("columns"))):
-            if public.keep(f"{name}:{rec.get('id', i)}", ratio, cfg.seed):
+            if public.in_sample(f"{name}:{rec.get('id', i)}", ratio, cfg.seed):
                 yield {**rec, "instruction": rec.get("instruction") or default, "source": name}

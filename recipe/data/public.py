@@ -139,7 +139,7 @@ def hub_fetch(hub_id: str, config, split) -> Iterable[dict]:
     return ds
 
 
-def keep(record_id: str, ratio: float, seed: int) -> bool:
+def in_sample(record_id: str, ratio: float, seed: int) -> bool:
     """Deterministic Bernoulli(ratio) on the record id: the same sample on every run."""
     if ratio >= 1.0:
         return True
@@ -155,5 +155,5 @@ def load(name: str, *, ratio: float | None = None, seed: int = 0, fetch: Fetch =
     ratio = src.ratio if ratio is None else ratio
     for config in src.configs:
         for rec in src.loader(fetch, src, config):
-            if keep(rec["id"], ratio, seed):
+            if in_sample(rec["id"], ratio, seed):
                 yield rec

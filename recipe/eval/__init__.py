@@ -2,6 +2,6 @@
 
 model.py loads and checks the model (pooling, EOS); protocol.py chooses e5 or plain for it;
 encoder.py applies the instructions; tasks.py picks tasks; local_data.py reads DIR/<TaskName>/;
-published.py, report.py and plot.py set the scores beside the published ones (collect_published.py
+published_scores.py, report.py and plot.py set the scores beside the published ones (collect_published.py
 rebuilds the MTEB(eng, v2) file); submission.py writes the leaderboard submission.
 """

@@ -18,7 +18,7 @@ from pathlib import Path
 from .. import cli
 from ..config import ConfigError, parse, setting
 from ..files import atomic_file, check_output_file
-from .published import PUBLISHED_FILES
+from .published_scores import PUBLISHED_FILES
 
 BENCHMARK = "MTEB(eng, v2)"
 MODELS = {  # CSV column -> Hub id (its revision: mteb's ModelMeta)

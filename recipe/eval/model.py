@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from ..eos import ensure_eos
+from ..eos import ensure_eos, pad_with_eos
 from ..errors import InputError
 from ..hub import is_hub_id
 from ..plain_text import drop_chat_modality
@@ -85,10 +85,7 @@ def load_model(name_or_path: str, *, max_length: int = 512, dtype: str = "auto",
         raise ModelError(f"--truncate-dim {truncate_dim}: {name_or_path} embeds in {width} dimensions")
     model.max_seq_length = max_length
     tokenizer = model.tokenizer
-    if tokenizer.pad_token is None:
-        # Mistral has no pad token; the attention mask comes from the tokenizer, never from
-        # `input_ids != pad_id`, so padding with EOS is safe.
-        tokenizer.pad_token = tokenizer.eos_token
+    pad_with_eos(tokenizer)
     if pooling_mode(model) == "lasttoken":
         # the recipe's text, never a chat template around it (a folder saved with the chat
         # modality: recipe/plain_text.py); a template's trailing tokens would also break the EOS

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..files import atomic_file, write_text
-from .published import Published
+from .published_scores import Published
 
 CATEGORY_ORDER = ["Classification", "Clustering", "PairClassification", "Reranking", "Retrieval",
                   "STS", "Summarization"]

@@ -37,7 +37,7 @@ from .local_data import use_local_data
 from .model import load_model, model_name, revision_of
 from .plot import plot_categories
 from .protocol import choose, registry_meta
-from .published import load_published
+from .published_scores import load_published
 from .report import Section, build_section, write_csv, write_markdown
 from .settings import EvalConfig
 from .submission import submission_meta, training_info, write_submission
@@ -143,7 +143,7 @@ def check_own_outputs(cfg: EvalConfig, out: Path) -> None:
     that no earlier eval.py here wrote (the marker lists what it did), unless --overwrite."""
     if cfg.overwrite:
         return
-    written = files.claimed(out / MARKER)
+    written = files.listed_as_ours(out / MARKER)
     if not (out / MARKER).exists() and _earlier_eval(out):
         return
     paths = [out / name for name in REPORTS if (out / name).exists()]
@@ -202,7 +202,7 @@ def _run(cfg: EvalConfig, encoder, benchmarks: list[str], published, tasks: list
                 continue
             outcome.scores[name] = (task.metadata.type, score)
     outcome.sections = _sections(outcome.scores, benchmarks, published)
-    files.claim(out, MARKER, "eval.py", ["results.csv", "results.md"]
+    files.list_as_ours(out, MARKER, "eval.py", ["results.csv", "results.md"]
                 + (["categories.png"] if cfg.chart and outcome.scores else []))
     write_csv(outcome.sections, out / "results.csv")
     write_markdown(outcome.sections, meta.name, out / "results.md", protocol)
@@ -246,7 +246,7 @@ def _submit(cfg: EvalConfig, encoder, out: Path, cache: DataKeyedCache, tasks: l
     known = registry_meta(submitted.name) is not None
     decontamination = training_info(cfg.model, submitted.revision).get("decontamination")
     path = write_submission(out, submitted, results, known=known, decontamination=decontamination,
-                            claim=lambda names: files.claim(out, MARKER, "eval.py", names))
+                            list_as_ours=lambda names: files.list_as_ours(out, MARKER, "eval.py", names))
     say(f"submission: {path} ({len(results)} result files for {submitted.name} at revision {submitted.revision})")
     if known:
         say(f"note: mteb has a ModelMeta for {submitted.name} already; the results pull request is all it takes")

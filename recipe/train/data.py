@@ -83,20 +83,20 @@ def complete_negatives(examples: list[Example], wanted: int, policy: str, seed: 
     `error` stops at the first such record; `random` fills with random documents (positives of
     other records) of the same task group, or of any group where the group has no other; `in_batch`
     leaves them short: the batch gives the empty slots no text and the loss masks them."""
-    short = [ex for ex in examples if len(ex.negatives) < wanted]
-    if not short or policy == "in_batch":
-        return len(short)
+    lacking = [ex for ex in examples if len(ex.negatives) < wanted]
+    if not lacking or policy == "in_batch":
+        return len(lacking)
     if policy == "error":
-        ex = short[0]
+        ex = lacking[0]
         raise DataError(f"{ex.where}: {len(ex.negatives)} hard negative(s), num_negatives is {wanted} "
-                        f"({len(short)} of {len(examples)} records are short); {MINE_HINT}, or set "
+                        f"({len(lacking)} of {len(examples)} records are short); {MINE_HINT}, or set "
                         "missing_negatives: in_batch or random")
     rng = random.Random(seed + 1)
     by_group: dict[str | None, list[str]] = {}
     for ex in examples:
         by_group.setdefault(ex.task_group, []).append(ex.positive)
     everything = [ex.positive for ex in examples]
-    for ex in short:
+    for ex in lacking:
         own = {ex.positive, *ex.negatives}
         pool = by_group[ex.task_group] if set(by_group[ex.task_group]) - own else everything
         while len(ex.negatives) < wanted:
@@ -108,7 +108,7 @@ def complete_negatives(examples: list[Example], wanted: int, policy: str, seed: 
                 raise DataError(f"{ex.where}: no other document to serve as its negative (too little data)")
             ex.negatives.append(cand)
             own.add(cand)
-    return len(short)
+    return len(lacking)
 
 
 def _cut(order: list[int], size: int) -> tuple[list[list[int]], list[int]]:

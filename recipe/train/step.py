@@ -1,7 +1,7 @@
 """One optimiser step of the recipe on this process's share of a global batch: tokenize with the
 EOS contract checked, the cached InfoNCE with the batch's duplicate mask, backward, gradient
-clipping, AdamW and the learning-rate schedule. train.py runs it; so does
-benchmarks/train_throughput.py, so that the benchmark times the step that trains.
+clipping, AdamW and the learning-rate schedule. recipe/train/run.py's Step runs it, for train.py
+and for benchmarks/train_throughput.py, so that the benchmark times the step that trains.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def train_step(model, loss_fn, batch: Batch, optimizer, scheduler=None, *, cfg, 
     features = [encode(model, column, cfg.append_eos) for column in batch.columns]
     mini_batch = cfg.mini_batch_size if cfg.cached else len(batch.columns[0])
     real = sum(int(f["attention_mask"].sum()) for f in features)
-    ran = real if cfg.padding_free else sum(
+    computed = real if cfg.padding_free else sum(
         computed_tokens(f["attention_mask"], mini_batch, cfg.cached and cfg.group_by_length) for f in features)
     features = [{k: v.to(device) if torch.is_tensor(v) else v for k, v in f.items()} for f in features]
     loss = loss_fn(features, batch.ids)
@@ -48,4 +48,4 @@ def train_step(model, loss_fn, batch: Batch, optimizer, scheduler=None, *, cfg, 
     if scheduler is not None:
         scheduler.step()
     optimizer.zero_grad(set_to_none=True)
-    return StepResult(loss.detach(), float(loss_fn.accuracy), float(grad_norm), real, ran)
+    return StepResult(loss.detach(), float(loss_fn.accuracy), float(grad_norm), real, computed)
