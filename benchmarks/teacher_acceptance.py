@@ -41,7 +41,7 @@ from recipe.config import parse  # noqa: E402
 from recipe.errors import Stopped  # noqa: E402
 from recipe.synth.local_teacher import LocalTeacher  # noqa: E402
 from recipe.synth.placeholders import BRAINSTORM_GROUPS, GROUPS  # noqa: E402
-from recipe.synth.records import save_brainstorm  # noqa: E402
+from recipe.synth.save import save_brainstorm  # noqa: E402
 from recipe.synth.request import brainstorm as brainstorm_request  # noqa: E402
 from recipe.synth.run import synthesize  # noqa: E402
 from recipe.synth.settings import SynthConfig  # noqa: E402

@@ -103,7 +103,7 @@ MUTATIONS = [
     M("long-short-label-swapped", "recipe/synth/parse.py", '"long-short": ("input_text", "label", "misleading_label"),', '"long-short": ("input_text", "misleading_label", "label"),', "tests/test_synth_parse.py::test_each_group_becomes_the_papers_triple"),
     M("synth-model-mix", "recipe/configs/synth_e5.yaml", "gpt-4-turbo: 0.75", "gpt-4-turbo: 0.5", "tests/test_synth_plan.py::test_shipped_recipe_plans_the_papers_teachers_groups_and_languages"),
     M("brainstorm-for-sts", "recipe/synth/placeholders.py", 'BRAINSTORM_GROUPS = ("short-long", "long-short", "short-short", "long-long")', 'BRAINSTORM_GROUPS = ("short-long", "long-short", "short-short", "long-long", "sts")', PROMPTS + "test_brainstorm_only_for_asymmetric_groups"),
-    M("dedup-off", "recipe/synth/records.py", "if key in store.keys:", "if False:", ENGINE + "test_faults_are_filtered_counted_and_never_exceed_n"),
+    M("dedup-off", "recipe/synth/save.py", "if key in store.keys:", "if False:", ENGINE + "test_faults_are_filtered_counted_and_never_exceed_n"),
     M("dedup-keys-not-rebuilt-on-reopen", "recipe/synth/store.py", '            self.keys.add(example_key(rec["query"], rec["positive"], rec["negative"]))\n            self.n_examples += 1', "            self.n_examples += 1", ENGINE + "test_duplicate_of_an_answer_saved_before_a_restart_is_rejected"),
     M("online-resume-asks-again", "recipe/synth/engine.py", "if j.index not in store.done_jobs", "if True", ENGINE + "test_rerun_resumes_without_asking_again"),
     M("batch-resume-asks-saved-jobs", "recipe/synth/batch.py", "if job.index in store.done_jobs or job.index in pending:", "if job.index in pending:", "tests/test_synth_batch.py::test_resumed_batch_run_never_asks_again_for_a_saved_job"),

@@ -15,7 +15,8 @@ from recipe.config import ConfigError, parse
 from recipe.errors import InputError
 from recipe.train.config import TrainConfig
 from recipe.train.batch import ABSENT, make_batch
-from recipe.train.data import DataError, complete_negatives, load_examples, plan_batches, plan_summary, shard
+from recipe.schema import RecordError
+from recipe.train.data import complete_negatives, load_examples, plan_batches, plan_summary, shard
 from tests.train_helpers import SAMPLE, SMOKE
 
 TEMPLATE = "Instruct: {instruction}\nQuery: {query}"
@@ -51,13 +52,13 @@ def test_bad_records_are_named_with_file_and_line(tmp_path):
     bad = rec(2)
     del bad["query"]
     path = write(tmp_path / "bad.jsonl", [rec(1), bad])
-    with pytest.raises(DataError, match=r"bad\.jsonl:2: missing field 'query' or 'anchor'"):
+    with pytest.raises(RecordError, match=r"bad\.jsonl:2: missing field 'query' or 'anchor'"):
         load_examples([str(path)], [], TEMPLATE, 0)
     (tmp_path / "broken.jsonl").write_text('{"task_group": \n')
-    with pytest.raises(DataError, match=r"broken\.jsonl:1: not valid JSON"):
+    with pytest.raises(RecordError, match=r"broken\.jsonl:1: not valid JSON"):
         load_examples([str(tmp_path / "broken.jsonl")], [], TEMPLATE, 0)
     bare = {"query": "q", "positive": "p"}  # no instruction, and none in the recipe
-    with pytest.raises(DataError, match=r"bare\.jsonl:1: no instruction.*data_instructions"):
+    with pytest.raises(RecordError, match=r"bare\.jsonl:1: no instruction.*data_instructions"):
         load_examples([str(write(tmp_path / "bare.jsonl", [bare]))], [], TEMPLATE, 0)
     # a query side without an instruction (an encoder's recipe) needs none
     assert load_examples([str(tmp_path / "bare.jsonl")], [], "{query}", 0)[0].query == "q"
@@ -75,7 +76,7 @@ def test_directory_and_parquet_sources_and_ratios(tmp_path):
     from_parquet = [e for e in out if e.source.endswith("parquet")]
     assert len(from_dir) == 5 and len(from_parquet) == 20
     assert from_parquet[0].where.endswith("b.parquet row 0")
-    with pytest.raises(DataError, match="2 data sources"):
+    with pytest.raises(RecordError, match="2 data sources"):
         load_examples([str(tmp_path / "run"), str(tmp_path / "b.parquet")], [1.0], TEMPLATE, 0)
 
 
@@ -126,7 +127,7 @@ def test_missing_negatives_error_random_or_in_batch(tmp_path):
     records = [rec(i, "short-short", None) for i in range(5)] + [rec(i, "sts") for i in range(5, 10)]
     path = str(write(tmp_path / "a.jsonl", records))
     examples = load_examples([path], [], TEMPLATE, 0)
-    with pytest.raises(DataError, match=r"a\.jsonl:1: 0 hard negative\(s\), num_negatives is 1 \(5 of 10 "
+    with pytest.raises(RecordError, match=r"a\.jsonl:1: 0 hard negative\(s\), num_negatives is 1 \(5 of 10 "
                                         r"records are short\); mine them first: python data/mine_negatives.py"):
         complete_negatives(examples, 1, "error", 0)
     assert complete_negatives(examples, 1, "in_batch", 0) == 5
@@ -165,7 +166,7 @@ def test_homogeneous_batches_by_source_from_build_mix(tmp_path):
     summary = plan_summary(examples, plan)
     assert summary["used"] == 20 and summary["per_source"]["nq"]["read"] == 10
     assert shard(list(range(8)), 1, 2) == [4, 5, 6, 7]
-    with pytest.raises(DataError, match="no full global batch"):
+    with pytest.raises(RecordError, match="no full global batch"):
         plan_batches(examples, 1000, seed=0)
 
 

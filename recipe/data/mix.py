@@ -6,7 +6,7 @@ The recipe (`recipe/configs/data_full.yaml`) lists sources:
       config: all                  # published dataset config (optional), split (default train)
       name: synthetic              # value of `source` in the records (default: the path or id)
       ratio: 1.0                   # optional, in (0, 1]
-      columns: {query: question, positive: answer}   # optional: other column names (see records.py)
+      columns: {query: question, positive: answer}   # optional: other column names (see recipe/data/records.py)
       instruction: Given a question, retrieve ...     # optional: for records without one
 Every record gets `source`, so mining builds one corpus per source and training can report per
 source. The paper's "full data" setting is 13 public sets plus the synthetic data (~1.8M examples).

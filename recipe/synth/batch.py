@@ -21,7 +21,7 @@ from . import plan, request
 from .. import files
 from .breaker import RejectBreaker
 from .placeholders import BRAINSTORM_GROUPS
-from .records import save_brainstorm, save_generation
+from .save import save_brainstorm, save_generation
 from .settings import SynthConfig
 from .store import Store
 from .teacher import BudgetReached, Outage

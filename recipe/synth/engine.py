@@ -20,7 +20,7 @@ from . import plan, request
 from .breaker import RejectBreaker
 from .limits import RateLimiter
 from .placeholders import BRAINSTORM_GROUPS
-from .records import save_brainstorm, save_generation
+from .save import save_brainstorm, save_generation
 from .settings import SynthConfig
 from .store import Store
 from .teacher import BudgetReached, Fatal, Outage, Transient, chat

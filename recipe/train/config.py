@@ -197,9 +197,3 @@ class TrainConfig:
                               "whole length) and padding_side right")
         if self.liger_kernels and importlib.util.find_spec("liger_kernel") is None:
             raise ConfigError("'liger_kernels' needs the liger-kernel package: pip install liger-kernel (CUDA only)")
-
-
-def validate(cfg: TrainConfig) -> TrainConfig:
-    """`cfg`, checked: for the callers that check after `parse`, which has already run `cfg.check()`."""
-    cfg.check()
-    return cfg

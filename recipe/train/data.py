@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from ..data.records import parse_columns, read_located
 from ..schema import RecordError, negatives
 
-DataError = RecordError  # one error type for every bad record, whichever stage reads it
 MINE_HINT = "mine them first: python data/mine_negatives.py --input SOURCE --output MINED.jsonl"
 
 
@@ -41,7 +40,7 @@ def _instructions(sources: list[str], given: str | list[str]) -> list[str]:
     if isinstance(given, str):
         return [given] * len(sources)
     if len(given) != len(sources):
-        raise DataError(f"data_instructions has {len(given)} values for {len(sources)} data sources")
+        raise RecordError(f"data_instructions has {len(given)} values for {len(sources)} data sources")
     return list(given)
 
 
@@ -52,21 +51,21 @@ def load_examples(sources: list[str], ratios: list[float], template: str, seed: 
 
     `instructions`: the instruction of records that carry none, one for all sources or one each."""
     if not sources:
-        raise DataError("no training data: set `data` to one or more files, folders or Hub datasets")
+        raise RecordError("no training data: set `data` to one or more files, folders or Hub datasets")
     ratios = list(ratios) or [1.0] * len(sources)
     if len(ratios) != len(sources):
-        raise DataError(f"data_ratios has {len(ratios)} values for {len(sources)} data sources")
+        raise RecordError(f"data_ratios has {len(ratios)} values for {len(sources)} data sources")
     mapping = parse_columns(columns)
     rng = random.Random(seed)
     out: list[Example] = []
     for source, ratio, default in zip(sources, ratios, _instructions(sources, instructions)):
         if ratio <= 0:
-            raise DataError(f"data_ratios: {ratio} for {source} must be > 0")
+            raise RecordError(f"data_ratios: {ratio} for {source} must be > 0")
         examples = []
         for rec, where in read_located(source, dataset_config, split, mapping):
             instruction = (rec.get("instruction") or default).strip()
             if not instruction and "{instruction}" in template:
-                raise DataError(f"{where}: no instruction, and the recipe gives none for {source}: set "
+                raise RecordError(f"{where}: no instruction, and the recipe gives none for {source}: set "
                                 "data_instructions (the paper puts a task instruction on every query)")
             examples.append(Example(
                 query=template.format(instruction=instruction, query=rec["query"]), positive=rec["positive"],
@@ -88,7 +87,7 @@ def complete_negatives(examples: list[Example], wanted: int, policy: str, seed: 
         return len(lacking)
     if policy == "error":
         ex = lacking[0]
-        raise DataError(f"{ex.where}: {len(ex.negatives)} hard negative(s), num_negatives is {wanted} "
+        raise RecordError(f"{ex.where}: {len(ex.negatives)} hard negative(s), num_negatives is {wanted} "
                         f"({len(lacking)} of {len(examples)} records are short); {MINE_HINT}, or set "
                         "missing_negatives: in_batch or random")
     rng = random.Random(seed + 1)
@@ -105,7 +104,7 @@ def complete_negatives(examples: list[Example], wanted: int, policy: str, seed: 
                 if cand not in own:
                     break
             else:
-                raise DataError(f"{ex.where}: no other document to serve as its negative (too little data)")
+                raise RecordError(f"{ex.where}: no other document to serve as its negative (too little data)")
             ex.negatives.append(cand)
             own.add(cand)
     return len(lacking)
@@ -124,7 +123,7 @@ def plan_batches(examples: list[Example], global_batch: int, seed: int, epochs: 
     With `homogeneous`, each group's records are cut into batches of their own, and the groups'
     left-overs together fill mixed batches, so that no group loses its last partial batch."""
     if homogeneous not in ("none", "task_group", "source"):
-        raise DataError(f"homogeneous_batches must be none, task_group or source, not {homogeneous!r}")
+        raise RecordError(f"homogeneous_batches must be none, task_group or source, not {homogeneous!r}")
     plan: list[list[int]] = []
     for epoch in range(epochs):
         rng = random.Random(seed * 1000 + epoch)
@@ -147,7 +146,7 @@ def plan_batches(examples: list[Example], global_batch: int, seed: int, epochs: 
         rng.shuffle(batches)
         plan.extend(batches)
     if not plan:
-        raise DataError(f"{len(examples)} records make no full global batch of {global_batch}: "
+        raise RecordError(f"{len(examples)} records make no full global batch of {global_batch}: "
                         "lower global_batch_size or add data")
     return plan
 
@@ -164,6 +163,6 @@ def plan_summary(examples: list[Example], plan: list[list[int]]) -> dict:
 def shard(batch: list[int], rank: int, world: int) -> list[int]:
     """This process's contiguous share of a global batch (the loss gathers the shares in rank order)."""
     if len(batch) % world:
-        raise DataError(f"global batch of {len(batch)} does not split over {world} processes")
+        raise RecordError(f"global batch of {len(batch)} does not split over {world} processes")
     per = len(batch) // world
     return batch[rank * per:(rank + 1) * per]
