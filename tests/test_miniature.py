@@ -45,6 +45,11 @@ def test_the_miniature_runs_every_stage_once_and_resumes(miniature, teacher, tmp
     assert all(-1 <= s["STSBenchmark"] <= 100 for s in report["scores"].values())
     assert (work / "publish" / "README.md").is_file()
     assert not any(t["skipped"] for t in report["stages"].values())
+    # evaluation in bfloat16 only where the CPU computes it, and the dtype is part of the stage's signature
+    evaluated = json.loads((work / "stages" / "eval-base.json").read_text())["settings"]
+    assert evaluated["dtype"] == ("bfloat16" if miniature.native_bf16() else "float32")
+    # structured outputs are on unless asked otherwise: the teacher was sent each schema
+    assert all(e["response_format"] is not None for e in teacher.log)
     table = (work / "miniature.md").read_text()
     assert table.count("| trained on") == 2 and "STSBenchmark" in table
     requests = len(teacher.log)
