@@ -229,7 +229,7 @@ GENERATION_KEYS = {"short-long": ["user_query", "positive_document", "hard_negat
                    "sts": ["S1", "S2", "S3"], "bitext": ["S1", "S2", "S3"]}
 
 
-def check_structured_outputs(log, on: bool) -> None:
+def check_structured_outputs(log, on: bool, min_tasks: int = 1) -> None:
     """Each request carries its own group's answer schema when on, and no response_format when off."""
     kinds = {e["kind"] for e in log}
     assert kinds >= {"brainstorm", "sts", "bitext", "short-long", "long-short"}
@@ -243,6 +243,7 @@ def check_structured_outputs(log, on: bool) -> None:
         assert schema["type"] == "object" and schema["additionalProperties"] is False
         if e["kind"] == "brainstorm":
             assert schema["required"] == ["tasks"] and schema["properties"]["tasks"]["items"] == {"type": "string"}
+            assert schema["properties"]["tasks"]["minItems"] == min_tasks
         else:
             assert schema["required"] == GENERATION_KEYS[e["kind"]] == list(schema["properties"])
             assert all(p == {"type": "string"} for p in schema["properties"].values())
@@ -258,6 +259,12 @@ def test_structured_outputs_send_each_groups_schema_only_when_on(teacher, tmp_pa
     # a brainstorm in the schema's shape, {"tasks": [...]}, fills the pools like the paper's bare list
     pools = [json.loads(x)["tasks"] for x in (tmp_path / "tasks.jsonl").read_text().splitlines()]
     assert len(pools) == 4 and all(len(p) == 20 for p in pools)
+
+
+def test_a_brainstorm_schema_asks_for_at_least_min_tasks_per_brainstorm(teacher, tmp_path):
+    synthesize(cfg_for(tmp_path, "--num-examples", "12", "--concurrency", "2", "--structured-outputs", "true",
+                       "--min-tasks-per-brainstorm", "8"))
+    check_structured_outputs(teacher.log, True, min_tasks=8)
 
 
 def test_max_cost_stops_one_worker_too(teacher, tmp_path):

@@ -20,10 +20,11 @@ def _object(properties: dict) -> dict:
             "additionalProperties": False}
 
 
-def answer_schema(group: str, step: str) -> dict:
-    """The JSON schema of one answer: step 'generate' (an example) or 'brainstorm' (a task list)."""
+def answer_schema(group: str, step: str, min_tasks: int = 1) -> dict:
+    """The JSON schema of one answer: step 'generate' (an example) or 'brainstorm' (a task list of
+    at least `min_tasks` items: a small teacher left free stops after three or four)."""
     if step == "brainstorm":
-        return _object({"tasks": {"type": "array", "items": {"type": "string"}, "minItems": 1}})
+        return _object({"tasks": {"type": "array", "items": {"type": "string"}, "minItems": min_tasks}})
     if step != "generate":
         raise ValueError(f"unknown step {step!r}")
     return _object({key: {"type": "string"} for key in KEYS[group] if key is not None})
@@ -34,4 +35,5 @@ def response_format(cfg, group: str, step: str) -> dict | None:
     if not cfg.structured_outputs:
         return None
     name = f"{group.replace('-', '_')}_{'tasks' if step == 'brainstorm' else 'example'}"
-    return {"type": "json_schema", "json_schema": {"name": name, "schema": answer_schema(group, step), "strict": True}}
+    return {"type": "json_schema", "json_schema": {"name": name, "schema": answer_schema(group, step, cfg.min_tasks_per_brainstorm),
+                                                         "strict": True}}

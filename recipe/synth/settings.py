@@ -26,6 +26,9 @@ class SynthConfig:
     examples_per_task: float = setting(
         PAPER_EXAMPLES_PER_TASK, "examples per brainstormed task (paper: 500k examples over 150k instructions)")
     tasks_per_brainstorm: int = setting(20, "tasks one brainstorm call is expected to give (paper: ~20)")
+    min_tasks_per_brainstorm: int = setting(
+        1, "structured outputs: the fewest tasks a brainstorm answer may hold (its schema's minItems); a small "
+        "teacher left at 1 writes three or four")
     seed: int = setting(0, "seed of the job plan: same seed, same placeholders for job i")
     mode: str = setting("online", "'online' (concurrent requests) or 'batch' (OpenAI Batch API, half price)")
     concurrency: int = setting(32, "requests in flight at once")
@@ -70,7 +73,7 @@ class SynthConfig:
             raise ConfigError(f"concurrency: must be at least 1, got {self.concurrency}")
         if not 0 <= self.max_reject_rate <= 1:
             raise ConfigError(f"max_reject_rate: must be between 0 and 1 (1: never stop), got {self.max_reject_rate}")
-        for key in ("max_tokens", "tasks_per_brainstorm", "batch_size"):
+        for key in ("max_tokens", "tasks_per_brainstorm", "min_tasks_per_brainstorm", "batch_size"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key}: must be at least 1, got {getattr(self, key)}")
         for key in ("rpm", "tpm", "max_retries", "max_cost", "temperature"):
