@@ -90,10 +90,12 @@ class TrainConfig:
     # loss and optimisation
     temperature: float = setting(0.02, "InfoNCE temperature (scale = 1/temperature)")
     global_batch_size: int = setting(2048, "queries per optimiser step over all processes")
-    mini_batch_size: int = setting(32, "texts per GradCache forward chunk")
+    mini_batch_size: int = setting(
+        32, "texts per forward chunk: GradCache's, or with cached false and group_by_length the plain forward's")
     cached: bool = setting(True, "GradCache forward (false: one plain forward)")
     group_by_length: bool = setting(
-        True, "embed each column longest first, so GradCache mini-batches carry less padding (same loss)")
+        True, "embed each column longest first in mini-batches of mini_batch_size (GradCache's, or with cached false "
+        "all kept for one backward), so they carry less padding (same loss)")
     false_negative_margin: float | None = setting(
         None, "leave out of a query's softmax every candidate whose cosine exceeds its positive's by more than this "
         "(Qwen3-Embedding: 0.1); null: off")

@@ -27,6 +27,21 @@ def take_rows(features: dict, order: torch.Tensor) -> dict:
             for k, v in features.items()}
 
 
+def mini_batches(features: dict, size: int) -> list[dict]:
+    """The column cut into mini-batches of `size` rows, each cut after its last real token column
+    (trailing pads only: a left-padded mini-batch keeps its width), as GradCache cuts them."""
+    mask = features["attention_mask"]
+    n = len(mask)
+    out = []
+    for begin in range(0, n, size):
+        rows = slice(begin, min(begin + size, n))
+        cols = mask[rows].any(0).nonzero()
+        width = int(cols.max()) + 1 if len(cols) else mask.shape[1]
+        out.append({k: (v[rows, :width] if v.ndim > 1 and v.shape[1] == mask.shape[1] else v[rows])
+                    if torch.is_tensor(v) and v.ndim > 0 and v.shape[0] == n else v for k, v in features.items()})
+    return out
+
+
 def computed_tokens(mask: torch.Tensor, mini_batch: int, grouped: bool = False) -> int:
     """Token positions the model actually runs: each mini-batch is cut after its last real
     column (trailing pads only), so this is rows x width per mini-batch."""

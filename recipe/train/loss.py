@@ -42,7 +42,7 @@ from sentence_transformers.sentence_transformer.losses import (
 from sentence_transformers.util import all_gather_with_grad, cos_sim, get_rank
 
 from .batch import ABSENT, TextIds
-from .grouping import length_order, take_rows
+from .grouping import length_order, mini_batches, take_rows
 
 
 def excluded(scores: torch.Tensor, rows: torch.Tensor, ids: TextIds | None,
@@ -145,18 +145,33 @@ class CachedInfoNCE(CachedMultipleNegativesRankingLoss):
 
 
 class InfoNCE(MultipleNegativesRankingLoss):
-    """The same loss in one plain forward (`cached: false`)."""
+    """The same loss in one plain forward (`cached: false`): one backward through every text's
+    activations, no replay. With `group_by_length` each column is embedded longest first in
+    mini-batches of `mini_batch_size`, all kept in the graph: the queries and documents of a
+    small model's batch padded to the longest text of the batch are mostly pads (two thirds of the
+    positions on the miniature's data, docs/miniature.md), and these mini-batches drop them."""
 
     accuracy: torch.Tensor | None = None
     false_negative_margin: float | None = None
     matryoshka_dims: list[int] | None = None
+    group_by_length: bool = False
+    mini_batch_size: int = 0
 
     def forward(self, sentence_features, labels: TextIds | None = None):
-        embeddings = [e.float() for e in embed_columns(self.model, sentence_features)]
+        if self.group_by_length:
+            embeddings = [self._embed_grouped(f).float() for f in sentence_features]
+        else:
+            embeddings = [e.float() for e in embed_columns(self.model, sentence_features)]
         loss, self.accuracy = infonce(embeddings[0], embeddings[1:], labels, self.scale,
                                       self.gather_across_devices, len(embeddings[0]),
                                       margin=self.false_negative_margin, dims=self.matryoshka_dims)
         return loss
+
+    def _embed_grouped(self, features: dict) -> torch.Tensor:
+        order = length_order(features["attention_mask"])
+        parts = [self.model(mb)["sentence_embedding"]
+                 for mb in mini_batches(take_rows(features, order), self.mini_batch_size)]
+        return torch.cat(parts)[torch.argsort(order).to(parts[0].device)]
 
 
 def build_loss(model, temperature: float, cached: bool, mini_batch_size: int, gather: bool,
@@ -168,9 +183,10 @@ def build_loss(model, temperature: float, cached: bool, mini_batch_size: int, ga
     if cached:
         loss = CachedInfoNCE(model, scale=1.0 / temperature, mini_batch_size=mini_batch_size,
                              gather_across_devices=gather)
-        loss.group_by_length = group_by_length
     else:
         loss = InfoNCE(model, scale=1.0 / temperature, gather_across_devices=gather)
+        loss.mini_batch_size = mini_batch_size
+    loss.group_by_length = group_by_length
     loss.false_negative_margin = false_negative_margin
     loss.matryoshka_dims = sorted(matryoshka_dims, reverse=True) if matryoshka_dims else None
     return loss

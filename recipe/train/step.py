@@ -33,10 +33,10 @@ def train_step(model, loss_fn, batch: Batch, optimizer, scheduler=None, *, cfg, 
     `backward`/`clip` default to torch's (train.py passes accelerate's); `check(loss, batch)` runs
     before the backward and may stop the run (train.py: a loss that is not finite anywhere)."""
     features = [encode(model, column, cfg.append_eos) for column in batch.columns]
-    mini_batch = cfg.mini_batch_size if cfg.cached else len(batch.columns[0])
+    mini_batch = cfg.mini_batch_size if cfg.cached or cfg.group_by_length else len(batch.columns[0])
     real = sum(int(f["attention_mask"].sum()) for f in features)
     computed = real if cfg.padding_free else sum(
-        computed_tokens(f["attention_mask"], mini_batch, cfg.cached and cfg.group_by_length) for f in features)
+        computed_tokens(f["attention_mask"], mini_batch, cfg.group_by_length) for f in features)
     features = [{k: v.to(device) if torch.is_tensor(v) else v for k, v in f.items()} for f in features]
     loss = loss_fn(features, batch.ids)
     if check:
