@@ -171,3 +171,25 @@ def test_auto_protocol_reads_the_model_not_its_name(tiny_folder):
         choose("paper", minilm, "local/minilm")
     with pytest.raises(ConfigError, match="applies under the e5 protocol.*pass --protocol e5"):
         choose("auto", load_model(str(get_model_path()), device="cpu"), "local/minilm", custom_template=True)
+
+
+def test_a_text_template_wraps_every_input_and_its_last_token_is_read_without_eos(tiny_folder):
+    """PromptEOL's way (Jiang et al. 2023): the template's last token is the embedding, so no EOS
+    is appended, and a long text is cut so that truncation keeps the template's end."""
+    template = 'This sentence : "{text}" means in one word:"'
+    model = load_model(str(tiny_folder), max_length=512, device="cpu", append_eos=False)
+    width = len(model.tokenizer(template.replace("{text}", ""))["input_ids"]) + 8  # room for 8 tokens of text
+    model.max_seq_length = width
+    encoder = InstructEncoder(model, name="local/tiny", revision="test", protocol="plain", text_template=template)
+    seen = recording(model)
+    texts = encoder.templated(["the cat sleeps", "the cat sleeps on the mat " * 40])
+    assert texts[0] == 'This sentence : "the cat sleeps" means in one word:"'
+    model.encode(texts)
+    tok = model.tokenizer
+    end = tok('" means in one word:"', add_special_tokens=False)["input_ids"][-1]
+    (_, _, ids, mask), = seen
+    for row, m in zip(ids.tolist(), mask.tolist()):
+        real = [t for t, keep in zip(row, m) if keep]
+        assert real[-1] == end and tok.eos_token_id not in real
+        assert len(real) <= width
+    assert "template" not in encoder.experiment() and encoder.experiment()["text"]

@@ -81,7 +81,7 @@ class InstructEncoder(AbsEncoder):
     trailing Normalize module is dropped under the e5 protocol, see `encode`)."""
 
     def __init__(self, model, *, name: str, revision: str, protocol: str = "e5",
-                 instruction_template: str = E5_INSTRUCTION_TEMPLATE, reason: str = ""):
+                 instruction_template: str = E5_INSTRUCTION_TEMPLATE, reason: str = "", text_template: str = "{text}"):
         from sentence_transformers.base.modules import Normalize
 
         if protocol not in ("e5", "plain"):
@@ -90,6 +90,7 @@ class InstructEncoder(AbsEncoder):
         self.protocol = protocol
         self.reason = reason or f"protocol {protocol}"
         self.instruction_template = instruction_template
+        self.text_template = text_template
         self.paper_protocol = protocol == "e5"
         if self.paper_protocol and isinstance(model[-1], Normalize):
             # normalisation is decided per task type below
@@ -120,6 +121,8 @@ class InstructEncoder(AbsEncoder):
                     "dtype": str(next(self.model.parameters()).dtype).removeprefix("torch.")}
         if self.model.truncate_dim is not None:
             settings["dim"] = self.model.truncate_dim
+        if self.text_template != "{text}":
+            settings["text"] = hashlib.sha256(self.text_template.encode()).hexdigest()[:8]
         if self.paper_protocol:
             # reranking candidates get the instruction since the protocol follows the released
             # code; results and embeddings from before, when they got none, must not be reused
@@ -154,7 +157,7 @@ class InstructEncoder(AbsEncoder):
 
     def encode(self, inputs, *, task_metadata, hf_split: str, hf_subset: str,
                prompt_type: PromptType | None = None, **kwargs: Any):
-        texts = [text for batch in inputs for text in batch["text"]]
+        texts = self.templated([text for batch in inputs for text in batch["text"]])
         if self.pool is not None:
             kwargs["pool"] = self.pool
         if not self.paper_protocol:
@@ -165,6 +168,19 @@ class InstructEncoder(AbsEncoder):
         kwargs["normalize_embeddings"] = task_metadata.type not in UNNORMALISED_TYPES
         prompt = self.prompt_for(task_metadata, prompt_type)
         return self.model.encode(texts, prompt=prompt, convert_to_numpy=True, **kwargs)
+
+    def templated(self, texts: list[str]) -> list[str]:
+        """Each text in `text_template`; with words after {text}, a long text is cut first so that
+        truncation at max_length never cuts the template's end, the token the embedding is read at."""
+        if self.text_template == "{text}":
+            return texts
+        head, tail = self.text_template.split("{text}")
+        if tail:
+            tok = self.model.tokenizer
+            room = self.model.max_seq_length - len(tok(head + tail)["input_ids"])
+            ids = tok(texts, add_special_tokens=False, truncation=True, max_length=max(room, 1))["input_ids"]
+            texts = [text if len(i) < room else tok.decode(i) for text, i in zip(texts, ids)]
+        return [head + text + tail for text in texts]
 
     def close(self) -> None:
         if self.pool is not None:

@@ -68,9 +68,10 @@ def default_dtype(device: str) -> torch.dtype:
 
 
 def load_model(name_or_path: str, *, max_length: int = 512, dtype: str = "auto",
-               device: str | None = None, truncate_dim: int | None = None):
+               device: str | None = None, truncate_dim: int | None = None, append_eos: bool = True):
     """Load, check the pooling, cut inputs at `max_length` tokens (embeddings at `truncate_dim`
-    dimensions) and, for last-token pooling, force EOS."""
+    dimensions) and, for last-token pooling, force EOS (unless `append_eos` is false: a prompt
+    such as PromptEOL's ends each input with the token to read)."""
     from sentence_transformers import SentenceTransformer
 
     check_pooling_config(name_or_path)
@@ -90,7 +91,8 @@ def load_model(name_or_path: str, *, max_length: int = 512, dtype: str = "auto",
         # the recipe's text, never a chat template around it (a folder saved with the chat
         # modality: recipe/plain_text.py); a template's trailing tokens would also break the EOS
         drop_chat_modality(model[0])
-        ensure_eos(tokenizer, where=name_or_path)
+        if append_eos:
+            ensure_eos(tokenizer, where=name_or_path)
     return model
 
 

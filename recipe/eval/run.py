@@ -102,11 +102,12 @@ def versions() -> dict[str, str]:
 def build_encoder(cfg: EvalConfig):
     cfg.check()
     model = load_model(cfg.model, max_length=cfg.max_length, dtype=cfg.dtype, device=cfg.device,
-                       truncate_dim=cfg.truncate_dim)
+                       truncate_dim=cfg.truncate_dim, append_eos=cfg.text_template.endswith("{text}"))
     name = model_name(cfg.model)
     choice = choose(cfg.protocol, model, name, custom_template=cfg.instruction_template != E5_INSTRUCTION_TEMPLATE)
     return InstructEncoder(model, name=name, revision=revision_of(cfg.model, model), protocol=choice.protocol,
-                           instruction_template=cfg.instruction_template, reason=choice.reason)
+                           instruction_template=cfg.instruction_template, reason=choice.reason,
+                           text_template=cfg.text_template)
 
 
 def evaluate(cfg: EvalConfig, encoder=None) -> Outcome:

