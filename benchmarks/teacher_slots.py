@@ -1,0 +1,140 @@
+"""Does a CPU teacher write more accepted examples per hour with several server slots?
+
+    python benchmarks/teacher_slots.py --model qwen2.5-coder-0.5b-instruct --threads 2 --slots 1,2,4,8 \
+        --output-dir out/teacher_slots
+
+For each slot count P, side by side on the same machine: a fresh llama.cpp server
+(data/local_teacher.py's, 127.0.0.1, `--threads` threads, P slots decoded together: continuous
+batching), and data/synthesize.py's engine itself (recipe.synth.run.synthesize) with
+recipe/configs/synth_local.yaml's settings at `--concurrency P`, writing `--num-examples`
+examples over the six groups, equally weighted. Every P asks for the very same jobs (same seed,
+same brainstormed pool, copied from `--pool`, so no row pays for brainstorming) and is judged by
+the same filters. Per row: wall time, answers, accepted, completion tokens (the server's own
+/metrics counters), generated tokens/s over the wall, and accepted examples per hour, the figure
+a long synthesis is paid in. Writes OUT/slots.json and OUT/slots.md and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from recipe.config import parse  # noqa: E402
+from recipe.synth.local_teacher import LocalTeacher  # noqa: E402
+from recipe.synth.placeholders import GROUPS  # noqa: E402
+from recipe.synth.run import synthesize  # noqa: E402
+from recipe.synth.settings import SynthConfig  # noqa: E402
+
+RECIPE = ROOT / "recipe" / "configs" / "synth_local.yaml"
+POOL = ROOT / "data" / "samples" / "real_teacher" / "tasks.jsonl"
+MARKER = ".e5-teacher-slots"
+
+
+def count(path: Path) -> int:
+    return sum(1 for x in path.read_text().splitlines() if x.strip()) if path.is_file() else 0
+
+
+def row(args, slots: int, out: Path) -> dict:
+    """One slot count: a fresh server, the same jobs, what the folder kept and the server spent."""
+    if out.exists():
+        shutil.rmtree(out)  # a row is measured whole or not at all: an earlier sitting's half is ours to drop
+    out.mkdir(parents=True)
+    shutil.copy2(args.pool, out / "tasks.jsonl")
+    # the store takes a folder with answers only where a run was journalled: this one starts with the pool
+    (out / "runs.jsonl").write_text(json.dumps({"started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                                                "argv": [], "pool": str(args.pool)}) + "\n")
+    mix = "{" + ", ".join(f"{g}: 1" for g in GROUPS) + "}"
+    with LocalTeacher(args.model, threads=args.threads, parallel=slots, seed=args.seed) as teacher:
+        os.environ["OPENAI_BASE_URL"] = teacher.base_url
+        # examples_per_task: the copied pool serves every job, so no row brainstorms
+        cfg = parse(SynthConfig, ["--config", str(RECIPE), "--output-dir", str(out), "--model", teacher.model_name,
+                                  "--concurrency", str(slots), "--num-examples", str(args.num_examples),
+                                  "--examples-per-task", "1000", "--group-mix", mix, "--max-reject-rate", "1",
+                                  "--progress", "false", "--seed", str(args.seed)])
+        before, started = teacher.read_metrics(), time.monotonic()
+        synthesize(cfg)
+        wall = time.monotonic() - started
+        after = teacher.read_metrics()
+    delta = {k: after[k] - before.get(k, 0.0) for k in after}
+    accepted, rejected = count(out / "examples.jsonl"), count(out / "rejected.jsonl")
+    tokens = delta["llamacpp:tokens_predicted_total"]
+    return {"slots": slots, "wall_s": round(wall, 1), "answers": accepted + rejected, "accepted": accepted,
+            "prompt_tokens": int(delta["llamacpp:prompt_tokens_total"]), "completion_tokens": int(tokens),
+            "tok_s": round(tokens / wall, 2), "examples_per_hour": round(accepted / wall * 3600, 1)}
+
+
+def table(rows: list[dict]) -> str:
+    base = rows[0]
+    lines = ["| slots | wall s | accepted / answers | prompt tokens | completion tokens | generated tok/s | "
+             "accepted examples / hour | vs first row |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['slots']} | {r['wall_s']} | {r['accepted']} / {r['answers']} | {r['prompt_tokens']} | "
+                     f"{r['completion_tokens']} | {r['tok_s']} | {r['examples_per_hour']} | "
+                     f"{r['examples_per_hour'] / base['examples_per_hour']:.2f}x |")
+    return "\n".join(lines)
+
+
+def versions() -> dict:
+    from importlib.metadata import version
+
+    return {"python": platform.python_version(), "xllamacpp": version("xllamacpp"), "openai": version("openai")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="qwen2.5-coder-0.5b-instruct", help="a local model's name or a .gguf")
+    ap.add_argument("--output-dir", type=Path, default=ROOT / "out" / "teacher_slots")
+    ap.add_argument("--threads", type=int, default=2, help="the server's CPU threads, the same for every row")
+    ap.add_argument("--slots", default="1,2,4,8", help="slot counts to measure, in order")
+    ap.add_argument("--num-examples", type=int, default=16, help="examples each row asks for")
+    ap.add_argument("--pool", type=Path, default=POOL, help="a brainstormed tasks.jsonl every row shares")
+    ap.add_argument("--seed", type=int, default=0, help="the job plan's and the server's sampling seed")
+    args = ap.parse_args(argv)
+    out = args.output_dir
+    try:
+        slots = [int(s) for s in args.slots.split(",")]
+    except ValueError:
+        print(f"error: --slots {args.slots!r}: give comma-separated whole numbers, e.g. 1,2,4,8", file=sys.stderr)
+        return 2
+    if not args.pool.is_file():
+        print(f"error: --pool {args.pool}: no such file (a synthesis folder's tasks.jsonl)", file=sys.stderr)
+        return 2
+    if out.exists() and any(out.iterdir()) and not (out / MARKER).is_file():
+        print(f"error: --output-dir {out}: not empty and not made by this benchmark; choose a new folder",
+              file=sys.stderr)
+        return 2
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).touch()
+    os.environ.setdefault("OPENAI_API_KEY", "local")
+    started, load, t0 = datetime.now(timezone.utc), [round(x, 2) for x in os.getloadavg()], time.monotonic()
+    rows = []
+    for p in slots:
+        rows.append(row(args, p, out / f"slots{p}"))
+        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    command = "python benchmarks/teacher_slots.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    report = {"command": command, "started": started.isoformat(timespec="seconds"),
+              "wall_s": round(time.monotonic() - t0), "load_start": load,
+              "load_end": [round(x, 2) for x in os.getloadavg()], "cores": os.cpu_count(),
+              "model": args.model, "threads": args.threads, "versions": versions(), "rows": rows}
+    md = (table(rows) + f"\n\n{command}; {report['wall_s'] / 60:.1f} min, {started:%Y-%m-%d %H:%M} UTC; "
+          f"load average {load} -> {report['load_end']}; {report['cores']} cores; "
+          + ", ".join(f"{k} {v}" for k, v in report["versions"].items()) + "\n")
+    (out / "slots.json").write_text(json.dumps(report, indent=1))
+    (out / "slots.md").write_text(md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
