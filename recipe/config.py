@@ -153,10 +153,11 @@ def _apply(cfg: T, values: dict, where: str, from_cli: bool = False) -> T:
         if from_cli and isinstance(value, str):
             # the command line gives strings: read them as YAML scalars ("8" -> 8, "true" -> True),
             # but keep the raw text where the field wants a string ("--model 4" stays "4")
-            parsed = yaml.safe_load(value) if value != "" else ""
+            # (a template such as 'This sentence : "{text}" means ...' is no YAML at all)
             try:
+                parsed = yaml.safe_load(value) if value != "" and hints[key] is not str else value
                 value = _check(parsed, hints[key], key, where)
-            except ConfigError:
+            except (ConfigError, yaml.YAMLError):
                 value = _check(value, hints[key], key, where)
         else:
             value = _check(value, hints[key], key, where)

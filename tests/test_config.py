@@ -51,3 +51,10 @@ def test_wrong_type_names_key():
 def test_missing_file():
     with pytest.raises(ConfigError, match="config file not found"):
         parse(Demo, ["--config", "/nonexistent.yaml"])
+
+
+def test_a_string_flag_keeps_its_text_even_where_it_is_no_yaml():
+    template = 'This sentence : "{text}" means in one word:"'
+    assert parse(Demo, ["--name", template]).name == template
+    assert parse(Demo, ["--name", "null"]).name == "null"  # a str field: the text, never YAML's None
+    assert parse(Demo, ["--model", 'a: "b']).model == 'a: "b'  # no YAML: the text, for the union's str
