@@ -1,0 +1,351 @@
+"""What N of the teacher's synthetic pairs buy the miniature student, against N real pairs and
+against the best the untrained student does with a one-line prompt. One resumable command.
+
+    python benchmarks/curve.py --synthesis data/samples/real_teacher_2k --work-dir out/curve \\
+        --sizes 250,500,1000,2000 --seeds 0,1,2 --threads 2
+
+Arms, each trained by train.py (recipe/configs/mini_e5.yaml: SmolLM2-135M-Instruct, LoRA, EOS
+pooling, InfoNCE) and scored by eval.py (`--protocol e5`, the paper's instructions):
+- `synthetic`: N records of the synthesis folder, after the miniature's data stage (negatives
+  mined where missing, pairs all-MiniLM-L6-v2 does not rank in its top 10 removed);
+- `control`: N real Banking77 `train`-split pairs (utterance -> intent name), negatives mined
+  the same way. Human-written and never in a scored split (Banking77 is scored on `test`): in
+  its own domain for Banking77Classification, out of it for STSBenchmark and the retrieval slices;
+- `mix` (the paper's way, synthetic beside real data), at the largest N: N synthetic + N real.
+Every N of an arm is the first N of one seeded shuffle of its pool, so a larger N holds the
+smaller ones. Every arm runs at every seed of `--seeds` at the largest N, at the first seed elsewhere.
+Floors, untrained: `base` (the recipe's template and EOS, as the trained students are scored)
+and `prompteol` (Jiang et al. 2023: `This sentence : "{text}" means in one word:"`, last token,
+no instruction, `--protocol plain`): the best untrained prompt measured for this student, the
+floor a trained student has to beat.
+Also per trained model: `dev`, the share of 100 held-out synthetic queries whose own positive is
+the nearest of the held-out positives (`--dev-size`, 100) (never trained on by any arm), the score
+`--learning-rate` and `--num-train-epochs` are chosen by (docs/miniature.md, "The sweep").
+
+Each stage is recorded in WORK/stages/ with a digest of its settings; a rerun skips what is done.
+Writes WORK/curve.md, WORK/curve.json and WORK/curve.png (score against N, one line per arm, the
+floors drawn). Exit codes: 0 done, 2 bad input (nothing written), 1 a command failed (its log named).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.miniature import GROUPS, MINI, Stop, base_folder, count, native_bf16, say, stage  # noqa: E402
+from benchmarks.quality import (EVAL_DATA, banking_records, base_model, command, machine,  # noqa: E402
+                                read_scores, write_records)
+
+MARK = ".e5-curve"
+TASKS = ("STSBenchmark", "Banking77Classification", "MSMARCO", "DBPedia")
+PROMPTEOL = 'This sentence : "{text}" means in one word:"'
+ARMS = ("synthetic", "control", "mix")
+NAMES = {"base": "untrained, the recipe's template", "prompteol": "untrained, PromptEOL prompt",
+         "synthetic": "synthetic", "control": "control (Banking77 train)", "mix": "mix (synthetic + control)"}
+
+
+# ---------------------------------------------------------------- data
+
+
+def prepare(args, work: Path) -> dict:
+    """The synthetic pool (mined, filtered, less the dev pairs), the control pool, both shuffled."""
+    folder = work / "data"
+    folder.mkdir(parents=True, exist_ok=True)
+    log = work / "logs" / "data.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    mined, kept = folder / "synthetic-mined.jsonl", folder / "synthetic-kept.jsonl"
+    mine(args.synthesis, mined, log, args.data_seed)
+    command("filter_pairs", ["--input", str(mined), "--output", str(kept), "--removed",
+                             str(folder / "synthetic-removed.jsonl"), "--model", base_model(), "--top-k",
+                             str(args.filter_top_k), "--query-prompt", "", "--corpus-prompt", "",
+                             "--max-length", "256", "--progress", "false", "--overwrite"], log)
+    records = read(kept)
+    random.Random(args.data_seed).shuffle(records)
+    dev, pool = records[:args.dev_size], records[args.dev_size:]
+    write_records(dev, folder / "dev.jsonl")
+    write_records(pool, folder / "synthetic-pool.jsonl")
+    raw = folder / "control-raw.jsonl"
+    write_records(banking_records(max(args.sizes), args.data_seed), raw)
+    mine(raw, folder / "control-pool.jsonl", log, args.data_seed)
+    return {"synthetic_mined": count(mined), "synthetic_kept": len(records), "dev": len(dev),
+            "synthetic_pool": len(pool), "control_pool": count(folder / "control-pool.jsonl"),
+            "per_group": {g: sum(r.get("task_group") == g for r in pool) for g in GROUPS}}
+
+
+def mine(raw: Path, out: Path, log: Path, seed: int) -> None:
+    command("mine_negatives", ["--input", str(raw), "--output", str(out), "--model", base_model(),
+                               "--query-prompt", "", "--corpus-prompt", "", "--range-max", "10",
+                               "--seed", str(seed), "--max-length", "256", "--progress", "false",
+                               "--cache-dir", "null", "--overwrite"], log)
+
+
+def read(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+
+
+def training_records(work: Path, arm: str, n: int) -> Path:
+    folder = work / "data"
+    pools = {"synthetic": ["synthetic"], "control": ["control"], "mix": ["synthetic", "control"]}[arm]
+    records = [r for p in pools for r in read(folder / f"{p}-pool.jsonl")[:n]]
+    out = folder / f"{arm}-{n}.jsonl"
+    write_records(records, out)
+    return out
+
+
+# ---------------------------------------------------------------- train, score
+
+
+def train(args, work: Path, arm: str, n: int, seed: int) -> dict:
+    name = f"{arm}-{n}-s{seed}"
+    out = work / "runs" / name
+    command("train", ["--config", str(MINI), "--model", args.student, "--data", str(training_records(work, arm, n)),
+                      "--output-dir", str(out), "--overwrite", "--seed", str(seed),
+                      "--epochs", str(args.num_train_epochs), "--lr", str(args.learning_rate),
+                      "--global-batch-size", str(args.batch_size), "--mini-batch-size", str(args.mini_batch_size),
+                      "--cached", "false", "--dtype", args.train_dtype,
+                      "--mixed-precision", "bf16" if args.train_dtype == "bfloat16" else "no",
+                      "--cpu-threads", str(args.threads), "--max-length", str(args.max_length),
+                      "--save-steps", "0", "--warmup-steps", str(args.warmup_steps)],
+            work / "logs" / f"train-{name}.log")
+    rows = read(out / "train_log.jsonl")
+    return {"steps": len(rows), "first_loss": rows[0]["loss"], "last_loss": rows[-1]["loss"],
+            "s_per_step": round(sum(r["step_time_s"] for r in rows) / len(rows), 2),
+            "dev": dev_score(out / "final", work / "data" / "dev.jsonl", args)}
+
+
+def dev_score(model_dir: Path, dev: Path, args) -> float:
+    """Share of held-out queries (with their instruction, as trained) whose own positive is the
+    nearest of all held-out positives: in-domain, cheap, and never a scored test set."""
+    import torch
+
+    from recipe.eval.model import load_model
+    from recipe.schema import QUERY_PREFIX
+
+    records = read(dev)
+    model = load_model(str(model_dir), max_length=args.max_length, dtype=args.eval_dtype, device="cpu")
+    queries = [QUERY_PREFIX.format(instruction=r.get("instruction") or "") + r["query"] for r in records]
+    q = model.encode(queries, convert_to_tensor=True, normalize_embeddings=True)
+    d = model.encode([r["positive"] for r in records], convert_to_tensor=True, normalize_embeddings=True)
+    return round(100 * float((q @ d.T).argmax(1).eq(torch.arange(len(records))).float().mean()), 2)
+
+
+def evaluate(args, work: Path, name: str) -> dict:
+    floor = name in ("base", "prompteol")
+    model = base_folder(args, work) if floor else work / "runs" / name / "final"
+    extra = ["--protocol", "plain", "--text-template", PROMPTEOL] if name == "prompteol" else ["--protocol", "e5"]
+    out = work / "evals" / name
+    command("eval", ["--model", str(model), "--tasks", ",".join(args.tasks), "--data-dir", str(args.eval_data),
+                     "--output-dir", str(out), "--overwrite", *extra, "--max-length", str(args.max_length),
+                     "--batch-size", "32", "--device", "cpu", "--dtype", args.eval_dtype, "--embedding-cache", "false",
+                     "--chart", "false"], work / "logs" / f"eval-{name}.log")
+    return {"scores": read_scores(out, tuple(args.tasks))}
+
+
+# ---------------------------------------------------------------- the table and the plot
+
+
+def summary(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+
+
+def table(results: dict, tasks: list[str]) -> str:
+    """One row per (arm, N): each task's mean ± standard deviation over seeds, the mean of the tasks, dev."""
+    lines = ["| model | N | seeds | " + " | ".join(tasks) + " | mean | dev |",
+             "|---|---:|---:|" + "---:|" * (len(tasks) + 2)]
+    for key, runs in results.items():
+        arm, n = key
+        cells = [summary([r["scores"][t] for r in runs]) for t in tasks]
+        means = [sum(r["scores"][t] for t in tasks) / len(tasks) for r in runs]
+        devs = [r["dev"] for r in runs if r.get("dev") is not None]
+        lines.append(f"| {NAMES[arm]} | {n or '-'} | {len(runs)} | " + " | ".join(cells)
+                     + f" | {summary(means)} | {summary(devs) if devs else '-'} |")
+    return "\n".join(lines)
+
+
+def plot(results: dict, tasks: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [*tasks, "mean"]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.6), squeeze=False)
+    for ax, task in zip(axes[0], panels):
+        def score(r):
+            return sum(r["scores"][t] for t in tasks) / len(tasks) if task == "mean" else r["scores"][task]
+
+        for (arm, n), runs in results.items():
+            if arm in ("base", "prompteol"):
+                ax.axhline(statistics.mean(score(r) for r in runs), ls="--" if arm == "prompteol" else ":",
+                           color="grey" if arm == "base" else "black", label=NAMES[arm])
+        for arm in ARMS:
+            points = sorted((n, [score(r) for r in runs]) for (a, n), runs in results.items() if a == arm)
+            if not points:
+                continue
+            xs = [n for n, _ in points]
+            ys = [statistics.mean(v) for _, v in points]
+            err = [statistics.stdev(v) if len(v) > 1 else 0 for _, v in points]
+            ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=NAMES[arm])
+        ax.set_title(task if task != "mean" else f"mean of {len(tasks)} tasks")
+        ax.set_xlabel("training pairs N")
+        ax.set_xscale("log")
+    axes[0][0].set_ylabel("score (MTEB main metric, x100)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------- main
+
+
+def numbers(text: str, flag: str) -> list[int]:
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise Stop(f"{flag} {text!r}: give comma-separated whole numbers") from None
+    if not values or min(values) < 0:
+        raise Stop(f"{flag} {text!r}: give at least one number, none negative")
+    return values
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--synthesis", type=Path, default=ROOT / "data" / "samples" / "real_teacher_2k",
+                    help="a data/synthesize.py output folder")
+    ap.add_argument("--work-dir", type=Path, default=ROOT / "out" / "curve")
+    ap.add_argument("--sizes", default="250,500,1000,2000", help="training pairs per arm (the mix: N + N)")
+    ap.add_argument("--seeds", default="0,1,2", help="training seeds at the largest N (the first elsewhere)")
+    ap.add_argument("--arms", default=",".join(ARMS))
+    ap.add_argument("--student", default="smollm2-135m-instruct")
+    ap.add_argument("--learning-rate", type=float, default=1e-3)
+    ap.add_argument("--num-train-epochs", type=int, default=1)
+    ap.add_argument("--batch-size", type=int, default=32, help="training's global batch")
+    ap.add_argument("--mini-batch-size", type=int, default=8, help="length-grouped forward chunks (no GradCache)")
+    ap.add_argument("--warmup-steps", type=int, default=5)
+    ap.add_argument("--train-dtype", default="auto", choices=("auto", "bfloat16", "float32"),
+                    help="auto: bfloat16 weights and mixed precision where the CPU computes it natively")
+    ap.add_argument("--eval-dtype", default="auto", choices=("auto", "bfloat16", "float32"))
+    ap.add_argument("--max-length", type=int, default=128)
+    ap.add_argument("--filter-top-k", type=int, default=10)
+    ap.add_argument("--dev-size", type=int, default=100, help="synthetic pairs held out of every arm for `dev`")
+    ap.add_argument("--data-seed", type=int, default=0, help="the shuffle of the pools and the dev split")
+    ap.add_argument("--tasks", default=",".join(TASKS))
+    ap.add_argument("--eval-data", type=Path, default=EVAL_DATA)
+    ap.add_argument("--threads", type=int, default=2, help="torch threads for training and evaluation")
+    args = ap.parse_args(argv)
+    work = args.work_dir
+    try:
+        args.sizes, args.seeds = sorted(set(numbers(args.sizes, "--sizes"))), numbers(args.seeds, "--seeds")
+        args.arms = [a for a in args.arms.split(",") if a]
+        unknown = [a for a in args.arms if a not in ARMS]
+        if unknown:
+            raise Stop(f"--arms: unknown {', '.join(unknown)}; choose from {', '.join(ARMS)}")
+        if not (args.synthesis / "examples.jsonl").is_file():
+            raise Stop(f"--synthesis {args.synthesis}: no examples.jsonl (want a data/synthesize.py output folder)")
+        if work.exists() and (not work.is_dir() or any(work.iterdir())) and not (work / MARK).is_file():
+            raise Stop(f"--work-dir {work}: not empty and not made by benchmarks/curve.py (no {MARK}); nothing "
+                       "changed. Choose a new or empty folder")
+    except Stop as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    args.tasks = [t for t in args.tasks.split(",") if t]
+    bf16 = native_bf16()
+    args.train_dtype = ("bfloat16" if bf16 else "float32") if args.train_dtype == "auto" else args.train_dtype
+    args.eval_dtype = ("bfloat16" if bf16 else "float32") if args.eval_dtype == "auto" else args.eval_dtype
+    work.mkdir(parents=True, exist_ok=True)
+    (work / MARK).touch()
+    import torch
+
+    from recipe.lock import FolderLock
+
+    torch.set_num_threads(args.threads)
+    started, t0 = datetime.now(timezone.utc), time.monotonic()
+    load_start = [round(x, 2) for x in os.getloadavg()]
+    times: dict[str, dict] = {}
+    results: dict[tuple[str, int], list[dict]] = {}
+    try:
+        with FolderLock(work, what="curve work folder"):
+            source = {"examples": _digest(args.synthesis / "examples.jsonl"), "filter_top_k": args.filter_top_k,
+                      "data_seed": args.data_seed, "control": max(args.sizes), "dev": args.dev_size}
+            data = stage(work, "data", source, lambda: prepare(args, work), times)
+            eval_settings = {"tasks": args.tasks, "max_length": args.max_length, "data": str(args.eval_data),
+                             "dtype": args.eval_dtype, "student": args.student}
+            for floor in ("base", "prompteol"):
+                done = stage(work, f"eval-{floor}", eval_settings, lambda f=floor: evaluate(args, work, f), times)
+                results[(floor, 0)] = [{"scores": done["scores"]}]
+            train_settings = {"data": data["signature"], "student": args.student, "lr": args.learning_rate,
+                              "epochs": args.num_train_epochs, "batch": args.batch_size,
+                              "mini_batch": args.mini_batch_size, "warmup": args.warmup_steps,
+                              "dtype": args.train_dtype, "max_length": args.max_length, "recipe": MINI.read_text()}
+            largest = max(args.sizes)
+            for arm in args.arms:
+                pool = data["synthetic_pool"] if arm != "control" else data["control_pool"]
+                for n in args.sizes if arm != "mix" else [largest]:
+                    if n > pool or (arm == "mix" and n > data["control_pool"]):
+                        say(f"{arm} N={n}: the pool holds {pool} records; skipped")
+                        continue
+                    for seed in args.seeds if n == largest else args.seeds[:1]:
+                        name = f"{arm}-{n}-s{seed}"
+                        trained = stage(work, f"train-{name}", {**train_settings, "arm": arm, "n": n, "seed": seed},
+                                        lambda a=arm, k=n, s=seed: train(args, work, a, k, s), times)
+                        done = stage(work, f"eval-{name}", {**eval_settings, "trained": trained["signature"]},
+                                     lambda m=name: evaluate(args, work, m), times)
+                        results.setdefault((arm, n), []).append({"scores": done["scores"], "dev": trained["dev"],
+                                                                 "seed": seed, "steps": trained["steps"],
+                                                                 "s_per_step": trained["s_per_step"]})
+    except Stop as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.code
+    except SystemExit as e:  # a command of the project exited non-zero (quality.command names its log)
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    text = table(results, args.tasks)
+    plot(results, args.tasks, work / "curve.png")
+    command_line = "python benchmarks/curve.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    report = {"command": command_line, "started": started.isoformat(timespec="seconds"),
+              "wall_s": round(time.monotonic() - t0), "load_start": load_start,
+              "load_end": [round(x, 2) for x in os.getloadavg()], "machine": machine(), "threads": args.threads,
+              "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+              "data": {k: data.get(k) for k in ("synthetic_mined", "synthetic_kept", "dev", "synthetic_pool",
+                                                "control_pool", "per_group")},
+              "stages": times, "results": {f"{a}/{n}": runs for (a, n), runs in results.items()}}
+    stage_lines = "\n".join(f"| {n} | {t['wall_s']:.0f} |{' skipped (done before)' if t['skipped'] else ''}"
+                            for n, t in times.items())
+    versions = ", ".join(f"{k} {v}" for k, v in report["machine"]["versions"].items())
+    md = (f"{text}\n\nScores: MTEB's main metric x100, evaluated in {args.eval_dtype}; `mean ± sd` over seeds. "
+          f"Data: {json.dumps(report['data'])}.\n\n| stage | wall s |\n|---|---:|\n{stage_lines}\n\n"
+          f"Command: `{command_line}`; {report['wall_s'] / 60:.1f} min this sitting, {started:%Y-%m-%d %H:%M} UTC; "
+          f"load average {load_start} -> {report['load_end']}; {report['machine']['cores']} x "
+          f"{report['machine']['cpu']}, {args.threads} torch thread(s); {versions}.\n")
+    (work / "curve.json").write_text(json.dumps(report, indent=1))
+    (work / "curve.md").write_text(md, encoding="utf-8")
+    print(md)
+    return 0
+
+
+def _digest(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""benchmarks/curve.py's plumbing, small: the shipped real-teacher sample as the synthesis, a tiny
+decoder under SmolLM2-Instruct's real tokenizer as the student, one small eval. Every arm, size
+and seed runs once, the floors are scored (PromptEOL without EOS), the table and plot are
+written, a rerun skips every stage, and bad input is one line with nothing written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import load_script
+from tests.test_instruct_base import _installed, instruct_folder
+from tests.test_miniature import small_eval
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+STUDENT = "smollm2-135m-instruct"
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "samples" / "real_teacher"
+
+
+@pytest.fixture(scope="module")
+def curve():
+    return load_script("benchmarks/curve.py")
+
+
+def test_the_curve_trains_every_arm_size_and_seed_once_and_resumes(curve, tmp_path, capsys):
+    if not _installed(STUDENT):
+        pytest.skip(f"{STUDENT} is not installed")
+    student = instruct_folder(tmp_path, STUDENT)
+    work = tmp_path / "work"
+    synthesis = tmp_path / "synthesis"  # 30 of the sample's examples: mining and filtering them is quick
+    synthesis.mkdir()
+    (synthesis / "examples.jsonl").write_text("".join((SAMPLE / "examples.jsonl").read_text().splitlines(True)[:30]))
+    argv = ["--synthesis", str(synthesis), "--work-dir", str(work), "--sizes", "4,8", "--seeds", "0,1",
+            "--arms", "synthetic,mix",
+            "--student", str(student), "--tasks", "STSBenchmark", "--eval-data", str(small_eval(tmp_path)),
+            "--max-length", "32", "--batch-size", "4", "--mini-batch-size", "2", "--dev-size", "8",
+            "--threads", "1"]
+    assert curve.main(argv) == 0
+    report = json.loads((work / "curve.json").read_text())
+    runs = report["results"]
+    assert set(runs) == {"base/0", "prompteol/0", "synthetic/4", "synthetic/8", "mix/8"}
+    # every seed at the largest N only, and the mix holds both pools' N
+    assert [len(runs[k]) for k in ("synthetic/4", "synthetic/8", "mix/8")] == [1, 2, 2]
+    mix = (work / "data" / "mix-8.jsonl").read_text().splitlines()
+    assert len(mix) == 16
+    assert all(0 <= r["dev"] <= 100 for k, rs in runs.items() if "/" in k and not k.startswith(("base", "prompt"))
+               for r in rs)
+    # the dev pairs never reach a training pool
+    dev = {json.loads(x)["query"] for x in (work / "data" / "dev.jsonl").read_text().splitlines()}
+    pool = {json.loads(x)["query"] for x in (work / "data" / "synthetic-pool.jsonl").read_text().splitlines()}
+    assert len(dev) == 8 and not dev & pool
+    # the PromptEOL floor was scored as a plain model with the template, the base under the recipe's
+    log = (work / "logs" / "eval-prompteol.log").read_text()
+    assert "--text-template" in log and "--protocol plain" in log
+    assert (work / "curve.png").stat().st_size > 10_000
+    md = (work / "curve.md").read_text()
+    assert "± " in md and "untrained, PromptEOL prompt" in md
+    assert not any(t["skipped"] for t in report["stages"].values())
+
+    assert curve.main(argv) == 0
+    again = json.loads((work / "curve.json").read_text())
+    assert all(t["skipped"] for t in again["stages"].values())
+    assert again["results"] == runs
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--sizes", "10,x", "--sizes '10,x': give comma-separated whole numbers"),
+    ("--arms", "synthetic,real", "--arms: unknown real"),
+    ("--synthesis", "nowhere", "--synthesis nowhere: no examples.jsonl"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(curve, tmp_path, capsys, flag, value, message):
+    work = tmp_path / "work"
+    argv = ["--synthesis", str(SAMPLE), "--work-dir", str(work), flag, value]
+    assert curve.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and "\n" not in err
+    assert not work.exists()
