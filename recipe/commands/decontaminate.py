@@ -37,9 +37,8 @@ from pathlib import Path
 from recipe import cli
 from recipe.config import ConfigError, parse, setting
 from recipe.data import decontamination as dc
-from recipe.data.records import write_jsonl
 from recipe.data.settings import RecordsInput, RecordsOutput
-from recipe.files import check_output_file, inside, write_text
+from recipe.files import check_output_file, inside, write_jsonl, write_text
 from recipe.lock import FolderLock
 from recipe.sources import check_local_or_hub
 
