@@ -33,7 +33,7 @@ from ..errors import InputError
 from ..lock import FolderLock
 from .cache import SafeNumpyCache
 from .encoder import E5_INSTRUCTION_TEMPLATE, InstructEncoder
-from .local_data import use_local_data
+from ..local_data import use_local_data
 from .model import load_model, model_name, revision_of
 from .plot import plot_categories
 from .protocol import choose, registry_meta
