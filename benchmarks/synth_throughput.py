@@ -33,8 +33,8 @@ from recipe.synth.teacher import make_client  # noqa: E402
 
 def start_teacher(latency: float) -> tuple[subprocess.Popen, int]:
     cores = sorted(os.sched_getaffinity(0))
-    proc = subprocess.Popen([sys.executable, str(ROOT / "tests/fake_teacher.py"), "--latency", str(latency)],
-                            stdout=subprocess.PIPE, text=True,
+    proc = subprocess.Popen([sys.executable, "-m", "recipe.synth.fake_teacher", "--latency", str(latency)],
+                            stdout=subprocess.PIPE, text=True, cwd=ROOT,
                             preexec_fn=lambda: os.sched_setaffinity(0, {cores[-1]}))
     port = int(proc.stdout.readline().split()[1])
     return proc, port
