@@ -264,7 +264,7 @@ def base_folder(args, work: Path) -> Path:
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 
     from recipe.local_models import MODELS as LOCAL
-    from recipe.local_student import student_folder
+    from recipe.train.local_student import student_folder
     from recipe.plain_text import transformer_kwargs
 
     out = work / "models" / "base"

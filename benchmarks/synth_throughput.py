@@ -33,8 +33,8 @@ from recipe.synth.teacher import make_client  # noqa: E402
 
 def start_teacher(latency: float) -> tuple[subprocess.Popen, int]:
     cores = sorted(os.sched_getaffinity(0))
-    proc = subprocess.Popen([sys.executable, str(ROOT / "tests/fake_teacher.py"), "--latency", str(latency)],
-                            stdout=subprocess.PIPE, text=True,
+    proc = subprocess.Popen([sys.executable, "-m", "recipe.synth.fake_teacher", "--latency", str(latency)],
+                            stdout=subprocess.PIPE, text=True, cwd=ROOT,
                             preexec_fn=lambda: os.sched_setaffinity(0, {cores[-1]}))
     port = int(proc.stdout.readline().split()[1])
     return proc, port
@@ -48,6 +48,7 @@ def cpu_seconds(pid: int) -> float:
 def run(cfg: SynthConfig, brainstorm_only: bool = False) -> Store:
     client, _ = make_client(cfg)
     store = Store(cfg.output_dir)
+    store.add_run({"benchmark": "synth_throughput", "num_examples": cfg.num_examples})  # as synthesize.py does first
     engine = Engine(cfg, client, store)
 
     async def brainstorm():
@@ -84,7 +85,8 @@ def main() -> None:
         for transport, c in [(t, c) for t in args.transports.split(",") for c in levels]:
             out = work / f"{transport}-c{c}"
             out.mkdir()
-            shutil.copy(work / "warm" / "tasks.jsonl", out / "tasks.jsonl")
+            for name in ("tasks.jsonl", "runs.jsonl"):  # the brainstormed pools, in a folder synthesis knows as its own
+                shutil.copy(work / "warm" / name, out / name)
             cfg = parse(SynthConfig, base + ["--output-dir", str(out), "--num-examples", str(c * args.waves),
                                              "--concurrency", str(c), "--http-transport", transport])
             wall0, cpu0, srv0 = time.perf_counter(), time.process_time(), cpu_seconds(server.pid)

@@ -278,12 +278,12 @@ def check_output_dir(folder: str | Path, marker: str, command: str, inputs: Iter
     if folder.exists() and not folder.is_dir():
         raise InputError(f"{flag} {folder}: is a file; give a folder")
     if folder.is_dir():
-        written, digests = _marker(folder / marker)
+        digests = _marker(folder / marker)[1]  # a file it lists without a digest is not vouched for
         foreign = foreign_paths(folder, [p for p in folder.rglob("*") if p.name != marker or p.parent != folder],
-                                written, digests)
+                                digests, digests)
         if foreign:
             listed = ", ".join(foreign[:3]) + (" ..." if len(foreign) > 3 else "")
-            if written:
+            if digests:
                 raise InputError(f"{flag} {folder}: holds files the earlier {command} did not write "
                                  f"({listed}); move them away or choose another folder")
             raise InputError(f"{flag} {folder}: not empty ({listed}) and not written by an earlier {command}; "
@@ -311,7 +311,7 @@ def foreign_paths(folder: Path, paths: Iterable[Path], written: Iterable[str], d
 
 
 def _marker(path: Path) -> tuple[list[str], dict[str, str]]:
-    """The files a marker lists and the digests it records for them (none in an older marker)."""
+    """The files a marker lists and the digests it records for them (`write_marker`'s; none in `list_as_ours`')."""
     try:
         data = json.loads(read_text(path))
         listed = data.get("files", [])

@@ -1,5 +1,5 @@
-"""The contracts every stage shares: the training record, its Parquet encoding, the task groups
-and the query template.
+"""The contracts every stage shares: the training record, its Parquet encoding, the task groups,
+the query template, and the files one stage leaves for another.
 
 A record is one training example with its instruction (paper section 3.2):
     {"query", "positive", "negative", "instruction", "task_group", "language", "source", "id", ...}
@@ -14,6 +14,7 @@ Extra fields (teacher, usage, cost, raw output...) pass through untouched.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from .errors import InputError
 
@@ -29,6 +30,26 @@ QUERY_TEMPLATE = QUERY_PREFIX + "{query}"
 # group shares one schema (the `all` config reads all groups' shards at once)
 JSON_FIELDS = ("raw", "placeholders", "sampling")
 TYPED = {"model": "string", "cost_usd": "float64", "job": "int64", "created": "float64"}
+
+
+# data/decontaminate.py's report on the records it read lies in the synthesis folder they came from
+# (publish puts it into the dataset card) or beside the records file it wrote (X.jsonl:
+# X.decontamination.json); train.py copies what it says into training_info.json, which it writes
+# beside the model it exports (OUTPUT/final/) for eval.py --submission
+DECONTAMINATION_REPORT = "decontamination.json"
+TRAINING_INFO = "training_info.json"
+
+
+def beside(records: str | Path, suffix: str) -> Path:
+    """A side file of the records file X.jsonl, in its folder: X<suffix>."""
+    path = Path(records)
+    return path.with_name(path.name.removesuffix(".jsonl") + suffix)
+
+
+def decontamination_report(data: str | Path) -> Path:
+    """Where data/decontaminate.py's report on `data`, a synthesis folder or a records file it wrote, lies."""
+    path = Path(data)
+    return path / DECONTAMINATION_REPORT if path.is_dir() else beside(path, "." + DECONTAMINATION_REPORT)
 
 
 class RecordError(InputError):

@@ -27,7 +27,7 @@ def load_script(relpath: str):
 
 @pytest.fixture
 def teacher(monkeypatch):
-    from tests.fake_teacher import FakeTeacher
+    from recipe.synth.fake_teacher import FakeTeacher
 
     t = FakeTeacher().start_in_thread()
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")

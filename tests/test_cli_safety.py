@@ -220,7 +220,8 @@ GOOD_STS = '{"sentence1": "a", "sentence2": "b", "score": 2.0}'
 NO_QUERY = {**json.loads(SYNTH.joinpath("examples.jsonl").read_text().splitlines()[0]), "id": "new"}
 del NO_QUERY["query"]
 NOT_UTF8_CONFIG = "recipe.yaml: not UTF-8"
-EARLIER_DRY_RUN = (".e5-dry-run.json", '{"files": ["README.md"]}')
+EARLIER_DRY_RUN = (".e5-dry-run.json", json.dumps({"files": ["README.md"],
+                                                    "sha256": {"README.md": hashlib.sha256(b"card").hexdigest()}}))
 
 
 CASES = [
@@ -313,6 +314,9 @@ CASES = [
     Case("publish-earlier-dry-run-with-a-user-file", "publish",
          _publish(output=_folder_with(EARLIER_DRY_RUN, ("README.md", "card"), ("notes.txt", "mine"))),
          2, "holds files the earlier publish --dry-run did not write (notes.txt)"),
+    Case("publish-marker-without-digests", "publish",
+         _publish(output=_folder_with((".e5-dry-run.json", '{"files": ["README.md"]}'), ("README.md", "card"))),
+         2, "not empty (README.md) and not written by an earlier publish --dry-run"),
     Case("publish-output-is-a-file", "publish", _publish(output=lambda t: _write(t / "h", "x")), 2, "is a file"),
     Case("publish-bad-repo-id", "publish", _publish("--repo-id", "nospace"), 2, "--repo-id 'nospace'"),
     Case("build-mix-output-exists", "build_mix", _mix("  - records: synth\n", before=(("mix.jsonl", b"old\n"),)), 2,
@@ -362,6 +366,10 @@ CASES = [
          "--output-dir {tmp}/o: submission/, submission/model_meta.py not written by eval.py"),
     Case("eval-report-the-marker-does-not-list", "eval",
          _eval(output=_folder_with((".e5-eval.json", '{"files": ["results.csv"]}'), ("results.csv", "x"),
+                                   ("results.md", "mine"))), 2,
+         "--output-dir {tmp}/o: results.md not written by eval.py"),
+    Case("eval-report-beside-runs-but-no-marker", "eval",
+         _eval(output=_folder_with(("runs.jsonl", '{"config": {}, "protocol": "e5", "versions": {}}\n'),
                                    ("results.md", "mine"))), 2,
          "--output-dir {tmp}/o: results.md not written by eval.py"),
     # --- bad input once reported as a bug (exit 1, "unexpected ...") ------------------------

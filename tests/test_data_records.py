@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from recipe.data.records import RecordError, parse_columns, read_records, write_jsonl
+from recipe.data.records import RecordError, parse_columns, read_records
+from recipe.files import write_jsonl
 from recipe.schema import SYNTHESIS
 
 SYNTH = Path(__file__).parent / "data" / "synth_output"

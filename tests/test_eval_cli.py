@@ -13,7 +13,7 @@ import pytest  # noqa: E402
 
 import eval as eval_cli  # noqa: E402  (the top-level eval.py)
 from tests.eval_tiny_models import tiny_mistral_folder, write_beir  # noqa: E402
-from recipe.eval.local_data import LocalDataError, load_local  # noqa: E402
+from recipe.local_data import LocalDataError, load_local  # noqa: E402
 from recipe.eval.tasks import TaskSelectionError, select_tasks  # noqa: E402
 
 DATA = Path(__file__).parent / "data" / "eval"

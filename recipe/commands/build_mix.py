@@ -14,9 +14,8 @@ from collections import Counter
 
 from recipe import cli
 from recipe.config import parse
-from recipe.files import check_output_file
+from recipe.files import check_output_file, write_jsonl
 from recipe.data.mix import MixConfig, iter_mix, local_inputs
-from recipe.data.records import write_jsonl
 
 
 def _main(argv: list[str]) -> int:

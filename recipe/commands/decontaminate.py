@@ -37,13 +37,11 @@ from pathlib import Path
 from recipe import cli
 from recipe.config import ConfigError, parse, setting
 from recipe.data import decontamination as dc
-from recipe.data.records import write_jsonl
 from recipe.data.settings import RecordsInput, RecordsOutput
-from recipe.files import check_output_file, inside, write_text
+from recipe.files import check_output_file, inside, write_jsonl, write_text
 from recipe.lock import FolderLock
+from recipe.schema import beside, decontamination_report
 from recipe.sources import check_local_or_hub
-
-REPORT_SUFFIX = ".decontamination.json"
 
 
 @dataclass
@@ -71,21 +69,16 @@ class DecontaminateConfig(RecordsOutput, RecordsInput, dc.DecontaminationSetting
         super().check()
 
 
-def _beside(output: str, suffix: str) -> Path:
-    out = Path(output)
-    return out.with_name(out.name.removesuffix(".jsonl") + suffix)
-
-
 def removed_path(cfg: DecontaminateConfig) -> Path | None:
     if cfg.report_only:
         return None
-    return Path(cfg.removed) if cfg.removed else _beside(cfg.output, ".removed.jsonl")
+    return Path(cfg.removed) if cfg.removed else beside(cfg.output, ".removed.jsonl")
 
 
 def report_path(cfg: DecontaminateConfig) -> Path | None:
     if cfg.report:
         return Path(cfg.report)
-    return None if cfg.report_only else _beside(cfg.output, REPORT_SUFFIX)
+    return None if cfg.report_only else decontamination_report(cfg.output)
 
 
 def check_files(cfg: DecontaminateConfig) -> list:

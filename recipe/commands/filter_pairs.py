@@ -29,6 +29,7 @@ from recipe.config import parse, setting
 from recipe.data import filtering, mining
 from recipe.data.settings import EmbeddedRecords
 from recipe.files import check_output_file, half_written, write_jsonl_together
+from recipe.schema import beside
 
 
 @dataclass
@@ -40,10 +41,7 @@ class FilterConfig(EmbeddedRecords, filtering.FilterSettings):
 
 
 def removed_path(cfg: FilterConfig) -> Path:
-    if cfg.removed:
-        return Path(cfg.removed)
-    out = Path(cfg.output)
-    return out.with_name(out.name.removesuffix(".jsonl") + ".removed.jsonl")
+    return Path(cfg.removed) if cfg.removed else beside(cfg.output, ".removed.jsonl")
 
 
 def check_files(cfg: FilterConfig) -> None:

@@ -24,9 +24,8 @@ from pathlib import Path
 from recipe import cli
 from recipe.config import ConfigError, parse, setting
 from recipe.data import beir, mining
-from recipe.data.records import write_jsonl
 from recipe.data.settings import EmbeddedRecords
-from recipe.files import check_output_file
+from recipe.files import check_output_file, write_jsonl
 
 
 @dataclass

@@ -201,7 +201,7 @@ def _task_parts(task) -> list:
 
 
 def load_task(task, data_dir: str | None) -> None:
-    from ..eval.local_data import use_local_data
+    from ..local_data import use_local_data
 
     if data_dir:
         use_local_data(task, data_dir)  # checks the files, one line naming a bad one

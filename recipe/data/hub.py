@@ -20,7 +20,7 @@ from .redact import find_secret, known_secrets
 from .. import files, hub
 from ..errors import first_line
 from ..hub import PublishError
-from ..schema import TASK_GROUPS, RecordError, encode_row, parquet_columns, parquet_features
+from ..schema import TASK_GROUPS, RecordError, decontamination_report, encode_row, parquet_columns, parquet_features
 
 
 @dataclass
@@ -63,7 +63,7 @@ def load_output_dir(path: str | Path) -> OutputDir:
             raise PublishError(f"{path / 'examples.jsonl'}: id {rec['id']!r} appears twice (records {seen[rec['id']] + 1} and {i + 1})")
         seen[rec["id"]] = i
     return OutputDir(path, examples, _side_file(path / "runs.jsonl"), _side_file(path / "tasks.jsonl"),
-                     _side_file(path / "rejected.jsonl"), _decontamination(path / "decontamination.json"))
+                     _side_file(path / "rejected.jsonl"), _decontamination(decontamination_report(path)))
 
 
 def _decontamination(path: Path) -> dict | None:

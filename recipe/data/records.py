@@ -183,9 +183,3 @@ def _load_from_disk(path: Path, split: str, columns, required) -> Iterator[tuple
 def read_jsonl(path: str | Path) -> Iterator[dict]:
     """The records of a synthesis output's examples.jsonl, every synthesis field required."""
     yield from read_records(path, required=SYNTHESIS)
-
-
-def write_jsonl(records: Iterable[dict], path: str | Path) -> int:
-    """Write records as JSONL (UTF-8, one per line) under a temporary name, renamed into place
-    once all are written; returns how many were written."""
-    return files.write_jsonl(records, path)

@@ -33,7 +33,7 @@ from ..errors import InputError
 from ..lock import FolderLock
 from .cache import SafeNumpyCache
 from .encoder import E5_INSTRUCTION_TEMPLATE, InstructEncoder
-from .local_data import use_local_data
+from ..local_data import use_local_data
 from .model import load_model, model_name, revision_of
 from .plot import plot_categories
 from .protocol import choose, registry_meta
@@ -130,23 +130,12 @@ MARKER = ".e5-eval.json"
 REPORTS = ("results.md", "results.csv", "categories.png")
 
 
-def _earlier_eval(out: Path) -> bool:
-    """An output dir an eval.py from before the marker wrote: its runs.jsonl is eval's."""
-    try:
-        first = next(files.jsonl(out / "runs.jsonl"))[1]
-    except (OSError, StopIteration, InputError):
-        return False
-    return isinstance(first, dict) and {"config", "protocol", "versions"} <= set(first)
-
-
 def check_own_outputs(cfg: EvalConfig, out: Path) -> None:
     """Refuse, before any work, to replace a report file or submission/ file of the user's: one
     that no earlier eval.py here wrote (the marker lists what it did), unless --overwrite."""
     if cfg.overwrite:
         return
     written = files.listed_as_ours(out / MARKER)
-    if not (out / MARKER).exists() and _earlier_eval(out):
-        return
     paths = [out / name for name in REPORTS if (out / name).exists()]
     if cfg.submission and (out / "submission").exists():
         paths += [out / "submission", *(out / "submission").rglob("*")]

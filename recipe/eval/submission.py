@@ -28,6 +28,7 @@ from mteb.models.sentence_transformer_wrapper import SentenceTransformerEncoderW
 from ..data.public import SOURCES as PUBLIC_SETS
 from ..files import atomic_dir, jsonl
 from ..hub import is_hub_id
+from ..schema import TRAINING_INFO
 from .protocol import registry_meta
 
 # mteb tasks built from the training splits (or the very data) of the paper's public sets
@@ -54,7 +55,7 @@ LOADERS = {True: InstructSentenceTransformerModel, False: SentenceTransformerEnc
 def training_info(model_path: str, revision: str | None = None) -> dict:
     """train.py's training_info.json: of a local folder, or of a pushed model at `revision` (from
     the Hub, or the local Hub cache offline); {} for another model."""
-    path = Path(model_path) / "training_info.json"
+    path = Path(model_path) / TRAINING_INFO
     if path.is_file():
         return json.loads(path.read_text(encoding="utf-8"))
     if not is_hub_id(model_path):
@@ -63,7 +64,7 @@ def training_info(model_path: str, revision: str | None = None) -> dict:
 
     try:
         hub_revision = revision if revision and not revision.startswith("local-") else None
-        downloaded = hf_hub_download(model_path, "training_info.json", revision=hub_revision)
+        downloaded = hf_hub_download(model_path, TRAINING_INFO, revision=hub_revision)
     except Exception:  # not ours (no such file), offline and not cached: a model trained elsewhere
         return {}
     return json.loads(Path(downloaded).read_text(encoding="utf-8"))

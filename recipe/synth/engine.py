@@ -1,8 +1,8 @@
 """The online engine: brainstorm the task pools, then generate until N valid, unique examples.
 
-Concurrency is a fixed set of asyncio workers taking jobs from one planner. The planner never
-lets saved + in-flight examples exceed N, so a run ends with exactly N and never pays for an
-example it would throw away; a job whose answer was rejected frees its slot for the next job.
+Concurrency is a pool of at most `concurrency` asyncio tasks, one per request. A job is started
+only while saved + in-flight examples stay within N, so a run ends with exactly N and never pays
+for an example it would throw away; a job whose answer was rejected frees its place for the next.
 A request that fails after the client's retries goes back to the queue; with no successful
 answer for `max_outage` seconds, or with most recent answers rejected (`breaker.py`), the run
 stops cleanly and the same command resumes it.
@@ -25,8 +25,6 @@ from .settings import SynthConfig
 from .store import Store
 from .teacher import BudgetReached, Fatal, Outage, Transient, chat
 
-WAIT = object()
-
 
 class Engine:
     def __init__(self, cfg: SynthConfig, client, store: Store):
@@ -36,34 +34,37 @@ class Engine:
         self.failures = 0  # consecutive transient failures, for the engine's own back-off
         self.budget_reached = False
         self.fatal: Fatal | Outage | None = None
-        self._halt = asyncio.Event()  # wakes workers sleeping off a failure once the run stops
+        self._halt = asyncio.Event()  # wakes jobs sleeping off a failure once the run stops
         self.breaker = RejectBreaker(cfg.max_reject_rate)
         self.bar = None
         self._completion_mean = cfg.max_tokens / 2
 
-    # shared worker machinery ----------------------------------------------------------------
-    async def _pump(self, take, execute, finished) -> None:
-        cond = asyncio.Condition()
-        inflight = [0]
+    # the worker pool --------------------------------------------------------------------------
+    async def _pool(self, next_job, execute) -> None:
+        """Run `execute(job)` for each job `next_job(running)` hands out, `concurrency` at a time.
 
-        async def worker():
-            while True:
-                async with cond:
-                    # take() first: its peek may itself decide to stop (the budget), and a
-                    # predicate that stops must be true, or workers wait with nothing to wake them
-                    await cond.wait_for(lambda: take(inflight[0], peek=True) or self._stopping() or finished())
-                    if self._stopping() or finished():
-                        return
-                    job = take(inflight[0])
-                    inflight[0] += 1
-                try:
-                    await execute(job)
-                finally:
-                    async with cond:
-                        inflight[0] -= 1
-                        cond.notify_all()
-
-        await asyncio.gather(*(worker() for _ in range(self.cfg.concurrency)))
+        `next_job` is told how many jobs are running (their answers may yet fill the target) and
+        returns None when no job is due now; the pool then waits for a running job to end, since
+        a rejected or failed answer frees a place. It ends when no job is due and none runs, or
+        when the run stops: the requests in flight are paid, so they are let finish."""
+        running: set[asyncio.Task] = set()
+        try:
+            while not self._stopping():
+                job = next_job(len(running)) if len(running) < self.cfg.concurrency else None
+                if job is not None:
+                    running.add(asyncio.create_task(execute(job)))
+                elif running:
+                    done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                    for task in done:
+                        task.result()  # what a job raised (a full disk, a bug) ends the run
+                else:
+                    return
+            await asyncio.gather(*running)
+        except BaseException:  # Ctrl-C, or a job raised: the others are cancelled
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+            raise
 
     def _stopping(self) -> bool:
         stopping = self.fatal is not None or self.budget_reached
@@ -135,12 +136,12 @@ class Engine:
         def calls_needed(g):
             return request.brainstorm_calls(cfg, g, len(store.pool(g)), inflight[g])
 
-        def take(_, peek=False):
-            if self._over_budget(sum(inflight.values())):
-                return False if peek else None
+        def next_job(running):
+            if self._over_budget(running):
+                return None
             group = next((g for g in BRAINSTORM_GROUPS if calls_needed(g) > 0), None)
-            if group is None or peek:
-                return group is not None
+            if group is None:
+                return None
             if failed[group] > 10 + 2 * request.brainstorm_calls(cfg, group):
                 self.fatal = Outage(f"brainstorming {group} tasks failed {failed[group]} times "
                                    f"(see {store.path('tasks')}); check the teacher model")
@@ -154,8 +155,6 @@ class Engine:
             return group, call
 
         async def execute(job):
-            if job is None:
-                return
             group, call = job
             req = request.brainstorm(cfg, group, call)
             answer = await self._ask(req)
@@ -168,8 +167,7 @@ class Engine:
                 failed[group] += 1
             self._judge(outcome, answer)
 
-        finished = lambda: all(calls_needed(g) <= 0 and inflight[g] == 0 for g in BRAINSTORM_GROUPS)  # noqa: E731
-        await self._pump(take, execute, finished)
+        await self._pool(next_job, execute)
 
     # step 2: generate ----------------------------------------------------------------------
     async def generate(self) -> None:
@@ -179,14 +177,10 @@ class Engine:
         stream = (j for j in plan.jobs(cfg) if j.index not in store.done_jobs)
         retry: collections.deque = collections.deque()
 
-        def take(inflight, peek=False):
-            if request.generation_calls(cfg, store, inflight) <= 0 or self._over_budget(inflight):
-                return False if peek else None
-            if peek:
-                return True
-            if retry:
-                return retry.popleft()
-            return next(stream)
+        def next_job(running):
+            if request.generation_calls(cfg, store, running) <= 0 or self._over_budget(running):
+                return None
+            return retry.popleft() if retry else next(stream)
 
         async def execute(job):
             task = pick_task(job)
@@ -198,8 +192,7 @@ class Engine:
             self._judge(outcome, answer)
             self._progress(outcome)
 
-        finished = lambda: store.n_examples >= cfg.num_examples  # noqa: E731
-        await self._pump(take, execute, finished)
+        await self._pool(next_job, execute)
 
     def _progress(self, outcome: str | None) -> None:
         """Move the bar for an outcome; None: only bring its figures up to date."""

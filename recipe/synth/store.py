@@ -165,15 +165,12 @@ class Store:
         for rec in self.read("batches"):
             self.batches.setdefault(rec["name"], {}).update(rec)
         list(self.read("runs"))  # repair only
-        had_journal = self.path("sent").exists()
         for rec in self.read("sent"):
             if "sent" in rec:
                 self.attempts += 1
                 self._estimates.append(rec.get("est_usd") or 0.0)
             elif "refused" in rec:
                 self.refusals += 1
-        if not had_journal:  # answers saved before the journal existed: their requests are not lost
-            self.attempts = self.requests
 
     # writing ---------------------------------------------------------------------------------
     def _append(self, name: str, rec: dict) -> None:

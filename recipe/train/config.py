@@ -31,7 +31,7 @@ class TrainConfig:
     model: str = setting(
         "mistralai/Mistral-7B-v0.1", "Hub id or local path of the base model; 'tiny-mistral' builds a random 2-layer "
         "Mistral offline; a local GGUF model's name (smollm2-135m-instruct, qwen2.5-coder-0.5b-instruct: "
-        "recipe/local_models.py) its plain HF folder (recipe/local_student.py)")
+        "recipe/local_models.py) its plain HF folder (recipe/train/local_student.py)")
     tiny_model: dict[str, int] = setting({
         "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
         "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 512},

@@ -16,6 +16,7 @@ from sentence_transformers import SentenceTransformer
 
 from recipe.errors import Stopped
 from recipe.hub import is_hub_id
+from recipe.schema import TRAINING_INFO, decontamination_report
 from recipe.train.tokenize import save_tokenizer
 
 PROBE = ["Instruct: Retrieve semantically similar text.\nQuery: A man is playing a guitar.",
@@ -137,16 +138,12 @@ def _hub_id(source: str) -> str | None:
 
 
 def decontamination_of(data: str) -> dict | None:
-    """What data/decontaminate.py found for a training source, from its report: the one beside a
-    file it wrote (`X.decontamination.json` beside `X.jsonl`) or `decontamination.json` in a
-    synthesis folder. `overlaps_kept`: the records that overlap are still in this data (a
+    """What data/decontaminate.py found for a training source, from its report on it (in a
+    synthesis folder, or beside a file it wrote: `decontamination_report`). `overlaps_kept`: the records that overlap are still in this data (a
     --report-only report of it), so the model saw those tasks' evaluation texts."""
-    from recipe.commands.decontaminate import REPORT_SUFFIX
     from recipe.files import same_file
 
-    path = Path(data)
-    report = path / "decontamination.json" if path.is_dir() else \
-        path.with_name(path.name.removesuffix(".jsonl") + REPORT_SUFFIX)
+    path, report = Path(data), decontamination_report(data)
     if not report.is_file():
         return None
     try:
@@ -180,7 +177,7 @@ def write_training_info(model: SentenceTransformer, cfg, out: Path, data_summary
         "hub_model_id": cfg.hub_model_id or None, "training_data": data,
         "decontamination": [d for d in (decontamination_of(path) for path in cfg.data) if d],
     }
-    (out / "training_info.json").write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (out / TRAINING_INFO).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def check_export(out: Path, reference: torch.Tensor, cfg) -> None:

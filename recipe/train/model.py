@@ -11,7 +11,7 @@ from sentence_transformers.sentence_transformer.modules import Normalize, Poolin
 
 from recipe.eos import ensure_eos
 from recipe.local_models import MODELS
-from recipe.local_student import student_folder
+from recipe.train.local_student import student_folder
 from recipe.plain_text import transformer_kwargs
 from recipe.train.packing import pack_before_forward
 from recipe.train.tokenize import roundtrip

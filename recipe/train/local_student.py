@@ -7,7 +7,7 @@ model built from the same config without `quantization_config`, and that model i
 folder is written under a temporary name and renamed into place, once per model (cached beside
 the GGUF file); the dequantized weights are exactly what `from_pretrained(gguf_file=...)` gives.
 
-    python -m recipe.local_student qwen2.5-coder-0.5b-instruct   # prints the folder
+    python -m recipe.train.local_student qwen2.5-coder-0.5b-instruct   # prints the folder
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def main(argv=None) -> int:
     def _main(args):
         if len(args) != 1:
             from recipe.errors import InputError
-            raise InputError(f"usage: python -m recipe.local_student NAME (one of {', '.join(sorted(MODELS))})")
+            raise InputError(f"usage: python -m recipe.train.local_student NAME (one of {', '.join(sorted(MODELS))})")
         print(student_folder(args[0]))
 
     return cli.run(_main, argv, doc=__doc__)

@@ -1,4 +1,5 @@
-"""Run an mteb task on files in `DIR/<TaskName>/` instead of the Hub.
+"""Run an mteb task on files in `DIR/<TaskName>/` instead of the Hub: eval.py's and
+data/decontaminate.py's --data-dir, so both read a task's evaluation data the same way.
 
 The task keeps mteb's own definition (instruction, splits, main score, evaluator); only where
 the rows come from changes, so the scores compare with the leaderboard's. Layout:
@@ -15,7 +16,7 @@ the rows come from changes, so the scores compare with the leaderboard's. Layout
 Before anything runs, every file is read once: it must be UTF-8, not empty, one JSON object per
 line with the same columns on every line (BEIR files: `_id` and `text`), so that a bad file is
 one line naming it, not a task failure after the model has loaded. The same pass gives the
-digest of the task's data that its results are filed under (`run.py`).
+digest of the task's data that its results are filed under (recipe/eval/run.py).
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from datasets import Dataset, DatasetDict, Value
 from mteb.abstasks import AbsTaskRetrieval
 from mteb.abstasks.retrieval_dataset_loaders import RetrievalSplitData
 
-from .. import files
-from ..errors import InputError, first_line
+from . import files
+from .errors import InputError, first_line
 
 ROWS_PER_TABLE = 10_000  # rows held as Python objects at a time; a corpus is kept as Arrow
 

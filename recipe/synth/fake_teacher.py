@@ -1,4 +1,5 @@
-"""A test double of the teacher: a real HTTP server on 127.0.0.1 that speaks the OpenAI wire format.
+"""A test double of the teacher: a real HTTP server on 127.0.0.1 that speaks the OpenAI wire format,
+for the tests, the benchmarks, and trying the commands without a teacher.
 
 It answers the paper's brainstorm and generation prompts with well-formed, unique examples,
 implements the files and batches endpoints for batch mode, and injects faults on demand: each
@@ -12,7 +13,7 @@ earlier batch answered is refused (400) and noted in `resubmitted`: that would b
 Each request's body is logged, its `response_format` (structured outputs) apart, and a brainstorm asked for one gets
 `{"tasks": [...]}`, the root object a strict schema needs. Only the teacher is faked: the `openai` client, the engine and the files under test are real.
 
-Run standalone (for benchmarks): python tests/fake_teacher.py --port 0 --latency 1.0
+Run standalone: python -m recipe.synth.fake_teacher --port 0 --latency 1.0   # prints PORT <port>
 """
 
 from __future__ import annotations
