@@ -121,9 +121,9 @@ class LocalTeacher:
     """data/local_teacher.py as a child process: ready when it prints `serving MODEL at URL`,
     stopped with SIGTERM (then killed if it does not stop)."""
 
-    def __init__(self, model: str, port: int, threads: int, log: Path, timeout_s: float = 900):
+    def __init__(self, model: str, port: int, threads: int, log: Path, timeout_s: float = 900, parallel: int = 1):
         self.cmd = [sys.executable, str(ROOT / "data" / "local_teacher.py"), "--model", model, "--port", str(port),
-                    "--threads", str(threads)]
+                    "--threads", str(threads), "--parallel", str(parallel)]
         self.log, self.timeout_s, self.proc, self.url = log, timeout_s, None, None
 
     def __enter__(self) -> str:
@@ -178,7 +178,8 @@ def synthesize(args, work: Path) -> dict:
             os.environ["OPENAI_BASE_URL"] = args.teacher_url
             run_synthesize(argv, log)
         else:
-            with LocalTeacher(args.teacher_model, args.teacher_port, args.teacher_threads, log) as url:
+            with LocalTeacher(args.teacher_model, args.teacher_port, args.teacher_threads, log,
+                              parallel=args.concurrency) as url:
                 os.environ["OPENAI_BASE_URL"] = url
                 run_synthesize(argv, log)
     examples = count(out / "examples.jsonl")
@@ -316,8 +317,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--teacher-url", default="", help="an OpenAI-compatible server already running (not started here)")
     ap.add_argument("--teacher-port", type=int, default=8081)
     ap.add_argument("--teacher-threads", type=int, default=1)
-    ap.add_argument("--concurrency", type=int, default=1)
-    ap.add_argument("--max-tokens", type=int, default=1024, help="per teacher answer")
+    ap.add_argument("--concurrency", type=int, default=4,
+                    help="teacher requests in flight, and the local teacher's server slots (docs/miniature.md, "
+                         "'The teacher's server slots')")
+    ap.add_argument("--max-tokens", type=int, default=600, help="per teacher answer (synth_local.yaml's)")
     ap.add_argument("--structured-outputs", type=_bool, default=True, metavar="true|false",
                     help="send each answer's JSON schema as response_format, as the shipped sample was made "
                          "(the paper's teacher had none; without it the 0.5B teacher answers half its "
