@@ -13,7 +13,7 @@ from tests.conftest import ROOT, load_script
 SCRIPTS = {"synthesize": "data/synthesize.py", "publish": "data/publish.py", "build_mix": "data/build_mix.py",
            "mine_negatives": "data/mine_negatives.py", "filter_pairs": "data/filter_pairs.py",
            "decontaminate": "data/decontaminate.py", "train": "train.py",
-           "eval": "eval.py", "local_teacher": "data/local_teacher.py"}
+           "eval": "eval.py", "local_teacher": "data/local_teacher.py", "search": "search.py"}
 # the concept each command must name this way (and the old names that must be gone from --help)
 CONCEPTS = {
     "synthesize": ["--output-dir"],
@@ -25,6 +25,8 @@ CONCEPTS = {
     "train": ["--output-dir", "--max-length", "--dtype", "--split"],
     "eval": ["--output-dir", "--max-length", "--dtype"],
     "local_teacher": ["--model", "--port", "--threads"],
+    "search": ["--model", "--output", "--overwrite", "--max-length", "--top-k", "--batch-size", "--query-prompt",
+               "--corpus-prompt", "--cache-dir"],
 }
 OLD = ["--out", "--torch-dtype", "--data-split", "--config-name", "--max-seq-length", "--max-tokens-length"]
 

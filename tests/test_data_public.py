@@ -2,10 +2,13 @@
 instruction (Table 14) and sample ratio, training splits only, valid records out."""
 
 import json
+import re
+import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from datasets import ClassLabel, Dataset, Features, IterableDatasetDict, List, Value
 
 from recipe.data import public
 from recipe.data.records import validate
@@ -224,3 +227,167 @@ def test_sampling_by_ratio_is_deterministic_and_close_to_the_ratio():
 def test_unknown_name_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown public dataset 'msmarco'; known: eli5, hotpotqa"):
         list(public.load("msmarco"))
+
+
+# ---------------------------------------------------------------- the Hub copies' real layouts
+# Each Hub copy as its dataset card's `dataset_info` block declares it (docs/public_data.md gives
+# the card and its revision): config -> split -> features, typed out from the cards, including the
+# configs and splits the loaders must not read. A fake `datasets.load_dataset` serves two rows of
+# exactly these features and refuses a config or split the card does not have, as the Hub does.
+S, N = Value("string"), Value("int64")
+TRIPLET = {"anchor": S, "positive": S, "negative": S}
+BGE = {"query": S, "pos": List(S), "neg": List(S), "category": S, "type": S, "prompt": S,
+       "pos_scores": List(Value("float32")), "neg_scores": List(Value("float32"))}
+MIRACL = ("ar", "bn", "en", "es", "fa", "fi", "fr", "hi", "id", "ja", "ko", "ru", "sw", "te", "th", "zh")
+MRTYDI = ("ar", "bn", "en", "fi", "id", "ja", "ko", "ru", "sw", "te", "th")
+
+
+def _many(n: int) -> dict:
+    return {f"negative_{i}": S for i in range(1, n + 1)}
+
+
+CARDS = {
+    "sentence-transformers/eli5": {"pair": {"train": {"question": S, "answer": S}}},
+    "sentence-transformers/hotpotqa": {"triplet": {"train": TRIPLET},
+                                       "triplet-20": {"train": {"anchor": S, "positive": S, **_many(20)}},
+                                       "triplet-all": {"train": TRIPLET}},
+    "mteb/fever": {"corpus": {"corpus": {"_id": S, "title": S, "text": S}},
+                   "queries": {"queries": {"_id": S, "text": S}},
+                   "default": {s: {"query-id": S, "corpus-id": S, "score": N} for s in ("train", "dev", "test")}},
+    "sentence-transformers/miracl": {**{f"{lang}-triplet": {"train": TRIPLET} for lang in MIRACL},
+                                     **{f"{lang}-triplet-all": {"train": TRIPLET} for lang in MIRACL}},
+    "sentence-transformers/msmarco-msmarco-distilbert-base-tas-b": {
+        "triplet": {"train": {"query": S, "positive": S, "negative": S}},
+        "triplet-50": {"train": {"query": S, "positive": S, **_many(50)}},
+        "triplet-ids": {"train": {"query": N, "positive": N, "negative": N}}},
+    "cfli/bge-e5data": {"default": {s: BGE for s in ("msmarco_document", "msmarco_passage", "dureader",
+                                                      "t2ranking", "miracl_ar", "nq", "eli5")}},
+    "sentence-transformers/natural-questions": {"pair": {"train": {"query": S, "answer": S}}},
+    "sentence-transformers/all-nli": {
+        "pair": {s: {"anchor": S, "positive": S} for s in ("train", "dev", "test")},
+        "pair-class": {s: {"premise": S, "hypothesis": S,
+                           "label": ClassLabel(names=["entailment", "neutral", "contradiction"])}
+                       for s in ("train", "dev", "test")},
+        "pair-score": {s: {"sentence1": S, "sentence2": S, "score": Value("float64")} for s in ("train", "dev", "test")},
+        "triplet": {s: TRIPLET for s in ("train", "dev", "test")}},
+    "sentence-transformers/squad": {"pair": {"train": {"question": S, "answer": S}}},
+    "sentence-transformers/trivia-qa-triplet": {"triplet": {"train": TRIPLET}, "triplet-all": {"train": TRIPLET}},
+    "sentence-transformers/quora-duplicates": {
+        "pair": {"train": {"anchor": S, "positive": S}},
+        "pair-class": {"train": {"sentence1": S, "sentence2": S, "label": ClassLabel(names=["different", "duplicate"])}},
+        "triplet": {"train": TRIPLET}, "triplet-all": {"train": TRIPLET}},
+    "sentence-transformers/mr-tydi": {**{f"{lang}-triplet": {"train": TRIPLET} for lang in MRTYDI},
+                                      **{f"{lang}-triplet-all": {"train": TRIPLET} for lang in MRTYDI}},
+    "sentence-transformers/dureader": {"triplet": {"train": TRIPLET}, "triplet-all": {"train": TRIPLET}},
+    "sentence-transformers/t2ranking": {"triplet": {"train": TRIPLET},
+                                        "triplet-15": {"train": {"anchor": S, "positive": S, **_many(15)}},
+                                        "triplet-all": {"train": TRIPLET}},
+}
+
+
+def _value(config: str, column: str, feature, i: int):
+    """Row i's value of `column`: a text naming the config and column it came from, so a record
+    shows which column each of its fields was read from; BEIR ids that join."""
+    if column in ("_id", "id", "query-id", "corpus-id"):
+        return f"{'q' if column == 'query-id' or config == 'queries' else 'd'}{i}"
+    if isinstance(feature, ClassLabel) or feature == N:
+        return 1 if column == "score" else 0
+    if isinstance(feature, List):
+        return [f"{config}|{column}|{i}"] if column in ("pos", "neg") else []
+    if feature == Value("float64"):
+        return 0.5
+    return f"{config}|{column}|{i}"
+
+
+def _split(config: str, features: dict):
+    rows = [{c: _value(config, c, f, i) for c, f in features.items()} for i in range(2)]
+    return Dataset.from_list(rows, features=Features(features)).to_iterable_dataset()
+
+
+def fake_load_dataset(path, name=None, split=None, streaming=False, **kwargs):
+    assert streaming, "public sets are streamed"
+    if path not in CARDS:
+        raise FileNotFoundError(f"Dataset '{path}' doesn't exist on the Hub")
+    configs = CARDS[path]
+    name = name or ("default" if "default" in configs else None)
+    if name not in configs:
+        raise ValueError(f"BuilderConfig '{name}' not found. Available: {sorted(configs)}")
+    if split is None:
+        return IterableDatasetDict({s: _split(name, f) for s, f in configs[name].items()})
+    if split not in configs[name]:
+        raise ValueError(f"Bad split: {split}. Available splits: {sorted(configs[name])}")
+    return _split(name, configs[name][split])
+
+
+QUERY_COLUMNS, POSITIVE_COLUMNS, NEGATIVE_COLUMNS = {"anchor", "query", "question"}, {"positive", "answer", "pos"}, {"negative", "neg"}
+
+
+@pytest.mark.parametrize("name", sorted(TABLE_14))
+def test_loader_reads_its_hub_copy_as_the_card_declares_it(name, monkeypatch):
+    """Through the real `hub_fetch`: the config, split and columns the registry names exist in
+    the card's layout, and every row becomes a record with query, positive (and negative) taken
+    from the columns that hold them."""
+    import datasets
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    src = public.SOURCES[name]
+    records = list(public.load(name, ratio=1.0))
+    assert len(records) == 2 * len(src.configs), (name, len(records))
+    for rec in records:
+        validate(rec, name)
+        if src.loader is public.from_beir:  # the claim, and "title text" of the document its qrel judges
+            i = rec["query"].removeprefix("queries|text|")
+            assert rec["positive"] == f"corpus|title|{i} corpus|text|{i}" and rec["negative"] is None
+            continue
+        config, query_column, i = rec["query"].split("|")
+        assert query_column in QUERY_COLUMNS
+        assert rec["positive"].split("|")[:2] in ([config, c] for c in POSITIVE_COLUMNS)
+        negative = rec["negative"]
+        if isinstance(negative, list):
+            negative = negative[0]
+        assert negative is None or negative.split("|")[1] in NEGATIVE_COLUMNS
+        assert rec["positive"].endswith(f"|{i}") and (negative is None or negative.endswith(f"|{i}"))
+
+
+def test_fever_reads_mteb_2_layout_with_id_columns(monkeypatch):
+    """mteb 2 re-uploads name the corpus and query id `id`, not BEIR's `_id` (its own loader reads
+    both): FEVER's records are the same either way."""
+    import datasets
+
+    cards = {**CARDS, "mteb/fever": {**CARDS["mteb/fever"], "corpus": {"corpus": {"id": S, "title": S, "text": S}},
+                                     "queries": {"queries": {"id": S, "text": S}}}}
+    monkeypatch.setattr(sys.modules[__name__], "CARDS", cards)
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    records = list(public.load("fever", ratio=1.0))
+    assert [(r["query"], r["positive"]) for r in records] == [
+        (f"queries|text|{i}", f"corpus|title|{i} corpus|text|{i}") for i in range(2)]
+
+
+def _doc_table() -> dict[str, dict]:
+    """docs/public_data.md's table, by set: the layout the evidence was recorded for."""
+    doc = (Path(__file__).parents[1] / "docs" / "public_data.md").read_text()
+    rows = {}
+    for line in doc.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 6 and cells[0] in public.SOURCES:
+            rows[cells[0]] = dict(zip(("hub_id", "config", "split", "columns", "checked"), cells[1:]))
+    langs = {m[1]: m[2].split(", ") for m in re.finditer(r"(\w+) ((?:[a-z]{2}, )+[a-z]{2}) \(\d+\)", doc)}
+    return rows, langs
+
+
+def test_the_evidence_page_names_what_the_registry_reads():
+    rows, langs = _doc_table()
+    assert set(rows) == set(public.SOURCES)
+    for name, src in public.SOURCES.items():
+        row = rows[name]
+        assert row["hub_id"] == src.hub_id and row["split"] == src.split, name
+        if src.loader is public.from_beir:
+            assert row["config"] == "`corpus`, `queries`, `default`", name
+            continue
+        if src.language == "by-config":
+            assert tuple(f"{lang}-triplet" for lang in langs[name]) == src.configs and row["config"] == "`{lang}-triplet`"
+        else:
+            assert row["config"] == ("(default)" if src.configs == (None,) else f"`{src.configs[0]}`"), name
+        if src.columns:
+            assert row["columns"] == ", ".join(src.columns), name
+        assert row["checked"] in ("card", "partly"), name

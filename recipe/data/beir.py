@@ -46,11 +46,17 @@ def doc_text(row: dict) -> str:
     return f"{title} {row['text']}".strip() if title else row["text"]
 
 
+def row_id(row: dict) -> str:
+    """A corpus or query row's id: BEIR's `_id`, or `id` as mteb 2's re-uploads name it (its
+    loader, `mteb.abstasks.retrieval_dataset_loaders`, reads both)."""
+    return str(row["_id"] if "_id" in row else row["id"])
+
+
 def beir_records(corpus: Iterable[dict], queries: Iterable[dict], qrels: Iterable[dict], *, instruction: str,
                  source: str, language: str = "English", task_group: str = "short-long") -> Iterator[dict]:
     """One record per relevant (query, document) pair; pairs whose ids are missing are skipped."""
-    docs = {str(r["_id"]): doc_text(r) for r in corpus}
-    texts = {str(r["_id"]): r["text"] for r in queries}
+    docs = {row_id(r): doc_text(r) for r in corpus}
+    texts = {row_id(r): r["text"] for r in queries}
     for q in qrels:
         qid, did = str(q["query-id"]), str(q["corpus-id"])
         if int(q["score"]) > 0 and qid in texts and docs.get(did, "").strip():

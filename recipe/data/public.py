@@ -10,7 +10,8 @@ families cover all 13:
 - `from_lists`: `cfli/bge-e5data`, BGE's copy of the E5 public data (`query`, `pos` list, `neg` list),
   each positive a record with all the row's negatives;
 - `from_beir`: corpus + queries + qrels (mteb's BEIR copies), joined on ids; negatives mined.
-Only training splits are read. Sampling by ratio is a deterministic hash of (seed, record id),
+Each copy's config, split and columns were checked against its dataset card (the evidence, set by
+set: docs/public_data.md). Only training splits are read. Sampling by ratio is a deterministic hash of (seed, record id),
 so a ratio of 0.1 keeps the same 10% on every run and every machine.
 """
 
