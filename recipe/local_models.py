@@ -105,6 +105,15 @@ def resolve(model: str) -> str:
     return str(local_folder(model)) if model in FOLDERS else model
 
 
+def upstream_of(model: str) -> str | None:
+    """The Hub id of the model a packaged name, or its resolved folder, is a copy of; else None."""
+    for packaged in (*MODELS.values(), *FOLDERS.values()):
+        folder = getattr(packaged, "folder", None)
+        if model == packaged.name or folder and Path(model).as_posix().endswith("/" + folder):
+            return packaged.upstream.split(" ")[0]
+    return None
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("E5_RECIPE_CACHE", Path.home() / ".cache" / "e5-recipe")) / "models"
 

@@ -20,6 +20,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 
+from ..config import note
 from ..data.records import parse_columns, read_located
 from ..schema import RecordError, negatives
 
@@ -34,6 +35,7 @@ class Example:
     task_group: str | None
     source: str  # the public set or source it belongs to
     where: str  # file:line (or dataset split row N)
+    instruction: str = ""  # the instruction its query side carries ('' under a template without one)
 
 
 def _instructions(sources: list[str], given: str | list[str]) -> list[str]:
@@ -49,7 +51,10 @@ def load_examples(sources: list[str], ratios: list[float], template: str, seed: 
                   dataset_config: str | None = None) -> list[Example]:
     """All sources, each sampled by its ratio (<1 keeps a seeded subset, >1 repeats), in one list.
 
-    `instructions`: the instruction of records that carry none, one for all sources or one each."""
+    The one rule for the instruction a query trains with: the record's own (`instruction`, or
+    FlagEmbedding's `prompt`), else `instructions` (data_instructions: one for all sources or
+    one each). A source whose records all carry their own leaves its data_instructions unused,
+    and says so."""
     if not sources:
         raise RecordError("no training data: set `data` to one or more files, folders or Hub datasets")
     ratios = list(ratios) or [1.0] * len(sources)
@@ -61,16 +66,21 @@ def load_examples(sources: list[str], ratios: list[float], template: str, seed: 
     for source, ratio, default in zip(sources, ratios, _instructions(sources, instructions)):
         if ratio <= 0:
             raise RecordError(f"data_ratios: {ratio} for {source} must be > 0")
-        examples = []
+        examples, own = [], 0
         for rec, where in read_located(source, dataset_config, split, mapping):
-            instruction = (rec.get("instruction") or default).strip()
+            own += bool((rec.get("instruction") or "").strip())
+            instruction = (rec.get("instruction") or default).strip() if "{instruction}" in template else ""
             if not instruction and "{instruction}" in template:
                 raise RecordError(f"{where}: no instruction, and the recipe gives none for {source}: set "
                                 "data_instructions (the paper puts a task instruction on every query)")
             examples.append(Example(
                 query=template.format(instruction=instruction, query=rec["query"]), positive=rec["positive"],
                 negatives=negatives(rec), task_group=rec.get("task_group"),
-                source=rec.get("source") or str(source), where=where))
+                source=rec.get("source") or str(source), where=where, instruction=instruction))
+        if default.strip() and own and "{instruction}" in template:
+            note(f"{source}: {own} of {len(examples)} records carry their own instruction and train with it, "
+                 f"not data_instructions {default.strip()!r}"
+                 + ("; for this source it is unused" if own == len(examples) else ""))
         whole, frac = int(ratio), ratio - int(ratio)
         out.extend(examples * whole + rng.sample(examples, round(frac * len(examples))))
     return out
@@ -149,6 +159,21 @@ def plan_batches(examples: list[Example], global_batch: int, seed: int, epochs: 
         raise RecordError(f"{len(examples)} records make no full global batch of {global_batch}: "
                         "lower global_batch_size or add data")
     return plan
+
+
+def plan_steps(examples: list[Example], global_batch: int, seed: int, epochs: int, homogeneous: str = "none",
+               max_steps: int = 0) -> list[list[int]]:
+    """The run's global batches: `epochs` passes over the data, or, with max_steps > 0, exactly
+    max_steps batches from as many passes as they take (max_steps overrides epochs, as it does in
+    transformers' and sentence-transformers' trainers). Pass p is the same in either plan."""
+    if not max_steps:
+        return plan_batches(examples, global_batch, seed, epochs, homogeneous)
+    per_pass = len(plan_batches(examples, global_batch, seed, 1, homogeneous))
+    passes = -(-max_steps // per_pass)
+    if passes != epochs:
+        note(f"max_steps {max_steps} overrides epochs {epochs}: {max_steps} steps of {global_batch} take {passes} "
+             f"pass(es) over the data ({per_pass} steps each)")
+    return plan_batches(examples, global_batch, seed, passes, homogeneous)[:max_steps]
 
 
 def plan_summary(examples: list[Example], plan: list[list[int]]) -> dict:
