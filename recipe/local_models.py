@@ -105,6 +105,14 @@ def resolve(model: str) -> str:
     return str(local_folder(model)) if model in FOLDERS else model
 
 
+def known_names() -> dict[str, str]:
+    """Lower-cased spelling -> name, for every model name a --model takes offline: the packaged
+    models and the Hub models they copy, and the tiny random model (for close-match hints)."""
+    names = ["tiny-mistral", *MODELS, *FOLDERS]
+    names += [m.upstream.split(" ")[0] for m in (*MODELS.values(), *FOLDERS.values())]
+    return {n.lower(): n for n in names}
+
+
 def upstream_of(model: str) -> str | None:
     """The Hub id of the model a packaged name, or its resolved folder, is a copy of; else None."""
     for packaged in (*MODELS.values(), *FOLDERS.values()):

@@ -30,11 +30,13 @@ from recipe import cli
 from recipe.config import parse
 from recipe.eval.report import to_markdown
 from recipe.eval.settings import EvalConfig
+from recipe.sources import check_local_or_hub
 
 
 def _main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     cfg = parse(EvalConfig, argv)
+    check_local_or_hub(cfg.model, "--model")  # a typo or an offline Hub id: one line now, not after the imports
     from recipe.eval.run import evaluate  # mteb, torch, sentence-transformers: not for --help
 
     outcome = evaluate(cfg)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..config import note
 from ..data.records import parse_columns, read_located
@@ -36,6 +37,7 @@ class Example:
     source: str  # the public set or source it belongs to
     where: str  # file:line (or dataset split row N)
     instruction: str = ""  # the instruction its query side carries ('' under a template without one)
+    own_instruction: bool = False  # the record brought it (else data_instructions gave it)
 
 
 def _instructions(sources: list[str], given: str | list[str]) -> list[str]:
@@ -44,6 +46,30 @@ def _instructions(sources: list[str], given: str | list[str]) -> list[str]:
     if len(given) != len(sources):
         raise RecordError(f"data_instructions has {len(given)} values for {len(sources)} data sources")
     return list(given)
+
+
+def _example(rec: dict, where: str, source: str, template: str, default: str) -> Example:
+    """A record as it trains, its instruction by the one rule (see load_examples)."""
+    own = (rec.get("instruction") or "").strip()
+    instruction = (own or default).strip() if "{instruction}" in template else ""
+    if not instruction and "{instruction}" in template:
+        raise RecordError(f"{where}: no instruction, and the recipe gives none for {source}: set "
+                          "data_instructions (the paper puts a task instruction on every query)")
+    return Example(query=template.format(instruction=instruction, query=rec["query"]), positive=rec["positive"],
+                   negatives=negatives(rec), task_group=rec.get("task_group"), source=rec.get("source") or str(source),
+                   where=where, instruction=instruction, own_instruction=bool(own))
+
+
+def check_first_records(sources: list[str], template: str, *, columns: list[str] = (),
+                        instructions: str | list[str] = "", split: str = "train") -> None:
+    """Read the first record of each local file source as load_examples will, so that a wrong
+    format, column or missing instruction is named before anything is claimed or loaded."""
+    mapping = parse_columns(columns)
+    for source, default in zip(sources, _instructions(sources, instructions)):
+        if Path(source).is_file():
+            for rec, where in read_located(source, None, split, mapping):
+                _example(rec, where, source, template, default)
+                break
 
 
 def load_examples(sources: list[str], ratios: list[float], template: str, seed: int, split: str = "train", *,
@@ -66,17 +92,9 @@ def load_examples(sources: list[str], ratios: list[float], template: str, seed: 
     for source, ratio, default in zip(sources, ratios, _instructions(sources, instructions)):
         if ratio <= 0:
             raise RecordError(f"data_ratios: {ratio} for {source} must be > 0")
-        examples, own = [], 0
-        for rec, where in read_located(source, dataset_config, split, mapping):
-            own += bool((rec.get("instruction") or "").strip())
-            instruction = (rec.get("instruction") or default).strip() if "{instruction}" in template else ""
-            if not instruction and "{instruction}" in template:
-                raise RecordError(f"{where}: no instruction, and the recipe gives none for {source}: set "
-                                "data_instructions (the paper puts a task instruction on every query)")
-            examples.append(Example(
-                query=template.format(instruction=instruction, query=rec["query"]), positive=rec["positive"],
-                negatives=negatives(rec), task_group=rec.get("task_group"),
-                source=rec.get("source") or str(source), where=where, instruction=instruction))
+        examples = [_example(rec, where, source, template, default)
+                    for rec, where in read_located(source, dataset_config, split, mapping)]
+        own = sum(ex.own_instruction for ex in examples)
         if default.strip() and own and "{instruction}" in template:
             note(f"{source}: {own} of {len(examples)} records carry their own instruction and train with it, "
                  f"not data_instructions {default.strip()!r}"
@@ -170,7 +188,7 @@ def plan_steps(examples: list[Example], global_batch: int, seed: int, epochs: in
         return plan_batches(examples, global_batch, seed, epochs, homogeneous)
     per_pass = len(plan_batches(examples, global_batch, seed, 1, homogeneous))
     passes = -(-max_steps // per_pass)
-    if passes != epochs:
+    if passes > epochs:  # fewer steps than the epochs make is what max_steps always meant
         note(f"max_steps {max_steps} overrides epochs {epochs}: {max_steps} steps of {global_batch} take {passes} "
              f"pass(es) over the data ({per_pass} steps each)")
     return plan_batches(examples, global_batch, seed, passes, homogeneous)[:max_steps]
