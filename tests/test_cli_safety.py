@@ -468,7 +468,7 @@ def _beir(root: Path, docs: int) -> Path:
 
 def _ctrl_c_train(tmp: Path) -> tuple[list[str], Path, str]:
     out = tmp / "run"
-    return (["train.py", "--config", SMOKE, "--data", str(SAMPLE), "--output-dir", str(out), "--max-steps", "500",
+    return (["train.py", "--config", SMOKE, "--data", str(SAMPLE), "--output-dir", str(out), "--epochs", "100",
              "--save-steps", "0"], out / "train_log.jsonl", "interrupted: checkpoints already saved are kept")
 
 

@@ -258,7 +258,10 @@ def _write_reports(cfg: EvalConfig, outcome: Outcome, out: Path) -> None:
     names = ["results.csv", "results.md"] + (["categories.png"] if cfg.chart and outcome.scores else [])
     files.list_as_ours(out, MARKER, "eval.py", names + [str((own / n).relative_to(out)) for n in names])
     before = _table_model(out / "results.csv")
-    if before and before != outcome.model:
+    if before == "":
+        say(f"results.md, results.csv, categories.png now hold {outcome.model}'s table, replacing an earlier "
+            "table (of a version that kept no copy per model)")
+    elif before and before != outcome.model:
         say(f"results.md, results.csv, categories.png now hold {outcome.model}'s table; {before}'s stays in "
             f"{out / MODELS / before.replace('/', '__')}")
     for folder in (out, own):
@@ -269,14 +272,14 @@ def _write_reports(cfg: EvalConfig, outcome: Outcome, out: Path) -> None:
 
 
 def _table_model(path: Path) -> str | None:
-    """The model whose table a results.csv holds ("an earlier model" for one written before the
-    model column), or None when there is none."""
+    """The model whose table a results.csv holds ('' for one written before the model column), or
+    None when there is none."""
     try:
         with path.open(encoding="utf-8", newline="") as f:
             row = next(csv.DictReader(f), None)
     except OSError:
         return None
-    return None if row is None else row.get("model") or "an earlier model"
+    return None if row is None else row.get("model") or ""
 
 
 def _finished(cache: DataKeyedCache, task, meta) -> bool:
