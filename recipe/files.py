@@ -248,8 +248,11 @@ def check_output_file(output: str | Path, inputs: Iterable[str | Path] = (), ove
 
 
 def check_writable_dir(folder: str | Path, flag: str = "--output-dir") -> Path:
-    """Create `folder` if needed and prove a file can be written in it, before any work is done."""
+    """Prove a file can be written in `folder`, before any work is done, and leave nothing: the
+    folders it creates to try are removed again (the run creates them when it writes), so that a
+    run refused after this check has changed nothing."""
     folder = Path(folder)
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / f".write-test-{os.getpid()}"
@@ -257,6 +260,12 @@ def check_writable_dir(folder: str | Path, flag: str = "--output-dir") -> Path:
         probe.unlink()
     except OSError as e:
         raise InputError(f"{flag} {folder}: cannot write there ({e.strerror or e})") from None
+    finally:
+        for path in created:  # innermost first
+            try:
+                path.rmdir()
+            except OSError:
+                break
     return folder
 
 

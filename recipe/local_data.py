@@ -66,9 +66,10 @@ def use_local_data(task, data_dir: str | Path) -> str:
     digest = hashlib.sha256()
     root = Path(data_dir) / task.metadata.name
     needed = needed_columns(task)
+    rows = {}
     for path in expected_files(task, data_dir):
         digest.update(f"{path.relative_to(root)}\n".encode())
-        columns = _check_file(_need(path), digest)
+        columns, rows[path.relative_to(root).as_posix()] = _check_file(_need(path), digest)
         missing = [c for c in needed if columns is not None and c not in columns]
         if missing:
             raise LocalDataError(f"{path}: no column '{missing[0]}' (its rows have {', '.join(columns)}; "
@@ -82,7 +83,23 @@ def use_local_data(task, data_dir: str | Path) -> str:
             raise
 
     task.load_data = load
+    task.local_data_full = is_full_size(task, rows)
     return "local-" + digest.hexdigest()[:12]
+
+
+def is_full_size(task, rows: dict[str, int]) -> bool:
+    """Whether the local files hold as many rows as mteb's own statistics of the task's data
+    (its evaluation split: samples; retrieval: documents and queries): the sign that they are
+    the published data and not a slice of it, so that a published score may stand beside theirs.
+    A multilingual task, or one with several evaluation splits, is never taken for full."""
+    if task.metadata.is_multilingual or len(task.eval_splits) != 1:
+        return False
+    split = task.eval_splits[0]
+    stats = (task.metadata.descriptive_stats or {}).get(split) or {}
+    if isinstance(task, AbsTaskRetrieval):
+        return bool(stats) and rows.get("corpus.jsonl") == stats.get("num_documents") and \
+            rows.get("queries.jsonl") == stats.get("num_queries")
+    return bool(stats) and rows.get(f"{split}.jsonl") == stats.get("num_samples")
 
 
 # the task attributes that name a column mteb's evaluator reads, beside its content columns
@@ -113,9 +130,9 @@ def needed_columns(task, transformed: bool = False) -> list[str]:
 BEIR_FILES = {"corpus.jsonl": ("_id", "text"), "queries.jsonl": ("_id", "text")}
 
 
-def _check_file(path: Path, digest) -> list[str] | None:
+def _check_file(path: Path, digest) -> tuple[list[str] | None, int]:
     """Read `path` once: feed its text to `digest` and check it as the module docstring says;
-    return the columns of a non-BEIR JSONL file's rows."""
+    return the columns of a non-BEIR JSONL file's rows, and how many rows it holds."""
     rows, columns = 0, None
     for lineno, line in files.lines(path, LocalDataError):
         digest.update(line.encode("utf-8"))
@@ -143,7 +160,7 @@ def _check_file(path: Path, digest) -> list[str] | None:
                                  f"{', '.join(columns)}; every row needs the same columns)")
     if not rows:
         raise LocalDataError(f"{path}: empty (no rows)")
-    return columns
+    return columns, rows
 
 
 def _first_row(path: Path) -> int:

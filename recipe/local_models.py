@@ -105,6 +105,29 @@ def resolve(model: str) -> str:
     return str(local_folder(model)) if model in FOLDERS else model
 
 
+def known_names() -> dict[str, str]:
+    """Lower-cased spelling -> name, for every model name a --model takes offline: the packaged
+    models and the Hub models they copy, and the tiny random model (for close-match hints)."""
+    names = ["tiny-mistral", *MODELS, *FOLDERS]
+    names += [m.upstream.split(" ")[0] for m in (*MODELS.values(), *FOLDERS.values())]
+    return {n.lower(): n for n in names}
+
+
+def packaged(model: str) -> GGUFModel | PackagedFolder | None:
+    """The packaged model a name, or its resolved folder, is; else None."""
+    for known in (*MODELS.values(), *FOLDERS.values()):
+        folder = getattr(known, "folder", None)
+        if model == known.name or folder and Path(model).as_posix().rstrip("/").endswith("/" + folder):
+            return known
+    return None
+
+
+def upstream_of(model: str) -> str | None:
+    """The Hub id of the model a packaged name, or its resolved folder, is a copy of; else None."""
+    known = packaged(model)
+    return known.upstream.split(" ")[0] if known else None
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("E5_RECIPE_CACHE", Path.home() / ".cache" / "e5-recipe")) / "models"
 

@@ -8,6 +8,7 @@ become one line that names the model and says what to do.
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 from .errors import InputError, first_line
@@ -23,12 +24,30 @@ def check_local_or_hub(name: str, flag: str, what: str = "model") -> None:
     transformers' "Unrecognized model ... model_type" after the data has been read."""
     path = Path(name).expanduser()
     if not path.exists() and not is_hub_id(name):
-        raise InputError(f"{flag} {name}: no such {what} file or folder")
+        raise InputError(f"{flag} {name}: no such {what} file or folder{close_names(name) if what == 'model' else ''}")
+    if what == "model" and not path.exists() and hub_offline() and not in_hub_cache(name):
+        raise load_error(name, flag, OSError("offline and not in the cache"))
     if what == "model" and path.is_dir() and not any((path / f).is_file() for f in MODEL_FILES):
         data = sorted(p.name for p in path.iterdir() if p.suffix in DATA_SUFFIXES or p.suffix == ".arrow")[:3]
         held = f" (it holds {', '.join(data)}: data, not a model?)" if data else ""
         raise InputError(f"{flag} {name}: not a model folder, no {' or '.join(MODEL_FILES[:2])}{held}; "
                          "give a model folder or a Hub model id")
+
+
+def close_names(name: str) -> str:
+    """'; did you mean ...' with the known model names closest to a misspelt one, or ''."""
+    from .local_models import known_names
+
+    known = known_names()
+    close = difflib.get_close_matches(name.lower(), list(known), n=3, cutoff=0.6)
+    return f"; did you mean {' or '.join(known[c] for c in close)}?" if close else ""
+
+
+def in_hub_cache(repo_id: str) -> bool:
+    """Whether the local Hugging Face cache holds a model of this id (one of its top files)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    return any(isinstance(try_to_load_from_cache(repo_id, f), str) for f in MODEL_FILES)
 
 
 def load_error(name: str, flag: str, error: BaseException, what: str = "model") -> InputError:
@@ -40,8 +59,8 @@ def load_error(name: str, flag: str, error: BaseException, what: str = "model") 
     if hub_offline() or "couldn't connect" in text.lower() or "offline" in text.lower():
         return InputError(f"{flag} {name}: not a local folder, not in the local Hugging Face cache, and the "
                           "Hub cannot be reached (HF_HUB_OFFLINE or no network); download it first or give a "
-                          "local folder")
+                          f"local folder{close_names(name) if what == 'model' else ''}")
     if "not a valid model identifier" in text or "Repository Not Found" in text or "404" in text:
         return InputError(f"{flag} {name}: not a local folder and no such {what} on the Hub "
-                          "(or no access: `hf auth login`)")
+                          f"(or no access: `hf auth login`){close_names(name) if what == 'model' else ''}")
     return InputError(f"{flag} {name}: cannot load the {what} ({first})")

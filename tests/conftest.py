@@ -55,28 +55,50 @@ def one_torch_thread():
         os.environ["OMP_NUM_THREADS"] = env
 
 
-# where the commands write by default (eval.py out/eval, train.py outputs/run, the recipes' outputs/...)
-CHECKOUT_OUTPUTS = (ROOT / "out", ROOT / "outputs")
+# where the commands write by default (eval.py out/eval, train.py outputs/run, the recipes' outputs/...),
+# relative to the folder they run in
+OUTPUT_FOLDERS = ("out", "outputs")
+RUN_ROOT: Path | None = None  # the tests' own copy of the checkout's top level (own_output_root)
 
 
-def _checkout_outputs() -> dict[str, tuple]:
-    """What a test could have added to the checkout's output folders: each folder's entries, and
-    its subfolders' (a lock file in out/eval/ changes only out/eval)."""
+@pytest.fixture(scope="session", autouse=True)
+def own_output_root(tmp_path_factory):
+    """The tests run in a folder of their own that shows the checkout's top level (links to each
+    entry) but has its own out/ and outputs/: a command a test runs without --output-dir writes
+    there, where the guard below sees it, and a user's run in the checkout's out/ at the same time
+    is neither disturbed nor taken for a test's doing."""
+    global RUN_ROOT
+    root = tmp_path_factory.mktemp("checkout")
+    for entry in ROOT.iterdir():
+        if entry.name not in OUTPUT_FOLDERS:
+            (root / entry.name).symlink_to(entry)
+    before, RUN_ROOT = os.getcwd(), root
+    os.chdir(root)
+    yield root
+    os.chdir(before)
+
+
+def output_snapshot(root: Path) -> dict[str, tuple]:
+    """What a test could have added to `root`'s output folders: each folder's entries, and its
+    subfolders' (a lock file in out/eval/ changes only out/eval)."""
     seen = {}
-    for base in CHECKOUT_OUTPUTS:
+    for base in (root / name for name in OUTPUT_FOLDERS):
         for folder in [base, *(p for p in base.glob("*") if p.is_dir())] if base.is_dir() else []:
             seen[str(folder)] = tuple(sorted(p.name for p in folder.iterdir()))
     return seen
 
 
+def added(before: dict[str, tuple], after: dict[str, tuple]) -> list[str]:
+    return sorted(f"{folder}/{name}" for folder, names in after.items()
+                  for name in set(names) - set(before.get(folder, ()))) or sorted(set(after) - set(before))
+
+
 @pytest.fixture(autouse=True)
-def checkout_stays_clean():
-    """A test writes into its own temporary folders, never into the checkout (a command run
-    without --output-dir leaves out/eval/.lock there)."""
-    before = _checkout_outputs()
+def checkout_stays_clean(own_output_root):
+    """A test writes into its own temporary folders: a command it runs without --output-dir
+    (which leaves out/eval/.lock at least) is caught here, in the tests' own output root."""
+    before = output_snapshot(own_output_root)
     yield
-    after = _checkout_outputs()
+    after = output_snapshot(own_output_root)
     if after != before:
-        added = sorted(f"{folder}/{name}" for folder, names in after.items()
-                       for name in set(names) - set(before.get(folder, ())))
-        pytest.fail(f"the test wrote into the checkout: {', '.join(added) or sorted(set(after) - set(before))}")
+        pytest.fail(f"the test wrote into the output folders of its own root: {', '.join(added(before, after))}")

@@ -50,6 +50,7 @@ class Case:
     hides: str = ""                    # ... and not this
     locked: str = ""                   # a folder another writer holds while the command runs
     env: dict = field(default_factory=dict)
+    adds: bool = False                 # an exit 2 that may add files (a request already sent is journaled)
 
 
 # set-ups: each builds its files under `tmp` and returns the arguments -----------------------
@@ -165,7 +166,7 @@ def _mine(*extra: str, input: Callable[[Path], Path | str] = _synth_copy, before
         for name in before:
             _write(tmp / name, "old\n")
         return ["--input", str(input(tmp)), "--output", str(tmp / "mined.jsonl"), "--cache-dir", "null",
-                "--progress", "false", *extra]
+                "--progress", "false", "--model", str(get_model_path()), *extra]
     return setup
 
 
@@ -173,7 +174,8 @@ def _filter(*extra: str, input: Callable[[Path], Path | str] = _synth_copy, befo
     def setup(tmp, teacher, mp):
         for name in before:
             _write(tmp / name, "old\n")
-        return ["--input", str(input(tmp)), "--output", str(tmp / "kept.jsonl"), "--progress", "false", *extra]
+        return ["--input", str(input(tmp)), "--output", str(tmp / "kept.jsonl"), "--progress", "false",
+                "--model", str(get_model_path()), *extra]
     return setup
 
 
@@ -191,7 +193,7 @@ def _eval(sts_lines: bytes | None = None, *extra: str, output: Callable[[Path], 
     def setup(tmp, teacher, mp):
         rows = sts_lines if sts_lines is not None else b"".join(STS.read_bytes().splitlines(keepends=True)[:40])
         _write(tmp / "data" / "STSBenchmark" / "test.jsonl", rows)
-        return ["--model", "nobody/unused", "--tasks", "STSBenchmark", "--data-dir", str(tmp / "data"),
+        return ["--model", str(get_model_path()), "--tasks", "STSBenchmark", "--data-dir", str(tmp / "data"),
                 "--output-dir", str(output(tmp)), "--chart", "false", *extra]
     return setup
 
@@ -261,14 +263,16 @@ CASES = [
     Case("train-push-offline", "train", _train("--push-to-hub", "--hub-model-id", "me/m"), 2, "HF_HUB_OFFLINE is set",
          hides="hf_PLANTED", env={"HF_TOKEN": "hf_PLANTEDtoken0123456789abcdef"}),
     Case("mine-sampling-best", "mine_negatives", _mine("--sampling", "best"), 2, "'sampling' = 'best'"),
-    Case("mine-offline-default-miner", "mine_negatives", _mine(), 2, "--model intfloat/multilingual-e5-base: not a local folder"),
+    Case("mine-offline-default-miner", "mine_negatives", _mine("--model", "intfloat/multilingual-e5-base"), 2,
+         "--model intfloat/multilingual-e5-base: not a local folder"),
     Case("mine-not-utf8-input", "mine_negatives", _mine(input=lambda t: _records_with(t, "bad.jsonl", NOT_UTF8)), 2,
          "bad.jsonl:2: not UTF-8"),
     Case("mine-not-utf8-config", "mine_negatives", _config_only, 2, NOT_UTF8_CONFIG),
     Case("mine-missing-local-input", "mine_negatives", _mine(input=lambda t: _local_parent(t, "out/synth")), 2,
          "--input out/synth: no such data file or folder"),
     Case("filter-no-rule", "filter_pairs", _filter(), 2, "give a rule: --top-k K"),
-    Case("filter-offline-default-model", "filter_pairs", _filter("--top-k", "5"), 2,
+    Case("filter-offline-default-model", "filter_pairs",
+         _filter("--top-k", "5", "--model", "intfloat/multilingual-e5-base"), 2,
          "--model intfloat/multilingual-e5-base: not a local folder"),
     Case("filter-output-exists", "filter_pairs", _filter("--top-k", "5", before=("kept.jsonl",)), 2,
          "already exists; pass --overwrite"),
@@ -292,7 +296,7 @@ CASES = [
     Case("synth-credentials-in-base-url", "synthesize", _synth(url=lambda u: u.replace("http://", "http://bob:Sup3rSecret@")),
          2, "OPENAI_BASE_URL holds credentials", hides="Sup3rSecret"),
     Case("synth-base-url-without-v1", "synthesize", _synth(url=lambda u: u.removesuffix("/v1")), 2,
-         "so set OPENAI_BASE_URL=http://127.0.0.1"),
+         "so set OPENAI_BASE_URL=http://127.0.0.1", adds=True),  # its journal keeps the request it sent
     Case("synth-teacher-answers-garbage", "synthesize", _synth(faults=("malformed",) * 60), 3,
          "30 of the last 30 (100% > --max-reject-rate 0.5); top reasons: not_json 30"),
     Case("synth-not-utf8-config", "synthesize", _config_only, 2, NOT_UTF8_CONFIG),
@@ -307,7 +311,7 @@ CASES = [
     Case("eval-not-utf8-config", "eval", _config_only, 2, NOT_UTF8_CONFIG),
     Case("eval-model-path-missing", "eval",
          lambda t, te, mp: _eval(None, "--model", _local_parent(t, "runs/final"))(t, te, mp), 2,
-         "--model runs/final: no such model folder"),
+         "--model runs/final: no such model file or folder"),
     # --- more of the same, across the six commands ----------------------------------------
     Case("publish-output-is-the-input", "publish", _publish(output=lambda t: t / "synth"), 2, "overlaps the input"),
     Case("publish-output-inside-the-input", "publish", _publish(output=lambda t: t / "synth" / "hub"), 2, "overlaps the input"),
@@ -343,7 +347,7 @@ CASES = [
     Case("train-bad-hub-model-id", "train", _train("--push-to-hub", "--hub-model-id", "no id"), 2,
          "--hub-model-id 'no id': need NAMESPACE/NAME"),
     Case("train-missing-local-data", "train", lambda t, te, mp: _train("--data", _local_parent(t, "out/synth"))(t, te, mp),
-         2, "out/synth: no such file or folder"),
+         2, "--data out/synth: no such data file or folder"),
     Case("train-output-dir-in-use", "train", _train("--max-steps", "1"), 2, "this training output dir is in use by process",
          locked="run"),
     Case("synth-output-folder-in-use", "synthesize", _synth(), 2, "this output folder is in use by process", locked="out"),
@@ -386,6 +390,17 @@ CASES = [
          "'relative_margin' = 'nan' is not"),
     Case("mine-output-parquet", "mine_negatives", lambda t, te, mp: _mine("--output", str(t / "x.parquet"))(t, te, mp),
          2, "x.parquet: this command writes JSONL, not parquet; name it x.jsonl"),
+    # --- a refused run changes nothing, and says so before the heavy imports ----------------------
+    Case("train-offline-hub-model", "train", _train("--model", "nobody/no-such-model"), 2,
+         "--model nobody/no-such-model: not a local folder, not in the local Hugging Face cache"),
+    Case("eval-offline-hub-model", "eval", _eval(None, "--model", "nobody/no-such-model"), 2,
+         "--model nobody/no-such-model: not a local folder, not in the local Hugging Face cache"),
+    Case("eval-model-typo", "eval", _eval(None, "--model", "all-minilm-l6-v3"), 2,
+         "--model all-minilm-l6-v3: no such model file or folder; did you mean all-minilm-l6-v2?"),
+    Case("train-pairs-without-columns", "train", _train_data(lambda t: _write(
+        t / "pairs.jsonl", '{"question": "q", "answer": "a"}\n')), 2, "pairs.jsonl:1: missing field 'query'"),
+    Case("synth-into-the-users-folder-teacher-down", "synthesize",
+         _synth(url=lambda u: "http://127.0.0.1:9/v1", output=lambda t: t), 2, "cannot reach the teacher"),
     Case("eval-local-data-wrong-columns", "eval", _eval(_sts('{"s1": "a", "sentence2": "b", "score": 2.0}')), 2,
          "STSBenchmark/test.jsonl: no column 'sentence1' (its rows have s1, sentence2, score; mteb's STSBenchmark "
          "reads sentence1, sentence2, score)"),
@@ -395,6 +410,11 @@ CASES = [
 def checksums(root: Path) -> dict[str, str]:
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*")) if p.is_file() and p.name != ".lock"}
+
+
+def paths(root: Path) -> set[str]:
+    """Every file and folder under `root`, lock files and empty folders included."""
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
 
 
 def assert_one_line_and_untouched(err: str, case_says: str, before: dict, root: Path, hides: str = "") -> str:
@@ -418,6 +438,7 @@ def test_a_mistake_is_one_line_and_changes_nothing(case, tmp_path, teacher, monk
     argv = case.setup(tmp_path, teacher, monkeypatch)
     before = checksums(tmp_path)
     holder = FolderLock(tmp_path / case.locked).acquire() if case.locked else None
+    paths_before = paths(tmp_path)
     capsys.readouterr()
     try:
         code = import_module(f"recipe.commands.{case.command}").main(argv)
@@ -427,6 +448,8 @@ def test_a_mistake_is_one_line_and_changes_nothing(case, tmp_path, teacher, monk
     err = capsys.readouterr().err
     assert code == case.code, err
     assert_one_line_and_untouched(err, case.says.format(tmp=tmp_path), before, tmp_path, case.hides)
+    if code == 2 and not case.adds:  # a refused run adds nothing either: no output folder, no lock file
+        assert paths(tmp_path) == paths_before, sorted(paths(tmp_path) - paths_before)
 
 
 def test_the_table_covers_every_command_and_issue_case():
@@ -453,7 +476,7 @@ def _beir(root: Path, docs: int) -> Path:
 
 def _ctrl_c_train(tmp: Path) -> tuple[list[str], Path, str]:
     out = tmp / "run"
-    return (["train.py", "--config", SMOKE, "--data", str(SAMPLE), "--output-dir", str(out), "--max-steps", "500",
+    return (["train.py", "--config", SMOKE, "--data", str(SAMPLE), "--output-dir", str(out), "--epochs", "100",
              "--save-steps", "0"], out / "train_log.jsonl", "interrupted: checkpoints already saved are kept")
 
 
@@ -720,3 +743,36 @@ def test_a_resume_refuses_settings_and_data_its_checkpoints_do_not_match(tmp_pat
     # what a resume may change: how far it goes, how it is saved and logged
     data.write_text(SAMPLE.read_text())
     assert train.main(base + ["--max-steps", "4", "--resume", "--log-steps", "2", "--save-steps", "1"]) == 0
+
+
+@pytest.mark.parametrize("command, argv", [
+    ("train", ["--config", SMOKE, "--data", "my_pairs.jsonl", "--output-dir", "run"]),
+    ("train", ["--config", SMOKE, "--model", "nobody/no-such-model", "--output-dir", "run"]),
+    ("eval", ["--model", "all-minilm-l6-v3", "--tasks", "STSBenchmark", "--output-dir", "out"]),
+])
+def test_a_refused_run_answers_before_the_heavy_imports_and_leaves_no_folder(command, argv, tmp_path):
+    """A wrong path, an offline Hub id or a misspelt model is named before torch or mteb is
+    imported (a second, not the 10-20 s they take) and before the output folder is claimed."""
+    code = (f"import sys; from recipe.commands.{command} import main; code = main({argv!r}); "
+            "print(code, sorted(m for m in ('torch', 'mteb', 'transformers') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)})
+    assert done.stdout.split("\n")[0] == "2 []", done.stdout + done.stderr
+    assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_lock_undone_takes_back_only_what_it_added(tmp_path):
+    """A refused run's lock removes its lock file and the folders it created; a folder that was
+    there, or that holds anything else by then, stays."""
+    FolderLock(tmp_path / "a" / "b").acquire().release(undo=True)
+    assert list(tmp_path.iterdir()) == []
+    _write(tmp_path / "mine" / "notes.txt", "the user's\n")
+    FolderLock(tmp_path / "mine").acquire().release(undo=True)
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
+    lock = FolderLock(tmp_path / "new").acquire()
+    _write(tmp_path / "new" / "written.txt", "a file of the run\n")
+    lock.release(undo=True)
+    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == ["written.txt"]
+    FolderLock(tmp_path / "kept").acquire().release()  # a run that was not refused keeps its lock file
+    assert (tmp_path / "kept" / ".lock").is_file()

@@ -184,3 +184,36 @@ def test_a_kill_while_the_cache_is_written_leaves_no_torn_entry(model, tmp_path,
     with pytest.raises(KeyboardInterrupt):
         mining.mine(CACHE_RECORDS, model, settings, model_id="m", progress=False)
     assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+
+
+def test_cli_mining_keeps_the_users_instruction_and_the_miners_prefixes(tmp_path):
+    """Records without an instruction stay without one (train.py's --data-instructions gives it
+    then), and an encoder that saves no prompts mines without mE5's 'query: '/'passage: '."""
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"question": f"how do I fix problem {i}?", "answer": f"Fix {i}: restart it."})
+                             + "\n" for i in range(6)))
+    out = tmp_path / "mined.jsonl"
+    r = subprocess.run([sys.executable, str(ROOT / "data" / "mine_negatives.py"), "--input", str(pairs),
+                        "--columns", "query=question,positive=answer", "--output", str(out),
+                        "--model", "all-minilm-l6-v2", "--relative-margin", "null", "--cache-dir", "null",
+                        "--device", "cpu", "--progress", "false"],
+                       capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(records) == 6 and all(rec["negative"] for rec in records)
+    assert all(not rec.get("instruction") for rec in records), records[0]
+    assert "prefixes: queries '', documents '' (the model saves no prompts" in r.stderr
+
+
+def test_the_miners_prefixes_follow_its_model():
+    from types import SimpleNamespace
+
+    assert mining.model_prompts(SimpleNamespace(prompts={}), "intfloat/multilingual-e5-base")[:2] == \
+        ("query: ", "passage: ")
+    assert mining.model_prompts(SimpleNamespace(prompts={}), "/cache/e5-large-v2/")[:2] == ("query: ", "passage: ")
+    saved = SimpleNamespace(prompts={"query": "Instruct: Find it\nQuery: ", "document": ""})
+    assert mining.model_prompts(saved, "out/run/final")[:2] == ("Instruct: Find it\nQuery: ", "")
+    assert mining.model_prompts(SimpleNamespace(prompts={}), "sentence-transformers/all-MiniLM-L6-v2")[:2] == ("", "")
+    settings = mining.MiningSettings(query_prompt="q: ")
+    mining.fill_prompts(settings, SimpleNamespace(prompts={}), "intfloat/e5-base")
+    assert (settings.query_prompt, settings.corpus_prompt) == ("q: ", "passage: ")  # what the user set stays

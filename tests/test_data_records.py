@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from recipe.data.records import RecordError, parse_columns, read_records
+from recipe.data.records import RecordError, parse_columns, read_located, read_records
 from recipe.files import write_jsonl
 from recipe.schema import SYNTHESIS
 
@@ -143,3 +143,21 @@ def test_reads_a_save_to_disk_folder_and_names_a_missing_split(tmp_path):
     assert list(read_records(tmp_path / "dict", split="dev")) == expected[2:]
     with pytest.raises(RecordError, match=r"dict: no split 'test' \(it has train, dev\); choose one with --split"):
         list(read_records(tmp_path / "dict", split="test"))
+
+
+def test_csv_and_tsv_read_like_jsonl(tmp_path):
+    """A spreadsheet export reads as JSONL does: a header row names the columns, --columns maps
+    them, an empty cell is no value, and errors name the file and line."""
+    (tmp_path / "pairs.csv").write_text('question,answer,wrong\n"how, really?",It works.,\nwhy?,Because.,No.\n')
+    (tmp_path / "pairs.tsv").write_text("anchor\tpositive\nwhere?\tHere.\n")
+    got = list(read_located(tmp_path / "pairs.csv", columns={"query": "question", "positive": "answer",
+                                                             "negative": "wrong"}))
+    assert [(r["query"], r["positive"], r["negative"], where) for r, where in got] == [
+        ("how, really?", "It works.", None, f"{tmp_path / 'pairs.csv'}:2"),
+        ("why?", "Because.", "No.", f"{tmp_path / 'pairs.csv'}:3")]
+    assert [(r["query"], r["positive"]) for r in read_records(tmp_path / "pairs.tsv")] == [("where?", "Here.")]
+    with pytest.raises(RecordError, match=r"pairs\.csv:2: missing field 'query'"):
+        list(read_records(tmp_path / "pairs.csv"))
+    (tmp_path / "ragged.csv").write_text("query,positive\nq,p,extra\n")
+    with pytest.raises(RecordError, match=r"ragged\.csv:2: more cells than the header has columns"):
+        list(read_records(tmp_path / "ragged.csv"))

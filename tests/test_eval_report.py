@@ -5,7 +5,7 @@ import csv
 import pytest
 
 from recipe.eval.plot import plot_categories
-from recipe.eval.published_scores import load_published
+from recipe.eval.published_scores import Published, load_published
 from recipe.eval.report import build_section, to_markdown, write_csv
 from recipe.eval.tasks import benchmark_tasks, select_tasks
 
@@ -145,3 +145,29 @@ def test_collector_rebuilds_the_v2_file_from_result_files_as_the_results_reposit
     assert collect_published.main(["--results-dir", str(tmp_path), "--output", str(out)]) == 0
     assert list(csv.DictReader(out.open())) == shipped
     assert collect_published.main(["--results-dir", str(tmp_path), "--output", str(out)]) == 2  # no --overwrite
+
+
+def test_the_chart_labels_every_bar_names_each_average_by_its_tasks_and_its_legend_covers_none():
+    from recipe.eval.plot import draw_categories
+
+    published = load_published()
+    scores = {"STS12": ("STS", 0.70), "STSBenchmark": ("STS", 0.80), "Banking77Classification": ("Classification", 0.9),
+              "SciFact": ("Retrieval", 0.75)}
+    for section in (build_section(scores, published, V1, _expected(V1)),
+                    build_section(scores, Published(published.task_type, {}, ""), V1, _expected(V1),
+                                  data="local files under tests/data/eval")):
+        fig = draw_categories([section], "local/model")
+        fig.canvas.draw()
+        (ax,) = fig.axes
+        names = [t.get_text() for t in ax.get_xticklabels()]
+        assert "STS (2 tasks)" in names and "Average (4 tasks)" in names, names
+        bars = [p for p in ax.patches if p.get_height() > 0]
+        assert len(bars) == (8 if section.source else 4)  # 3 categories and the average, once or twice
+        labels = [t.get_text() for t in ax.texts]
+        assert labels[:4] == ["90.0", "75.0", "75.0", "78.8"], labels  # ours: the categories, then the average
+        legend = ax.get_legend().get_window_extent()
+        assert not any(legend.overlaps(bar.get_window_extent()) for bar in bars)
+        md = to_markdown([section], "local/model")
+        if not section.source:  # local data: no published column, no difference, and it says why
+            assert "| STS | STSBenchmark | 80.00 |  |" in md and "diff" not in md and "88.60" not in md
+            assert "Data: local files under tests/data/eval. The published scores were measured on other data" in md

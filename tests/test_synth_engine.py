@@ -2,6 +2,7 @@
 
 import collections
 import json
+import re
 import socket
 import time
 
@@ -288,3 +289,18 @@ def test_max_cost_stops_one_worker_too(teacher, tmp_path):
     assert not worker.is_alive(), "synthesis hung at the budget"
     assert type(outcome[0]).__name__ == "BudgetReached"
     assert 0 < Store(tmp_path).n_examples < 40
+
+
+def test_progress_shows_life_from_the_first_second(teacher, tmp_path, capsys):
+    """A start line before any answer, a bar for the brainstorm step, then a bar for the examples
+    (whose rate and ETA are the generation's own), tokens counted as every answer comes in."""
+    cfg = parse(SynthConfig, ["--config", RECIPE, "--output-dir", str(tmp_path / "out"), "--num-examples", "12",
+                              "--progress", "true"])
+    synthesize(cfg)
+    err = capsys.readouterr().err
+    first = err.lstrip().splitlines()[0]
+    assert first.startswith("synthesizing 12 examples into ") and "brainstorm call(s) for the task lists" in first
+    brainstorm, examples = err.find("brainstorm:"), err.find("examples:")
+    assert 0 < brainstorm < examples, err[-2000:]
+    assert re.search(r"brainstorm: .*tok \d+(\.\d)?k", err), err[-2000:]  # not 0.00M while it brainstorms
+    assert re.search(r"examples: 100%.*12/12.*tok \d+(\.\d)?k", err), err[-2000:]

@@ -16,7 +16,7 @@ from recipe.errors import InputError
 from recipe.train.config import TrainConfig
 from recipe.train.batch import ABSENT, make_batch
 from recipe.schema import RecordError
-from recipe.train.data import complete_negatives, load_examples, plan_batches, plan_summary, shard
+from recipe.train.data import Example, complete_negatives, load_examples, plan_batches, plan_summary, shard
 from tests.train_helpers import SAMPLE, SMOKE
 
 TEMPLATE = "Instruct: {instruction}\nQuery: {query}"
@@ -216,3 +216,50 @@ def test_launcher_configs_load_in_accelerate_and_name_their_command():
         assert first.startswith("# accelerate launch --config_file ") and path.name in first, path
         config = load_config_from_file(str(path))
         assert config.mixed_precision == "bf16" and config.distributed_type in ("MULTI_GPU", "NO"), path
+
+
+def test_the_saved_instruction_is_the_one_the_records_trained_with(tmp_path, capsys):
+    """One rule: a record's own instruction, else data_instructions; the saved query prompt carries
+    the instruction the run trained with, and a run with several is refused unless one is named."""
+    from collections import Counter
+
+    from recipe.train.export import saved_instruction
+
+    own = tmp_path / "own.jsonl"
+    own.write_text(json.dumps({"query": "q", "positive": "p", "instruction": "Their own"}) + "\n")
+    bare = tmp_path / "bare.jsonl"
+    bare.write_text(json.dumps({"query": "q2", "positive": "p2"}) + "\n")
+    examples = load_examples([str(own), str(bare)], [], TEMPLATE, 0, instructions="Given a question, find it")
+    assert [ex.instruction for ex in examples] == ["Their own", "Given a question, find it"]
+    # the user's data_instructions that a source's records all override is named, not dropped silently
+    assert f"{own}: 1 of 1 records carry their own instruction" in capsys.readouterr().err
+    only = Counter({"Given a question, find it": 3})
+    assert saved_instruction(TEMPLATE, None, only) == "Given a question, find it"
+    assert saved_instruction(TEMPLATE, "Given a web search query", only) == "Given a question, find it"
+    assert "the instruction every record trained with" in capsys.readouterr().err
+    several = Counter(ex.instruction for ex in examples)
+    with pytest.raises(ConfigError, match="2 different instructions.*--export-query-instruction"):
+        saved_instruction(TEMPLATE, None, several)
+    assert saved_instruction(TEMPLATE, "Named", several) == "Named"
+    assert saved_instruction("{query}", None, several) == ""
+
+
+def test_max_steps_overrides_epochs():
+    """As in transformers: max_steps > 0 trains exactly that many steps, over as many passes as they
+    take; the first passes are those of the epochs plan."""
+    from recipe.train.data import plan_steps
+
+    examples = [Example(f"q{i}", f"p{i}", [], None, "s", str(i)) for i in range(40)]
+    one_epoch = plan_batches(examples, 8, 0, 1)
+    assert len(one_epoch) == 5
+    plan = plan_steps(examples, 8, 0, epochs=1, max_steps=12)
+    assert len(plan) == 12 and plan[:5] == one_epoch
+    assert len(plan_steps(examples, 8, 0, epochs=3, max_steps=2)) == 2
+    assert len(plan_steps(examples, 8, 0, epochs=2)) == 10
+
+
+def test_data_instructions_under_a_template_without_instruction_is_refused():
+    minilm = str(SMOKE.parent / "minilm.yaml")
+    with pytest.raises(ConfigError, match=r"'data_instructions' is set but query_template '\{query\}' has no"):
+        parse(TrainConfig, ["--config", minilm, "--data-instructions", "Given a question, retrieve its answer"])
+    assert parse(TrainConfig, ["--config", minilm]).data_instructions == ""

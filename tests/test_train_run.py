@@ -262,3 +262,48 @@ def test_trains_on_every_format_with_no_task_group_or_language(tmp_path):
     assert len(rows) == 5 and all(math.isfinite(r["loss"]) and r["loss"] > 0 for r in rows)
     card = (out / "final" / "README.md").read_text()
     assert '"records_trained": 40' in card
+
+
+def test_own_pairs_save_the_instruction_they_trained_with_and_max_steps_overrides_epochs(tmp_path):
+    """A user's (question, answer) pairs with --data-instructions, as README's bring-your-own-data
+    example trains them: the saved 'query' prompt is the user's instruction (not the recipe's
+    web-search one), --max-steps 7 runs 7 steps although one epoch has 5, and the model card says
+    what the run did: in-batch negatives only, the base model by what it is."""
+    sample = [json.loads(line) for line in (ROOT / "data/samples/synthetic_sample.jsonl").open()][:40]
+    pairs = tmp_path / "my_pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"question": r["query"], "answer": r["positive"]}) + "\n" for r in sample))
+    out = tmp_path / "run"
+    done = train(out, "--data", str(pairs), "--columns", "query=question,positive=answer",
+                 "--data-instructions", "Given a question, retrieve its answer", "--missing-negatives", "in_batch",
+                 "--global-batch-size", "8", "--mini-batch-size", "8", "--epochs", "1", "--max-steps", "7",
+                 "--save-steps", "0", check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "max_steps 7 overrides epochs 1" in done.stderr
+    assert [json.loads(line)["step"] for line in (out / "train_log.jsonl").open()] == list(range(1, 8))
+    model = SentenceTransformer(str(out / "final"), device="cpu")
+    assert model.prompts["query"] == "Instruct: Given a question, retrieve its answer\nQuery: "
+    card = (out / "final" / "README.md").read_text()
+    assert "in-batch negatives only" in card and "hard negative and" not in card
+    assert "random 2-layer Mistral" in card and 'prompt_name="query"' in card
+
+
+def test_the_model_card_says_what_the_run_did():
+    """A local copy of a Hub model is named by the Hub id it copies (not its path in a virtual
+    environment); a model trained without instructions is not told to use `Instruct: ...`; the
+    negatives are the ones the run had."""
+    from recipe.local_models import resolve
+    from recipe.train.config import TrainConfig
+    from recipe.train.export import model_card
+
+    minilm = TrainConfig(model=resolve("all-minilm-l6-v2"), query_template="{query}", output_dir="out/minilm")
+    card = model_card(minilm, {"records": 200, "records_short_of_negatives": 0}, "")
+    assert "base_model: sentence-transformers/all-MiniLM-L6-v2\n" in card
+    described = card.split("## Data")[0]  # the recipe below it records the path it was read from
+    assert "fine-tuning of `sentence-transformers/all-MiniLM-L6-v2`" in described and "site-packages" not in described
+    assert "Instruct:" not in described and "each with 1 hard negative and" in card
+    in_batch = TrainConfig(model="tiny-mistral", missing_negatives="in_batch", output_dir="out/run")
+    card = model_card(in_batch, {"records": 200, "records_short_of_negatives": 200}, "Instruct: Find it\nQuery: ")
+    assert "in-batch negatives only, no hard negatives" in card and "1 hard negative" not in card
+    random_fill = TrainConfig(model="tiny-mistral", missing_negatives="random", output_dir="out/run")
+    card = model_card(random_fill, {"records": 200, "records_short_of_negatives": 50}, "Instruct: Find it\nQuery: ")
+    assert "50 of 200 records had fewer and were filled with random documents" in card

@@ -84,12 +84,12 @@ def report_path(cfg: DecontaminateConfig) -> Path | None:
 def check_files(cfg: DecontaminateConfig) -> list:
     """The files it reads exist and the files it writes may be written, before a record or an
     evaluation text is read; the tasks."""
-    from recipe.eval.tasks import select_tasks
+    from recipe.eval.tasks import chosen_tasks, select_tasks
 
     check_local_or_hub(cfg.input, "--input", "data")
     if cfg.data_dir and not Path(cfg.data_dir).is_dir():
         raise ConfigError(f"--data-dir {cfg.data_dir}: no such folder")
-    tasks = select_tasks(cfg.benchmark, cfg.tasks, cfg.task_types)
+    tasks = select_tasks(cfg.benchmark, chosen_tasks(cfg), cfg.task_types)
     if not tasks:
         raise ConfigError("no tasks selected")
     written = [cfg.input]

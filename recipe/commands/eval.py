@@ -5,6 +5,7 @@
     python eval.py --model intfloat/e5-mistral-7b-instruct --tasks SciFact,STS12
     python eval.py --model sentence-transformers/all-MiniLM-L6-v2 --benchmark "MTEB(eng, v2)"
     python eval.py --model OUTPUT/final --task-types Retrieval
+    python eval.py --model OUTPUT/final --baseline BASE --tasks STSBenchmark --data-dir DIR   # one table, the difference
     python eval.py --model OUTPUT/final --benchmark BEIR          # or MIRACL
     python eval.py --model OUTPUT/final --tasks STSBenchmark --data-dir DIR   # DIR/STSBenchmark/test.jsonl
     python eval.py --model you/model --benchmark "MTEB(eng, v2)" --submission   # OUTPUT/submission/
@@ -12,8 +13,11 @@
 The protocol (--protocol auto) is the E5 authors' for an instruction model (train.py's, or one
 mteb knows as such): the task's instruction on queries and on every text of the non-retrieval
 tasks, retrieval documents bare, inputs cut at 512 tokens ending with EOS, fp16 on GPU; any other
-model runs as saved, as the leaderboard runs it. The run says which and why. Writes mteb's
-result files, results.md, results.csv and categories.png under --output-dir; running the same
+model runs as saved, as the leaderboard runs it. The run says which and why. Scores are set beside
+a reference measured on the same data only: the published scores (tasks from the Hub), the
+--baseline model's (scored here on the same tasks and data), or none (local data). Writes mteb's
+result files, results.md, results.csv and categories.png under --output-dir, and a copy of the
+tables under models/<model>/ that a run for another model leaves alone; running the same
 command again skips finished tasks. It replaces only the report files and submission/ that it
 wrote there itself (.e5-eval.json lists them); another of those names is refused without --overwrite. Any key can also come from a YAML file (`--config FILE`);
 `--help` lists them.
@@ -30,11 +34,15 @@ from recipe import cli
 from recipe.config import parse
 from recipe.eval.report import to_markdown
 from recipe.eval.settings import EvalConfig
+from recipe.sources import check_local_or_hub
 
 
 def _main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     cfg = parse(EvalConfig, argv)
+    check_local_or_hub(cfg.model, "--model")  # a typo or an offline Hub id: one line now, not after the imports
+    if cfg.baseline:
+        check_local_or_hub(cfg.baseline, "--baseline")
     from recipe.eval.run import evaluate  # mteb, torch, sentence-transformers: not for --help
 
     outcome = evaluate(cfg)

@@ -59,6 +59,7 @@ def _main(argv: list[str]) -> int:
     check_files(cfg)
     records = cfg.read()
     model = cfg.load()
+    mining.fill_prompts(cfg, model, cfg.model)
     settings = filtering.FilterSettings(**{f.name: getattr(cfg, f.name) for f in fields(filtering.FilterSettings)})
     verdicts = filtering.judge(records, model, settings, cfg.instruction, progress=cfg.progress)
     kept, removed = filtering.split_by_verdict(records, verdicts)

@@ -37,8 +37,8 @@ class MineConfig(EmbeddedRecords, mining.MiningSettings):
     cache_dir: str | None = setting(
         "~/.cache/e5-recipe/embeddings", "embedding cache folder (per model, then per text list); null: off")
     instruction: str = setting(
-        "Given a web search query, retrieve relevant passages that answer the query", "instruction of records that "
-        "have none (BEIR input: all)")
+        "", "instruction written into records that have none (BEIR input: all); '': they stay without one, so that "
+        "train.py's --data-instructions gives it")
     source: str = setting("", "BEIR input: records' source name (default: folder name)")
     language: str = setting("English", "BEIR input: records' language")
 
@@ -50,14 +50,15 @@ def _main(argv: list[str]) -> int:
     extra = []
     if beir.is_beir_folder(cfg.input):
         corpus, queries, qrels = beir.read_beir_folder(cfg.input, cfg.split)
-        records = list(beir.beir_records(corpus, queries, qrels, instruction=cfg.instruction,
+        records = list(beir.beir_records(corpus, queries, qrels, instruction=cfg.instruction or None,
                                          source=cfg.source or Path(cfg.input).name, language=cfg.language))
         extra = [beir.doc_text(d) for d in corpus]
         if not records:
             raise ConfigError(f"{cfg.input}: no records")
     else:
-        records = [{**rec, "instruction": rec.get("instruction") or cfg.instruction} for rec in cfg.read()]
+        records = [{**rec, "instruction": rec.get("instruction") or cfg.instruction or None} for rec in cfg.read()]
     model = cfg.load()
+    mining.fill_prompts(cfg, model, cfg.model)
     if cfg.cache_dir:
         cfg.cache_dir = str(Path(cfg.cache_dir).expanduser())
     settings = mining.MiningSettings(**{f.name: getattr(cfg, f.name) for f in fields(mining.MiningSettings)})

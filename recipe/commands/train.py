@@ -22,6 +22,7 @@ from pathlib import Path
 
 from recipe import cli
 from recipe.config import ConfigError, parse, to_dict
+from recipe.errors import InputError
 from recipe.files import check_writable_dir
 from recipe.local_models import MODELS, gguf_file
 from recipe.local_models import resolve as resolve_local
@@ -49,9 +50,10 @@ def train(argv: list[str]) -> Path | None:
         gguf_file(cfg.model)  # installed and intact, before the output folder is claimed
     elif cfg.model != "tiny-mistral":
         check_local_or_hub(cfg.model, "--model")
+    check_data(cfg)
     out = Path(cfg.output_dir)
     lock = lock_output_dir(out)
-    finished = False
+    finished = refused = False
     try:
         state = outdir.inspect(out)
         if lock:  # the main process judges the dir for all: the others wait for it in the process group
@@ -62,14 +64,28 @@ def train(argv: list[str]) -> Path | None:
 
         final = run(cfg, state)
         finished = True
+    except InputError:
+        refused = True
+        raise
     finally:
         end_process_group(synchronise=finished)
         if lock:
-            lock.release()
+            lock.release(undo=refused)  # a refused run leaves no folder and no lock file behind
     if final and lock:
         for line in written(out, final):
             print(line)
     return final
+
+
+def check_data(cfg: TrainConfig) -> None:
+    """Every --data source exists, and each local file's first record reads as the recipe will
+    read it (format, columns, instruction), before the output dir is claimed or torch is imported."""
+    from recipe.train.data import check_first_records
+
+    for source in cfg.data:
+        check_local_or_hub(source, "--data", "data")
+    check_first_records(cfg.data, cfg.query_template, columns=cfg.columns, instructions=cfg.data_instructions,
+                        split=cfg.split)
 
 
 def end_process_group(synchronise: bool) -> None:

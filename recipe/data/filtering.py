@@ -18,12 +18,13 @@ product in chunks of queries, and a reason for every pair removed.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass
 
 from ..config import ConfigError, setting
 from ..schema import negatives
-from .mining import anchor, group_key
+from .mining import anchor, fill_prompts, group_key
 
 CHUNK = 1024  # queries scored at a time: a (1024 x pool) matrix
 
@@ -35,8 +36,12 @@ class FilterSettings:
     min_cosine: float | None = setting(
         None, "keep a pair whose query-positive cosine is at least this (Qwen3-Embedding: 0.7); null: no cosine rule")
     batch_size: int = setting(64, "encoding batch size")
-    query_prompt: str = setting("query: ", "prefix of the query side (mE5: 'query: '); may contain {instruction}")
-    corpus_prompt: str = setting("passage: ", "prefix of the candidate side (mE5: 'passage: ')")
+    query_prompt: str | None = setting(
+        None, "prefix of the query side, may contain {instruction}; null: the model's (its saved 'query' prompt, "
+        "E5's 'query: ' for an E5 model, else none)")
+    corpus_prompt: str | None = setting(
+        None, "prefix of the candidate side; null: the model's (its saved document prompt, E5's 'passage: ', else "
+        "none)")
 
     def check(self) -> None:
         if self.top_k < 0:
@@ -61,6 +66,9 @@ def judge(records: list[dict], model, settings: FilterSettings, instruction: str
           progress: bool = True) -> list[Verdict]:
     """One verdict per record, in order; a record is kept when its verdict has no reasons.
     `instruction`: what a query prompt's {instruction} becomes for a record without one."""
+    if settings.query_prompt is None or settings.corpus_prompt is None:
+        settings = dataclasses.replace(settings)
+        fill_prompts(settings, model, "")
     groups = defaultdict(list)
     for i, rec in enumerate(records):
         groups[group_key(rec)].append(i)

@@ -12,7 +12,8 @@ What it adds:
   (`relative_margin=0.05`, NV-Retriever's TopK-PercPos, Moreira et al. 2024), since an
   unlabelled passage that close to the query is often another right answer;
 - the query side may carry each record's instruction (`query_prompt="Instruct: {instruction}\\nQuery: "`
-  for an instruction-tuned miner); mE5's "query: " / "passage: " prefixes are the default;
+  for an instruction-tuned miner); by default the prefixes follow the miner (`model_prompts`): the
+  prompts it saved, E5's "query: " / "passage: " for an E5 model, none for any other;
 - the cache folder is keyed by the model's name or path (sentence-transformers keys it by
   `model_card_data.base_model`, which is None for a model loaded from a local folder, so two
   local models would share embeddings), then by the hash of the texts (done by the library);
@@ -24,9 +25,11 @@ What it adds:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import random
+import re
 import shutil
 from collections import defaultdict
 from contextlib import contextmanager, nullcontext
@@ -56,8 +59,11 @@ class MiningSettings:
     sampling: str = setting("random", "'random' among the kept top-k, or 'top' (hardest kept)")
     seed: int = setting(0, "seed of the random sampling")
     batch_size: int = setting(64, "encoding batch size")
-    query_prompt: str = setting("query: ", "prefix of the query side (mE5: 'query: '); may contain {instruction}")
-    corpus_prompt: str = setting("passage: ", "prefix of the document side (mE5: 'passage: ')")
+    query_prompt: str | None = setting(
+        None, "prefix of the query side, may contain {instruction}; null: the model's (its saved 'query' prompt, "
+        "E5's 'query: ' for an E5 model, else none)")
+    corpus_prompt: str | None = setting(
+        None, "prefix of the document side; null: the model's (its saved document prompt, E5's 'passage: ', else none)")
     cache_dir: str | None = setting(None, "embedding cache folder (per model, then per text list)")
 
     def check(self) -> None:
@@ -86,6 +92,33 @@ def load_embedder(name_or_path: str, max_seq_length: int | None = None, device: 
     if max_seq_length:
         model.max_seq_length = max_seq_length
     return model
+
+
+# E5 models that expect "query: " / "passage: " and save no prompts (intfloat's model cards)
+E5_PREFIXED = re.compile(r"(multilingual-)?e5-(small|base|large)(-v2)?", re.IGNORECASE)
+DOCUMENT_PROMPTS = ("document", "passage", "corpus")
+
+
+def model_prompts(model, name: str) -> tuple[str, str, str]:
+    """The query and document prefixes `model` (loaded from `name`) expects, and why."""
+    saved = getattr(model, "prompts", None) or {}
+    document = next((saved[k] for k in DOCUMENT_PROMPTS if k in saved), None)
+    if saved.get("query") or document:  # sentence-transformers saves '' for a model without prompts
+        return saved.get("query") or "", document or "", "the prompts the model saved"
+    if E5_PREFIXED.fullmatch(Path(name.rstrip("/")).name):
+        return "query: ", "passage: ", "E5's prefixes, by the model's name"
+    return "", "", "the model saves no prompts"
+
+
+def fill_prompts(settings, model, name: str) -> None:
+    """Set the query_prompt and corpus_prompt left null to the model's, and say what they are."""
+    if settings.query_prompt is not None and settings.corpus_prompt is not None:
+        return
+    query, document, why = model_prompts(model, name)
+    settings.query_prompt = query if settings.query_prompt is None else settings.query_prompt
+    settings.corpus_prompt = document if settings.corpus_prompt is None else settings.corpus_prompt
+    say(f"prefixes: queries {settings.query_prompt!r}, documents {settings.corpus_prompt!r} ({why}; "
+        "--query-prompt and --corpus-prompt set them)")
 
 
 def group_key(rec: dict) -> str:
@@ -180,6 +213,9 @@ def mine(records: Iterable[dict], model, settings: MiningSettings | None = None,
     from sentence_transformers.util import mine_hard_negatives
 
     settings = settings or MiningSettings()
+    if settings.query_prompt is None or settings.corpus_prompt is None:
+        settings = dataclasses.replace(settings)
+        fill_prompts(settings, model, model_id)
     if settings.cache_dir and not model_id:
         raise ValueError("mining: a cache_dir needs model_id (the model's name or path) to key the cache by")
     records = [dict(r) for r in records]

@@ -1,6 +1,6 @@
 """The one record reader: training, mining and publishing read their input here.
 
-Sources: a .jsonl/.parquet file, a synthesis output folder (its examples.jsonl), a local copy of a
+Sources: a .jsonl/.parquet/.csv/.tsv file (CSV and TSV with a header row), a synthesis output folder (its examples.jsonl), a local copy of a
 published dataset (a folder with README.md and parquet files, as `data/publish.py --dry-run`
 writes it), a folder `save_to_disk` wrote (`datasets.load_from_disk`; `--split` chooses the
 split of a DatasetDict), any other local dataset folder or Hub dataset id (`datasets.load_dataset`).
@@ -96,6 +96,26 @@ def _jsonl(path: Path, mapping, required) -> Iterator[tuple[dict, str]]:
             yield rec, at
 
 
+def _csv(path: Path, mapping, required) -> Iterator[tuple[dict, str]]:
+    """A .csv (comma) or .tsv (tab) file with a header row, one record per row; an empty cell is
+    no value. Cells are text: a list of negatives needs JSONL or Parquet."""
+    import csv
+
+    try:
+        with path.open(encoding="utf-8", newline="") as f:
+            reader = csv.DictReader(f, delimiter="\t" if path.suffix == ".tsv" else ",")
+            for row in reader:
+                at = f"{path}:{reader.line_num}"
+                if None in row:
+                    raise RecordError(f"{at}: more cells than the header has columns ({', '.join(reader.fieldnames)})")
+                for rec in normalize({k: v for k, v in row.items() if v not in (None, "")}, at, mapping, required):
+                    yield rec, at
+    except UnicodeDecodeError as e:
+        raise RecordError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    except csv.Error as e:
+        raise RecordError(f"{path}: not a readable {path.suffix[1:].upper()} file ({e})") from None
+
+
 def _parquet_rows(path: Path) -> list[dict]:
     import pyarrow.parquet as pq
 
@@ -137,8 +157,10 @@ def read_located(source: str | Path, config: str | None = None, split: str = "tr
             yield from _jsonl(path, columns, required)
         elif path.suffix == ".parquet":
             yield from _rows(_parquet_rows(path), str(path), columns, required)
+        elif path.suffix in (".csv", ".tsv"):
+            yield from _csv(path, columns, required)
         else:
-            raise RecordError(f"{path}: unknown record file type '{path.suffix}' (want .jsonl or .parquet)")
+            raise RecordError(f"{path}: unknown record file type '{path.suffix}' (want .jsonl, .parquet, .csv or .tsv)")
     elif is_hub_id(source):
         yield from _load_dataset(str(source), config, split, columns, required)
     else:

@@ -18,6 +18,7 @@ import torch
 from ..eos import ensure_eos, pad_with_eos
 from ..errors import InputError
 from ..hub import is_hub_id
+from ..local_models import packaged
 from ..plain_text import drop_chat_modality
 
 class ModelError(InputError):
@@ -137,6 +138,9 @@ def model_name(name_or_path: str) -> str:
     path = Path(name_or_path)
     if not path.exists():
         return name_or_path
+    copy = packaged(name_or_path)  # a packaged copy of a Hub model: by its short name, not its folder's
+    if copy:
+        return f"local/{copy.name}"
     path = path.resolve()
     name = f"{path.parent.name}-{path.name}" if path.name in ("final", "model") else path.name
     return f"local/{name}"

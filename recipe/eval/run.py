@@ -15,12 +15,13 @@ and a damaged one is dropped and computed again (`cache.py`).
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import logging
 import platform
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -37,11 +38,11 @@ from ..local_data import use_local_data
 from .model import load_model, model_name, revision_of
 from .plot import plot_categories
 from .protocol import choose, registry_meta
-from .published_scores import load_published
+from .published_scores import Published, load_published
 from .report import Section, build_section, write_csv, write_markdown
 from .settings import EvalConfig
 from .submission import submission_meta, training_info, write_submission
-from .tasks import benchmark_tasks, report_benchmarks, select_tasks
+from .tasks import benchmark_tasks, chosen_tasks, report_benchmarks, select_tasks
 
 logger = logging.getLogger(__name__)
 # mteb's embedding cache warns once per repeated text (STS sets repeat sentences): noise, not news
@@ -73,6 +74,8 @@ def data_keys(tasks: list, data_dir: str | None) -> dict[str, str]:
             keys[part.metadata.name] = (use_local_data(part, data_dir) if data_dir
                                         else f"hub-{str(part.metadata.revision)[:12]}")
         if parts != [task]:
+            if data_dir:
+                task.local_data_full = all(part.local_data_full for part in parts)
             joined = " ".join(keys[part.metadata.name] for part in parts)
             keys[task.metadata.name] = "parts-" + hashlib.sha256(joined.encode()).hexdigest()[:12]
     return keys
@@ -115,8 +118,8 @@ def evaluate(cfg: EvalConfig, encoder=None) -> Outcome:
     cfg.check()
     benchmarks = report_benchmarks(cfg.benchmark)
     # a wrong --reference fails now, not after hours
-    published = {b: load_published(cfg.reference, b) for b in benchmarks or [""]}
-    tasks = select_tasks(cfg.benchmark, cfg.tasks, cfg.task_types)
+    published = {b: load_published(cfg.reference, b) for b in [*benchmarks, ""]}
+    tasks = select_tasks(cfg.benchmark, chosen_tasks(cfg), cfg.task_types)
     keys = data_keys(tasks, cfg.data_dir)  # checks every local file before anything runs
     out = files.check_writable_dir(cfg.output_dir)
     # one run per output dir: two would write the same result files and embedding caches
@@ -128,6 +131,7 @@ def evaluate(cfg: EvalConfig, encoder=None) -> Outcome:
 # lists the report files and submission/ files eval.py wrote into OUTPUT: only those it replaces
 MARKER = ".e5-eval.json"
 REPORTS = ("results.md", "results.csv", "categories.png")
+MODELS = "models"  # OUTPUT/models/<model>/: each model's own copy of its tables
 
 
 def check_own_outputs(cfg: EvalConfig, out: Path) -> None:
@@ -137,6 +141,7 @@ def check_own_outputs(cfg: EvalConfig, out: Path) -> None:
         return
     written = files.listed_as_ours(out / MARKER)
     paths = [out / name for name in REPORTS if (out / name).exists()]
+    paths += [p for p in (out / MODELS).rglob("*") if p.name in REPORTS]
     if cfg.submission and (out / "submission").exists():
         paths += [out / "submission", *(out / "submission").rglob("*")]
     foreign = files.foreign_paths(out, paths, written, {})
@@ -148,11 +153,52 @@ def check_own_outputs(cfg: EvalConfig, out: Path) -> None:
 
 def _run(cfg: EvalConfig, encoder, benchmarks: list[str], published, tasks: list, keys: dict[str, str],
          out: Path) -> Outcome:
+    outcome, encoder, cache = _score(cfg, encoder, tasks, keys, out)
+    reference, name = _reference(published, tasks), "published"
+    if cfg.baseline:  # the same tasks, the same data: the one reference that is always comparable
+        base, _, _ = _score(replace(cfg, model=cfg.baseline, baseline=None), None, tasks, keys, out)
+        outcome.failed.update({f"{t} ({base.model})": e for t, e in base.failed.items()})
+        outcome.bad_data.update(base.bad_data)
+        source = f"{base.model}, scored here on the same tasks and data (protocol: {base.protocol})"
+        reference = {b: Published(task_type=p.task_type, score={t: 100 * v for t, (_, v) in base.scores.items()},
+                                  source=source) for b, p in published.items()}
+        name = base.model
+    outcome.sections = _sections(outcome.scores, benchmarks, reference, _data_note(cfg, tasks), name)
+    _write_reports(cfg, outcome, out)
+    if cfg.submission and outcome.scores:
+        outcome.submission = _submit(cfg, encoder, out, cache, tasks, outcome)
+    return outcome
+
+
+def _reference(published: dict, tasks: list) -> dict:
+    """The published scores of the tasks whose data is the published data: from the Hub, or local
+    files of its full size (`local_data.is_full_size`); none for a slice or other local data."""
+    local = [t for t in tasks if hasattr(t, "local_data_full")]
+    if not local:
+        return published
+    partial = {t.metadata.name for t in local if not t.local_data_full}
+    return {b: Published(task_type=p.task_type, score={n: v for n, v in p.score.items() if n not in partial},
+                         source=p.source if set(p.score) - partial else "") for b, p in published.items()}
+
+
+def _data_note(cfg: EvalConfig, tasks: list) -> str:
+    """What data the table scored, for its 'Data:' line."""
+    if not cfg.data_dir:
+        return ""
+    partial = [t.metadata.name for t in tasks if not getattr(t, "local_data_full", True)]
+    return f"local files under {cfg.data_dir}" + (
+        f"; {', '.join(partial)}: not the size of the published data (a slice, or other data), so no published "
+        "score is set beside them" if partial and not cfg.baseline else "")
+
+
+def _score(cfg: EvalConfig, encoder, tasks: list, keys: dict[str, str], out: Path):
+    """Score one model on `tasks` (mteb, resuming from OUTPUT's result files): its Outcome without
+    sections, its encoder and the result cache."""
     own_encoder = encoder is None
     encoder = encoder or build_encoder(cfg)
     protocol = f"{encoder.protocol} ({encoder.reason})"
-    say(f"protocol: {protocol}")
     meta = encoder.mteb_model_meta
+    say(f"protocol: {protocol} for {meta.name}")
     model = encoder
     if cfg.embedding_cache:
         model = CachedEmbeddingWrapper(
@@ -191,16 +237,39 @@ def _run(cfg: EvalConfig, encoder, benchmarks: list[str], published, tasks: list
                 outcome.failed[name] = f"incomplete results: {e}"
                 continue
             outcome.scores[name] = (task.metadata.type, score)
-    outcome.sections = _sections(outcome.scores, benchmarks, published)
-    files.list_as_ours(out, MARKER, "eval.py", ["results.csv", "results.md"]
-                + (["categories.png"] if cfg.chart and outcome.scores else []))
-    write_csv(outcome.sections, out / "results.csv")
-    write_markdown(outcome.sections, meta.name, out / "results.md", protocol)
-    if cfg.chart and outcome.scores:
-        plot_categories(outcome.sections, out / "categories.png", meta.name)
-    if cfg.submission and outcome.scores:
-        outcome.submission = _submit(cfg, encoder, out, cache, tasks, outcome)
-    return outcome
+    return outcome, encoder, cache
+
+
+def _write_reports(cfg: EvalConfig, outcome: Outcome, out: Path) -> None:
+    """results.md, results.csv and categories.png: this run's table, and a copy kept per model
+    under models/<model>/, so that a run for another model replaces no model's table (it says
+    whose table the top-level files held)."""
+    own = out / MODELS / outcome.model.replace("/", "__")
+    names = ["results.csv", "results.md"] + (["categories.png"] if cfg.chart and outcome.scores else [])
+    files.list_as_ours(out, MARKER, "eval.py", names + [str((own / n).relative_to(out)) for n in names])
+    before = _table_model(out / "results.csv")
+    if before == "":
+        say(f"results.md, results.csv, categories.png now hold {outcome.model}'s table, replacing an earlier "
+            "table (of a version that kept no copy per model)")
+    elif before and before != outcome.model:
+        say(f"results.md, results.csv, categories.png now hold {outcome.model}'s table; {before}'s stays in "
+            f"{out / MODELS / before.replace('/', '__')}")
+    for folder in (out, own):
+        write_csv(outcome.sections, folder / "results.csv", outcome.model)
+        write_markdown(outcome.sections, outcome.model, folder / "results.md", outcome.protocol)
+        if cfg.chart and outcome.scores:
+            plot_categories(outcome.sections, folder / "categories.png", outcome.model)
+
+
+def _table_model(path: Path) -> str | None:
+    """The model whose table a results.csv holds ('' for one written before the model column), or
+    None when there is none."""
+    try:
+        with path.open(encoding="utf-8", newline="") as f:
+            row = next(csv.DictReader(f), None)
+    except OSError:
+        return None
+    return None if row is None else row.get("model") or ""
 
 
 def _finished(cache: DataKeyedCache, task, meta) -> bool:
@@ -209,15 +278,20 @@ def _finished(cache: DataKeyedCache, task, meta) -> bool:
     return result is not None and not result.get_missing_evaluations(task)
 
 
-def _sections(scores: dict, benchmarks: list[str], published: dict) -> list[Section]:
+def _sections(scores: dict, benchmarks: list[str], published: dict, data: str = "",
+              reference: str = "published") -> list[Section]:
     """One section per benchmark, over its own tasks; without a benchmark, one over all tasks run."""
     if not benchmarks:
-        return [build_section(scores, published[""], expected={})]
-    sections = []
+        return [build_section(scores, published[""], expected={}, data=data, reference=reference)]
+    sections, seen = [], set()
     for benchmark in benchmarks:
         expected = {t.metadata.name: t.metadata.type for t in benchmark_tasks(benchmark)}
+        seen |= set(expected)
         sections.append(build_section({n: s for n, s in scores.items() if n in expected},
-                                      published[benchmark], benchmark, expected))
+                                      published[benchmark], benchmark, expected, data, reference))
+    rest = {n: s for n, s in scores.items() if n not in seen}  # tasks named outside the benchmark
+    if rest:
+        sections.append(build_section(rest, published[""], expected={}, data=data, reference=reference))
     return sections
 
 

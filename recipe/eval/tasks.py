@@ -13,9 +13,11 @@ AmazonCounterfactualClassification in MTEB(eng, v1)), so `--tasks` picks from th
 from __future__ import annotations
 
 import difflib
+from pathlib import Path
 
 import mteb
 
+from ..cli import say
 from ..errors import InputError
 
 MIRACL_LANGUAGES = ["ar", "bn", "en", "es", "fa", "fi", "fr", "hi", "id", "ja", "ko", "ru",
@@ -55,9 +57,44 @@ def benchmark_tasks(name: str) -> list:
     return list(mteb.get_benchmark(name).tasks)
 
 
+def _is_task(name: str) -> bool:
+    try:
+        mteb.get_task(name)
+    except KeyError:
+        return False
+    return True
+
+
+def local_tasks(data_dir: str, benchmark: str) -> list[str]:
+    """The tasks a --data-dir holds (its folders named as mteb's tasks), the benchmark's first;
+    none is an error that says what the folder holds."""
+    folder = Path(data_dir)
+    if not folder.is_dir():
+        raise TaskSelectionError(f"--data-dir {data_dir}: no such folder")
+    held = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    tasks = [name for name in held if _is_task(name)]
+    if not tasks:
+        raise TaskSelectionError(f"--data-dir {data_dir}: no folder named as an mteb task (it holds "
+                                 f"{', '.join(held[:5]) or 'no folders'}); name the tasks with --tasks")
+    order = {t.metadata.name: i for i, t in enumerate(benchmark_tasks(benchmark))} if benchmark else {}
+    return sorted(tasks, key=lambda n: (order.get(n, len(order)), n))
+
+
+def chosen_tasks(cfg) -> list[str]:
+    """--tasks; without it, with --data-dir, the tasks that folder holds (said in one line)."""
+    if cfg.tasks or not cfg.data_dir:
+        return cfg.tasks
+    held = local_tasks(cfg.data_dir, cfg.benchmark)
+    say(f"--data-dir {cfg.data_dir} holds {len(held)} task(s): scoring those ({', '.join(held)}); "
+        "--tasks names others")
+    return held
+
+
 def select_tasks(benchmark: str = "MTEB(eng, v1)", tasks: list[str] | None = None,
                  task_types: list[str] | None = None) -> list:
-    """The tasks to run, in the benchmark's order; an empty `benchmark` takes `tasks` from all of mteb."""
+    """The tasks to run: the benchmark's, in its order; with `tasks`, those, by name, from the
+    benchmark or else from all of mteb (one rule for eval.py and data/decontaminate.py: a task
+    named is taken wherever mteb has it; the benchmark groups the report's averages)."""
     pool = benchmark_tasks(benchmark) if benchmark else []
     by_name = {t.metadata.name: t for t in pool}
     selected = list(pool)
@@ -66,16 +103,12 @@ def select_tasks(benchmark: str = "MTEB(eng, v1)", tasks: list[str] | None = Non
         for name in tasks:
             if name in by_name:
                 selected.append(by_name[name])
-            elif not benchmark:
-                try:
-                    selected.append(mteb.get_task(name))
-                except KeyError:
-                    names = [t.metadata.name for t in mteb.get_tasks()]
-                    raise TaskSelectionError(f"unknown task {name!r}{_close(name, names)}") from None
-            else:
-                raise TaskSelectionError(
-                    f"task {name!r} is not in benchmark {benchmark!r}{_close(name, sorted(by_name))} "
-                    "(pass --benchmark '' to pick any mteb task)")
+                continue
+            try:
+                selected.append(mteb.get_task(name))
+            except KeyError:
+                names = [t.metadata.name for t in mteb.get_tasks()]
+                raise TaskSelectionError(f"unknown task {name!r}{_close(name, names)}") from None
     if task_types:
         types = sorted({t.metadata.type for t in selected})
         for tt in task_types:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import sys
 import time
 
 from tqdm.auto import tqdm
@@ -24,6 +25,11 @@ from .save import save_brainstorm, save_generation
 from .settings import SynthConfig
 from .store import Store
 from .teacher import BudgetReached, Fatal, Outage, Transient, chat
+
+
+def tokens(n: int) -> str:
+    """A token count as it grows: 850, 12.3k, 4.56M."""
+    return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}k" if n >= 1e3 else str(n)
 
 
 class Engine:
@@ -166,6 +172,7 @@ class Engine:
             if outcome != "ok":
                 failed[group] += 1
             self._judge(outcome, answer)
+            self._progress(outcome)
 
         await self._pool(next_job, execute)
 
@@ -195,27 +202,48 @@ class Engine:
         await self._pool(next_job, execute)
 
     def _progress(self, outcome: str | None) -> None:
-        """Move the bar for an outcome; None: only bring its figures up to date."""
+        """Move the bar for an answer (a brainstorm call, an example) and bring its figures up to
+        date: tokens and spend as every answer comes in, saved or rejected; None: figures only."""
         if self.bar is None:
             return
         if outcome == "ok":
             self.bar.update(1)
         s = self.store
         cost = f"${s.cost:,.2f}" if s.cost else "$n/a"
-        self.bar.set_postfix_str(
-            f"tok {(s.prompt_tokens + s.completion_tokens) / 1e6:.2f}M, {cost}, "
-            f"rejected {sum(s.rejected.values())}", refresh=outcome is None)
+        self.bar.set_postfix_str(f"tok {tokens(s.prompt_tokens + s.completion_tokens)}, {cost}, "
+                                 f"rejected {sum(s.rejected.values())}")
+
+    def _open_bar(self, what: str, total: int, initial: int = 0) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        # a bar per step, so that each step's rate and ETA are its own: brainstorming is not generating
+        self.bar = tqdm(total=total, initial=initial, unit="call" if what == "brainstorm" else "ex", desc=what,
+                        disable=not self.cfg.progress, dynamic_ncols=True)
+        self._progress(None)
+
+    def _start_line(self, calls: int) -> str:
+        cfg, store = self.cfg, self.store
+        models = ", ".join(cfg.models())
+        have = f" ({store.n_examples} there already)" if store.n_examples else ""
+        first = f"first {calls} brainstorm call(s) for the task lists, then " if calls else ""
+        return (f"synthesizing {cfg.num_examples} examples{have} into {store.dir} with {models}: {first}one request "
+                f"per example, {cfg.concurrency} at a time")
 
     async def run(self) -> None:
-        self.bar = tqdm(total=self.cfg.num_examples, initial=self.store.n_examples, unit="ex",
-                        desc="examples", disable=not self.cfg.progress, dynamic_ncols=True)
+        calls = sum(request.brainstorm_calls(self.cfg, g, len(self.store.pool(g))) for g in BRAINSTORM_GROUPS)
+        if self.cfg.progress:
+            print(self._start_line(calls), file=sys.stderr, flush=True)
         try:
-            await self.brainstorm()
+            if calls:
+                self._open_bar("brainstorm", calls)
+                await self.brainstorm()
             if not self._stopping():
+                self._open_bar("examples", self.cfg.num_examples, self.store.n_examples)
                 await self.generate()
         finally:
             self._progress(None)  # the bar's last line and the stop message state the same spend
-            self.bar.close()
+            if self.bar is not None:
+                self.bar.close()
             await self.client.close()
         if self.fatal:
             raise self.fatal

@@ -8,6 +8,7 @@ import datetime
 import sys
 
 from ..config import ConfigError
+from ..errors import InputError
 from ..lock import FolderLock
 from . import pricing
 from .settings import SynthConfig
@@ -51,10 +52,14 @@ def synthesize(cfg: SynthConfig, argv: list[str] | None = None) -> Store:
     except BaseException:
         asyncio.run(client.close())
         raise
+    refused = False
     try:
         return _run(cfg, argv, client, base_url, journal)
+    except InputError:
+        refused = True
+        raise
     finally:
-        lock.release()
+        lock.release(undo=refused)  # a refused run leaves no lock file (nor a folder) behind
 
 
 def _run(cfg: SynthConfig, argv: list[str] | None, client, base_url: str, journal: RequestJournal) -> Store:

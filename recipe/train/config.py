@@ -107,7 +107,9 @@ class TrainConfig:
     weight_decay: float = setting(0.1, "AdamW weight decay (not on biases and norms)")
     max_grad_norm: float = setting(0.0, "clip the gradient norm; 0 measures it only")
     epochs: int = setting(1, "passes over the data")
-    max_steps: int = setting(0, "stop after this many steps (0: the epochs decide)")
+    max_steps: int = setting(
+        0, "train exactly this many steps, over as many passes as they take (overrides epochs, as in transformers); "
+        "0: the epochs decide")
     ddp_find_unused_parameters: bool = setting(
         False, "true when some trainable weights get no gradient (a BERT pooler under mean pooling)")
     process_group_timeout: int = setting(
@@ -132,9 +134,10 @@ class TrainConfig:
     log_steps: int = setting(1, "log every N steps")
     report_to: list[str] = setting([], "accelerate trackers: tensorboard, wandb")
     export_adapter_only: bool = setting(False, "final/ holds the adapter, not merged weights")
-    export_query_instruction: str = setting(
-        "Given a web search query, retrieve relevant passages that answer the query", "instruction of the saved "
-        "'query' prompt")
+    export_query_instruction: str | None = setting(
+        None, "instruction of the saved 'query' prompt where the records train with several (synthetic data: one per "
+        "task); a run whose records all train with one saves that one; null: that one, and a run with several is "
+        "refused before training")
     push_to_hub: bool = setting(False, "upload final/ to the Hub")
     hub_model_id: str = setting("", "Hub repo for --push-to-hub, NAMESPACE/NAME")
     license: str = setting(
@@ -162,6 +165,11 @@ class TrainConfig:
             raise ConfigError(f"'data_instructions' has {len(self.data_instructions)} values for {len(self.data)} "
                               "data sources (give one per source, or one text for all)")
         parse_columns(self.columns)
+        given = [self.data_instructions] if isinstance(self.data_instructions, str) else self.data_instructions
+        if any(text.strip() for text in given) and "{instruction}" not in self.query_template:
+            raise ConfigError(f"'data_instructions' is set but query_template {self.query_template!r} has no "
+                              "{instruction}: the queries would train without it; drop data_instructions or use a "
+                              "template with {instruction}")
         not_negative = ("max_steps", "warmup_steps", "weight_decay", "max_grad_norm", "save_steps",
                         "save_total_limit", "cpu_threads", "seed", "num_negatives")
         for key in not_negative:

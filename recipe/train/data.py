@@ -19,7 +19,9 @@ from __future__ import annotations
 import random
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
+from ..config import note
 from ..data.records import parse_columns, read_located
 from ..schema import RecordError, negatives
 
@@ -34,6 +36,8 @@ class Example:
     task_group: str | None
     source: str  # the public set or source it belongs to
     where: str  # file:line (or dataset split row N)
+    instruction: str = ""  # the instruction its query side carries ('' under a template without one)
+    own_instruction: bool = False  # the record brought it (else data_instructions gave it)
 
 
 def _instructions(sources: list[str], given: str | list[str]) -> list[str]:
@@ -44,12 +48,39 @@ def _instructions(sources: list[str], given: str | list[str]) -> list[str]:
     return list(given)
 
 
+def _example(rec: dict, where: str, source: str, template: str, default: str) -> Example:
+    """A record as it trains, its instruction by the one rule (see load_examples)."""
+    own = (rec.get("instruction") or "").strip()
+    instruction = (own or default).strip() if "{instruction}" in template else ""
+    if not instruction and "{instruction}" in template:
+        raise RecordError(f"{where}: no instruction, and the recipe gives none for {source}: set "
+                          "data_instructions (the paper puts a task instruction on every query)")
+    return Example(query=template.format(instruction=instruction, query=rec["query"]), positive=rec["positive"],
+                   negatives=negatives(rec), task_group=rec.get("task_group"), source=rec.get("source") or str(source),
+                   where=where, instruction=instruction, own_instruction=bool(own))
+
+
+def check_first_records(sources: list[str], template: str, *, columns: list[str] = (),
+                        instructions: str | list[str] = "", split: str = "train") -> None:
+    """Read the first record of each local file source as load_examples will, so that a wrong
+    format, column or missing instruction is named before anything is claimed or loaded."""
+    mapping = parse_columns(columns)
+    for source, default in zip(sources, _instructions(sources, instructions)):
+        if Path(source).is_file():
+            for rec, where in read_located(source, None, split, mapping):
+                _example(rec, where, source, template, default)
+                break
+
+
 def load_examples(sources: list[str], ratios: list[float], template: str, seed: int, split: str = "train", *,
                   columns: list[str] = (), instructions: str | list[str] = "",
                   dataset_config: str | None = None) -> list[Example]:
     """All sources, each sampled by its ratio (<1 keeps a seeded subset, >1 repeats), in one list.
 
-    `instructions`: the instruction of records that carry none, one for all sources or one each."""
+    The one rule for the instruction a query trains with: the record's own (`instruction`, or
+    FlagEmbedding's `prompt`), else `instructions` (data_instructions: one for all sources or
+    one each). A source whose records all carry their own leaves its data_instructions unused,
+    and says so."""
     if not sources:
         raise RecordError("no training data: set `data` to one or more files, folders or Hub datasets")
     ratios = list(ratios) or [1.0] * len(sources)
@@ -61,16 +92,13 @@ def load_examples(sources: list[str], ratios: list[float], template: str, seed: 
     for source, ratio, default in zip(sources, ratios, _instructions(sources, instructions)):
         if ratio <= 0:
             raise RecordError(f"data_ratios: {ratio} for {source} must be > 0")
-        examples = []
-        for rec, where in read_located(source, dataset_config, split, mapping):
-            instruction = (rec.get("instruction") or default).strip()
-            if not instruction and "{instruction}" in template:
-                raise RecordError(f"{where}: no instruction, and the recipe gives none for {source}: set "
-                                "data_instructions (the paper puts a task instruction on every query)")
-            examples.append(Example(
-                query=template.format(instruction=instruction, query=rec["query"]), positive=rec["positive"],
-                negatives=negatives(rec), task_group=rec.get("task_group"),
-                source=rec.get("source") or str(source), where=where))
+        examples = [_example(rec, where, source, template, default)
+                    for rec, where in read_located(source, dataset_config, split, mapping)]
+        own = sum(ex.own_instruction for ex in examples)
+        if default.strip() and own and "{instruction}" in template:
+            note(f"{source}: {own} of {len(examples)} records carry their own instruction and train with it, "
+                 f"not data_instructions {default.strip()!r}"
+                 + ("; for this source it is unused" if own == len(examples) else ""))
         whole, frac = int(ratio), ratio - int(ratio)
         out.extend(examples * whole + rng.sample(examples, round(frac * len(examples))))
     return out
@@ -149,6 +177,21 @@ def plan_batches(examples: list[Example], global_batch: int, seed: int, epochs: 
         raise RecordError(f"{len(examples)} records make no full global batch of {global_batch}: "
                         "lower global_batch_size or add data")
     return plan
+
+
+def plan_steps(examples: list[Example], global_batch: int, seed: int, epochs: int, homogeneous: str = "none",
+               max_steps: int = 0) -> list[list[int]]:
+    """The run's global batches: `epochs` passes over the data, or, with max_steps > 0, exactly
+    max_steps batches from as many passes as they take (max_steps overrides epochs, as it does in
+    transformers' and sentence-transformers' trainers). Pass p is the same in either plan."""
+    if not max_steps:
+        return plan_batches(examples, global_batch, seed, epochs, homogeneous)
+    per_pass = len(plan_batches(examples, global_batch, seed, 1, homogeneous))
+    passes = -(-max_steps // per_pass)
+    if passes > epochs:  # fewer steps than the epochs make is what max_steps always meant
+        note(f"max_steps {max_steps} overrides epochs {epochs}: {max_steps} steps of {global_batch} take {passes} "
+             f"pass(es) over the data ({per_pass} steps each)")
+    return plan_batches(examples, global_batch, seed, passes, homogeneous)[:max_steps]
 
 
 def plan_summary(examples: list[Example], plan: list[list[int]]) -> dict:

@@ -7,6 +7,7 @@ training_info.json: what a leaderboard submission needs to know that only traini
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -14,8 +15,10 @@ import torch
 import yaml
 from sentence_transformers import SentenceTransformer
 
+from recipe.config import ConfigError, note
 from recipe.errors import Stopped
 from recipe.hub import is_hub_id
+from recipe.local_models import upstream_of
 from recipe.schema import TRAINING_INFO, decontamination_report
 from recipe.train.tokenize import save_tokenizer
 
@@ -48,8 +51,59 @@ def query_prompt(template: str, instruction: str) -> str:
     return template[: -len("{query}")].format(instruction=instruction)
 
 
+def saved_instruction(query_template: str, export_query_instruction: str | None, trained: Counter) -> str:
+    """The instruction of the saved 'query' prompt, chosen before training: the one every record
+    trained with; where they trained with several, export_query_instruction (refused when unset,
+    since any choice would be a guess). `trained`: how many records trained with each instruction."""
+    if "{instruction}" not in query_template:
+        return ""
+    if len(trained) == 1:
+        (only,) = trained
+        if export_query_instruction not in (None, only):
+            note(f"the saved 'query' prompt carries {only!r}, the instruction every record trained with; "
+                 f"export_query_instruction {export_query_instruction!r} applies where records train with several")
+        return only
+    if not export_query_instruction:
+        common = ", ".join(repr(text) for text, _ in trained.most_common(2))
+        raise ConfigError(f"the records train with {len(trained)} different instructions ({common}, ...): name the "
+                          "one the saved 'query' prompt carries with --export-query-instruction TEXT")
+    return export_query_instruction
+
+
+def base_model_name(model: str) -> str:
+    """What the base model is, as its users know it: a Hub id, the Hub model a packaged copy is of
+    (recipe/local_models.py), the tiny random model, else the path it was read from."""
+    if model == "tiny-mistral":
+        return "a random 2-layer Mistral built offline (tiny-mistral)"
+    return upstream_of(model) or model
+
+
+def negatives_text(cfg, data_summary: dict) -> str:
+    """What each query trained against, as the run did it (recipe/train/data.py complete_negatives)."""
+    n, short, records = cfg.num_negatives, data_summary.get("records_short_of_negatives", 0), data_summary.get("records")
+    some = f"{n} hard negative{'s' if n != 1 else ''}"
+    if n == 0 or cfg.missing_negatives == "in_batch" and short and short == records:
+        return "the other documents of its batch as negatives (in-batch negatives only, no hard negatives)"
+    if not short:
+        return f"{some} and the other documents of its batch as negatives"
+    if cfg.missing_negatives == "random":
+        return (f"{some} ({short} of {records} records had fewer and were filled with random documents of their "
+                "task group) and the other documents of its batch as negatives")
+    return (f"{some} where its record had them ({short} of {records} records had fewer and trained with in-batch "
+            "negatives only) and the other documents of its batch as negatives")
+
+
+def usage_snippet(cfg) -> str:
+    if "{instruction}" in cfg.query_template:
+        return ('q = model.encode(["how long to proof sourdough"], prompt_name="query")  # the saved instruction\n'
+                '# another task: prompt="Instruct: <your task>\\nQuery: " (the instruction format it trained with)')
+    return ('q = model.encode(["how long to proof sourdough"], prompt_name="query")  # trained without an '
+            'instruction: add none')
+
+
 def model_card(cfg, data_summary: dict, prompt: str) -> str:
-    base = f"\nbase_model: {cfg.model}" if is_hub_id(cfg.model) else ""
+    base_id = upstream_of(cfg.model) or (cfg.model if is_hub_id(cfg.model) else None)
+    base = f"\nbase_model: {base_id}" if base_id else ""
     recipe = yaml.safe_dump({k: v for k, v in vars(cfg).items()}, sort_keys=False, allow_unicode=True)
     return f"""---
 library_name: sentence-transformers
@@ -59,16 +113,16 @@ tags: [sentence-transformers, feature-extraction, e5-recipe]{base}
 
 A text embedder trained with the `e5-recipe` reproduction of *Improving Text
 Embeddings with Large Language Models* (Wang et al., ACL 2024): {"LoRA" if cfg.lora else "full"}
-fine-tuning of `{cfg.model}` with InfoNCE (temperature {cfg.temperature}) at a global batch of
-{cfg.global_batch_size} queries, each with one hard negative and in-batch negatives.
+fine-tuning of `{base_model_name(cfg.model)}` with InfoNCE (temperature {cfg.temperature}) at a global batch of
+{cfg.global_batch_size} queries, each with {negatives_text(cfg, data_summary)}.
 
 ## Use
 
 ```python
 from sentence_transformers import SentenceTransformer
 model = SentenceTransformer("PATH")
-q = model.encode(["how long to proof sourdough"], prompt="Instruct: <your task>\\nQuery: ")
-d = model.encode(["Sourdough proofs for 8 to 12 hours in the fridge."])  # documents: no instruction
+{usage_snippet(cfg)}
+d = model.encode(["Sourdough proofs for 8 to 12 hours in the fridge."])  # documents: no prompt
 print(model.similarity(q, d))
 ```
 
@@ -113,7 +167,7 @@ def export(model: SentenceTransformer, cfg, out: Path, data_summary: dict) -> Pa
             break
     # training pads (recipe/train/model.py); a user's model unpads as the library decides (FA2: packed)
     transformer.unpad_inputs = None
-    prompt = query_prompt(cfg.query_template, cfg.export_query_instruction)
+    prompt = query_prompt(cfg.query_template, data_summary.get("query_instruction", cfg.export_query_instruction or ""))
     model.prompts = {"query": prompt, "document": ""}
     model.default_prompt_name = None
     check_finite(model.state_dict().items(), f"{Path(cfg.output_dir) / 'final'}")

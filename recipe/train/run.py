@@ -13,6 +13,7 @@ that it times the step that trains.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
@@ -33,8 +34,9 @@ from ..sources import load_error
 from . import checkpoint, merge, outdir
 from .batch import Batch, make_batch
 from .config import TrainConfig
-from .data import Example, complete_negatives, load_examples, plan_batches, plan_summary
+from .data import Example, complete_negatives, load_examples, plan_steps, plan_summary
 from .export import export as export_model
+from .export import saved_instruction
 from .loss import build_loss
 from .metrics import StepMeter
 from .model import build_model
@@ -149,13 +151,16 @@ def build(cfg: TrainConfig, state: outdir.RunState) -> Training | None:
     examples = load_examples(cfg.data, cfg.data_ratios, cfg.query_template, cfg.seed, cfg.split,
                              columns=cfg.columns, instructions=cfg.data_instructions,
                              dataset_config=cfg.dataset_config)
+    # the saved query prompt's instruction, refused here (before the model loads) when it would be a guess
+    instruction = saved_instruction(cfg.query_template, cfg.export_query_instruction,
+                                    Counter(ex.instruction for ex in examples))
     digest = outdir.data_digest(examples)
     if cfg.resume:
         outdir.check_resume_data(state, digest)  # every process: each one stops with the same line
     missing = complete_negatives(examples, cfg.num_negatives, cfg.missing_negatives, cfg.seed)
-    plan = plan_batches(examples, cfg.global_batch_size, cfg.seed, cfg.epochs, cfg.homogeneous_batches)
+    plan = plan_steps(examples, cfg.global_batch_size, cfg.seed, cfg.epochs, cfg.homogeneous_batches, cfg.max_steps)
     counts = plan_summary(examples, plan)
-    total = min(len(plan), cfg.max_steps) if cfg.max_steps else len(plan)
+    total = len(plan)
     if cfg.merge_checkpoints and (total - 1) // cfg.save_steps + 1 < cfg.merge_checkpoints:
         raise ConfigError(f"merge_checkpoints {cfg.merge_checkpoints}: a run of {total} steps saving every "
                           f"{cfg.save_steps} ends with {(total - 1) // cfg.save_steps + 1} checkpoint(s); "
@@ -189,8 +194,9 @@ def build(cfg: TrainConfig, state: outdir.RunState) -> Training | None:
         outdir.prepare(state, start, cfg.overwrite)  # the log holds this run's steps only
         if start == 0:
             outdir.record_settings(out, settings, digest)
+        past = " or past max_steps" if cfg.max_steps else ""
         accelerator.print(f"the plan uses {counts['used']} of {counts['read']} records (the rest: the last "
-                          f"partial batch); {len(plan)} global batches of {cfg.global_batch_size}, "
+                          f"partial batch{past}); {len(plan)} global batches of {cfg.global_batch_size}, "
                           f"{total} steps on {world} process(es); {n_params / 1e6:.1f}M parameters, "
                           f"{sum(p.numel() for p in trainable) / 1e6:.2f}M trainable")
         for source, n in counts["per_source"].items():
@@ -206,7 +212,8 @@ def build(cfg: TrainConfig, state: outdir.RunState) -> Training | None:
     meter = StepMeter(n_params, cfg.cached, cfg.gradient_checkpointing, world)
     summary = {"sources": cfg.data, "ratios": cfg.data_ratios or [1.0] * len(cfg.data),
                "records": counts["read"], "records_trained": counts["used"],
-               "per_source": counts["per_source"], "steps": total, "global_batch_size": cfg.global_batch_size}
+               "per_source": counts["per_source"], "steps": total, "global_batch_size": cfg.global_batch_size,
+               "records_short_of_negatives": missing, "query_instruction": instruction}
     return Training(cfg, accelerator, examples, plan, total, start, model, wrapped, scheduler, step, meter, summary)
 
 
