@@ -80,3 +80,18 @@ def checkout_stays_clean():
         added = sorted(f"{folder}/{name}" for folder, names in after.items()
                        for name in set(names) - set(before.get(folder, ())))
         pytest.fail(f"the test wrote into the checkout: {', '.join(added) or sorted(set(after) - set(before))}")
+
+
+@pytest.fixture
+def fresh_accelerate():
+    """accelerate keeps one state per process, its mixed precision included: a test that makes an
+    Accelerator in the test process starts without that state and leaves none behind."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    def reset():
+        AcceleratorState._reset_state(reset_partial_state=True)
+        GradientState._reset_state()
+
+    reset()
+    yield
+    reset()
