@@ -28,7 +28,7 @@ from recipe.local_models import resolve as resolve_local
 from recipe.lock import FolderLock
 from recipe.sources import check_local_or_hub
 from recipe.train import outdir
-from recipe.train.config import TrainConfig
+from recipe.train.config import TrainConfig, check_trackers
 
 # torch, accelerate, transformers and the modules built on them (recipe/train/run.py) are imported
 # where training starts, so that --help and a refused run answer in a second, not after 20 s of imports
@@ -41,6 +41,7 @@ def train(argv: list[str]) -> Path | None:
     if cfg.require_gpu and not gpu_visible():
         raise ConfigError("this recipe needs a GPU (require_gpu: true) and none is visible; on CPU run "
                           "recipe/configs/smoke.yaml, or pass --require-gpu false to try anyway")
+    check_trackers(cfg.report_to)
     if cfg.push_to_hub:
         from recipe.hub import MODEL, check_write
 
