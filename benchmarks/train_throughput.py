@@ -6,8 +6,8 @@
         --dtype bfloat16 --attn sdpa                                                             # one GPU
 
 Three runs on the same model and the same texts, each `--steps` timed steps after one warm-up:
-- `ours, grouped` and `ours, ungrouped`: the step train.py runs (`recipe/train/run.py`'s
-  accelerated_step: accelerate's prepare, whose mixed precision autocasts the model's forward
+- `ours, grouped` and `ours, ungrouped`: the step train.py runs (`recipe/train/run.py`'s Step
+  after its `prepare`: accelerate's prepare, whose mixed precision autocasts the model's forward
   alone and hands the loss float32 embeddings; tokenize with the EOS contract, the cached InfoNCE
   of recipe/train/loss.py with the batch's duplicate mask, accelerate's backward and clipping,
   AdamW step), with the recipe key `group_by_length` on and off;
@@ -57,7 +57,7 @@ from recipe.train.config import TrainConfig  # noqa: E402
 from recipe.train.data import Example  # noqa: E402
 from recipe.train.metrics import flops_per_token, peak_memory_gb, peak_tflops  # noqa: E402
 from recipe.train.model import DTYPES  # noqa: E402
-from recipe.train.run import accelerated_step, build_embedder, param_groups  # noqa: E402
+from recipe.train.run import Step, build_embedder, param_groups, prepare  # noqa: E402
 
 MISTRAL_7B = dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
                   num_key_value_heads=8, vocab_size=32000, max_position_embeddings=32768)
@@ -212,10 +212,11 @@ def ours(cfg: TrainConfig, grouped: bool) -> TrainConfig:
 
 
 def run_ours(cfg: TrainConfig, model, loss_fn, batches) -> list[dict]:
-    """train.py's step (recipe/train/run.py's accelerated_step) with `cfg`'s keys, step by step;
+    """train.py's step (recipe/train/run.py's Step, prepared as `prepare` does) with `cfg`'s keys, step by step;
     the first batch warms up and is not timed (it may be smaller)."""
     opt = TimedAdamW(param_groups(model, cfg.weight_decay), lr=1e-5)
-    _, step = accelerated_step(cfg, model, loss_fn, opt, None, one_process(cfg))
+    _, optimizer, on_accelerate = prepare(model, loss_fn, opt, one_process(cfg))
+    step = Step(model, loss_fn, optimizer, None, cfg, **on_accelerate)
 
     def one_step(batch, device, clock):
         result = step(batch, list(range(len(batch))))

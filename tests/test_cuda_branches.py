@@ -183,3 +183,34 @@ def test_a_lever_tries_its_next_setting_after_running_out_of_memory(tmp_path, gp
     result = gpu_suite.lever_job([{"mini_batch_size": 64}, {"mini_batch_size": 16}, {"mini_batch_size": 8}])(suite)
     assert tried == [64, 16] and result["out_of_memory"] == [{"mini_batch_size": 64}]
     assert result["changes"] == {"mini_batch_size": 16}
+
+
+def test_a_lever_that_fails_otherwise_than_out_of_memory_fails(tmp_path, gpu_suite):
+    suite = gpu_suite.Suite(gpu_suite.profiles()["tiny"], tmp_path, 100.0, "test", None)
+
+    def train(cfg, run, queries, name):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    suite.train = train
+    with pytest.raises(RuntimeError, match="illegal memory access"):
+        gpu_suite.lever_job([{"mini_batch_size": 64}, {"mini_batch_size": 16}])(suite)
+
+
+@pytest.mark.parametrize("junit, code, error", [
+    ('<testcase name="test_a"/><testcase name="test_b"><failure message="bf16\nmismatch"/></testcase>', 1,
+     "1 of 2 gpu tests failed: test_b"),
+    ('<testcase name="test_a"/>', 2, "pytest exited 2: interrupted")], ids=["a gpu test fails", "pytest breaks"])
+def test_gpu_tests_that_fail_or_a_pytest_that_breaks_fail_the_tests_job(tmp_path, gpu_suite, monkeypatch, junit,
+                                                                        code, error):
+    """What the suite makes of `pytest -m gpu` failing, which only a GPU can make it do."""
+    suite = gpu_suite.Suite(gpu_suite.profiles()["gpu"], tmp_path, 600.0, "test", None)
+
+    def pytest_run(cmd, **kwargs):
+        report = next(a for a in cmd if a.startswith("--junit-xml=")).split("=", 1)[1]
+        Path(report).write_text(f"<testsuites><testsuite>{junit}</testsuite></testsuites>")
+        return types.SimpleNamespace(returncode=code, stdout="interrupted", stderr="")
+
+    monkeypatch.setattr(gpu_suite.subprocess, "run", pytest_run)
+    gpu_suite.run_job(suite, gpu_suite.jobs(suite.profile)[0])
+    result = json.loads((tmp_path / "gpu_suite.json").read_text())["parts"]["tests"]["pytest -m gpu"]
+    assert result["status"] == "failed" and error in result["error"], result

@@ -276,13 +276,14 @@ def test_bf16_weights_in_bf16_mixed_precision_build_train_checkpoint_log_and_exp
 
     loads = []
     load = PreTrainedModel.from_pretrained.__func__
-    monkeypatch.setattr(PreTrainedModel, "from_pretrained",
-                        classmethod(lambda cls, *a, **kw: loads.append(kw.get("device_map")) or load(cls, *a, **kw)))
+    monkeypatch.setattr(PreTrainedModel, "from_pretrained", classmethod(
+        lambda cls, *a, **kw: loads.append((kw.get("device_map"), kw.get("use_kernels"))) or load(cls, *a, **kw)))
     out = tmp_path / "run"
     cfg = smoke_config(dtype="bfloat16", mixed_precision="bf16", output_dir=str(out), max_steps=2, save_steps=1,
                        max_grad_norm=1.0, report_to=["tensorboard"], global_batch_size=8, mini_batch_size=4)
     final = run.train(cfg, outdir.inspect(out))
-    assert loads[0] == {"": "cpu"}  # this process's device: its own GPU under accelerate launch
+    # this process's device (its own GPU under accelerate launch), without transformers' Hub kernels
+    assert loads[0] == ({"": "cpu"}, False)
     rows = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2]
     assert all(math.isfinite(r["loss"]) and 0 < r["grad_norm"] < math.inf for r in rows), rows

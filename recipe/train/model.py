@@ -101,8 +101,10 @@ def build_model(cfg, workdir: Path, texts: list[str] | None = None, rank: int = 
         path = str(student_folder(path))
     transformer = Transformer(
         path, max_seq_length=cfg.max_length,
+        # no Hub kernels: loaded onto a GPU, transformers would fetch some for it, chosen for the eval
+        # mode a model loads in; the kernels the recipe runs are its keys' (attn_implementation, liger_kernels)
         model_kwargs={"dtype": DTYPES[cfg.dtype], "attn_implementation": cfg.attn_implementation,
-                      "device_map": {"": str(device)}},
+                      "device_map": {"": str(device)}, "use_kernels": False},
         # no KV cache: an embedder never generates, and Mistral + right padding + FA2 needs it off
         config_kwargs={"use_cache": False},
         # padded features: the step reads the attention mask (EOS check, grouping, GradCache's

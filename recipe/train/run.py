@@ -6,8 +6,8 @@ global batch per step, logged and checkpointed), `export` (final/, merged and pu
 them once, in the order the run needs it: the model (recipe/train/model.py), the settings a
 resume checks (recipe/config.py), the step (recipe/train/step.py), the export
 (recipe/train/export.py); every other module receives plain values.
-benchmarks/train_throughput.py builds its model with `build_embedder` and steps with
-`accelerated_step`, so that it times the step that trains.
+benchmarks/train_throughput.py builds its model with `build_embedder` and its `Step` with
+`prepare`, so that it times the step that trains.
 """
 
 from __future__ import annotations
@@ -120,17 +120,18 @@ def check_one_gpu_per_process() -> None:
                           f"per GPU (accelerate launch --num_processes {gpus} on one machine)")
 
 
-def accelerated_step(cfg: TrainConfig, model, loss_fn, optimizer, scheduler, accelerator) -> tuple[Any, Step]:
-    """The model and the step as accelerate runs them: `prepare` (DDP with several processes;
+def prepare(model, loss_fn, optimizer, accelerator) -> tuple[Any, Any, dict]:
+    """The model and optimizer as accelerate runs them: `prepare` (DDP with several processes;
     mixed precision as autocast around the model's forward alone, its outputs cast to float32, so
-    that the loss is computed in float32), accelerate's backward and clipping, and the check that
-    the loss is finite on every process. `(wrapped model, step)`; benchmarks time this step too."""
+    that the loss is computed in float32). `(wrapped model, optimizer, Step's keywords)`: the
+    device, this process's place, accelerate's backward and clipping, and the check that the loss
+    is finite on every process. Benchmarks build their Step with it too."""
     wrapped, optimizer = accelerator.prepare(model, optimizer)
     loss_fn.model = wrapped  # the loss re-embeds through DDP, so that it can use no_sync
-    step = Step(model, loss_fn, optimizer, scheduler, cfg, accelerator.device, accelerator.process_index,
-                accelerator.num_processes, backward=accelerator.backward, clip=accelerator.clip_grad_norm_,
-                check=partial(finite_everywhere, accelerator=accelerator))
-    return wrapped, step
+    return wrapped, optimizer, dict(device=accelerator.device, rank=accelerator.process_index,
+                                    world=accelerator.num_processes, backward=accelerator.backward,
+                                    clip=accelerator.clip_grad_norm_,
+                                    check=partial(finite_everywhere, accelerator=accelerator))
 
 
 @dataclass
@@ -202,12 +203,12 @@ def build(cfg: TrainConfig, state: outdir.RunState) -> Training | None:
     optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
     # the scheduler stays outside accelerate.prepare: it steps once per optimiser step, whatever the world size
     scheduler = get_linear_schedule_with_warmup(optimizer, cfg.warmup_steps, total)
-    wrapped, step = accelerated_step(cfg, model, loss_fn, optimizer, scheduler, accelerator)
+    wrapped, optimizer, on_accelerate = prepare(model, loss_fn, optimizer, accelerator)
     trainable = [p for p in wrapped.parameters() if p.requires_grad]
 
     start = 0
     if resume_from:
-        start = checkpoint.load(resume_from, model, step.optimizer, scheduler, accelerator)
+        start = checkpoint.load(resume_from, model, optimizer, scheduler, accelerator)
         accelerator.print(f"resumed from step {start}")
     settings = to_dict(cfg)
     if cfg.report_to:
@@ -227,6 +228,7 @@ def build(cfg: TrainConfig, state: outdir.RunState) -> Training | None:
             accelerator.print(f"{missing} records had fewer than {cfg.num_negatives} hard negative(s): "
                               f"missing_negatives {cfg.missing_negatives} ({how})")
 
+    step = Step(model, loss_fn, optimizer, scheduler, cfg, **on_accelerate)
     meter = StepMeter(n_params, cfg.cached, cfg.gradient_checkpointing, world)
     summary = {"sources": cfg.data, "ratios": cfg.data_ratios or [1.0] * len(cfg.data),
                "records": counts["read"], "records_trained": counts["used"],
