@@ -81,10 +81,12 @@ def test_the_logged_figures_on_a_gpu_have_its_peak_memory_and_mfu(cuda, monkeypa
     assert abs(row["mfu"] / mfu - 1) < 0.01 and abs(row["hfu"] / row["mfu"] - 10 / 6) < 1e-9
 
 
-def test_liger_is_applied_with_its_kernels_and_none_of_its_losses(monkeypatch):
+def test_liger_is_applied_with_its_kernels_and_none_of_its_losses(monkeypatch, tmp_path):
     """liger-kernel is CUDA-only and not installed here: its apply function is a stand-in that
-    records what it was given; one release's apply takes no `cross_entropy`, and gets none."""
+    records what it was given; one release's apply takes no `cross_entropy`, and gets none.
+    `liger_kernels: true` applies it to the decoder the recipe builds."""
     from recipe.train.model import apply_liger
+    from tests.train_helpers import tiny_model
 
     given = {}
 
@@ -109,6 +111,9 @@ def test_liger_is_applied_with_its_kernels_and_none_of_its_losses(monkeypatch):
     assert given["older"] == {"fused_linear_cross_entropy": False}
     with pytest.raises(ConfigError, match="liger-kernel has no kernels for model type 'bert'"):
         apply_liger(types.SimpleNamespace(config=types.SimpleNamespace(model_type="bert")))
+    model, _, _ = tiny_model(tmp_path, liger_kernels=True)
+    assert type(given["mistral"]["model"]).__name__ == "MistralModel"
+    assert given["mistral"]["model"] is model[0].auto_model.get_base_model()  # before LoRA wraps it
 
 
 @pytest.fixture
