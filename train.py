@@ -1,6 +1,6 @@
 """Train a text embedder with the E5-Mistral recipe: LoRA + InfoNCE at a global batch of 2048.
 
-    accelerate launch --config_file accelerate_config.yaml train.py --config recipe/configs/e5_mistral_7b.yaml
+    accelerate launch --config_file accelerate_config.yaml --num_processes 8 train.py --config recipe/configs/e5_mistral_7b.yaml
     python train.py --config recipe/configs/smoke.yaml          # anywhere, on CPU, in under two minutes
     python train.py --help                                       # every key; any key as --key-name value
 

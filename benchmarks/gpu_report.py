@@ -152,6 +152,15 @@ def _other(part: str, name: str, r: dict) -> list[str]:
         lines += ["", "Projected encoding hours on this device (sorted): "
                   + ", ".join(f"{b} {_f(h, 1)} h" for b, h in f["projected_hours"].items())]
         return lines
+    if part == "run":
+        shape = ", ".join(f"{k} {v}" for k, v in f["shape"].items())
+        lines = [f"{shape}; {f['dtype']} weights, {f['mixed_precision']} mixed precision, global batch "
+                 f"{f['global_batch']}; trackers: {', '.join(f['trackers']) or 'none'} ({_status(r)}, "
+                 f"{_f(f['seconds'], 1)} s in all; checkpoint: {', '.join(f['checkpoint'])})", "",
+                 "| step | loss | grad norm | s/step | real tokens/s | peak GB |", "|---:|---:|---:|---:|---:|---:|"]
+        lines += [f"| {s['step']} | {_f(s['loss'], 4)} | {_f(s['grad_norm'], 3)} | {_f(s['step_time_s'], 2)} | "
+                  f"{_f(s['tokens_per_s'], 0)} | {_f(s['peak_memory_gb'], 1)} |" for s in f["steps"]]
+        return lines
     if part == "mine":
         return [f"{f['params'] / 1e6:.0f}M parameters ({_status(r)}): passages {_f(f['passages']['texts_per_s'], 1)} "
                 f"texts/s ({_f(f['passages']['tokens_per_s'], 0)} tokens/s, {_f(f['passages']['avg_tokens'], 0)} "

@@ -10,22 +10,29 @@ and the whole 2048 batch, written to DIR/gpu_suite.json and DIR/gpu_suite.md aft
 Parts (`--parts` takes some of them; `rest` every job of DIR/gpu_suite.json that neither finished
 nor ran out of memory):
   tests       `pytest -m gpu tests/test_gpu_path.py`: the CUDA half of the GPU path's checks
+  run         train.py's run itself (recipe/train/run.py: build, loop, export) on a Mistral of
+              Mistral-7B's width with 2 layers, bf16 weights and bf16 mixed precision: the model
+              loaded onto the GPU, accelerate's prepare, two steps with accelerate's backward and
+              gradient clipping, a checkpoint after the first, final/ exported and reloaded
   train       the step train.py runs at one GPU's share of the 2048 batch on 8 GPUs (256 queries x 3
               texts, 512 tokens, the synthetic length mix, Mistral-7B's shape with random bf16 weights
               made on the GPU, LoRA r16 on the seven projections, the paper's recipe
-              recipe/configs/e5_mistral_7b.yaml): ours grouped (the recipe's default), sentence-
-              transformers' CachedMultipleNegativesRankingLoss on the same texts in the same loop,
-              ours ungrouped
-  levers      each against the recipe's default: gradient checkpointing off (mini-batch 16, else 8),
-              flash_attention_2 padded and packed (padding_free) and Liger kernels where installed,
-              mini-batch 64, 128, flex_attention packed (torch only), mini-batch 16
+              recipe/configs/e5_mistral_7b.yaml, bf16 mixed precision as accelerate applies it: autocast
+              around the model's forward, the loss in float32): ours grouped (the recipe's default),
+              sentence-transformers' CachedMultipleNegativesRankingLoss on the same texts in the same
+              loop, ours ungrouped
+  levers      each against the recipe's default: gradient checkpointing off (mini-batch 8, where the
+              memory estimate of docs/benchmarks.md fits an H100, then 16, which it fits in an H200's
+              memory only), LoRA input cast off (lora_cast_input: false), flash_attention_2 padded and
+              packed (padding_free) and Liger kernels where installed, mini-batch 64, 128,
+              flex_attention packed (torch only), mini-batch 16
   encode      eval.py's encoding of the 7B shape in fp16 on four MTEB-like length mixes, unsorted and
               sorted, and the hours MTEB(eng, v1) and (eng, v2) take on one GPU
   mine        the paper's miner shape (XLM-R base, 512 tokens, random fp16 weights): texts/s and
               top-100 search
   full-batch  all 2048 queries x 3 texts on one GPU: GradCache's memory does not grow with the batch
-Jobs run most valuable first (`jobs` says why): tests, ours grouped, sentence-transformers, the
-levers but mini-batch 16, encode, mine, ours ungrouped, mini-batch 16, the whole batch. Each is
+Jobs run most valuable first (`jobs` says why): tests, run, ours grouped, sentence-transformers,
+the levers but mini-batch 16, encode, mine, ours ungrouped, mini-batch 16, the whole batch. Each is
 independent: one that fails is recorded with its one-line error and the next runs (the exit code
 is 1 if any failed; "out of memory" is a result). A job starts only if its estimated time (scaled
 from the measured grouped step, else a prior) fits in what is left of `--budget-s`; the others are
@@ -48,6 +55,7 @@ import gc
 import importlib.metadata
 import importlib.util
 import json
+import math
 import os
 import platform
 import random
@@ -75,7 +83,7 @@ from recipe.files import write_text  # noqa: E402
 from recipe.train.config import TrainConfig  # noqa: E402
 from recipe.train.metrics import peak_tflops  # noqa: E402
 
-PARTS = ("tests", "train", "levers", "encode", "mine", "full-batch")
+PARTS = ("tests", "run", "train", "levers", "encode", "mine", "full-batch")
 FINISHED = ("ok", "out of memory")  # a figure either way: `--parts rest` runs neither again
 GPU_TESTS = "tests/test_gpu_path.py"
 RECIPE = ROOT / "recipe/configs/e5_mistral_7b.yaml"
@@ -92,7 +100,9 @@ class Profile:
     full_batch: int
     mini_batch: int  # the recipe's
     mini_batches: tuple[int, ...]  # the sweep besides the recipe's; the last (smallest) runs late
-    no_checkpointing: tuple[int, ...]  # mini-batches tried with checkpointing off, the first that fits
+    no_checkpointing: tuple[int, ...]  # mini-batches tried with checkpointing off, up from one that fits
+    run_shape: dict  # the `run` job's tiny_model: MistralConfig keys and the tokenizer's vocabulary
+    run_batch: int  # its global batch
     encoder: str  # benchmarks/eval_throughput.py's decoder shape
     encode_texts: int  # per mix
     encode_batch: int
@@ -109,17 +119,20 @@ def profiles() -> dict[str, Profile]:
 
     tiny_mistral = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                         num_key_value_heads=2, vocab_size=512, max_position_embeddings=4096)
+    wide = {k: v for k, v in tt.MISTRAL_7B.items() if k != "max_position_embeddings"}
     tiny_miner = {**XLMR_BASE, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
                   "num_attention_heads": 2, "vocab_size": WORDS + 4}
     # GPU priors: H100 at ~400 TFLOP/s of 8 x 7.1B FLOPs per position, 256 x 3 texts of ~260
     # tokens and ~10% padding: ~30 s a grouped step (docs/benchmarks.md, "GPU suite")
     return {
-        "gpu": Profile("gpu", tt.MISTRAL_7B, "bfloat16", 512, 256, 16, 2048, 32, (64, 128, 16), (16, 8),
+        "gpu": Profile("gpu", tt.MISTRAL_7B, "bfloat16", 512, 256, 16, 2048, 32, (64, 128, 16), (8, 16),
+                       {**wide, "num_hidden_layers": 2, "vocab_size": 512}, 64,
                        "mistral-7b", 1024, 32, XLMR_BASE, 4096, 100_000, 8192, 510,
-                       {"tests": 90, "step": 30, "build": 15, "encode": 90, "mine": 40}),
-        "tiny": Profile("tiny", tiny_mistral, "float32", 64, 8, 4, 32, 4, (8, 2), (8, 4),
+                       {"tests": 90, "run": 60, "step": 30, "build": 15, "encode": 90, "mine": 40}),
+        "tiny": Profile("tiny", tiny_mistral, "float32", 64, 8, 4, 32, 4, (8, 2), (4, 8),
+                        {k: v for k, v in tiny_mistral.items() if k != "max_position_embeddings"}, 8,
                         "tiny-decoder", 32, 8, tiny_miner, 64, 1000, 256, 300,
-                        {"tests": 30, "step": 1, "build": 2, "encode": 10, "mine": 10}),
+                        {"tests": 30, "run": 10, "step": 1, "build": 2, "encode": 10, "mine": 10}),
     }
 
 
@@ -176,10 +189,11 @@ class Suite:
 
     def cfg(self, **changes) -> TrainConfig:
         """The paper's recipe with the tiny model's tokenizer (token counts are what matter), in
-        this profile's dtype and length; `changes` are the lever's keys."""
+        this profile's dtype and length and the recipe's mixed precision (bf16: one for the whole
+        process, as accelerate keeps it); `changes` are the lever's keys."""
         cfg = load_yaml(TrainConfig, RECIPE)
         cfg = replace(cfg, model="tiny-mistral", dtype=self.profile.dtype, max_length=self.profile.max_length,
-                      mini_batch_size=self.profile.mini_batch, mixed_precision="no", require_gpu=False)
+                      mini_batch_size=self.profile.mini_batch, require_gpu=False, report_to=[])
         cfg = replace(cfg, **changes)
         cfg.check()
         return cfg
@@ -207,7 +221,8 @@ class Suite:
                 "tokens_per_text": tokens_per_text,
                 "mini_batch": cfg.mini_batch_size, "gradient_checkpointing": cfg.gradient_checkpointing,
                 "attn_implementation": cfg.attn_implementation, "padding_free": cfg.padding_free,
-                "liger_kernels": cfg.liger_kernels}
+                "liger_kernels": cfg.liger_kernels, "lora_cast_input": cfg.lora_cast_input,
+                "mixed_precision": cfg.mixed_precision}
 
     def step_s(self) -> float:
         """Seconds of the recipe's grouped step at `batch` queries: measured, else the prior."""
@@ -257,11 +272,13 @@ def train_job(run: str) -> Callable[[Suite], dict]:
     return lambda suite: suite.train(suite.cfg(), run, suite.profile.batch, tt.RUN_NAMES[run])
 
 
-def lever_job(attempts: list[dict]) -> Callable[[Suite], dict]:
-    """The recipe's grouped step with each attempt's keys in turn, until one fits in memory."""
+def lever_job(attempts: list[dict], step_up: bool = False) -> Callable[[Suite], dict]:
+    """The recipe's grouped step with each attempt's keys in turn, until one fits in memory; with
+    `step_up` (attempts ordered from the least memory up) on until one does not, the last that fit
+    giving the figures."""
 
     def job(suite: Suite) -> dict:
-        too_big = []
+        too_big, fit = [], []
         for changes in attempts:
             try:
                 with restored_liger_patches():
@@ -271,13 +288,61 @@ def lever_job(attempts: list[dict]) -> Callable[[Suite], dict]:
                     raise
                 too_big.append(changes)
                 free_memory()
+                if step_up:
+                    break
                 continue
-            default = suite.figures("train", tt.RUN_NAMES["grouped"])
-            speedup = figures["tokens_per_s"] / default["tokens_per_s"] if default else None
-            return {**figures, "changes": changes, "out_of_memory": too_big, "vs_default": speedup}
-        raise torch.cuda.OutOfMemoryError(f"out of memory with every setting tried: {too_big}")
+            fit.append({**changes, "tokens_per_s": figures["tokens_per_s"],
+                        "peak_reserved_gb": figures["peak_reserved_gb"]})
+            if not step_up:
+                break
+        if not fit:
+            raise torch.cuda.OutOfMemoryError(f"out of memory with every setting tried: {too_big}")
+        default = suite.figures("train", tt.RUN_NAMES["grouped"])
+        speedup = figures["tokens_per_s"] / default["tokens_per_s"] if default else None
+        changes = {k: v for k, v in fit[-1].items() if k not in ("tokens_per_s", "peak_reserved_gb")}
+        return {**figures, "changes": changes, "fit": fit, "out_of_memory": too_big, "vs_default": speedup}
 
     return job
+
+
+def run_records(suite: Suite, path: Path, n: int) -> Path:
+    """`n` records of the generated length mix in the synthesis format, for train.py's data loader."""
+    rows = [{"instruction": "Given a query, retrieve documents that answer it.", "query": ex.query,
+             "positive": ex.positive, "negative": ex.negatives[0], "task_group": ex.task_group}
+            for ex in tt.generated_mix(n, "{query}", 0)]
+    write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def run_part(suite: Suite) -> dict:
+    """train.py's run (recipe/train/run.py's train: build, loop, export) on the profile's `run_shape`
+    in bf16 weights and the recipe's bf16 mixed precision, two steps with gradient clipping, a
+    checkpoint after the first; what it left is checked, and its log is the figures."""
+    from recipe.train import outdir, run
+
+    p, out = suite.profile, suite.workdir / "run"
+    trackers = ["tensorboard"] if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX") else []
+    cfg = suite.cfg(tiny_model=p.run_shape, dtype="bfloat16", output_dir=str(out), global_batch_size=p.run_batch,
+                    data=[str(run_records(suite, suite.workdir / "run.jsonl", 3 * p.run_batch))], max_steps=2,
+                    save_steps=1, warmup_steps=1, max_grad_norm=1.0, report_to=trackers)
+    tt.reset_peak()
+    t0 = time.perf_counter()
+    final = run.train(cfg, outdir.inspect(out))
+    seconds = time.perf_counter() - t0
+    rows = [json.loads(line) for line in (out / outdir.LOG).read_text().splitlines()]
+    saved = sorted(f.name for f in (out / "checkpoints" / "step-000001").iterdir())
+    problems = [what for what, bad in [
+        ("2 logged steps", [r["step"] for r in rows] != [1, 2]),
+        ("a finite loss and gradient norm", not all(math.isfinite(r["loss"]) and math.isfinite(r["grad_norm"])
+                                                    for r in rows)),
+        ("the checkpoint's state and RNG", saved != ["rng-0.pt", "state.pt"]),
+        ("final/ with merged weights", not (final / "model.safetensors").is_file())] if bad]
+    if problems:
+        raise RuntimeError(f"the run left no {', no '.join(problems)} in {out}")
+    shape = {k: v for k, v in p.run_shape.items() if k != "vocab_size"}
+    return {"seconds": seconds, "steps": rows, "checkpoint": saved, "trackers": trackers,
+            "peak_memory_gb": max(r["peak_memory_gb"] for r in rows), "shape": shape,
+            "dtype": cfg.dtype, "mixed_precision": cfg.mixed_precision, "global_batch": cfg.global_batch_size}
 
 
 def full_batch_job(suite: Suite) -> dict:
@@ -309,7 +374,7 @@ def mine_job(suite: Suite) -> dict:
 
 def jobs(profile: Profile) -> list[Job]:
     """Every job of the suite, in the order they run: what matters most for the least GPU time
-    first. Ours ungrouped and the smallest mini-batch come after encoding and mining: ungrouped runs
+    first. The run comes right after the tests: it is what would break the first real run. Ours ungrouped and the smallest mini-batch come after encoding and mining: ungrouped runs
     as long as the sentence-transformers run, whose padding it shares, and a smaller mini-batch
     only saves memory the default does not need. The whole batch, as long as the levers together,
     comes last."""
@@ -319,13 +384,16 @@ def jobs(profile: Profile) -> list[Job]:
     padded = lambda s: 2.2 * step(s) + p["build"]  # noqa: E731 - ungrouped: ~2x the positions
     no_ckpt = [{"gradient_checkpointing": False, "mini_batch_size": m} for m in profile.no_checkpointing]
     flash = {"attn_implementation": "flash_attention_2"}
+    stepping_up = lambda s: len(no_ckpt) * lever(s)  # noqa: E731
     *larger, smallest = [Job("levers", f"mini-batch {m}", lever_job([{"mini_batch_size": m}]), lever)
                          for m in profile.mini_batches]
     full = profile.full_batch / profile.batch
     return [Job("tests", "pytest -m gpu", tests_job, lambda s: p["tests"]),
+            Job("run", "train.py's run", run_part, lambda s: p["run"]),
             Job("train", tt.RUN_NAMES["grouped"], train_job("grouped"), lambda s: 1.2 * step(s) + p["build"]),
             Job("train", tt.RUN_NAMES["baseline"], train_job("baseline"), padded),
-            Job("levers", "gradient checkpointing off", lever_job(no_ckpt), lever),
+            Job("levers", "gradient checkpointing off", lever_job(no_ckpt, step_up=True), stepping_up),
+            Job("levers", "LoRA input cast off", lever_job([{"lora_cast_input": False}]), lever),
             Job("levers", "flash_attention_2 + padding_free", lever_job([{**flash, "padding_free": True}]), lever,
                 "flash_attn"),
             Job("levers", "flash_attention_2", lever_job([flash]), lever, "flash_attn"),

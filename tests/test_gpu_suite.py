@@ -67,7 +67,7 @@ def test_tiny_suite_runs_every_part_without_mteb_openai_or_datasets(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     state = json.loads((out / "gpu_suite.json").read_text())
     parts = state["parts"]
-    assert list(parts) == ["tests", "train", "levers", "encode", "mine", "full-batch"]  # in the order they first ran
+    assert list(parts) == ["tests", "run", "train", "levers", "encode", "mine", "full-batch"]  # in the order they first ran
     for part, jobs in parts.items():
         for name, r in jobs.items():
             assert r["status"] == "ok" or "not installed" in r["reason"] or r["reason"] == "needs CUDA", (part, r)
@@ -76,17 +76,24 @@ def test_tiny_suite_runs_every_part_without_mteb_openai_or_datasets(tmp_path):
     assert tests["skipped"] == len(tests["tests"]) >= 9 and tests["failed"] == tests["error"] == 0
     assert all("CUDA" in t["message"] or "not installed" in t["message"] for t in tests["tests"])
 
+    run = parts["run"]["train.py's run"]["figures"]  # train.py's build, loop and export in bf16 + bf16
+    assert [s["step"] for s in run["steps"]] == [1, 2] and run["checkpoint"] == ["rng-0.pt", "state.pt"]
+    assert run["dtype"] == "bfloat16" and run["mixed_precision"] == "bf16" and run["trackers"] == ["tensorboard"]
+
     train = {name: r["figures"] for name, r in parts["train"].items()}
     assert set(train) == {"ours, grouped", "sentence-transformers", "ours, ungrouped"}
     for f in train.values():
         assert f["tokens_per_s"] > 0 and f["s_per_step"] > 0 and f["mfu_ceiling"] > 0 and f["projected_hours"] > 0
         assert 0 < f["tokens_per_text"] <= state["settings"]["max_length"]
         assert f["params"] > 0 and f["texts"] == 3 * state["settings"]["batch"] and f["peak_memory_gb"] > 0
+        assert f["mixed_precision"] == "bf16"  # the recipe's, as accelerate applies it
     assert train["ours, grouped"]["padding_share"] < train["ours, ungrouped"]["padding_share"]
 
     levers = parts["levers"]
     off = levers["gradient checkpointing off"]["figures"]
     assert off["gradient_checkpointing"] is False and off["vs_default"] > 0
+    assert [f["mini_batch_size"] for f in off["fit"]] == list(state["settings"]["no_checkpointing"])  # stepped up
+    assert levers["LoRA input cast off"]["figures"]["lora_cast_input"] is False
     assert {n for n, r in levers.items() if r["status"] == "skipped"} == {
         "flash_attention_2", "flash_attention_2 + padding_free", "liger kernels", "flex_attention + padding_free"}
     assert all(levers[f"mini-batch {m}"]["figures"]["mini_batch"] == m for m in state["settings"]["mini_batches"])
@@ -152,7 +159,8 @@ def test_rest_runs_what_did_not_finish(suite):
     gpu_suite, s = suite
     every = gpu_suite.selected("all", None, s.profile)
     order = [j.name for j in every]
-    assert order[:3] == ["pytest -m gpu", "ours, grouped", "sentence-transformers"]  # the goals' figures first
+    # the checks first, then the goals' figures
+    assert order[:4] == ["pytest -m gpu", "train.py's run", "ours, grouped", "sentence-transformers"]
     assert order[-1] == "32 queries" and {j.part for j in every} == set(gpu_suite.PARTS)
     state = {"parts": {"train": {"ours, grouped": {"status": "ok"}, "ours, ungrouped": {"status": "running"}},
                        "encode": {"encode": {"status": "failed"}},

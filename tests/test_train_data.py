@@ -263,3 +263,18 @@ def test_data_instructions_under_a_template_without_instruction_is_refused():
     with pytest.raises(ConfigError, match=r"'data_instructions' is set but query_template '\{query\}' has no"):
         parse(TrainConfig, ["--config", minilm, "--data-instructions", "Given a question, retrieve its answer"])
     assert parse(TrainConfig, ["--config", minilm]).data_instructions == ""
+
+
+def test_the_default_launcher_config_takes_the_number_of_gpus_from_the_launch():
+    """accelerate_config.yaml names no number of processes: a launch without --num_processes is
+    refused by accelerate, not run as 8 processes on a machine with fewer GPUs."""
+    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+
+    from tests.train_helpers import ROOT
+
+    parser = launch_command_parser()
+    config = ["--config_file", str(ROOT / "accelerate_config.yaml")]
+    with pytest.raises(ValueError, match="pass in `--num_processes`"):
+        _validate_launch_command(parser.parse_args([*config, "train.py"]))
+    args, _, _ = _validate_launch_command(parser.parse_args([*config, "--num_processes", "3", "train.py"]))
+    assert args.num_processes == 3 and args.multi_gpu

@@ -235,7 +235,7 @@ def test_margin_and_matryoshka_cached_equal_uncached_loss_and_gradients(tiny, ke
     assert abs(plain - got[True][0]) > 0.01  # the keys change the loss
 
 
-def _worker(rank, world, init_file, workdir, out, device, margin):
+def _worker(rank, world, init_file, workdir, out, device, margin, records):
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -250,10 +250,10 @@ def _worker(rank, world, init_file, workdir, out, device, margin):
                             timeout=timedelta(seconds=180))
     try:
         # 1. labels point at the own positive after gathering: queries equal their positives
-        local, dim = 3, 16
-        eye = torch.eye(dim, device=device)
+        local = 3
+        eye = torch.eye(2 * local * world, device=device)
         q = eye[rank * local:(rank + 1) * local]
-        pos, neg = q.clone(), eye[8 + rank * local: 8 + (rank + 1) * local]
+        pos, neg = q.clone(), eye[(world + rank) * local:(world + rank + 1) * local]
         low, acc = infonce(q, [pos, neg], None, 50.0, gather=True, chunk=2)
         high, acc_swapped = infonce(q, [neg, pos], None, 50.0, gather=True, chunk=2)  # columns swapped
         # 2. the training path: cached loss through DDP over each rank's half of a batch whose
@@ -263,7 +263,7 @@ def _worker(rank, world, init_file, workdir, out, device, margin):
         wrapped = DDP(model)
         loss_fn = build_loss(model, 0.02, True, 4, gather=True, group_by_length=True)
         loss_fn.model = wrapped
-        batch = make_batch(with_duplicates(examples[:12]), list(range(12)), rank, world, num_negatives=2)
+        batch = make_batch(with_duplicates(examples[:records]), list(range(records)), rank, world, num_negatives=2)
 
         def features_on(device):
             return [{k: v.to(device) if torch.is_tensor(v) else v for k, v in encode(model, c, True).items()}
@@ -280,7 +280,7 @@ def _worker(rank, world, init_file, workdir, out, device, margin):
         loss_beyond = beyond(features_on(device), batch.ids)
         loss_beyond.backward()
         grads_beyond = {n: p.grad.cpu() for n, p in model.named_parameters() if p.requires_grad}
-        torch.save({"loss": loss.item(), "grads": grads, "low": low.item(), "high": high.item(),
+        torch.save({"rows": len(batch.columns[0]), "loss": loss.item(), "grads": grads, "low": low.item(), "high": high.item(),
                     "acc": (acc.item(), acc_swapped.item()), "batch_acc": float(loss_fn.accuracy),
                     "loss_beyond": loss_beyond.item(), "grads_beyond": grads_beyond},
                    f"{out}/rank{rank}.pt")
@@ -292,7 +292,14 @@ def test_two_gloo_processes_equal_one_process_on_the_concatenated_batch(tmp_path
     two_processes_against_one(tmp_path, tiny, "cpu")
 
 
-def two_processes_against_one(tmp_path, tiny, device: str) -> None:
+def test_three_processes_on_a_batch_that_does_not_split_evenly_equal_one_process(tmp_path, tiny):
+    """11 records on 3 processes (shares of 3, 4 and 4 rows, as 2048 on 3, 5, 6 or 7 GPUs): the
+    gather pads the shorter share and cuts the padding out, and the mean over processes of their
+    losses, accuracies and gradients is the one process's on the whole batch."""
+    two_processes_against_one(tmp_path, tiny, "cpu", world=3, records=11)
+
+
+def two_processes_against_one(tmp_path, tiny, device: str, world: int = 2, records: int = 12) -> None:
     """The processes on `device` (tests/test_gpu_path.py runs them on one GPU), the reference on CPU.
     Also with the false-negative margin and Matryoshka widths: the margin's mask, made of the
     scores after gathering, is the one a single process makes on the whole batch."""
@@ -301,29 +308,31 @@ def two_processes_against_one(tmp_path, tiny, device: str) -> None:
     # the single process: the reference, and a margin that masks some of its candidates
     single, _, _ = tiny_model(tmp_path / "single", lora_dropout=0.0)
     single.train()
-    batch = make_batch(with_duplicates(examples[:12]), list(range(12)), 0, 1, num_negatives=2)
+    batch = make_batch(with_duplicates(examples[:records]), list(range(records)), 0, 1, num_negatives=2)
     with torch.no_grad():
-        q, *docs = (single.encode(c, convert_to_tensor=True, batch_size=12) for c in batch.columns)
+        q, *docs = (single.encode(c, convert_to_tensor=True, batch_size=records) for c in batch.columns)
         cos = q @ torch.cat(docs).T
     margin = margin_between_gaps(cos - cos.diagonal()[:, None])
-    mp.spawn(_worker, args=(2, str(tmp_path / "rdzv"), str(workdir), str(tmp_path), device, margin), nprocs=2,
-             join=True)
-    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+    mp.spawn(_worker, args=(world, str(tmp_path / "rdzv"), str(workdir), str(tmp_path), device, margin, records),
+             nprocs=world, join=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(world)]
+    assert sorted(r["rows"] for r in ranks) == sorted(records * (i + 1) // world - records * i // world
+                                                      for i in range(world))
     for r in ranks:
         assert r["low"] < 1e-6 < 10 < r["high"]  # own positive is the target, not the negative
         assert r["acc"] == (1.0, 0.0)
     # one process, the 12 records at once, same model weights (same seed)
     loss_fn = build_loss(single, 0.02, True, 4, False)
     loss, grads = _loss_and_grads(single, loss_fn, batch.columns, batch.ids)
-    mean_loss = (ranks[0]["loss"] + ranks[1]["loss"]) / 2
+    mean_loss = sum(r["loss"] for r in ranks) / world
     assert math.isclose(mean_loss, loss.item(), rel_tol=1e-5), (mean_loss, loss)
-    assert math.isclose((ranks[0]["batch_acc"] + ranks[1]["batch_acc"]) / 2, float(loss_fn.accuracy))
+    assert math.isclose(sum(r["batch_acc"] for r in ranks) / world, float(loss_fn.accuracy))
     worst = max((r["grads"][n] - g).abs().max().item() / g.abs().max().item()
                 for n, g in grads.items() for r in ranks)
     assert worst < 1e-4, worst  # float32 round-off of a different summation order, nothing more
     beyond, grads_beyond = _loss_and_grads(single, build_loss(single, 0.02, True, 4, False, false_negative_margin=margin,
                                                               matryoshka_dims=[64, 16]), batch.columns, batch.ids)
-    mean_beyond = (ranks[0]["loss_beyond"] + ranks[1]["loss_beyond"]) / 2
+    mean_beyond = sum(r["loss_beyond"] for r in ranks) / world
     assert math.isclose(mean_beyond, beyond.item(), rel_tol=1e-5), (mean_beyond, beyond)
     assert abs(beyond.item() - loss.item()) > 0.01  # the keys are on
     for r in ranks:

@@ -203,7 +203,7 @@ def test_an_encoder_trains_with_the_same_command(tmp_path):
     assert model[1].pooling_mode == "mean" and model.get_embedding_dimension() == 384
 
 
-def test_throughput_benchmark_runs_ours_and_the_baseline_on_a_tiny_model():
+def test_throughput_benchmark_runs_ours_and_the_baseline_on_a_tiny_model(fresh_accelerate):
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import train_throughput
 
@@ -307,3 +307,51 @@ def test_the_model_card_says_what_the_run_did():
     random_fill = TrainConfig(model="tiny-mistral", missing_negatives="random", output_dir="out/run")
     card = model_card(random_fill, {"records": 200, "records_short_of_negatives": 50}, "Instruct: Find it\nQuery: ")
     assert "50 of 200 records had fewer and were filled with random documents" in card
+
+
+def test_bf16_weights_in_bf16_mixed_precision_build_train_checkpoint_log_and_export(tmp_path, monkeypatch,
+                                                                                   fresh_accelerate):
+    """The 7B recipe's precision (bf16 weights, accelerate's bf16 mixed precision) through run.train
+    at the tiny width, in this process: the weights loaded straight onto the process's device, two
+    steps with gradient clipping, a checkpoint after the first, the TensorBoard tracker's lines,
+    final/ exported and reloaded. benchmarks/gpu_suite.py's `run` part does the same at 4096 wide."""
+    from transformers import PreTrainedModel
+
+    from recipe.train import outdir, run
+
+    loads = []
+    load = PreTrainedModel.from_pretrained.__func__
+    monkeypatch.setattr(PreTrainedModel, "from_pretrained", classmethod(
+        lambda cls, *a, **kw: loads.append((kw.get("device_map"), kw.get("use_kernels"))) or load(cls, *a, **kw)))
+    out = tmp_path / "run"
+    cfg = smoke_config(dtype="bfloat16", mixed_precision="bf16", output_dir=str(out), max_steps=2, save_steps=1,
+                       max_grad_norm=1.0, report_to=["tensorboard"], global_batch_size=8, mini_batch_size=4)
+    final = run.train(cfg, outdir.inspect(out))
+    # this process's device (its own GPU under accelerate launch), without transformers' Hub kernels
+    assert loads[0] == ({"": "cpu"}, False)
+    rows = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2]
+    assert all(math.isfinite(r["loss"]) and 0 < r["grad_norm"] < math.inf for r in rows), rows
+    assert sorted(p.name for p in (out / "checkpoints" / "step-000001").iterdir()) == ["rng-0.pt", "state.pt"]
+    events = list((out / "e5-recipe").glob("events.out.tfevents.*"))  # its hparams are in a subfolder
+    assert len(events) == 1 and events[0].read_bytes().count(b"grad_norm") == 2  # one scalar a logged step
+    model = SentenceTransformer(str(final), device="cpu")
+    assert next(model[0].auto_model.parameters()).dtype == torch.bfloat16
+    assert torch.isfinite(model.encode(["a bike shop"], convert_to_tensor=True)).all()
+
+
+def test_a_tracker_that_is_not_installed_is_refused_in_one_line(tmp_path, capsys, monkeypatch):
+    """accelerate would drop it with a debug line and the run would log nothing; nothing is written."""
+    import accelerate.tracking
+
+    from recipe.commands import train
+
+    monkeypatch.setattr(accelerate.tracking, "_available_trackers", [])
+    for name, said in [("tensorboard", "'report_to' tensorboard: its package is not installed (pip install -e "
+                                        ".[train], or pip install tensorboard); or leave it out: --report-to ''"),
+                       ("tensorbord", "'report_to' 'tensorbord': accelerate has no such tracker; choose from all, ")]:
+        out = tmp_path / name
+        assert train.main(["--config", str(SMOKE), "--output-dir", str(out), "--report-to", name]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"error: {said}") and len(err.splitlines()) == 1, err
+        assert not out.exists()

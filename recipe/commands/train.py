@@ -1,6 +1,6 @@
 """Train a text embedder with the E5-Mistral recipe: LoRA + InfoNCE at a global batch of 2048.
 
-    accelerate launch --config_file accelerate_config.yaml train.py --config recipe/configs/e5_mistral_7b.yaml
+    accelerate launch --config_file accelerate_config.yaml --num_processes 8 train.py --config recipe/configs/e5_mistral_7b.yaml
     python train.py --config recipe/configs/smoke.yaml          # anywhere, on CPU, in under two minutes
     python train.py --help                                       # every key; any key as --key-name value
 
@@ -29,7 +29,7 @@ from recipe.local_models import resolve as resolve_local
 from recipe.lock import FolderLock
 from recipe.sources import check_local_or_hub
 from recipe.train import outdir
-from recipe.train.config import TrainConfig
+from recipe.train.config import TrainConfig, check_trackers
 
 # torch, accelerate, transformers and the modules built on them (recipe/train/run.py) are imported
 # where training starts, so that --help and a refused run answer in a second, not after 20 s of imports
@@ -42,6 +42,7 @@ def train(argv: list[str]) -> Path | None:
     if cfg.require_gpu and not gpu_visible():
         raise ConfigError("this recipe needs a GPU (require_gpu: true) and none is visible; on CPU run "
                           "recipe/configs/smoke.yaml, or pass --require-gpu false to try anyway")
+    check_trackers(cfg.report_to)
     if cfg.push_to_hub:
         from recipe.hub import MODEL, check_write
 

@@ -3,18 +3,22 @@ step (which, with the seeded batch plan, is the data position) and every process
 
 Only trainable parameters are saved: for LoRA on a 7B model that is 42M parameters, not 14 GB.
 A checkpoint is written to a temporary folder and renamed when complete, so a run killed while
-saving leaves the previous checkpoint intact.
+saving leaves the previous checkpoint intact. Process 0 creates that folder and every process
+writes its RNG state into it, so the output dir must be one folder for every process, on every
+machine: `check_shared` says so in one line before anything is loaded, not at the first save.
 """
 
 from __future__ import annotations
 
 import random
 import shutil
+import uuid
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..config import ConfigError
 from ..errors import InputError, OneProcessInputError
 from .outdir import checkpoints
 
@@ -32,6 +36,32 @@ def _set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def check_shared(output_dir: Path, accelerator) -> None:
+    """Every process sees what process 0 writes in `output_dir` (several machines: a filesystem
+    they share); else every process stops with the same line."""
+    if accelerator.num_processes == 1:
+        return
+    from accelerate.utils import broadcast_object_list
+
+    probe = Path(output_dir) / ".written-by-process-0"
+    token = [uuid.uuid4().hex if accelerator.is_main_process else None]
+    if accelerator.is_main_process:
+        probe.parent.mkdir(parents=True, exist_ok=True)
+        probe.write_text(token[0])
+    broadcast_object_list(token)  # process 0 has written it before any process reads it
+    try:
+        seen = probe.read_text() == token[0]
+    except OSError:
+        seen = False
+    blind = int(accelerator.reduce(torch.tensor(float(not seen), device=accelerator.device)).item())
+    if accelerator.is_main_process:
+        probe.unlink()
+    if blind:
+        raise ConfigError(f"output_dir {output_dir}: {blind} of {accelerator.num_processes} processes do not see "
+                          "what process 0 writes there (another machine's own disk?); checkpoints and --resume need "
+                          "one folder for all: put output_dir on a filesystem every machine shares")
 
 
 def save(output_dir: Path, step: int, model, optimizer, scheduler, accelerator, keep: int) -> Path:

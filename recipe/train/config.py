@@ -64,6 +64,10 @@ class TrainConfig:
     lora_target_modules: list[str] = setting([
         "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
         "modules that get a LoRA adapter")
+    lora_cast_input: bool = setting(
+        True, "peft casts each LoRA layer's input to the adapter's float32, a copy per layer and pass that bf16 "
+        "autocast casts straight back; false leaves it in the autocast dtype (peft.helpers."
+        "disable_input_dtype_casting; needs mixed_precision bf16 or fp16). Same loss; its speed is the GPU suite's")
     # data
     data: list[str] = setting(
         [], "sources: JSONL/Parquet files, synthesis output dirs, local dataset folders or Hub dataset ids, in our "
@@ -132,7 +136,9 @@ class TrainConfig:
         "average", "average or spherical (SLERP, two at a time) merge of those checkpoints' weights (LoRA: of their "
         "deltas)")
     log_steps: int = setting(1, "log every N steps")
-    report_to: list[str] = setting([], "accelerate trackers: tensorboard, wandb")
+    report_to: list[str] = setting(
+        [], "accelerate trackers: tensorboard (pip install -e .[train]), wandb, ...; a tracker whose package is not "
+        "installed is refused ('': none)")
     export_adapter_only: bool = setting(False, "final/ holds the adapter, not merged weights")
     export_query_instruction: str | None = setting(
         None, "instruction of the saved 'query' prompt where the records train with several (synthetic data: one per "
@@ -205,5 +211,27 @@ class TrainConfig:
             raise ConfigError(f"'padding_free' needs attn_implementation {' or '.join(PACKED_ATTENTION)} (under "
                               f"{self.attn_implementation} a packed mini-batch attends through a dense mask over its "
                               "whole length) and padding_side right")
+        if self.lora and not self.lora_cast_input and self.mixed_precision == "no" and self.dtype != "float32":
+            raise ConfigError(f"'lora_cast_input' false needs mixed_precision bf16 or fp16: without autocast the "
+                              f"{self.dtype} input of each LoRA layer meets its float32 weights")
         if self.liger_kernels and importlib.util.find_spec("liger_kernel") is None:
             raise ConfigError("'liger_kernels' needs the liger-kernel package: pip install liger-kernel (CUDA only)")
+
+
+def check_trackers(names: list[str]) -> None:
+    """`report_to`: accelerate leaves out a tracker whose package is missing with a debug line
+    only, so that a run asked to log would log nothing; refused instead, naming the package."""
+    if not names:
+        return
+    from accelerate.tracking import get_available_trackers  # torch: only when trackers are asked for
+    from accelerate.utils import LoggerType
+
+    available = {str(t) for t in get_available_trackers()}
+    for name in names:
+        if name not in LoggerType.list():
+            raise ConfigError(f"'report_to' {name!r}: accelerate has no such tracker; choose from "
+                              f"{', '.join(LoggerType.list())}")
+        if name != "all" and name not in available:
+            how = "pip install -e .[train], or pip install tensorboard" if name == "tensorboard" else f"pip install {name}"
+            raise ConfigError(f"'report_to' {name}: its package is not installed ({how}); or leave it out: "
+                              "--report-to ''")

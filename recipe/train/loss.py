@@ -39,7 +39,7 @@ from sentence_transformers.sentence_transformer.losses import (
     CachedMultipleNegativesRankingLoss,
     MultipleNegativesRankingLoss,
 )
-from sentence_transformers.util import all_gather_with_grad, cos_sim, get_rank
+from sentence_transformers.util import all_gather_with_grad, cos_sim, get_rank, get_world_size
 
 from .batch import ABSENT, TextIds
 from .grouping import length_order, mini_batches, take_rows
@@ -69,18 +69,44 @@ def excluded(scores: torch.Tensor, rows: torch.Tensor, ids: TextIds | None,
     return mask
 
 
+def rows_per_process(local: int, device) -> list[int]:
+    """Every process's number of rows, in rank order."""
+    import torch.distributed as dist
+
+    sizes = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(get_world_size())]
+    dist.all_gather(sizes, torch.tensor([local], dtype=torch.long, device=device))
+    return [int(s) for s in sizes]
+
+
+def gather_rows(tensor: torch.Tensor, sizes: list[int]) -> torch.Tensor:
+    """`all_gather_with_grad` of shares whose row counts may differ (by one: recipe/train/data.py's
+    `shard`): all_gather needs one shape, so each share is padded to the largest and the padding
+    cut out of the result (its rows get no gradient)."""
+    most = max(sizes)
+    if min(sizes) == most:
+        return all_gather_with_grad(tensor)
+    padded = torch.cat([tensor, tensor.new_zeros(most - len(tensor), *tensor.shape[1:])])
+    gathered = all_gather_with_grad(padded)
+    return torch.cat([gathered[r * most:r * most + n] for r, n in enumerate(sizes)])
+
+
 def infonce(queries: torch.Tensor, docs: list[torch.Tensor], ids: TextIds | None, scale: float, gather: bool,
             chunk: int, with_backward: bool = False, margin: float | None = None,
             dims: list[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean InfoNCE of this process's queries against the candidates of every process, and the
-    share of them whose own positive scores highest. With `with_backward`, back-propagates chunk
-    by chunk of `chunk` queries (so no queries x candidates matrix outlives its chunk) and returns
-    the loss detached, as GradCache's loss stage does. `margin`: the false-negative margin in
-    cosine; `dims`: Matryoshka widths, largest first (the accuracy is read at the first)."""
+    """InfoNCE of this process's queries against the candidates of every process, and how many of
+    them have their own positive scoring highest, each summed over the queries and divided by the
+    mean share of a process: its own number of queries when the global batch splits evenly. The
+    mean over processes (DDP's gradient average, the loop's logged mean) is then the global batch's
+    mean, also where the shares differ by one. With `with_backward`, back-propagates chunk by chunk
+    of `chunk` queries (so no queries x candidates matrix outlives its chunk) and returns the loss
+    detached, as GradCache's loss stage does. `margin`: the false-negative margin in cosine;
+    `dims`: Matryoshka widths, largest first (the accuracy is read at the first)."""
     local = len(queries)
-    offset = get_rank() * local if gather else 0
+    offset, share = 0, local
     if gather:
-        docs = [all_gather_with_grad(d) for d in docs]
+        sizes = rows_per_process(local, queries.device)
+        offset, share = sum(sizes[:get_rank()]), sum(sizes) / len(sizes)
+        docs = [gather_rows(d, sizes) for d in docs]
     candidates = torch.cat(docs)
     total = torch.zeros((), device=queries.device)
     correct = torch.zeros((), device=queries.device)
@@ -93,14 +119,14 @@ def infonce(queries: torch.Tensor, docs: list[torch.Tensor], ids: TextIds | None
             scores = cos_sim(queries[begin:end, :dim], candidates[:, :dim]) * scale
             scores = scores.masked_fill(excluded(scores, rows, ids, None if margin is None else margin * scale),
                                         float("-inf"))
-            loss = loss + torch.nn.functional.cross_entropy(scores, rows, reduction="sum") / local
+            loss = loss + torch.nn.functional.cross_entropy(scores, rows, reduction="sum") / share
             first = scores.detach() if first is None else first
         if with_backward:
             loss.backward()
             loss = loss.detach()
         total = total + loss
         correct = correct + (first.argmax(1) == rows).sum()
-    return total, correct / local
+    return total, correct / share
 
 
 class CachedInfoNCE(CachedMultipleNegativesRankingLoss):

@@ -71,13 +71,26 @@ def apply_liger(model) -> None:
     apply(model=model, **{k: v for k, v in wanted.items() if k in accepted})
 
 
+def keep_lora_input_dtype(model) -> None:
+    """`lora_cast_input: false`: what peft.helpers.disable_input_dtype_casting does inside its
+    `with`, for the whole run: each LoRA layer takes its input in the dtype it comes in (under
+    autocast, bf16) instead of copying it to the adapter's float32 first."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    for module in model.modules():
+        if isinstance(module, BaseTunerLayer):
+            module.cast_input_dtype_enabled = False
+
+
 def build_model(cfg, workdir: Path, texts: list[str] | None = None, rank: int = 0,
-                base=None) -> SentenceTransformer:
+                base=None, device: torch.device | str = "cpu") -> SentenceTransformer:
     """Load the base model as a SentenceTransformer and put the LoRA adapter on it. With several
     processes, rank 0 runs first (it builds the tiny model; the others reuse it) and each process
-    round-trips the tokenizer through its own folder. `base`: a transformers model already built
-    (benchmarks: random 7B weights made on the GPU) in place of `cfg.model`'s weights, whose
-    tokenizer is still used; the SentenceTransformer is then put on `base`'s device."""
+    round-trips the tokenizer through its own folder. The weights are loaded straight onto
+    `device` (this process's GPU), not into host memory first: eight processes would otherwise
+    hold eight copies of a 7B model's 14.5 GB in RAM at once. `base`: a transformers model
+    already built (benchmarks: random 7B weights made on the GPU) in place of `cfg.model`'s
+    weights, whose tokenizer is still used; the SentenceTransformer is then put on `base`'s device."""
     path = cfg.model
     if path == "tiny-mistral":
         tiny = workdir / "tiny-mistral"
@@ -88,7 +101,10 @@ def build_model(cfg, workdir: Path, texts: list[str] | None = None, rank: int = 
         path = str(student_folder(path))
     transformer = Transformer(
         path, max_seq_length=cfg.max_length,
-        model_kwargs={"dtype": DTYPES[cfg.dtype], "attn_implementation": cfg.attn_implementation},
+        # no Hub kernels: loaded onto a GPU, transformers would fetch some for it, chosen for the eval
+        # mode a model loads in; the kernels the recipe runs are its keys' (attn_implementation, liger_kernels)
+        model_kwargs={"dtype": DTYPES[cfg.dtype], "attn_implementation": cfg.attn_implementation,
+                      "device_map": {"": str(device)}, "use_kernels": False},
         # no KV cache: an embedder never generates, and Mistral + right padding + FA2 needs it off
         config_kwargs={"use_cache": False},
         # padded features: the step reads the attention mask (EOS check, grouping, GradCache's
@@ -116,9 +132,11 @@ def build_model(cfg, workdir: Path, texts: list[str] | None = None, rank: int = 
         transformer.model = get_peft_model(transformer.model, LoraConfig(
             r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, bias="none",
             target_modules=list(cfg.lora_target_modules)))
+        if not cfg.lora_cast_input:
+            keep_lora_input_dtype(transformer.model)
     if cfg.padding_free:
         transformer.register_forward_pre_hook(pack_before_forward)
     pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode=cfg.pooling)
-    device = "cpu" if base is None else str(base.device)
-    return SentenceTransformer(modules=[transformer, pooling, Normalize()], device=device)
+    return SentenceTransformer(modules=[transformer, pooling, Normalize()],
+                               device=str(device if base is None else base.device))
 

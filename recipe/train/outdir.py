@@ -40,7 +40,7 @@ SETTINGS = "run_settings.json"
 # the steps already taken would have been
 RESUMABLE = frozenset({
     "max_steps", "epochs", "attn_implementation", "gradient_checkpointing", "padding_free", "liger_kernels",
-    "cpu_threads", "require_gpu", "mini_batch_size", "cached", "group_by_length",
+    "lora_cast_input", "cpu_threads", "require_gpu", "mini_batch_size", "cached", "group_by_length",
     "ddp_find_unused_parameters", "process_group_timeout", "output_dir", "save_steps", "save_total_limit",
     "resume", "overwrite", "merge_checkpoints", "merge_method", "log_steps", "report_to",
     "export_adapter_only", "export_query_instruction", "push_to_hub", "hub_model_id", "license",

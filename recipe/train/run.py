@@ -6,13 +6,14 @@ global batch per step, logged and checkpointed), `export` (final/, merged and pu
 them once, in the order the run needs it: the model (recipe/train/model.py), the settings a
 resume checks (recipe/config.py), the step (recipe/train/step.py), the export
 (recipe/train/export.py); every other module receives plain values.
-benchmarks/train_throughput.py builds its model with `build_embedder` and steps with `Step`, so
-that it times the step that trains.
+benchmarks/train_throughput.py builds its model with `build_embedder` and its `Step` with
+`prepare`, so that it times the step that trains.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
@@ -59,12 +60,13 @@ def param_groups(model, weight_decay: float) -> list[dict]:
 
 
 def build_embedder(cfg: TrainConfig, workdir: Path, texts: list[str] | None = None, *, rank: int = 0,
-                   world: int = 1, base=None):
-    """The model to train and its loss, as the recipe says: `(model, loss_fn)`. `texts` train the
-    tiny model's tokenizer; `base` (benchmarks) replaces the base model's weights
-    (recipe/train/model.py); with several processes (`world`) the loss gathers the batch."""
+                   world: int = 1, base=None, device: torch.device | str = "cpu"):
+    """The model to train and its loss, as the recipe says: `(model, loss_fn)`, the model's weights
+    loaded onto `device`. `texts` train the tiny model's tokenizer; `base` (benchmarks) replaces the
+    base model's weights (recipe/train/model.py); with several processes (`world`) the loss gathers
+    the batch."""
     try:
-        model = build_model(cfg, workdir, texts, rank, base)
+        model = build_model(cfg, workdir, texts, rank, base, device)
     except OSError as e:  # transformers' "not found" / "cannot connect" for a Hub id
         raise load_error(cfg.model, "--model", e) from None
     width = model.get_embedding_dimension()
@@ -110,6 +112,30 @@ def finite_everywhere(loss: torch.Tensor, batch: Batch, accelerator) -> None:
                          f"batch came from {sources[:5]}{' ...' if len(sources) > 5 else ''}")
 
 
+def check_one_gpu_per_process() -> None:
+    """The launcher started one process per GPU of this machine at most: accelerate gives process i
+    GPU i % count, so more processes than GPUs share one (and DDP's device ids run past the last)."""
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    if torch.cuda.is_available() and local > torch.cuda.device_count():
+        gpus = torch.cuda.device_count()
+        raise ConfigError(f"{local} processes were launched on this machine, which has {gpus} GPU(s): launch one "
+                          f"per GPU (accelerate launch --num_processes {gpus} on one machine)")
+
+
+def prepare(model, loss_fn, optimizer, accelerator) -> tuple[Any, Any, dict]:
+    """The model and optimizer as accelerate runs them: `prepare` (DDP with several processes;
+    mixed precision as autocast around the model's forward alone, its outputs cast to float32, so
+    that the loss is computed in float32). `(wrapped model, optimizer, Step's keywords)`: the
+    device, this process's place, accelerate's backward and clipping, and the check that the loss
+    is finite on every process. Benchmarks build their Step with it too."""
+    wrapped, optimizer = accelerator.prepare(model, optimizer)
+    loss_fn.model = wrapped  # the loss re-embeds through DDP, so that it can use no_sync
+    return wrapped, optimizer, dict(device=accelerator.device, rank=accelerator.process_index,
+                                    world=accelerator.num_processes, backward=accelerator.backward,
+                                    clip=accelerator.clip_grad_norm_,
+                                    check=partial(finite_everywhere, accelerator=accelerator))
+
+
 @dataclass
 class Training:
     """A run, built: what `loop` and `export` need."""
@@ -134,6 +160,7 @@ def build(cfg: TrainConfig, state: outdir.RunState) -> Training | None:
     # the machine it runs on
     if cfg.cpu_threads and not torch.cuda.is_available():
         torch.set_num_threads(cfg.cpu_threads)
+    check_one_gpu_per_process()
     out = Path(cfg.output_dir)
     accelerator = Accelerator(
         mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available(),
@@ -142,10 +169,12 @@ def build(cfg: TrainConfig, state: outdir.RunState) -> Training | None:
                          # the others wait while rank 0 downloads the base model and exports: not 10 minutes
                          InitProcessGroupKwargs(timeout=timedelta(seconds=cfg.process_group_timeout))])
     rank, world = accelerator.process_index, accelerator.num_processes
-    set_seed(cfg.seed)
+    checkpoint.check_shared(out, accelerator)
+    # each process its own dropout stream; DDP starts every process from process 0's weights
+    set_seed(cfg.seed, device_specific=True)
 
-    if cfg.global_batch_size % world:
-        raise ConfigError(f"global_batch_size {cfg.global_batch_size} does not split over {world} processes")
+    if cfg.global_batch_size < world:
+        raise ConfigError(f"global_batch_size {cfg.global_batch_size} gives no query to some of the {world} processes")
 
     # data: every record, and the global batches of the whole run (a pure function of the seed)
     examples = load_examples(cfg.data, cfg.data_ratios, cfg.query_template, cfg.seed, cfg.split,
@@ -174,13 +203,12 @@ def build(cfg: TrainConfig, state: outdir.RunState) -> Training | None:
     # model and loss (main process first: it may build and save the tiny base model)
     with accelerator.main_process_first():
         texts = [t for ex in examples[:2000] for t in (ex.query, ex.positive)]
-        model, loss_fn = build_embedder(cfg, out / "base", texts, rank=rank, world=world)
+        model, loss_fn = build_embedder(cfg, out / "base", texts, rank=rank, world=world, device=accelerator.device)
     n_params = sum(p.numel() for p in model.parameters())
     optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
     # the scheduler stays outside accelerate.prepare: it steps once per optimiser step, whatever the world size
     scheduler = get_linear_schedule_with_warmup(optimizer, cfg.warmup_steps, total)
-    wrapped, optimizer = accelerator.prepare(model, optimizer)
-    loss_fn.model = wrapped  # the loss re-embeds through DDP, so that it can use no_sync
+    wrapped, optimizer, on_accelerate = prepare(model, loss_fn, optimizer, accelerator)
     trainable = [p for p in wrapped.parameters() if p.requires_grad]
 
     start = 0
@@ -206,9 +234,7 @@ def build(cfg: TrainConfig, state: outdir.RunState) -> Training | None:
             accelerator.print(f"{missing} records had fewer than {cfg.num_negatives} hard negative(s): "
                               f"missing_negatives {cfg.missing_negatives} ({how})")
 
-    step = Step(model, loss_fn, optimizer, scheduler, cfg, accelerator.device, rank, world,
-                backward=accelerator.backward, clip=accelerator.clip_grad_norm_,
-                check=partial(finite_everywhere, accelerator=accelerator))
+    step = Step(model, loss_fn, optimizer, scheduler, cfg, **on_accelerate)
     meter = StepMeter(n_params, cfg.cached, cfg.gradient_checkpointing, world)
     summary = {"sources": cfg.data, "ratios": cfg.data_ratios or [1.0] * len(cfg.data),
                "records": counts["read"], "records_trained": counts["used"],
