@@ -113,7 +113,7 @@ def train(args, work: Path, arm: str, n: int, seed: int) -> dict:
     out = work / "runs" / name
     command("train", ["--config", str(MINI), "--model", args.student, "--data", str(training_records(work, arm, n)),
                       "--output-dir", str(out), "--overwrite", "--seed", str(seed),
-                      "--epochs", str(args.num_train_epochs), "--lr", str(args.learning_rate),
+                      "--num-train-epochs", str(args.num_train_epochs), "--learning-rate", str(args.learning_rate),
                       "--global-batch-size", str(args.batch_size), "--mini-batch-size", str(args.mini_batch_size),
                       "--cached", "false", "--dtype", args.train_dtype,
                       "--mixed-precision", "bf16" if args.train_dtype == "bfloat16" else "no",

@@ -247,8 +247,9 @@ def publish(work: Path) -> dict:
 def train(args, work: Path, name: str) -> dict:
     out = work / "runs" / name
     command("train", ["--config", str(MINI), "--model", args.student, "--data", str(work / "data" / f"{name}.jsonl"),
-                      "--output-dir", str(out), "--overwrite", "--seed", str(args.seed), "--epochs", str(args.epochs),
-                      *(["--lr", str(args.lr)] if args.lr else []),
+                      "--output-dir", str(out), "--overwrite", "--seed", str(args.seed),
+                      "--num-train-epochs", str(args.num_train_epochs),
+                      *(["--learning-rate", str(args.learning_rate)] if args.learning_rate else []),
                       "--cpu-threads", str(args.threads), "--max-length", str(args.max_length),
                       *(["--global-batch-size", str(args.batch_size), "--mini-batch-size", str(min(args.batch_size, 8))]
                         if args.batch_size else [])], work / "logs" / f"train-{name}.log")
@@ -326,8 +327,8 @@ def main(argv: list[str] | None = None) -> int:
                          "(the paper's teacher had none; without it the 0.5B teacher answers half its "
                          "brainstorms in prose: docs/miniature.md, 'Teacher acceptance')")
     ap.add_argument("--student", default="smollm2-135m-instruct", help="mini_e5.yaml's model, or another")
-    ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--lr", type=float, default=0.0, help="training's peak learning rate (0: mini_e5.yaml's)")
+    ap.add_argument("--num-train-epochs", type=int, default=1)
+    ap.add_argument("--learning-rate", type=float, default=0.0, help="training's peak learning rate (0: mini_e5.yaml's)")
     ap.add_argument("--filter-top-k", type=int, default=10)
     ap.add_argument("--max-length", type=int, default=128, help="tokens per text, training and evaluation (mini_e5.yaml's)")
     ap.add_argument("--batch-size", type=int, default=0, help="training's global batch (0: mini_e5.yaml's)")
@@ -370,8 +371,8 @@ def main(argv: list[str] | None = None) -> int:
             data_settings = {"synthesis": synth["signature"], "filter_top_k": args.filter_top_k, "seed": args.seed}
             data = stage(work, "data", data_settings, lambda: prepare(args, work), times)
             stage(work, "publish", {"synthesis": synth["signature"]}, lambda: publish(work), times)
-            train_settings = {"data": data["signature"], "student": args.student, "epochs": args.epochs,
-                              **({"lr": args.lr} if args.lr else {}), "max_length": args.max_length, "batch_size": args.batch_size,
+            train_settings = {"data": data["signature"], "student": args.student, "epochs": args.num_train_epochs,
+                              **({"lr": args.learning_rate} if args.learning_rate else {}), "max_length": args.max_length, "batch_size": args.batch_size,
                               "seed": args.seed, "recipe": MINI.read_text()}
             trained = {name: stage(work, f"train-{name}", train_settings, lambda n=name: train(args, work, n), times)
                        for name in ("synthetic", "control")}

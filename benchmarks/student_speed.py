@@ -53,11 +53,11 @@ def run_arm(args, arm: dict, out: Path) -> dict:
     log = out.with_suffix(".log")
     argv = [sys.executable, str(ROOT / "train.py"), "--config", str(MINI), "--model", args.student,
             "--data", str(args.data), "--output-dir", str(out), "--overwrite", "--seed", str(args.seed),
-            "--max-steps", str(args.max_steps), "--epochs", "100", "--cpu-threads", str(args.threads),
+            "--max-steps", str(args.max_steps), "--num-train-epochs", "100", "--cpu-threads", str(args.threads),
             "--max-length", str(args.max_length), "--dtype", arm["dtype"], "--mixed-precision",
             arm["mixed_precision"], "--cached", str(arm["cached"]).lower(), "--global-batch-size",
             str(arm["batch"]), "--mini-batch-size", str(min(arm["batch"], 8) if arm["cached"] else arm["batch"]),
-            "--lr", str(args.lr), "--save-steps", "0"]
+            "--learning-rate", str(args.learning_rate), "--save-steps", "0"]
     started = time.monotonic()
     with log.open("w") as f:
         code = subprocess.run(argv, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT,
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-sizes", default="32,64", help="larger batches for the last arm's setting")
     ap.add_argument("--max-steps", type=int, default=6)
     ap.add_argument("--max-length", type=int, default=128)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--learning-rate", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--arms", default="", help="comma-separated arm numbers to run (1-based; default: all)")
     args = ap.parse_args(argv)

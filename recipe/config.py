@@ -64,13 +64,24 @@ def _known(cls) -> dict[str, dataclasses.Field]:
     return {f.name: f for f in dataclasses.fields(cls)}
 
 
+# short names other tools use for a setting that here has transformers' TrainingArguments name:
+# hinted at, never accepted (one name per concept)
+OTHER_NAMES = {"lr": "learning_rate", "epochs": "num_train_epochs", "log_steps": "logging_steps",
+               "log_every": "logging_steps", "num_epochs": "num_train_epochs"}
+
+
+def _close(key: str, known: dict) -> list[str]:
+    other = OTHER_NAMES.get(key)
+    return [other] if other in known else difflib.get_close_matches(key, list(known), n=3)
+
+
 def _unknown_key(key: str, where: str, known: dict, from_cli: bool = False) -> ConfigError:
     """`key` as its source spells it: a YAML key, or a flag without its dashes."""
     if from_cli:
-        close = difflib.get_close_matches(key.replace("-", "_"), list(known), n=3)
+        close = _close(key.replace("-", "_"), known)
         hint = f" (did you mean {', '.join(flag(c) for c in close)}?)" if close else ""
         return ConfigError(f"{where}: unknown setting --{key}{hint}; --help lists them")
-    close = difflib.get_close_matches(key, list(known), n=3)
+    close = _close(key, known)
     hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
     return ConfigError(f"{where}: unknown config key '{key}'{hint}")
 

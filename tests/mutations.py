@@ -69,7 +69,7 @@ MUTATIONS = [
     M("train-no-hard-negatives", "recipe/train/run.py", "self.world, self.cfg.num_negatives)", "self.world, 0)", WIRING),
     M("train-log-not-written", "recipe/train/run.py", 'log_file.write(json.dumps(row) + "\\n")', "pass", WIRING),
     M("train-no-warmup", "recipe/train/run.py", "get_linear_schedule_with_warmup(optimizer, cfg.warmup_steps, total)", "get_linear_schedule_with_warmup(optimizer, 0, total)", LR),
-    M("train-lr-times-lora-scale", "recipe/train/run.py", "lr=cfg.lr)", "lr=cfg.lr * cfg.lora_alpha / cfg.lora_r)", LR),
+    M("train-lr-times-lora-scale", "recipe/train/run.py", "lr=cfg.learning_rate)", "lr=cfg.learning_rate * cfg.lora_alpha / cfg.lora_r)", LR),
     M("train-pools-mean", "recipe/train/model.py", "pooling_mode=cfg.pooling)", 'pooling_mode="mean")', WIRING),
     M("train-no-instruction", "recipe/train/data.py", 'query=template.format(instruction=instruction, query=rec["query"])', 'query=rec["query"]', "tests/test_train_data.py::test_instruction_goes_on_the_query_side_only"),
     M("train-instruction-on-documents", "recipe/train/data.py", 'positive=rec["positive"],', 'positive=template.format(instruction=instruction, query=rec["positive"]),', "tests/test_train_data.py::test_instruction_goes_on_the_query_side_only"),

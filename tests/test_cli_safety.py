@@ -342,7 +342,7 @@ CASES = [
          "holds an unfinished run (checkpoint at step 2)"),
     Case("train-resume-at-the-end-changes-nothing", "train", _train_on_run(3, "--resume"), 0,
          "already trained to step 3, the planned end"),
-    Case("train-zero-lr", "train", _train("--lr", "0"), 2, "'lr' = 0.0 must be > 0"),
+    Case("train-zero-lr", "train", _train("--learning-rate", "0"), 2, "'learning_rate' = 0.0 must be > 0"),
     Case("train-lora-dropout-out-of-range", "train", _train("--lora-dropout", "1.5"), 2, "'lora_dropout' = 1.5"),
     Case("train-bad-hub-model-id", "train", _train("--push-to-hub", "--hub-model-id", "no id"), 2,
          "--hub-model-id 'no id': need NAMESPACE/NAME"),
@@ -476,7 +476,7 @@ def _beir(root: Path, docs: int) -> Path:
 
 def _ctrl_c_train(tmp: Path) -> tuple[list[str], Path, str]:
     out = tmp / "run"
-    return (["train.py", "--config", SMOKE, "--data", str(SAMPLE), "--output-dir", str(out), "--epochs", "100",
+    return (["train.py", "--config", SMOKE, "--data", str(SAMPLE), "--output-dir", str(out), "--num-train-epochs", "100",
              "--save-steps", "0"], out / "train_log.jsonl", "interrupted: checkpoints already saved are kept")
 
 
@@ -742,7 +742,7 @@ def test_a_resume_refuses_settings_and_data_its_checkpoints_do_not_match(tmp_pat
     assert checksums(out) == before  # nothing changed
     # what a resume may change: how far it goes, how it is saved and logged
     data.write_text(SAMPLE.read_text())
-    assert train.main(base + ["--max-steps", "4", "--resume", "--log-steps", "2", "--save-steps", "1"]) == 0
+    assert train.main(base + ["--max-steps", "4", "--resume", "--logging-steps", "2", "--save-steps", "1"]) == 0
 
 
 @pytest.mark.parametrize("command, argv", [

@@ -42,7 +42,7 @@ def smoke(tmp_path_factory):
                           "--benchmark", "", "--tasks", "STSBenchmark", "--data-dir", str(DATA)]) == 0
     done = subprocess.run(
         [sys.executable, "train.py", "--config", "recipe/configs/smoke.yaml", "--data", str(mix),
-         "--max-steps", "2", "--epochs", "1", "--save-steps", "0", "--output-dir", str(root / "run"),
+         "--max-steps", "2", "--num-train-epochs", "1", "--save-steps", "0", "--output-dir", str(root / "run"),
          "--license", "apache-2.0", "--hub-model-id", "someone/e5-smoke"],
         cwd=ROOT, env=dict(os.environ, HF_HUB_OFFLINE="1"), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]

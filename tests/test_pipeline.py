@@ -24,7 +24,7 @@ def test_synthesize_train_evaluate(teacher, tmp_path):
     synth, model, results = tmp_path / "synth", tmp_path / "run", tmp_path / "results"
     _run(["data/synthesize.py", "--config", "recipe/configs/synth_e5.yaml", "--output-dir", str(synth),
           "--num-examples", "64", "--progress", "false"], env)
-    _run(["train.py", "--config", "recipe/configs/smoke.yaml", "--data", str(synth), "--epochs", "1",
+    _run(["train.py", "--config", "recipe/configs/smoke.yaml", "--data", str(synth), "--num-train-epochs", "1",
           "--output-dir", str(model)], env)
     assert (model / "final" / "modules.json").is_file()
     _run(["eval.py", "--model", str(model / "final"), "--tasks", "STSBenchmark",

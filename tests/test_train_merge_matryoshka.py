@@ -78,7 +78,7 @@ def test_merging_two_lora_checkpoints_gives_the_average_of_their_models(lora_run
 
 def test_merging_two_full_checkpoints_gives_their_average(tmp_path):
     out = tmp_path / "run"
-    train(out, "--lora", "false", "--merge-checkpoints", "2", "--lr", "1e-3")
+    train(out, "--lora", "false", "--merge-checkpoints", "2", "--learning-rate", "1e-3")
     first, second = checkpoint_weights(out)
     final = load_file(out / "final" / "model.safetensors")
     assert len(first) == len(final)

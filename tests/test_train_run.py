@@ -160,7 +160,7 @@ def test_killed_run_resumes_to_the_same_final_weights(tmp_path):
 
 
 def test_nan_loss_stops_with_the_step_and_the_source(tmp_path):
-    done = train(tmp_path / "nan", "--lr", "1e30", "--warmup-steps", "0", "--max-steps", "4",
+    done = train(tmp_path / "nan", "--learning-rate", "1e30", "--warmup-steps", "0", "--max-steps", "4",
                  "--save-steps", "0", check=False)
     assert done.returncode != 0
     last = done.stderr.strip().splitlines()[-1]
@@ -251,7 +251,7 @@ def test_trains_on_every_format_with_no_task_group_or_language(tmp_path):
     done = train(out, "--data", ",".join(data), "--data-instructions", "Given a question, find its answer",
                  "--columns", "query=question,positive=answer", "--num-negatives", "2",
                  "--missing-negatives", "in_batch", "--homogeneous-batches", "source", "--global-batch-size", "8",
-                 "--mini-batch-size", "4", "--epochs", "1", "--save-steps", "0", check=False)
+                 "--mini-batch-size", "4", "--num-train-epochs", "1", "--save-steps", "0", check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     said = done.stdout + done.stderr
     assert "the plan uses 40 of 40 records" in said
@@ -275,10 +275,10 @@ def test_own_pairs_save_the_instruction_they_trained_with_and_max_steps_override
     out = tmp_path / "run"
     done = train(out, "--data", str(pairs), "--columns", "query=question,positive=answer",
                  "--data-instructions", "Given a question, retrieve its answer", "--missing-negatives", "in_batch",
-                 "--global-batch-size", "8", "--mini-batch-size", "8", "--epochs", "1", "--max-steps", "7",
+                 "--global-batch-size", "8", "--mini-batch-size", "8", "--num-train-epochs", "1", "--max-steps", "7",
                  "--save-steps", "0", check=False)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "max_steps 7 overrides epochs 1" in done.stderr
+    assert "max_steps 7 overrides num_train_epochs 1" in done.stderr
     assert [json.loads(line)["step"] for line in (out / "train_log.jsonl").open()] == list(range(1, 8))
     model = SentenceTransformer(str(out / "final"), device="cpu")
     assert model.prompts["query"] == "Instruct: Given a question, retrieve its answer\nQuery: "

@@ -54,7 +54,7 @@ def first_batch(recipe: dict) -> tuple[list[str], list[str], list[list[str]]]:
     k = recipe["num_negatives"]
     examples = load_examples([str(sample)], [], recipe["query_template"], recipe["seed"])
     complete_negatives(examples, k, recipe["missing_negatives"], recipe["seed"])
-    batch = plan_batches(examples, recipe["global_batch_size"], recipe["seed"], recipe["epochs"])[0]
+    batch = plan_batches(examples, recipe["global_batch_size"], recipe["seed"], recipe["num_train_epochs"])[0]
     assert len(batch) == recipe["global_batch_size"]
     queries, positives, negatives = [], [], []
     for i in batch:
@@ -120,7 +120,7 @@ def test_first_logged_loss_is_infonce_recomputed_from_the_recipe(run):
 
 def test_logged_learning_rate_warms_up_then_decays_linearly_to_zero(run):
     _, recipe, rows = run
-    lr, warmup = recipe["lr"], recipe["warmup_steps"]
+    lr, warmup = recipe["learning_rate"], recipe["warmup_steps"]
     # the paper's schedule: linear warm-up, then linear decay to 0 at the last step; the log holds
     # the rate after each step's scheduler step
     want = [lr * (s / warmup if s < warmup else (STEPS - s) / (STEPS - warmup)) for s in range(1, STEPS + 1)]
@@ -136,4 +136,4 @@ def test_adamw_decays_every_lora_matrix_at_the_recipes_rate(run):
     # A and B of the seven projections of each layer: all matrices, all decayed, nothing else trains
     assert len(decayed) == len(state["weights"]) == 2 * 7 * recipe["tiny_model"]["num_hidden_layers"]
     assert all(w.ndim == 2 for w in state["weights"].values())
-    assert all(g["initial_lr"] == recipe["lr"] for g in groups)
+    assert all(g["initial_lr"] == recipe["learning_rate"] for g in groups)

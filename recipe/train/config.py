@@ -106,14 +106,14 @@ class TrainConfig:
     matryoshka_dims: list[int] = setting(
         [], "also train the embedding cut to these widths (e.g. 384,256,128,64), so that users can load it with "
         "truncate_dim; empty: off")
-    lr: float = setting(1e-4, "peak learning rate")
+    learning_rate: float = setting(1e-4, "peak learning rate")
     warmup_steps: int = setting(100, "linear warm-up steps")
     weight_decay: float = setting(0.1, "AdamW weight decay (not on biases and norms)")
     max_grad_norm: float = setting(0.0, "clip the gradient norm; 0 measures it only")
-    epochs: int = setting(1, "passes over the data")
+    num_train_epochs: int = setting(1, "passes over the data")
     max_steps: int = setting(
-        0, "train exactly this many steps, over as many passes as they take (overrides epochs, as in transformers); "
-        "0: the epochs decide")
+        0, "train exactly this many steps, over as many passes as they take (overrides num_train_epochs, as in transformers); "
+        "0: num_train_epochs decides")
     ddp_find_unused_parameters: bool = setting(
         False, "true when some trainable weights get no gradient (a BERT pooler under mean pooling)")
     process_group_timeout: int = setting(
@@ -135,7 +135,7 @@ class TrainConfig:
     merge_method: str = setting(
         "average", "average or spherical (SLERP, two at a time) merge of those checkpoints' weights (LoRA: of their "
         "deltas)")
-    log_steps: int = setting(1, "log every N steps")
+    logging_steps: int = setting(1, "log every N steps")
     report_to: list[str] = setting(
         [], "accelerate trackers: tensorboard (pip install -e .[train]), wandb, ...; a tracker whose package is not "
         "installed is refused ('': none)")
@@ -162,8 +162,8 @@ class TrainConfig:
             values = value if isinstance(value, list) else [value]
             if any(isinstance(v, float) and not math.isfinite(v) for v in values):
                 raise ConfigError(f"'{f.name}' = {value} must be a finite number")
-        positive = ("max_length", "global_batch_size", "mini_batch_size", "epochs", "lora_r", "lora_alpha",
-                    "log_steps", "process_group_timeout", "temperature", "lr")
+        positive = ("max_length", "global_batch_size", "mini_batch_size", "num_train_epochs", "lora_r", "lora_alpha",
+                    "logging_steps", "process_group_timeout", "temperature", "learning_rate")
         for key in positive:
             if not getattr(self, key) > 0:
                 raise ConfigError(f"'{key}' = {getattr(self, key)} must be > 0")

@@ -189,7 +189,7 @@ def plan_steps(examples: list[Example], global_batch: int, seed: int, epochs: in
     per_pass = len(plan_batches(examples, global_batch, seed, 1, homogeneous))
     passes = -(-max_steps // per_pass)
     if passes > epochs:  # fewer steps than the epochs make is what max_steps always meant
-        note(f"max_steps {max_steps} overrides epochs {epochs}: {max_steps} steps of {global_batch} take {passes} "
+        note(f"max_steps {max_steps} overrides num_train_epochs {epochs}: {max_steps} steps of {global_batch} take {passes} "
              f"pass(es) over the data ({per_pass} steps each)")
     return plan_batches(examples, global_batch, seed, passes, homogeneous)[:max_steps]
 

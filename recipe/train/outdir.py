@@ -39,10 +39,10 @@ SETTINGS = "run_settings.json"
 # shorter one's batches), and how it is executed, saved, logged and exported; none changes what
 # the steps already taken would have been
 RESUMABLE = frozenset({
-    "max_steps", "epochs", "attn_implementation", "gradient_checkpointing", "padding_free", "liger_kernels",
+    "max_steps", "num_train_epochs", "attn_implementation", "gradient_checkpointing", "padding_free", "liger_kernels",
     "lora_cast_input", "cpu_threads", "require_gpu", "mini_batch_size", "cached", "group_by_length",
     "ddp_find_unused_parameters", "process_group_timeout", "output_dir", "save_steps", "save_total_limit",
-    "resume", "overwrite", "merge_checkpoints", "merge_method", "log_steps", "report_to",
+    "resume", "overwrite", "merge_checkpoints", "merge_method", "logging_steps", "report_to",
     "export_adapter_only", "export_query_instruction", "push_to_hub", "hub_model_id", "license",
 })
 
@@ -111,7 +111,7 @@ def resume_point(state: RunState, total: int, resume: bool) -> Path | None:
                          f"--max-steps {state.steps_done} or more, or --overwrite to start again")
     if state.finished and state.steps_done == total:
         raise NothingToDo(f"{state.out}: already trained to step {total}, the planned end ({state.out / FINAL}); "
-                          "nothing changed (raise --max-steps or --epochs to train further)")
+                          "nothing changed (raise --max-steps or --num-train-epochs to train further)")
     if state.has_run and state.newest is None:
         note(f"{state.out}: no checkpoint to resume from (save_steps); training again from step 0")
     return state.newest

@@ -187,7 +187,7 @@ def build(cfg: TrainConfig, state: outdir.RunState) -> Training | None:
     if cfg.resume:
         outdir.check_resume_data(state, digest)  # every process: each one stops with the same line
     missing = complete_negatives(examples, cfg.num_negatives, cfg.missing_negatives, cfg.seed)
-    plan = plan_steps(examples, cfg.global_batch_size, cfg.seed, cfg.epochs, cfg.homogeneous_batches, cfg.max_steps)
+    plan = plan_steps(examples, cfg.global_batch_size, cfg.seed, cfg.num_train_epochs, cfg.homogeneous_batches, cfg.max_steps)
     counts = plan_summary(examples, plan)
     total = len(plan)
     if cfg.merge_checkpoints and (total - 1) // cfg.save_steps + 1 < cfg.merge_checkpoints:
@@ -205,7 +205,7 @@ def build(cfg: TrainConfig, state: outdir.RunState) -> Training | None:
         texts = [t for ex in examples[:2000] for t in (ex.query, ex.positive)]
         model, loss_fn = build_embedder(cfg, out / "base", texts, rank=rank, world=world, device=accelerator.device)
     n_params = sum(p.numel() for p in model.parameters())
-    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.learning_rate)
     # the scheduler stays outside accelerate.prepare: it steps once per optimiser step, whatever the world size
     scheduler = get_linear_schedule_with_warmup(optimizer, cfg.warmup_steps, total)
     wrapped, optimizer, on_accelerate = prepare(model, loss_fn, optimizer, accelerator)
@@ -245,7 +245,7 @@ def build(cfg: TrainConfig, state: outdir.RunState) -> Training | None:
 
 def loop(t: Training) -> None:
     """One global batch per step, this process's contiguous share of it: the loss logged every
-    `log_steps` (and at the end), a checkpoint saved every `save_steps`."""
+    `logging_steps` (and at the end), a checkpoint saved every `save_steps`."""
     cfg, accelerator, out = t.cfg, t.accelerator, Path(t.cfg.output_dir)
     world = accelerator.num_processes
     log_file = (out / outdir.LOG).open("a") if accelerator.is_main_process else None
@@ -260,7 +260,7 @@ def loop(t: Training) -> None:
                 except _NotFinite as e:
                     raise LossNotFinite(f"step {step + 1}: {e}") from None
 
-                if (step + 1) % cfg.log_steps == 0 or step + 1 == t.total:
+                if (step + 1) % cfg.logging_steps == 0 or step + 1 == t.total:
                     sums = accelerator.reduce(torch.tensor([result.loss.item(), result.accuracy, result.real_tokens,
                                                             result.computed_tokens],
                                                            dtype=torch.float64, device=accelerator.device))
