@@ -115,7 +115,7 @@ def train(args, work: Path, arm: str, n: int, seed: int) -> dict:
                       "--output-dir", str(out), "--overwrite", "--seed", str(seed),
                       "--num-train-epochs", str(args.num_train_epochs), "--learning-rate", str(args.learning_rate),
                       "--global-batch-size", str(args.batch_size), "--mini-batch-size", str(args.mini_batch_size),
-                      "--cached", "false", "--dtype", args.train_dtype,
+                      "--cached", args.cached, "--dtype", args.train_dtype,
                       "--mixed-precision", "bf16" if args.train_dtype == "bfloat16" else "no",
                       "--cpu-threads", str(args.threads), "--max-length", str(args.max_length),
                       "--save-steps", "0", "--warmup-steps", str(args.warmup_steps)],
@@ -238,7 +238,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--learning-rate", type=float, default=1e-3)
     ap.add_argument("--num-train-epochs", type=int, default=1)
     ap.add_argument("--batch-size", type=int, default=32, help="training's global batch")
-    ap.add_argument("--mini-batch-size", type=int, default=8, help="length-grouped forward chunks (no GradCache)")
+    ap.add_argument("--mini-batch-size", type=int, default=8, help="length-grouped forward chunks")
+    ap.add_argument("--cached", choices=("true", "false"), default="true",
+                    help="GradCache (true) or one backward through every chunk's activations (false: faster, but "
+                         "batch 32 of the synthetic data's lengths needs more than 24 GB; docs/miniature.md)")
     ap.add_argument("--warmup-steps", type=int, default=5)
     ap.add_argument("--train-dtype", default="auto", choices=("auto", "bfloat16", "float32"),
                     help="auto: bfloat16 weights and mixed precision where the CPU computes it natively")
@@ -293,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
                 results[(floor, 0)] = [{"scores": done["scores"]}]
             train_settings = {"data": data["signature"], "student": args.student, "lr": args.learning_rate,
                               "epochs": args.num_train_epochs, "batch": args.batch_size,
-                              "mini_batch": args.mini_batch_size, "warmup": args.warmup_steps,
+                              "mini_batch": args.mini_batch_size, "cached": args.cached, "warmup": args.warmup_steps,
                               "dtype": args.train_dtype, "max_length": args.max_length, "recipe": MINI.read_text()}
             largest = max(args.sizes)
             for arm in args.arms:

@@ -8,8 +8,8 @@ the same batches in the same order: `--max-steps` steps each. The arms:
 - `float32, cached` (mini_e5.yaml as shipped: float32 weights, GradCache at mini-batch 8);
 - `bfloat16, cached`: bfloat16 weights with accelerate's bf16 mixed precision (`--dtype bfloat16
   --mixed-precision bf16`), where the CPU computes bfloat16 natively (else it is emulated and slow);
-- `float32, not cached` and `bfloat16, not cached` (`--cached false`: one forward and backward
-  over the whole batch, no GradCache replay; it holds the whole batch's activations);
+- `float32, not cached` and `bfloat16, not cached` (`--cached false`: no GradCache replay, one
+  backward through the activations of every length-grouped mini-batch, all held at once);
 - and `bfloat16, not cached` at each larger `--batch-sizes` (more in-batch negatives per step).
 Per arm: seconds per step (the median of steps 2 on: the first pays for warm-up), real tokens per
 second, peak memory, and the loss at every step, set beside the first arm's so that a dtype that
@@ -56,7 +56,7 @@ def run_arm(args, arm: dict, out: Path) -> dict:
             "--max-steps", str(args.max_steps), "--num-train-epochs", "100", "--cpu-threads", str(args.threads),
             "--max-length", str(args.max_length), "--dtype", arm["dtype"], "--mixed-precision",
             arm["mixed_precision"], "--cached", str(arm["cached"]).lower(), "--global-batch-size",
-            str(arm["batch"]), "--mini-batch-size", str(min(arm["batch"], 8) if arm["cached"] else arm["batch"]),
+            str(arm["batch"]), "--mini-batch-size", str(min(arm["batch"], args.mini_batch_size)),
             "--learning-rate", str(args.learning_rate), "--save-steps", "0"]
     started = time.monotonic()
     with log.open("w") as f:
@@ -98,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2, help="torch threads of every arm")
     ap.add_argument("--batch-size", type=int, default=16, help="the global batch of the four first arms")
     ap.add_argument("--batch-sizes", default="32,64", help="larger batches for the last arm's setting")
+    ap.add_argument("--mini-batch-size", type=int, default=8,
+                    help="GradCache's chunks, and the not-cached arms' length-grouped chunks (group_by_length)")
     ap.add_argument("--max-steps", type=int, default=6)
     ap.add_argument("--max-length", type=int, default=128)
     ap.add_argument("--learning-rate", type=float, default=1e-3)
