@@ -64,8 +64,15 @@ def check_shared(output_dir: Path, accelerator) -> None:
                           "one folder for all: put output_dir on a filesystem every machine shares")
 
 
-def save(output_dir: Path, step: int, model, optimizer, scheduler, accelerator, keep: int) -> Path:
-    final = Path(output_dir) / "checkpoints" / f"step-{step:06d}"
+def path_of(output_dir: Path, step: int) -> Path:
+    return Path(output_dir) / "checkpoints" / f"step-{step:06d}"
+
+
+def save(output_dir: Path, step: int, model, optimizer, scheduler, accelerator, keep: int,
+         protect: Path | None = None) -> Path:
+    """The trainable weights, optimizer, scheduler and RNG states at `step`; then the oldest past the
+    newest `keep` are deleted, but `protect` (load_best_model_at_end's best so far)."""
+    final = path_of(output_dir, step)
     tmp = final.with_name(final.name + ".tmp")
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -80,13 +87,14 @@ def save(output_dir: Path, step: int, model, optimizer, scheduler, accelerator, 
     if accelerator.is_main_process:
         tmp.rename(final)
         for old in checkpoints(output_dir)[:-keep] if keep > 0 else []:
-            shutil.rmtree(old)
+            if old != protect:
+                shutil.rmtree(old)
     accelerator.wait_for_everyone()
     return final
 
 
-def load(path: Path, model, optimizer, scheduler, accelerator) -> int:
-    """Restore everything saved at `path`; return the number of steps already done."""
+def load_weights(path: Path, model) -> dict:
+    """Copy the trainable weights saved at `path` into `model`; the checkpoint's whole state."""
     state = torch.load(path / "state.pt", map_location="cpu", weights_only=False)
     params = dict(model.named_parameters())
     missing = [n for n in state["weights"] if n not in params]
@@ -95,6 +103,12 @@ def load(path: Path, model, optimizer, scheduler, accelerator) -> int:
     with torch.no_grad():
         for n, w in state["weights"].items():
             params[n].copy_(w)
+    return state
+
+
+def load(path: Path, model, optimizer, scheduler, accelerator) -> int:
+    """Restore everything saved at `path`; return the number of steps already done."""
+    state = load_weights(path, model)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     rng = path / f"rng-{accelerator.process_index}.pt"

@@ -136,6 +136,14 @@ class TrainConfig:
         "average", "average or spherical (SLERP, two at a time) merge of those checkpoints' weights (LoRA: of their "
         "deltas)")
     logging_steps: int = setting(1, "log every N steps")
+    eval_split_size: int = setting(
+        0, "hold out this many training records (distinct query-positive pairs, seeded, before the batches are "
+        "planned; never trained on) as a dev set, scored every eval_steps: eval_accuracy, eval_loss; 0: off")
+    eval_steps: int = setting(100, "score the dev set every N steps, and at the end (with eval_split_size)")
+    load_best_model_at_end: bool = setting(
+        False, "final/ exports the checkpoint (or the end of training) with the best eval_accuracy, not the last "
+        "step (needs eval_split_size, and save_steps a multiple of eval_steps); the best checkpoint is kept from "
+        "save_total_limit's deletion")
     report_to: list[str] = setting(
         [], "accelerate trackers: tensorboard (pip install -e .[train]), wandb, ...; a tracker whose package is not "
         "installed is refused ('': none)")
@@ -163,7 +171,7 @@ class TrainConfig:
             if any(isinstance(v, float) and not math.isfinite(v) for v in values):
                 raise ConfigError(f"'{f.name}' = {value} must be a finite number")
         positive = ("max_length", "global_batch_size", "mini_batch_size", "num_train_epochs", "lora_r", "lora_alpha",
-                    "logging_steps", "process_group_timeout", "temperature", "learning_rate")
+                    "logging_steps", "eval_steps", "process_group_timeout", "temperature", "learning_rate")
         for key in positive:
             if not getattr(self, key) > 0:
                 raise ConfigError(f"'{key}' = {getattr(self, key)} must be > 0")
@@ -177,7 +185,7 @@ class TrainConfig:
                               "{instruction}: the queries would train without it; drop data_instructions or use a "
                               "template with {instruction}")
         not_negative = ("max_steps", "warmup_steps", "weight_decay", "max_grad_norm", "save_steps",
-                        "save_total_limit", "cpu_threads", "seed", "num_negatives")
+                        "save_total_limit", "cpu_threads", "seed", "num_negatives", "eval_split_size")
         for key in not_negative:
             if not getattr(self, key) >= 0:
                 raise ConfigError(f"'{key}' = {getattr(self, key)} must be >= 0")
@@ -205,6 +213,7 @@ class TrainConfig:
             if self.lora and self.export_adapter_only:
                 raise ConfigError("'merge_checkpoints' with export_adapter_only: merged LoRA deltas are not an "
                                   "adapter of rank lora_r; export merged weights")
+        self._check_best_model()
         if self.pooling == "lasttoken" and not self.append_eos:
             raise ConfigError("pooling 'lasttoken' reads the EOS token: set append_eos true (or another pooling)")
         if self.padding_free and (self.attn_implementation not in PACKED_ATTENTION or self.padding_side != "right"):
@@ -216,6 +225,19 @@ class TrainConfig:
                               f"{self.dtype} input of each LoRA layer meets its float32 weights")
         if self.liger_kernels and importlib.util.find_spec("liger_kernel") is None:
             raise ConfigError("'liger_kernels' needs the liger-kernel package: pip install liger-kernel (CUDA only)")
+
+    def _check_best_model(self) -> None:
+        """load_best_model_at_end picks among the checkpoints that were scored, as transformers' Trainer does."""
+        if not self.load_best_model_at_end:
+            return
+        if not self.eval_split_size:
+            raise ConfigError("'load_best_model_at_end' needs a dev set to pick by: set eval_split_size")
+        if not self.save_steps or self.save_steps % self.eval_steps:
+            raise ConfigError(f"'load_best_model_at_end' needs save_steps ({self.save_steps}) to be a multiple of "
+                              f"eval_steps ({self.eval_steps}), so that every checkpoint is scored")
+        if self.merge_checkpoints:
+            raise ConfigError("'load_best_model_at_end' and 'merge_checkpoints' both say what final/ holds: "
+                              "choose one")
 
 
 def check_trackers(names: list[str]) -> None:

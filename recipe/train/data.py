@@ -104,6 +104,24 @@ def load_examples(sources: list[str], ratios: list[float], template: str, seed: 
     return out
 
 
+def hold_out(examples: list[Example], size: int, seed: int) -> tuple[list[Example], list[Example]]:
+    """`(train, dev)`: `size` distinct (query, positive) pairs drawn with the seed as the dev set,
+    and the records that train, which are every record whose pair was not drawn, so that a pair
+    repeated by a ratio above 1 or by a source cannot train and score at once. size 0: no dev set."""
+    if not size:
+        return examples, []
+    pairs = list(dict.fromkeys((ex.query, ex.positive) for ex in examples))
+    if size >= len(pairs):
+        raise RecordError(f"eval_split_size {size}: the data has {len(pairs)} distinct query-positive pairs, "
+                          "which would leave none to train on; lower eval_split_size")
+    drawn = set(random.Random(seed + 2).sample(pairs, size))
+    dev = {}
+    for ex in examples:
+        if (ex.query, ex.positive) in drawn:
+            dev.setdefault((ex.query, ex.positive), ex)
+    return [ex for ex in examples if (ex.query, ex.positive) not in drawn], list(dev.values())
+
+
 def complete_negatives(examples: list[Example], wanted: int, policy: str, seed: int) -> int:
     """Give every record `wanted` hard negatives, or say which has too few; returns how many had too few.
 

@@ -42,8 +42,9 @@ RESUMABLE = frozenset({
     "max_steps", "num_train_epochs", "attn_implementation", "gradient_checkpointing", "padding_free", "liger_kernels",
     "lora_cast_input", "cpu_threads", "require_gpu", "mini_batch_size", "cached", "group_by_length",
     "ddp_find_unused_parameters", "process_group_timeout", "output_dir", "save_steps", "save_total_limit",
-    "resume", "overwrite", "merge_checkpoints", "merge_method", "logging_steps", "report_to",
-    "export_adapter_only", "export_query_instruction", "push_to_hub", "hub_model_id", "license",
+    "resume", "overwrite", "merge_checkpoints", "merge_method", "logging_steps", "report_to", "eval_steps",
+    "load_best_model_at_end", "export_adapter_only", "export_query_instruction", "push_to_hub", "hub_model_id",
+    "license",
 })
 
 
@@ -69,7 +70,7 @@ class RunState:
         return f"an unfinished run ({at})"
 
 
-def _log_rows(out: Path) -> list[dict]:
+def log_rows(out: Path) -> list[dict]:
     path = out / LOG
     return [row for _, row in jsonl(path)] if path.is_file() else []
 
@@ -81,7 +82,7 @@ def inspect(out: str | Path) -> RunState:
     steps = int(newest.name.split("-")[1]) if newest else 0
     finished = (out / FINAL).is_dir()
     if finished:
-        logged = [row.get("step", 0) for row in _log_rows(out) if isinstance(row, dict)]
+        logged = [row.get("step", 0) for row in log_rows(out) if isinstance(row, dict)]
         steps = max([steps, *logged])
     has_run = finished or newest is not None or (out / LOG).is_file()
     return RunState(out, finished, newest, steps, has_run)
@@ -181,5 +182,5 @@ def prepare(state: RunState, start: int, overwrite: bool) -> None:
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
         (out / LOG).unlink(missing_ok=True)
     elif (out / LOG).is_file():
-        kept = [row for row in _log_rows(out) if isinstance(row, dict) and row.get("step", 0) <= start]
+        kept = [row for row in log_rows(out) if isinstance(row, dict) and row.get("step", 0) <= start]
         write_jsonl(kept, out / LOG)

@@ -35,7 +35,9 @@ from ..sources import load_error
 from . import checkpoint, merge, outdir
 from .batch import Batch, make_batch
 from .config import TrainConfig
-from .data import Example, complete_negatives, load_examples, plan_steps, plan_summary
+from .data import Example, complete_negatives, hold_out, load_examples, plan_steps, plan_summary
+from .dev import Best, DevScore
+from .dev import score as dev_score
 from .export import export as export_model
 from .export import saved_instruction
 from .loss import build_loss
@@ -152,6 +154,8 @@ class Training:
     step: Step
     meter: StepMeter
     summary: dict  # what final/ records of the data
+    dev: list[Example]  # held out (eval_split_size), scored every eval_steps
+    best: Best  # load_best_model_at_end's pick so far
 
 
 def build(cfg: TrainConfig, state: outdir.RunState) -> Training | None:
@@ -180,6 +184,7 @@ def build(cfg: TrainConfig, state: outdir.RunState) -> Training | None:
     examples = load_examples(cfg.data, cfg.data_ratios, cfg.query_template, cfg.seed, cfg.split,
                              columns=cfg.columns, instructions=cfg.data_instructions,
                              dataset_config=cfg.dataset_config)
+    examples, dev = hold_out(examples, cfg.eval_split_size, cfg.seed)  # before the plan: never trained on
     # the saved query prompt's instruction, refused here (before the model loads) when it would be a guess
     instruction = saved_instruction(cfg.query_template, cfg.export_query_instruction,
                                     Counter(ex.instruction for ex in examples))
@@ -215,6 +220,10 @@ def build(cfg: TrainConfig, state: outdir.RunState) -> Training | None:
     if resume_from:
         start = checkpoint.load(resume_from, model, optimizer, scheduler, accelerator)
         accelerator.print(f"resumed from step {start}")
+    best = Best()
+    for row in outdir.log_rows(out) if cfg.load_best_model_at_end and start else []:  # the steps scored before
+        if "eval_accuracy" in row and row["step"] <= start and checkpoint.path_of(out, row["step"]).is_dir():
+            best.offer(row["step"], row["eval_accuracy"])
     settings = to_dict(cfg)
     if cfg.report_to:
         accelerator.init_trackers("e5-recipe", config={k: str(v) for k, v in settings.items()})
@@ -226,7 +235,9 @@ def build(cfg: TrainConfig, state: outdir.RunState) -> Training | None:
         accelerator.print(f"the plan uses {counts['used']} of {counts['read']} records (the rest: the last "
                           f"partial batch{past}); {len(plan)} global batches of {cfg.global_batch_size}, "
                           f"{total} steps on {world} process(es); {n_params / 1e6:.1f}M parameters, "
-                          f"{sum(p.numel() for p in trainable) / 1e6:.2f}M trainable")
+                          f"{sum(p.numel() for p in trainable) / 1e6:.2f}M trainable"
+                          + (f"; {len(dev)} more held out as the dev set (eval_split_size), never trained on, "
+                             f"scored every {cfg.eval_steps} steps and at the end" if dev else ""))
         for source, n in counts["per_source"].items():
             accelerator.print(f"  {source}: {n['used']} of {n['read']} records")
         if missing:
@@ -240,12 +251,27 @@ def build(cfg: TrainConfig, state: outdir.RunState) -> Training | None:
                "records": counts["read"], "records_trained": counts["used"],
                "per_source": counts["per_source"], "steps": total, "global_batch_size": cfg.global_batch_size,
                "records_short_of_negatives": missing, "query_instruction": instruction}
-    return Training(cfg, accelerator, examples, plan, total, start, model, wrapped, scheduler, step, meter, summary)
+    if dev:
+        summary["records_held_out"] = len(dev)
+    return Training(cfg, accelerator, examples, plan, total, start, model, wrapped, scheduler, step, meter, summary,
+                    dev, best)
+
+
+def evaluate(t: Training, done: int) -> DevScore:
+    """The dev set's score after `done` steps; with load_best_model_at_end, offered as final/ where
+    that step is a checkpoint or the end."""
+    cfg = t.cfg
+    scored = dev_score(t.model, t.dev, temperature=cfg.temperature, mini_batch_size=cfg.mini_batch_size,
+                       append_eos=cfg.append_eos, device=t.accelerator.device, autocast=t.accelerator.autocast)
+    if cfg.load_best_model_at_end and (done % cfg.save_steps == 0 or done == t.total):
+        t.best.offer(done, scored.accuracy)
+    return scored
 
 
 def loop(t: Training) -> None:
     """One global batch per step, this process's contiguous share of it: the loss logged every
-    `logging_steps` (and at the end), a checkpoint saved every `save_steps`."""
+    `logging_steps` (and at the end), the dev set scored every `eval_steps` (and at the end) and
+    logged beside it, a checkpoint saved every `save_steps`."""
     cfg, accelerator, out = t.cfg, t.accelerator, Path(t.cfg.output_dir)
     world = accelerator.num_processes
     log_file = (out / outdir.LOG).open("a") if accelerator.is_main_process else None
@@ -260,26 +286,33 @@ def loop(t: Training) -> None:
                 except _NotFinite as e:
                     raise LossNotFinite(f"step {step + 1}: {e}") from None
 
-                if (step + 1) % cfg.logging_steps == 0 or step + 1 == t.total:
+                evaluating = t.dev and ((step + 1) % cfg.eval_steps == 0 or step + 1 == t.total)
+                if (step + 1) % cfg.logging_steps == 0 or step + 1 == t.total or evaluating:
                     sums = accelerator.reduce(torch.tensor([result.loss.item(), result.accuracy, result.real_tokens,
                                                             result.computed_tokens],
                                                            dtype=torch.float64, device=accelerator.device))
                     row = {"step": step + 1, "loss": sums[0].item() / world, "accuracy": sums[1].item() / world,
                            "lr": t.scheduler.get_last_lr()[0], "grad_norm": result.grad_norm,
                            **t.meter.figures(int(sums[2]), int(sums[3]))}
+                    shown = dict(loss=f"{row['loss']:.4f}", acc=f"{row['accuracy']:.3f}",
+                                 tok_s=f"{row['tokens_per_s']:.0f}")
+                    if evaluating:
+                        scored = evaluate(t, step + 1)
+                        row.update(eval_accuracy=scored.accuracy, eval_loss=scored.loss)
+                        shown.update(eval_acc=f"{scored.accuracy:.3f}", eval_loss=f"{scored.loss:.4f}")
                     if log_file:
                         log_file.write(json.dumps(row) + "\n")
                         log_file.flush()
                     if cfg.report_to:
                         accelerator.log(row, step=step + 1)
-                    bar.set_postfix(loss=f"{row['loss']:.4f}", acc=f"{row['accuracy']:.3f}",
-                                    tok_s=f"{row['tokens_per_s']:.0f}")
+                    bar.set_postfix(shown)
                 bar.update(1)
                 # a merge takes the end of training as its newest checkpoint
                 if cfg.save_steps and ((step + 1) % cfg.save_steps == 0 and step + 1 < t.total
                                        or cfg.merge_checkpoints and step + 1 == t.total):
+                    best = checkpoint.path_of(out, t.best.step) if t.best.step else None
                     checkpoint.save(out, step + 1, t.model, t.step.optimizer, t.scheduler, accelerator,
-                                    cfg.save_total_limit)
+                                    cfg.save_total_limit, protect=best)
     finally:
         if log_file:
             log_file.close()
@@ -296,6 +329,11 @@ def export(t: Training) -> Path:
             merged = checkpoint.checkpoints(out)[-cfg.merge_checkpoints:]
             merge.merge_into(accelerator.unwrap_model(t.wrapped), merged, cfg.merge_method)
             accelerator.print(f"final/ is the {cfg.merge_method} of checkpoints {', '.join(p.name for p in merged)}")
+        if cfg.load_best_model_at_end and t.best.step not in (0, t.total):
+            best = checkpoint.path_of(out, t.best.step)
+            checkpoint.load_weights(best, accelerator.unwrap_model(t.wrapped))
+            accelerator.print(f"final/ is checkpoint {best.name}, the best eval_accuracy on the dev set "
+                              f"({t.best.accuracy:.4f}; train_log.jsonl has every step's)")
         with atomic_dir(final, overwrite=True) as tmp:  # whole or not at all; an older final/ stays until then
             export_model(accelerator.unwrap_model(t.wrapped), cfg, tmp, t.summary)
         accelerator.print(f"model written to {final}")
