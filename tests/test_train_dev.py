@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import json
 import math
+import signal
+import subprocess
+import sys
+import time
 
 import torch
 from safetensors.torch import load_file
 
-from tests.test_train_run import train
-from tests.train_helpers import SMOKE, smoke_config
+from tests.test_train_run import ENV, train
+from tests.train_helpers import ROOT, SMOKE, smoke_config
 
 
 def _log(out) -> list[dict]:
@@ -63,12 +67,17 @@ def _adapter(weights: dict) -> dict:
     return {n[n.index("base_model.model."):].replace(".default", ""): w for n, w in weights.items()}
 
 
+# a learning rate that overshoots: the dev score peaks early, then the steps make it worse
+BEST_ARGS = ["--max-steps", "8", "--eval-split-size", "32", "--eval-steps", "2", "--save-steps", "2",
+             "--save-total-limit", "1", "--learning-rate", "5e-3", "--warmup-steps", "0",
+             "--export-adapter-only", "true", "--load-best-model-at-end", "true"]
+
+
 def test_final_holds_the_best_checkpoint_and_it_outlives_save_total_limit(tmp_path):
+    """And a run killed after the best checkpoint and resumed still exports it: the steps scored
+    before the resume count (train_log.jsonl), so final/ is the same as the straight run's."""
     out = tmp_path / "run"
-    # a learning rate that overshoots: the dev score peaks early, then the steps make it worse
-    done = train(out, "--max-steps", "8", "--eval-split-size", "32", "--eval-steps", "2", "--save-steps", "2",
-                 "--save-total-limit", "1", "--learning-rate", "5e-3", "--warmup-steps", "0",
-                 "--export-adapter-only", "true", "--load-best-model-at-end", "true")
+    done = train(out, *BEST_ARGS)
     scored = {r["step"]: r["eval_accuracy"] for r in _log(out) if "eval_accuracy" in r}
     assert sorted(scored) == [2, 4, 6, 8]
     best = max(scored, key=lambda s: (scored[s], -s))  # the earliest of equals
@@ -80,6 +89,19 @@ def test_final_holds_the_best_checkpoint_and_it_outlives_save_total_limit(tmp_pa
     final = load_file(out / "final" / "adapter_model.safetensors")
     assert final.keys() == saved.keys()
     assert all(torch.equal(final[n], saved[n]) for n in final)
+
+    broken = tmp_path / "broken"
+    cmd = [sys.executable, "train.py", "--config", str(SMOKE), "--output-dir", str(broken), *BEST_ARGS]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while not (broken / "checkpoints" / f"step-{best:06d}").is_dir() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (broken / "final").exists(), "the run finished before it could be killed"
+    train(broken, *BEST_ARGS, "--resume")
+    resumed = load_file(broken / "final" / "adapter_model.safetensors")
+    assert all(torch.equal(final[n], resumed[n]) for n in final)
 
 
 def test_inconsistent_dev_settings_are_refused_in_one_line(tmp_path, capsys):
