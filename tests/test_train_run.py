@@ -70,7 +70,9 @@ def test_smoke_recipe_through_accelerate_launch_on_two_processes(tmp_path):
         probe.mkdir()
         env = {**ENV, "E5_TEARDOWN_PROBE": str(probe),
                "PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "teardown_probe"), ENV.get("PYTHONPATH", "")])}
-        steps = ["--max-steps", "3"] if i == 0 else ["--max-steps", "1", "--overwrite"]
+        # the first also scores a dev set: every process scores it whole, none waits on another
+        steps = ["--max-steps", "3", "--eval-split-size", "16", "--eval-steps", "2"] if i == 0 else [
+            "--max-steps", "1", "--overwrite"]
         done = train(out, *steps, "--save-steps", "0", launcher=two_processes(), env=env)
         assert done.returncode == 0, done.stderr[-3000:]
         check_teardown(probe)
@@ -86,6 +88,8 @@ def check_smoke_run(out: Path, done) -> None:
     assert [r["step"] for r in rows] == [1, 2, 3]
     for key in ("loss", "accuracy", "lr", "grad_norm", "tokens_per_s", "padding_share", "peak_memory_gb"):
         assert all(isinstance(r[key], float) and r[key] == r[key] for r in rows), key
+    assert [r["step"] for r in rows if "eval_accuracy" in r] == [2, 3]
+    assert all(math.isfinite(r["eval_loss"]) for r in rows[1:])
     assert 0 < rows[0]["padding_share"] < 1 and rows[0]["lr"] > 0
     model = SentenceTransformer(str(out / "final"), device="cpu")
     assert [type(m).__name__ for m in model] == ["Transformer", "Pooling", "Normalize"]
