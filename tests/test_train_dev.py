@@ -83,6 +83,7 @@ def test_final_holds_the_best_checkpoint_and_it_outlives_save_total_limit(tmp_pa
     best = max(scored, key=lambda s: (scored[s], -s))  # the earliest of equals
     assert best != 8, f"the last step scored best ({scored}): the test would not tell best from last"
     assert f"final/ is checkpoint step-{best:06d}" in done.stdout
+    assert f'"best_model_checkpoint": "step-{best:06d}"' in (out / "final" / "README.md").read_text()
     kept = sorted(p.name for p in (out / "checkpoints").iterdir())
     assert f"step-{best:06d}" in kept and "step-000006" in kept  # the best, beside the newest one
     saved = _adapter(torch.load(out / "checkpoints" / f"step-{best:06d}" / "state.pt", weights_only=False)["weights"])

@@ -332,6 +332,7 @@ def export(t: Training) -> Path:
         if cfg.load_best_model_at_end and t.best.step not in (0, t.total):
             best = checkpoint.path_of(out, t.best.step)
             checkpoint.load_weights(best, accelerator.unwrap_model(t.wrapped))
+            t.summary.update(best_model_checkpoint=best.name, best_eval_accuracy=t.best.accuracy)  # the card says so
             accelerator.print(f"final/ is checkpoint {best.name}, the best eval_accuracy on the dev set "
                               f"({t.best.accuracy:.4f}; train_log.jsonl has every step's)")
         with atomic_dir(final, overwrite=True) as tmp:  # whole or not at all; an older final/ stays until then
