@@ -329,16 +329,19 @@ def test_bf16_weights_in_bf16_mixed_precision_build_train_checkpoint_log_and_exp
         lambda cls, *a, **kw: loads.append((kw.get("device_map"), kw.get("use_kernels"))) or load(cls, *a, **kw)))
     out = tmp_path / "run"
     cfg = smoke_config(dtype="bfloat16", mixed_precision="bf16", output_dir=str(out), max_steps=2, save_steps=1,
-                       max_grad_norm=1.0, report_to=["tensorboard"], global_batch_size=8, mini_batch_size=4)
+                       max_grad_norm=1.0, report_to=["tensorboard"], global_batch_size=8, mini_batch_size=4,
+                       eval_split_size=8, eval_steps=1)
     final = run.train(cfg, outdir.inspect(out))
     # this process's device (its own GPU under accelerate launch), without transformers' Hub kernels
     assert loads[0] == ({"": "cpu"}, False)
     rows = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2]
     assert all(math.isfinite(r["loss"]) and 0 < r["grad_norm"] < math.inf for r in rows), rows
+    assert all(math.isfinite(r["eval_loss"]) for r in rows), rows  # the dev set, under the same autocast
     assert sorted(p.name for p in (out / "checkpoints" / "step-000001").iterdir()) == ["rng-0.pt", "state.pt"]
     events = list((out / "e5-recipe").glob("events.out.tfevents.*"))  # its hparams are in a subfolder
     assert len(events) == 1 and events[0].read_bytes().count(b"grad_norm") == 2  # one scalar a logged step
+    assert events[0].read_bytes().count(b"eval_accuracy") == 2
     model = SentenceTransformer(str(final), device="cpu")
     assert next(model[0].auto_model.parameters()).dtype == torch.bfloat16
     assert torch.isfinite(model.encode(["a bike shop"], convert_to_tensor=True)).all()
