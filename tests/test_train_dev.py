@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -22,6 +23,7 @@ def _log(out) -> list[dict]:
 
 
 def test_held_out_pairs_never_train_even_when_a_ratio_repeats_them():
+    from recipe.schema import RecordError
     from recipe.train.data import hold_out, load_examples
 
     cfg = smoke_config()
@@ -33,6 +35,8 @@ def test_held_out_pairs_never_train_even_when_a_ratio_repeats_them():
     assert len(train_set) == len(examples) - 2 * 20
     again = hold_out(load_examples(cfg.data, [2.0], cfg.query_template, cfg.seed), 20, cfg.seed)[1]
     assert [ex.where for ex in again] == [ex.where for ex in dev]  # seeded
+    with pytest.raises(RecordError, match="eval_split_size 204: the data has 204 distinct query-positive pairs"):
+        hold_out(examples, 204, cfg.seed)  # nothing left to train on
 
 
 def test_dev_rows_never_train_and_are_scored_every_eval_steps_and_at_the_end(tmp_path, fresh_accelerate):
