@@ -274,7 +274,7 @@ def _score(results_csv: Path) -> float:
 def test_local_data_is_compared_with_published_scores_only_at_the_published_size():
     """tests/data/eval holds STSBenchmark's whole test split and a 1000-passage slice of MS MARCO:
     the first may stand beside the published score, the slice may not."""
-    from recipe.eval.local_data import use_local_data
+    from recipe.local_data import use_local_data
     from recipe.eval.run import _data_note, _reference
     from recipe.eval.published_scores import load_published
     from recipe.eval.settings import EvalConfig
