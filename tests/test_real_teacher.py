@@ -98,6 +98,7 @@ def test_a_port_in_use_and_an_unknown_model_are_one_line_errors():
 # ones; SmolLM2's answers to these are short, so a handful takes seconds on one thread
 SMALL = ["--config", str(ROOT / "recipe" / "configs" / "synth_local.yaml"), "--model", MODEL,
          "--group-mix", "{long-long: 1, sts: 1, bitext: 1}", "--max-tokens", "160", "--max-reject-rate", "1",
+         "--min-tasks-per-brainstorm", "1",  # ten tasks do not fit in 160 tokens
          "--progress", "false"]
 
 
