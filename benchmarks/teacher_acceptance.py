@@ -27,7 +27,6 @@ import asyncio
 import json
 import os
 import platform
-import shutil
 import sys
 import time
 from datetime import datetime, timezone
@@ -36,6 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.teacher_slots import seed_pool  # noqa: E402
 from recipe.config import parse  # noqa: E402
 from recipe.errors import Stopped  # noqa: E402
 from recipe.synth.acceptance import MODES, table, tally  # noqa: E402
@@ -79,7 +79,7 @@ def generate(args, teacher: LocalTeacher, out: Path, pool: Path, mode: str) -> d
     out.mkdir(parents=True, exist_ok=True)
     groups = [g for g in GROUPS if g not in BRAINSTORM_GROUPS or g in tasks_of(pool)]
     if not (out / "tasks.jsonl").exists():
-        shutil.copy2(pool, out / "tasks.jsonl")
+        seed_pool(out, pool)
     spent = Store(out)  # priced at 1 USD per 1M tokens: its cost is the tokens an earlier sitting spent
     budget = spent.cost + args.generation_tokens / 1e6
     spent.close()

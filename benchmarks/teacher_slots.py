@@ -44,15 +44,20 @@ def count(path: Path) -> int:
     return sum(1 for x in path.read_text().splitlines() if x.strip()) if path.is_file() else 0
 
 
+def seed_pool(out: Path, pool: Path) -> None:
+    """Start a synthesis folder from a brainstormed pool: the store takes a folder holding answers
+    only where a run was journalled, so the copy is journalled as this folder's first start."""
+    shutil.copy2(pool, out / "tasks.jsonl")
+    (out / "runs.jsonl").write_text(json.dumps({"started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                                                "argv": [], "pool": str(pool)}) + "\n")
+
+
 def row(args, slots: int, out: Path) -> dict:
     """One slot count: a fresh server, the same jobs, what the folder kept and the server spent."""
     if out.exists():
         shutil.rmtree(out)  # a row is measured whole or not at all: an earlier sitting's half is ours to drop
     out.mkdir(parents=True)
-    shutil.copy2(args.pool, out / "tasks.jsonl")
-    # the store takes a folder with answers only where a run was journalled: this one starts with the pool
-    (out / "runs.jsonl").write_text(json.dumps({"started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                                                "argv": [], "pool": str(args.pool)}) + "\n")
+    seed_pool(out, args.pool)
     mix = "{" + ", ".join(f"{g}: 1" for g in GROUPS) + "}"
     with LocalTeacher(args.model, threads=args.threads, parallel=slots, seed=args.seed) as teacher:
         os.environ["OPENAI_BASE_URL"] = teacher.base_url
