@@ -112,8 +112,8 @@ class TrainConfig:
     max_grad_norm: float = setting(0.0, "clip the gradient norm; 0 measures it only")
     num_train_epochs: int = setting(1, "passes over the data")
     max_steps: int = setting(
-        0, "train exactly this many steps, over as many passes as they take (overrides num_train_epochs, as in transformers); "
-        "0: num_train_epochs decides")
+        0, "train exactly this many steps, over as many passes as they take (overrides num_train_epochs, as in "
+        "transformers); 0: num_train_epochs decides")
     ddp_find_unused_parameters: bool = setting(
         False, "true when some trainable weights get no gradient (a BERT pooler under mean pooling)")
     process_group_timeout: int = setting(
