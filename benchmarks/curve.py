@@ -48,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.miniature import GROUPS, MINI, Stop, base_folder, count, native_bf16, say, stage  # noqa: E402
 from benchmarks.quality import (EVAL_DATA, banking_records, base_model, command, machine,  # noqa: E402
                                 read_scores, write_records)
+from recipe.files import write_text  # noqa: E402
 
 MARK = ".e5-curve"
 TASKS = ("STSBenchmark", "Banking77Classification", "MSMARCO", "DBPedia")
@@ -338,8 +339,8 @@ def main(argv: list[str] | None = None) -> int:
           f"Command: `{command_line}`; {report['wall_s'] / 60:.1f} min this sitting, {started:%Y-%m-%d %H:%M} UTC; "
           f"load average {load_start} -> {report['load_end']}; {report['machine']['cores']} x "
           f"{report['machine']['cpu']}, {args.threads} torch thread(s); {versions}.\n")
-    (work / "curve.json").write_text(json.dumps(report, indent=1))
-    (work / "curve.md").write_text(md, encoding="utf-8")
+    write_text(work / "curve.json", json.dumps(report, indent=1))
+    write_text(work / "curve.md", md)
     print(md)
     return 0
 

@@ -31,6 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from recipe.files import write_text  # noqa: E402
+
 from benchmarks.quality import machine  # noqa: E402
 
 MINI = ROOT / "recipe" / "configs" / "mini_e5.yaml"
@@ -137,8 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     md = (table(results) + f"\n\n`{command}`; {report['wall_s'] / 60:.1f} min, {started:%Y-%m-%d %H:%M} UTC; "
           f"load average {load} -> {report['load_end']}; {report['machine']['cores']} x {report['machine']['cpu']}; "
           f"{versions}\n")
-    (out / "speed.json").write_text(json.dumps(report, indent=1))
-    (out / "speed.md").write_text(md)
+    write_text(out / "speed.json", json.dumps(report, indent=1))
+    write_text(out / "speed.md", md)
     print(md)
     return 0
 

@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.teacher_slots import seed_pool  # noqa: E402
+from benchmarks.teacher_slots import seed_pool, versions  # noqa: E402
 from recipe.config import parse  # noqa: E402
 from recipe.errors import Stopped  # noqa: E402
 from recipe.synth.acceptance import MODES, table, tally  # noqa: E402
@@ -108,11 +108,6 @@ def tasks_of(path: Path) -> set[str]:
     rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.is_file() else []
     return {r["task_group"] for r in rows if r.get("tasks")}
 
-
-def versions() -> dict:
-    from importlib.metadata import version
-
-    return {"python": platform.python_version(), "xllamacpp": version("xllamacpp"), "openai": version("openai")}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,6 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from recipe.files import write_text  # noqa: E402
+
 from recipe.config import parse  # noqa: E402
 from recipe.synth.local_teacher import LocalTeacher  # noqa: E402
 from recipe.synth.placeholders import GROUPS  # noqa: E402
@@ -135,8 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     md = (table(rows) + f"\n\n{command}; {report['wall_s'] / 60:.1f} min, {started:%Y-%m-%d %H:%M} UTC; "
           f"load average {load} -> {report['load_end']}; {report['cores']} cores; "
           + ", ".join(f"{k} {v}" for k, v in report["versions"].items()) + "\n")
-    (out / "slots.json").write_text(json.dumps(report, indent=1))
-    (out / "slots.md").write_text(md)
+    write_text(out / "slots.json", json.dumps(report, indent=1))
+    write_text(out / "slots.md", md)
     print(md)
     return 0
 
