@@ -104,10 +104,11 @@ def checkout_stays_clean(own_output_root):
         pytest.fail(f"the test wrote into the output folders of its own root: {', '.join(added(before, after))}")
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def fresh_accelerate():
-    """accelerate keeps one state per process, its mixed precision included: a test that makes an
-    Accelerator in the test process starts without that state and leaves none behind."""
+    """accelerate keeps one state per process, its mixed precision included: every test starts
+    without that state and leaves none behind, so no test's Accelerator depends on which test ran
+    before it in the same worker."""
     from accelerate.state import AcceleratorState, GradientState
 
     def reset():

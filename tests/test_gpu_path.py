@@ -28,7 +28,7 @@ from recipe.train.loss import build_loss, infonce
 from recipe.train.tokenize import encode
 from tests.train_helpers import ROOT, assert_same_gradients, columns, smoke_config, tiny_model
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread", "fresh_accelerate")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 CUDA = pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(
     not torch.cuda.is_available(), reason="needs a CUDA device")])

@@ -39,7 +39,7 @@ def test_held_out_pairs_never_train_even_when_a_ratio_repeats_them():
         hold_out(examples, 204, cfg.seed)  # nothing left to train on
 
 
-def test_dev_rows_never_train_and_are_scored_every_eval_steps_and_at_the_end(tmp_path, fresh_accelerate):
+def test_dev_rows_never_train_and_are_scored_every_eval_steps_and_at_the_end(tmp_path):
     from recipe.train import outdir, run
 
     out = tmp_path / "run"

@@ -207,7 +207,7 @@ def test_an_encoder_trains_with_the_same_command(tmp_path):
     assert model[1].pooling_mode == "mean" and model.get_embedding_dimension() == 384
 
 
-def test_throughput_benchmark_runs_ours_and_the_baseline_on_a_tiny_model(fresh_accelerate):
+def test_throughput_benchmark_runs_ours_and_the_baseline_on_a_tiny_model():
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import train_throughput
 
@@ -313,8 +313,7 @@ def test_the_model_card_says_what_the_run_did():
     assert "50 of 200 records had fewer and were filled with random documents" in card
 
 
-def test_bf16_weights_in_bf16_mixed_precision_build_train_checkpoint_log_and_export(tmp_path, monkeypatch,
-                                                                                   fresh_accelerate):
+def test_bf16_weights_in_bf16_mixed_precision_build_train_checkpoint_log_and_export(tmp_path, monkeypatch):
     """The 7B recipe's precision (bf16 weights, accelerate's bf16 mixed precision) through run.train
     at the tiny width, in this process: the weights loaded straight onto the process's device, two
     steps with gradient clipping, a checkpoint after the first, the TensorBoard tracker's lines,
