@@ -19,8 +19,11 @@ and `prompteol` (Jiang et al. 2023: `This sentence : "{text}" means in one word:
 no instruction, `--protocol plain`): the best untrained prompt measured for this student, the
 floor a trained student has to beat.
 Also per trained model: `dev`, the share of 100 held-out synthetic queries whose own positive is
-the nearest of the held-out positives (`--dev-size`, 100) (never trained on by any arm), the score
-`--learning-rate` and `--num-train-epochs` are chosen by (docs/miniature.md, "The sweep").
+the nearest of the held-out positives (`--dev-size`, 100), never trained on by any arm.
+The sweep: with several `--learning-rate` values, the synthetic arm trains at the largest N the
+synthetic pool holds and the first seed once per rate; the rate with the best `dev` (the smaller on
+a tie) trains and is scored everywhere else. The sweep's other runs are never scored on a test set,
+so the choice never sees one.
 
 Each stage is recorded in WORK/stages/ with a digest of its settings; a rerun skips what is done.
 Writes WORK/curve.md, WORK/curve.json and WORK/curve.png (score against N, one line per arm, the
@@ -109,12 +112,16 @@ def training_records(work: Path, arm: str, n: int) -> Path:
 # ---------------------------------------------------------------- train, score
 
 
-def train(args, work: Path, arm: str, n: int, seed: int) -> dict:
-    name = f"{arm}-{n}-s{seed}"
+def run_name(arm: str, n: int, seed: int, lr: float) -> str:
+    return f"{arm}-{n}-s{seed}-lr{lr:g}"
+
+
+def train(args, work: Path, arm: str, n: int, seed: int, lr: float) -> dict:
+    name = run_name(arm, n, seed, lr)
     out = work / "runs" / name
     command("train", ["--config", str(MINI), "--model", args.student, "--data", str(training_records(work, arm, n)),
                       "--output-dir", str(out), "--overwrite", "--seed", str(seed),
-                      "--num-train-epochs", str(args.num_train_epochs), "--learning-rate", str(args.learning_rate),
+                      "--num-train-epochs", str(args.num_train_epochs), "--learning-rate", str(lr),
                       "--global-batch-size", str(args.batch_size), "--mini-batch-size", str(args.mini_batch_size),
                       "--cached", args.cached, "--dtype", args.train_dtype,
                       "--mixed-precision", "bf16" if args.train_dtype == "bfloat16" else "no",
@@ -216,6 +223,24 @@ def plot(results: dict, tasks: list[str], path: Path) -> None:
 # ---------------------------------------------------------------- main
 
 
+def rates(text: str) -> list[float]:
+    try:
+        values = sorted({float(x) for x in text.split(",") if x.strip()})
+    except ValueError:
+        raise Stop(f"--learning-rate {text!r}: give comma-separated numbers (several make a sweep)") from None
+    if not values or min(values) <= 0:
+        raise Stop(f"--learning-rate {text!r}: give at least one rate, every one above 0")
+    return values
+
+
+def sweep_table(sweep: dict, chosen: float) -> str:
+    lines = ["| learning rate | steps | first loss | last loss | dev |", "|---:|---:|---:|---:|---:|"]
+    for lr, t in sorted(sweep.items()):
+        mark = " (chosen)" if lr == chosen else ""
+        lines.append(f"| {lr:g}{mark} | {t['steps']} | {t['first_loss']:.3f} | {t['last_loss']:.3f} | {t['dev']:.2f} |")
+    return "\n".join(lines)
+
+
 def numbers(text: str, flag: str) -> list[int]:
     try:
         values = [int(x) for x in text.split(",") if x.strip()]
@@ -236,7 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", default="0,1,2", help="training seeds at the largest N (the first elsewhere)")
     ap.add_argument("--arms", default=",".join(ARMS))
     ap.add_argument("--student", default="smollm2-135m-instruct")
-    ap.add_argument("--learning-rate", type=float, default=1e-3)
+    ap.add_argument("--learning-rate", default="1e-3",
+                    help="one rate, or several to sweep by the dev score (3e-4,1e-3,3e-3)")
     ap.add_argument("--num-train-epochs", type=int, default=1)
     ap.add_argument("--batch-size", type=int, default=32, help="training's global batch")
     ap.add_argument("--mini-batch-size", type=int, default=8, help="length-grouped forward chunks")
@@ -258,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work_dir
     try:
         args.sizes, args.seeds = sorted(set(numbers(args.sizes, "--sizes"))), numbers(args.seeds, "--seeds")
+        args.learning_rate = rates(args.learning_rate)
         args.arms = [a for a in args.arms.split(",") if a]
         unknown = [a for a in args.arms if a not in ARMS]
         if unknown:
@@ -295,11 +322,29 @@ def main(argv: list[str] | None = None) -> int:
             for floor in ("base", "prompteol"):
                 done = stage(work, f"eval-{floor}", eval_settings, lambda f=floor: evaluate(args, work, f), times)
                 results[(floor, 0)] = [{"scores": done["scores"]}]
-            train_settings = {"data": data["signature"], "student": args.student, "lr": args.learning_rate,
+            train_settings = {"data": data["signature"], "student": args.student,
                               "epochs": args.num_train_epochs, "batch": args.batch_size,
                               "mini_batch": args.mini_batch_size, "cached": args.cached, "warmup": args.warmup_steps,
                               "dtype": args.train_dtype, "max_length": args.max_length, "recipe": MINI.read_text()}
             largest = max(args.sizes)
+
+            runs: dict[str, dict] = {}  # this sitting's: the sweep's chosen run is the curve's too
+
+            def trained_run(arm, n, seed, lr):
+                name = run_name(arm, n, seed, lr)
+                if name not in runs:
+                    runs[name] = stage(work, f"train-{name}", {**train_settings, "lr": lr, "arm": arm, "n": n,
+                                                                "seed": seed},
+                                       lambda: train(args, work, arm, n, seed, lr), times)
+                return runs[name]
+
+            lr, sweep = args.learning_rate[0], {}
+            fits = [n for n in args.sizes if n <= data["synthetic_pool"]]
+            if len(args.learning_rate) > 1 and fits:
+                sweep = {r: trained_run("synthetic", max(fits), args.seeds[0], r) for r in args.learning_rate}
+                lr = max(args.learning_rate, key=lambda r: (sweep[r]["dev"], -r))
+                say(f"sweep at N={max(fits)}: dev " + ", ".join(f"{r:g} {t['dev']:.2f}" for r, t in sweep.items())
+                    + f"; {lr:g} chosen")
             for arm in args.arms:
                 pool = data["synthetic_pool"] if arm != "control" else data["control_pool"]
                 for n in args.sizes if arm != "mix" else [largest]:
@@ -307,9 +352,8 @@ def main(argv: list[str] | None = None) -> int:
                         say(f"{arm} N={n}: the pool holds {pool} records; skipped")
                         continue
                     for seed in args.seeds if n == largest else args.seeds[:1]:
-                        name = f"{arm}-{n}-s{seed}"
-                        trained = stage(work, f"train-{name}", {**train_settings, "arm": arm, "n": n, "seed": seed},
-                                        lambda a=arm, k=n, s=seed: train(args, work, a, k, s), times)
+                        name = run_name(arm, n, seed, lr)
+                        trained = trained_run(arm, n, seed, lr)
                         done = stage(work, f"eval-{name}", {**eval_settings, "trained": trained["signature"]},
                                      lambda m=name: evaluate(args, work, m), times)
                         results.setdefault((arm, n), []).append({"scores": done["scores"], "dev": trained["dev"],
@@ -322,6 +366,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     text = table(results, args.tasks)
+    if sweep:
+        text += f"\n\nThe sweep (synthetic, N={max(fits)}, seed {args.seeds[0]}; `dev` chooses):\n\n" + sweep_table(sweep, lr)
     plot(results, args.tasks, work / "curve.png")
     command_line = "python benchmarks/curve.py " + " ".join(sys.argv[1:] if argv is None else argv)
     report = {"command": command_line, "started": started.isoformat(timespec="seconds"),
@@ -330,7 +376,9 @@ def main(argv: list[str] | None = None) -> int:
               "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
               "data": {k: data.get(k) for k in ("synthetic_mined", "synthetic_kept", "dev", "synthetic_pool",
                                                 "control_pool", "per_group")},
-              "stages": times, "results": {f"{a}/{n}": runs for (a, n), runs in results.items()}}
+              "stages": times, "learning_rate": lr,
+              "sweep": {f"{r:g}": {k: t[k] for k in ("steps", "first_loss", "last_loss", "dev")} for r, t in sweep.items()},
+              "results": {f"{a}/{n}": runs for (a, n), runs in results.items()}}
     stage_lines = "\n".join(f"| {n} | {t['wall_s']:.0f} |{' skipped (done before)' if t['skipped'] else ''}"
                             for n, t in times.items())
     versions = ", ".join(f"{k} {v}" for k, v in report["machine"]["versions"].items())

@@ -36,7 +36,7 @@ def test_the_curve_trains_every_arm_size_and_seed_once_and_resumes(curve, tmp_pa
             "--arms", "synthetic,mix",
             "--student", str(student), "--tasks", "STSBenchmark", "--eval-data", str(small_eval(tmp_path)),
             "--max-length", "32", "--batch-size", "4", "--mini-batch-size", "2", "--dev-size", "8",
-            "--threads", "1"]
+            "--threads", "1", "--learning-rate", "1e-2,1e-4"]
     assert curve.main(argv) == 0
     report = json.loads((work / "curve.json").read_text())
     runs = report["results"]
@@ -58,6 +58,19 @@ def test_the_curve_trains_every_arm_size_and_seed_once_and_resumes(curve, tmp_pa
     md = (work / "curve.md").read_text()
     assert "± " in md and "untrained, PromptEOL prompt" in md
     assert not any(t["skipped"] for t in report["stages"].values())
+    # the sweep: both rates trained at the largest N and the first seed; the better dev chooses, and
+    # only the chosen rate's runs are scored on a test set
+    sweep = report["sweep"]
+    assert set(sweep) == {"0.01", "0.0001"}
+    best = max(sweep, key=lambda r: (sweep[r]["dev"], -float(r)))
+    assert report["learning_rate"] == float(best)
+    other = next(r for r in sweep if r != best)
+    assert (work / "runs" / f"synthetic-8-s0-lr{other}" / "final").is_dir()
+    assert not (work / "evals" / f"synthetic-8-s0-lr{other}").exists()
+    assert {p.name for p in (work / "evals").iterdir()} == {
+        "base", "prompteol", *(f"{a}-{n}-s{s}-lr{best}" for a, n, s in
+                               [("synthetic", 4, 0), ("synthetic", 8, 0), ("synthetic", 8, 1), ("mix", 8, 0), ("mix", 8, 1)])}
+    assert "(chosen)" in md and "The sweep" in md
 
     assert curve.main(argv) == 0
     again = json.loads((work / "curve.json").read_text())
@@ -68,6 +81,8 @@ def test_the_curve_trains_every_arm_size_and_seed_once_and_resumes(curve, tmp_pa
 @pytest.mark.parametrize("flag, value, message", [
     ("--sizes", "10,x", "--sizes '10,x': give comma-separated whole numbers"),
     ("--arms", "synthetic,real", "--arms: unknown real"),
+    ("--learning-rate", "1e-3,x", "--learning-rate '1e-3,x': give comma-separated numbers"),
+    ("--learning-rate", "0", "every one above 0"),
     ("--synthesis", "nowhere", "--synthesis nowhere: no examples.jsonl"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(curve, tmp_path, capsys, flag, value, message):
