@@ -51,7 +51,9 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.miniature import GROUPS, MINI, Stop, base_folder, count, native_bf16, say, stage  # noqa: E402
 from benchmarks.quality import (EVAL_DATA, banking_records, base_model, command, machine,  # noqa: E402
                                 read_scores, write_records)
+from recipe.errors import InputError  # noqa: E402
 from recipe.files import write_text  # noqa: E402
+from recipe.sources import check_model  # noqa: E402
 
 MARK = ".e5-curve"
 TASKS = ("STSBenchmark", "Banking77Classification", "MSMARCO", "DBPedia")
@@ -260,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default="250,500,1000,2000", help="training pairs per arm (the mix: N + N)")
     ap.add_argument("--seeds", default="0,1,2", help="training seeds at the largest N (the first elsewhere)")
     ap.add_argument("--arms", default=",".join(ARMS))
-    ap.add_argument("--student", default="smollm2-135m-instruct")
+    ap.add_argument("--student", default="smollm2-135m-instruct",
+                    help="a model of recipe/local_models.py, a local model folder or a Hub model id")
     ap.add_argument("--learning-rate", default="1e-3",
                     help="one rate, or several to sweep by the dev score (3e-4,1e-3,3e-3)")
     ap.add_argument("--num-train-epochs", type=int, default=1)
@@ -289,12 +292,13 @@ def main(argv: list[str] | None = None) -> int:
         unknown = [a for a in args.arms if a not in ARMS]
         if unknown:
             raise Stop(f"--arms: unknown {', '.join(unknown)}; choose from {', '.join(ARMS)}")
+        check_model(args.student, "--student")
         if not (args.synthesis / "examples.jsonl").is_file():
             raise Stop(f"--synthesis {args.synthesis}: no examples.jsonl (want a data/synthesize.py output folder)")
         if work.exists() and (not work.is_dir() or any(work.iterdir())) and not (work / MARK).is_file():
             raise Stop(f"--work-dir {work}: not empty and not made by benchmarks/curve.py (no {MARK}); nothing "
                        "changed. Choose a new or empty folder")
-    except Stop as e:
+    except (Stop, InputError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     args.tasks = [t for t in args.tasks.split(",") if t]

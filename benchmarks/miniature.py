@@ -54,6 +54,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.quality import (EVAL_DATA, banking_records, base_model, command, machine,  # noqa: E402
                                 read_scores, write_records)
+from recipe.errors import InputError  # noqa: E402
 
 MARK = ".e5-miniature"
 MINI = ROOT / "recipe" / "configs" / "mini_e5.yaml"
@@ -308,13 +309,30 @@ def table(scores: dict[str, dict[str, float]], tasks: list[str]) -> str:
     return "\n".join(lines)
 
 
+def check_models(args) -> None:
+    """The student and the teacher, before any stage: a misspelt name, an uninstalled package or a
+    dead server is one line now, not after an hour of synthesis."""
+    from recipe.sources import check_model
+    from recipe.synth.local_teacher import check_server, resolve
+
+    check_model(args.student, "--student")
+    if args.from_sample:
+        return
+    if args.teacher_url:
+        check_server(args.teacher_url, args.teacher_model, model_flag="--teacher-model")
+    else:
+        resolve(args.teacher_model, "--teacher-model")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work-dir", type=Path, default=ROOT / "out" / "miniature")
     ap.add_argument("--from-sample", default="", help="a data/synthesize.py output folder to start from (no teacher)")
     ap.add_argument("--num-examples", type=int, default=120, help="examples to synthesize, over the six groups")
-    ap.add_argument("--teacher-model", default="qwen2.5-coder-0.5b-instruct")
+    ap.add_argument("--teacher-model", default="qwen2.5-coder-0.5b-instruct",
+                    help="served here by llama.cpp: a model of recipe/local_models.py, a .gguf file, or a Hub "
+                         "repo of GGUF files (owner/repo, or owner/repo/file.gguf when it holds several)")
     ap.add_argument("--teacher-url", default="", help="an OpenAI-compatible server already running (not started here)")
     ap.add_argument("--teacher-port", type=int, default=8081)
     ap.add_argument("--teacher-threads", type=int, default=1)
@@ -326,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="send each answer's JSON schema as response_format, as the shipped sample was made "
                          "(the paper's teacher had none; without it the 0.5B teacher answers half its "
                          "brainstorms in prose: docs/miniature.md, 'Teacher acceptance')")
-    ap.add_argument("--student", default="smollm2-135m-instruct", help="mini_e5.yaml's model, or another")
+    ap.add_argument("--student", default="smollm2-135m-instruct", help="a model of recipe/local_models.py (mini_e5.yaml's), a local model folder or a Hub model id")
     ap.add_argument("--num-train-epochs", type=int, default=1)
     ap.add_argument("--learning-rate", type=float, default=0.0, help="training's peak learning rate (0: mini_e5.yaml's)")
     ap.add_argument("--filter-top-k", type=int, default=10)
@@ -344,6 +362,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.eval_dtype == "auto":
         args.eval_dtype = "bfloat16" if native_bf16() else "float32"
 
+    try:
+        check_models(args)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     work = args.work_dir
     if work.exists() and (not work.is_dir() or any(work.iterdir())) and not (work / MARK).is_file():
         print(f"error: --work-dir {work}: not empty and not made by benchmarks/miniature.py (no {MARK}); "
@@ -353,7 +376,6 @@ def main(argv: list[str] | None = None) -> int:
     (work / MARK).touch()
     import torch
 
-    from recipe.errors import InputError
     from recipe.lock import FolderLock
 
     torch.set_num_threads(args.threads)

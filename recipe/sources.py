@@ -34,6 +34,17 @@ def check_local_or_hub(name: str, flag: str, what: str = "model") -> None:
                          "give a model folder or a Hub model id")
 
 
+def check_model(name: str, flag: str) -> None:
+    """What a training --model takes, checked before any work: a packaged model's name (its files
+    installed and intact), the tiny test model, a local model folder or a Hub id."""
+    from .local_models import MODELS, gguf_file
+
+    if name in MODELS:
+        gguf_file(name)
+    elif name != "tiny-mistral":
+        check_local_or_hub(name, flag)
+
+
 def close_names(name: str) -> str:
     """'; did you mean ...' with the known model names closest to a misspelt one, or ''."""
     from .local_models import known_names

@@ -24,10 +24,9 @@ from recipe import cli
 from recipe.config import ConfigError, parse, to_dict
 from recipe.errors import InputError
 from recipe.files import check_writable_dir
-from recipe.local_models import MODELS, gguf_file
 from recipe.local_models import resolve as resolve_local
 from recipe.lock import FolderLock
-from recipe.sources import check_local_or_hub
+from recipe.sources import check_local_or_hub, check_model
 from recipe.train import outdir
 from recipe.train.config import TrainConfig, check_trackers
 
@@ -47,10 +46,7 @@ def train(argv: list[str]) -> Path | None:
         from recipe.hub import MODEL, check_write
 
         check_write(cfg.hub_model_id, MODEL)
-    if cfg.model in MODELS:
-        gguf_file(cfg.model)  # installed and intact, before the output folder is claimed
-    elif cfg.model != "tiny-mistral":
-        check_local_or_hub(cfg.model, "--model")
+    check_model(cfg.model, "--model")  # before the output folder is claimed
     check_data(cfg)
     out = Path(cfg.output_dir)
     lock = lock_output_dir(out)
