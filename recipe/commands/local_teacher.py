@@ -26,7 +26,8 @@ from recipe.synth.local_teacher import LocalTeacher
 
 @dataclass
 class LocalTeacherConfig:
-    model: str = setting("qwen2.5-coder-0.5b-instruct", "a local model's name (recipe/local_models.py) or a .gguf file")
+    model: str = setting("qwen2.5-coder-0.5b-instruct", "a local model's name (recipe/local_models.py), a .gguf file, "
+                                                  "or a Hub repo of GGUF files (owner/repo, owner/repo/file.gguf)")
     port: int = setting(8081, "TCP port on 127.0.0.1 (0: any free one)")
     threads: int = setting(1, "CPU threads for generation and prompt processing")
     ctx_size: int = setting(4096, "tokens of context per request (prompt + completion)")
