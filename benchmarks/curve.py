@@ -73,7 +73,9 @@ def prepare(args, work: Path) -> dict:
     log = work / "logs" / "data.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     mined, kept = folder / "synthetic-mined.jsonl", folder / "synthetic-kept.jsonl"
-    mine(args.synthesis, mined, log, args.data_seed)
+    examples = folder / "synthesis-examples.jsonl"
+    write_text(examples, args.examples)
+    mine(examples, mined, log, args.data_seed)
     command("filter_pairs", ["--input", str(mined), "--output", str(kept), "--removed",
                              str(folder / "synthetic-removed.jsonl"), "--model", base_model(), "--top-k",
                              str(args.filter_top_k), "--query-prompt", "", "--corpus-prompt", "",
@@ -258,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--synthesis", type=Path, default=ROOT / "data" / "samples" / "real_teacher_2k",
                     help="a data/synthesize.py output folder")
+    ap.add_argument("--num-examples", type=int, default=0,
+                    help="the synthesis's first N examples, as written (0: all); fixes the data of a growing synthesis")
     ap.add_argument("--work-dir", type=Path, default=ROOT / "out" / "curve")
     ap.add_argument("--sizes", default="250,500,1000,2000", help="training pairs per arm (the mix: N + N)")
     ap.add_argument("--seeds", default="0,1,2", help="training seeds at the largest N (the first elsewhere)")
@@ -295,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         check_model(args.student, "--student")
         if not (args.synthesis / "examples.jsonl").is_file():
             raise Stop(f"--synthesis {args.synthesis}: no examples.jsonl (want a data/synthesize.py output folder)")
+        args.examples = first_examples(args.synthesis / "examples.jsonl", args.num_examples)
         if work.exists() and (not work.is_dir() or any(work.iterdir())) and not (work / MARK).is_file():
             raise Stop(f"--work-dir {work}: not empty and not made by benchmarks/curve.py (no {MARK}); nothing "
                        "changed. Choose a new or empty folder")
@@ -318,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[tuple[str, int], list[dict]] = {}
     try:
         with FolderLock(work, what="curve work folder"):
-            source = {"examples": _digest(args.synthesis / "examples.jsonl"), "filter_top_k": args.filter_top_k,
+            source = {"examples": _digest(args.examples), "filter_top_k": args.filter_top_k,
                       "data_seed": args.data_seed, "control": max(args.sizes), "dev": args.dev_size}
             data = stage(work, "data", source, lambda: prepare(args, work), times)
             eval_settings = {"tasks": args.tasks, "max_length": args.max_length, "data": str(args.eval_data),
@@ -377,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {"command": command_line, "started": started.isoformat(timespec="seconds"),
               "wall_s": round(time.monotonic() - t0), "load_start": load_start,
               "load_end": [round(x, 2) for x in os.getloadavg()], "machine": machine(), "threads": args.threads,
-              "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+              "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "examples"},
               "data": {k: data.get(k) for k in ("synthetic_mined", "synthetic_kept", "dev", "synthetic_pool",
                                                 "control_pool", "per_group")},
               "stages": times, "learning_rate": lr,
@@ -397,10 +402,19 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _digest(path: Path) -> str:
+def first_examples(path: Path, n: int) -> str:
+    """The first `n` examples of a synthesis (0: all), as the teacher wrote them: a synthesis still
+    growing keeps the curve's data fixed, and the same N of it later is the same data."""
+    lines = [x for x in path.read_text(encoding="utf-8").splitlines(True) if x.strip()]
+    if n and len(lines) < n:
+        raise Stop(f"--num-examples {n}: {path} holds {len(lines)} examples")
+    return "".join(lines[:n] if n else lines)
+
+
+def _digest(text: str) -> str:
     import hashlib
 
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 if __name__ == "__main__":

@@ -31,18 +31,20 @@ def test_the_curve_trains_every_arm_size_and_seed_once_and_resumes(curve, tmp_pa
     work = tmp_path / "work"
     synthesis = tmp_path / "synthesis"  # 30 of the sample's examples: mining and filtering them is quick
     synthesis.mkdir()
-    (synthesis / "examples.jsonl").write_text("".join((SAMPLE / "examples.jsonl").read_text().splitlines(True)[:30]))
+    written = (SAMPLE / "examples.jsonl").read_text().splitlines(True)[:36]  # the curve takes the first 30
+    (synthesis / "examples.jsonl").write_text("".join(written))
     argv = ["--synthesis", str(synthesis), "--work-dir", str(work), "--sizes", "4,8", "--seeds", "0,1",
             "--arms", "synthetic,mix",
             "--student", str(student), "--tasks", "STSBenchmark", "--eval-data", str(small_eval(tmp_path)),
             "--max-length", "32", "--batch-size", "4", "--mini-batch-size", "2", "--dev-size", "8",
-            "--threads", "1", "--learning-rate", "1e-2,1e-4"]
+            "--threads", "1", "--learning-rate", "1e-2,1e-4", "--num-examples", "30"]
     assert curve.main(argv) == 0
     report = json.loads((work / "curve.json").read_text())
     runs = report["results"]
     assert set(runs) == {"base/0", "prompteol/0", "synthetic/4", "synthetic/8", "mix/8"}
     # every seed at the largest N only, and the mix holds both pools' N
     assert [len(runs[k]) for k in ("synthetic/4", "synthetic/8", "mix/8")] == [1, 2, 2]
+    assert (work / "data" / "synthesis-examples.jsonl").read_text() == "".join(written[:30])
     mix = (work / "data" / "mix-8.jsonl").read_text().splitlines()
     assert len(mix) == 16
     assert all(0 <= r["dev"] <= 100 for k, rs in runs.items() if "/" in k and not k.startswith(("base", "prompt"))
@@ -83,6 +85,7 @@ def test_the_curve_trains_every_arm_size_and_seed_once_and_resumes(curve, tmp_pa
     ("--arms", "synthetic,real", "--arms: unknown real"),
     ("--learning-rate", "1e-3,x", "--learning-rate '1e-3,x': give comma-separated numbers"),
     ("--learning-rate", "0", "every one above 0"),
+    ("--num-examples", "100000", "--num-examples 100000: "),
     ("--synthesis", "nowhere", "--synthesis nowhere: no examples.jsonl"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(curve, tmp_path, capsys, flag, value, message):
