@@ -230,9 +230,9 @@ def check_output_file(output: str | Path, inputs: Iterable[str | Path] = (), ove
     """Refuse an output that would replace one of the inputs or land inside an input folder, or
     an existing file without `overwrite`; check its folder can be written. Call before any work.
     `jsonl`: the command writes JSONL, so a name ending like another format is refused too."""
-    output = Path(output)
     if not str(output):
         raise InputError(f"command line: {flag} is required")
+    output = Path(output)
     if jsonl and output.suffix.lower() in OTHER_FORMATS:
         raise InputError(f"{flag} {output}: this command writes JSONL, not {output.suffix.lower()[1:]}; "
                          f"name it {output.with_suffix('.jsonl').name}")
@@ -285,9 +285,9 @@ def check_output_dir(folder: str | Path, tool: str, *, inputs: Iterable[str | Pa
     file edited since is the user's; so is a folder none of the listed files lies in), unless the
     user passed `overwrite` (None: the tool has no --overwrite). Anything else is refused with
     one line naming the paths; a folder that overlaps an input is refused too."""
-    folder = Path(folder)
-    if not str(folder):
+    if not str(folder):  # before Path(), which reads "" as "."
         raise InputError(f"command line: {flag} is required")
+    folder = Path(folder)
     for source in inputs:
         if inside(folder, source) or inside(source, folder):
             raise InputError(f"{flag} {folder}: overlaps the input {source}; write to another folder")
