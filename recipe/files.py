@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from .errors import InputError
+from .lock import LOCK_NAME
 
 
 def lines(path: str | Path, error: type[InputError] = InputError) -> Iterator[tuple[int, str]]:
@@ -272,7 +273,6 @@ def check_writable_dir(folder: str | Path, flag: str = "--output-dir") -> Path:
 # the one marker: left in an output folder by the tool that made it, naming the tool and each file
 # it finished there with its digest (see `check_output_dir`)
 MARKER = ".e5-output.json"
-_LOCK = ".lock"  # recipe.lock's file: a folder's lock is no content of the folder
 
 
 def check_output_dir(folder: str | Path, tool: str, *, inputs: Iterable[str | Path] = (),
@@ -352,7 +352,8 @@ def _unvouched(folder: Path, paths: Iterable[Path], listed: dict[str, str]) -> l
 
 
 def _contents(folder: Path) -> list[Path]:
-    return [p for p in folder.rglob("*") if p.parent != folder or p.name not in (MARKER, _LOCK)]
+    """What a folder holds, less its marker and its lock (no content of the folder)."""
+    return [p for p in folder.rglob("*") if p.parent != folder or p.name not in (MARKER, LOCK_NAME)]
 
 
 def _relative(folder: Path, paths: Iterable[Path]) -> list[str]:
