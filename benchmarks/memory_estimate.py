@@ -26,10 +26,9 @@ the script checks by counting at two lengths.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -38,7 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 import train_throughput as tt  # noqa: E402
-from recipe.config import load_yaml  # noqa: E402
+from recipe import cli  # noqa: E402
+from recipe.config import load_yaml, parse, setting  # noqa: E402
 from recipe.train.config import TrainConfig  # noqa: E402
 
 GIB = 2**30
@@ -77,10 +77,13 @@ def estimate(layer: float, outside: float, tokens: int, checkpointing: bool, sta
     return (static + held + tokens * (outside + layer)) / GIB
 
 
-def main(argv: list[str] | None = None) -> list[dict]:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--length", type=int, default=512, help="tokens of each text of the widest mini-batch")
-    args = ap.parse_args(argv)
+@dataclass
+class MemoryEstimateSettings:
+    length: int = setting(512, "tokens of each text of the widest mini-batch")
+
+
+def _main(argv: list[str]) -> int:
+    args = parse(MemoryEstimateSettings, argv)
     torch.manual_seed(0)
     base = replace(load_yaml(TrainConfig, ROOT / "recipe/configs/e5_mistral_7b.yaml"), model="tiny-mistral",
                    require_gpu=False, max_length=args.length)
@@ -99,10 +102,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
             *[("gradient checkpointing off", f"mini-batch {m}", True, m, False) for m in (4, 8, 16)],
             *[("checkpointing off + cast off", f"mini-batch {m}", False, m, False) for m in (8, 16)]]
     out = []
-    for lever, setting, cast, mini_batch, checkpointing in rows:
+    for lever, keys, cast, mini_batch, checkpointing in rows:
         layer, outside = per_cast[cast]
         gib = estimate(layer, outside, mini_batch * args.length, checkpointing, static)
-        out.append({"lever": lever, "setting": setting, "allocated_gib": gib,
+        out.append({"lever": lever, "setting": keys, "allocated_gib": gib,
                     **{gpu: gib * FRAGMENTATION <= total for gpu, total in GPUS.items()}})
     print(f"weights {frozen / 1e9:.2f}B bf16 + LoRA {lora / 1e6:.1f}M (weights, gradients, AdamW: float32) = "
           f"{static / GIB:.2f} GiB; saved per layer and token at {args.length} tokens: "
@@ -113,8 +116,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for r in out:
         print(f"| {r['lever']} | {r['setting']} | {r['allocated_gib']:.1f} | "
               + " | ".join("yes" if r[g] else "no" for g in GPUS) + " |")
-    return out
+    return 0
 
 
-if __name__ == "__main__":
-    main()
+main = cli.command(_main, doc=__doc__, config=MemoryEstimateSettings, module=__name__)

@@ -1,11 +1,11 @@
 """The paper end to end at laptop scale: a local teacher writes the data, a real decoder learns from
 it, MTEB's own task definitions score it. One resumable command.
 
-    python benchmarks/miniature.py --work-dir out/miniature --num-examples 120
-    python benchmarks/miniature.py --work-dir out/miniature --from-sample data/samples/real_teacher
-    python benchmarks/miniature.py --work-dir out/miniature --teacher-url http://127.0.0.1:8765/v1   # a server already up
+    python benchmarks/miniature.py --output-dir out/miniature --num-examples 120
+    python benchmarks/miniature.py --output-dir out/miniature --from-sample data/samples/real_teacher
+    python benchmarks/miniature.py --output-dir out/miniature --teacher-url http://127.0.0.1:8765/v1   # a server already up
 
-Stages, each recorded in WORK/stages/<stage>.json when it finishes (with a digest of its
+Stages, each recorded in OUT/stages/<stage>.json when it finishes (with a digest of its
 settings), so that a rerun skips what is done and redoes only what changed or never finished:
 1. `synthesis`: `data/synthesize.py` (the paper's prompts, recipe/configs/synth_local.yaml) asks for
    `--num-examples` over all six task groups, equally weighted so that each appears at this
@@ -23,17 +23,17 @@ settings), so that a rerun skips what is done and redoes only what changed or ne
 5. `eval-base`, `eval-synthetic`, `eval-control`: `eval.py --protocol e5` on STSBenchmark,
    Banking77Classification, and the MSMARCO and DBPedia slices of tests/data/eval/.
 Then one table (per-task scores, wall time per stage, versions, machine, load) is written to
-WORK/miniature.md and WORK/miniature.json and printed.
+OUT/miniature.md and OUT/miniature.json and printed.
 
-The work folder is one this command made (marked by `.e5-miniature`) or a new or empty one;
-anything else stops it with exit 2, nothing touched. One process at a time (a lock on it).
+`--output-dir` is new, empty, or one this command made (the one rule of every output folder:
+docs/usage.md, "Output folders"); anything else stops it with exit 2, nothing touched. One
+process at a time (a lock on it).
 Exit codes: 0 done, 2 bad input, 3 stopped (the teacher's answers were unusable: synthesize.py's
 stop; rerun to resume), 1 a bug.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -42,6 +42,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -54,9 +55,12 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.quality import (EVAL_DATA, banking_records, base_model, command, machine,  # noqa: E402
                                 read_scores, write_records)
-from recipe.errors import InputError  # noqa: E402
+from recipe import cli  # noqa: E402
+from recipe.config import ConfigError, parse, setting  # noqa: E402
+from recipe.files import check_output_dir, mark_output_dir, write_text  # noqa: E402
 
-MARK = ".e5-miniature"
+TOOL = "benchmarks/miniature.py"
+REPORTS = ("miniature.json", "miniature.md")
 MINI = ROOT / "recipe" / "configs" / "mini_e5.yaml"
 SYNTH = ROOT / "recipe" / "configs" / "synth_local.yaml"
 TASKS = ("STSBenchmark", "Banking77Classification", "MSMARCO", "DBPedia")
@@ -324,56 +328,52 @@ def check_models(args) -> None:
         resolve(args.teacher_model, "--teacher-model")
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--work-dir", type=Path, default=ROOT / "out" / "miniature")
-    ap.add_argument("--from-sample", default="", help="a data/synthesize.py output folder to start from (no teacher)")
-    ap.add_argument("--num-examples", type=int, default=120, help="examples to synthesize, over the six groups")
-    ap.add_argument("--teacher-model", default="qwen2.5-coder-0.5b-instruct",
-                    help="served here by llama.cpp: a model of recipe/local_models.py, a .gguf file, or a Hub "
-                         "repo of GGUF files (owner/repo, or owner/repo/file.gguf when it holds several)")
-    ap.add_argument("--teacher-url", default="", help="an OpenAI-compatible server already running (not started here)")
-    ap.add_argument("--teacher-port", type=int, default=8081)
-    ap.add_argument("--teacher-threads", type=int, default=1)
-    ap.add_argument("--concurrency", type=int, default=4,
-                    help="teacher requests in flight, and the local teacher's server slots (docs/miniature.md, "
-                         "'The teacher's server slots')")
-    ap.add_argument("--max-tokens", type=int, default=600, help="per teacher answer (synth_local.yaml's)")
-    ap.add_argument("--structured-outputs", type=_bool, default=True, metavar="true|false",
-                    help="send each answer's JSON schema as response_format, as the shipped sample was made "
-                         "(the paper's teacher had none; without it the 0.5B teacher answers half its "
-                         "brainstorms in prose: docs/miniature.md, 'Teacher acceptance')")
-    ap.add_argument("--student", default="smollm2-135m-instruct", help="a model of recipe/local_models.py (mini_e5.yaml's), a local model folder or a Hub model id")
-    ap.add_argument("--num-train-epochs", type=int, default=1)
-    ap.add_argument("--learning-rate", type=float, default=0.0, help="training's peak learning rate (0: mini_e5.yaml's)")
-    ap.add_argument("--filter-top-k", type=int, default=10)
-    ap.add_argument("--max-length", type=int, default=128, help="tokens per text, training and evaluation (mini_e5.yaml's)")
-    ap.add_argument("--batch-size", type=int, default=0, help="training's global batch (0: mini_e5.yaml's)")
-    ap.add_argument("--tasks", default=",".join(TASKS))
-    ap.add_argument("--eval-dtype", default="auto", choices=("auto", "bfloat16", "float32"),
-                    help="evaluation's weights dtype; auto: bfloat16 where the CPU computes it natively "
-                         "(avx512_bf16 or amx_bf16: twice as fast, docs/miniature.md), else float32")
-    ap.add_argument("--eval-data", type=Path, default=EVAL_DATA)
-    ap.add_argument("--threads", type=int, default=1, help="torch threads for training and evaluation")
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
-    args.tasks = [t for t in args.tasks.split(",") if t]
-    if args.eval_dtype == "auto":
-        args.eval_dtype = "bfloat16" if native_bf16() else "float32"
+@dataclass
+class MiniatureSettings:
+    output_dir: str = setting(str(ROOT / "out" / "miniature"), "the work folder (new, empty, or this command's)")
+    from_sample: str = setting("", "a data/synthesize.py output folder to start from (no teacher)")
+    num_examples: int = setting(120, "examples to synthesize, over the six groups")
+    teacher_model: str = setting("qwen2.5-coder-0.5b-instruct",
+                                 "served here by llama.cpp: a model of recipe/local_models.py, a .gguf file, or a "
+                                 "Hub repo of GGUF files (owner/repo, or owner/repo/file.gguf when it holds several); "
+                                 "with --teacher-url, the model that server serves")
+    teacher_url: str = setting("", "an OpenAI-compatible server already running (not started here)")
+    teacher_port: int = setting(8081, "the local teacher's port")
+    teacher_threads: int = setting(1, "the local teacher's CPU threads")
+    concurrency: int = setting(4, "teacher requests in flight, and the local teacher's server slots "
+                                  "(docs/miniature.md, 'The teacher's server slots')")
+    max_tokens: int = setting(600, "per teacher answer (synth_local.yaml's)")
+    structured_outputs: bool = setting(
+        True, "send each answer's JSON schema as response_format, as the shipped sample was made (the paper's "
+              "teacher had none; without it the 0.5B teacher answers half its brainstorms in prose: "
+              "docs/miniature.md, 'Teacher acceptance')")
+    student: str = setting("smollm2-135m-instruct", "a model of recipe/local_models.py (mini_e5.yaml's), a local "
+                                                    "model folder or a Hub model id")
+    num_train_epochs: int = setting(1, "training epochs")
+    learning_rate: float = setting(0.0, "training's peak learning rate (0: mini_e5.yaml's)")
+    filter_top_k: int = setting(10, "data/filter_pairs.py's --top-k")
+    max_length: int = setting(128, "tokens per text, training and evaluation (mini_e5.yaml's)")
+    batch_size: int = setting(0, "training's global batch (0: mini_e5.yaml's)")
+    tasks: list[str] = setting(list(TASKS), "the tasks scored")
+    eval_dtype: str = setting("auto", "evaluation's weights dtype (auto, bfloat16, float32); auto: bfloat16 where "
+                                      "the CPU computes it natively (avx512_bf16 or amx_bf16: twice as fast, "
+                                      "docs/miniature.md), else float32")
+    eval_data: str = setting(str(EVAL_DATA), "local task data (eval.py's --data-dir)")
+    threads: int = setting(1, "torch threads for training and evaluation")
+    seed: int = setting(0, "the seed of mining, the control sample and training")
 
-    try:
-        check_models(args)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    work = args.work_dir
-    if work.exists() and (not work.is_dir() or any(work.iterdir())) and not (work / MARK).is_file():
-        print(f"error: --work-dir {work}: not empty and not made by benchmarks/miniature.py (no {MARK}); "
-              "nothing changed. Choose a new or empty folder", file=sys.stderr)
-        return 2
-    work.mkdir(parents=True, exist_ok=True)
-    (work / MARK).touch()
+    def check(self) -> None:
+        if self.eval_dtype not in ("auto", "bfloat16", "float32"):
+            raise ConfigError(f"--eval-dtype {self.eval_dtype!r}: choose auto, bfloat16 or float32")
+        if self.eval_dtype == "auto":
+            self.eval_dtype = "bfloat16" if native_bf16() else "float32"
+
+
+def _main(argv: list[str]) -> int:
+    args = parse(MiniatureSettings, argv)
+    check_models(args)
+    work = check_output_dir(args.output_dir, TOOL, replaces=REPORTS)
+    mark_output_dir(work, TOOL)
     import torch
 
     from recipe.lock import FolderLock
@@ -408,14 +408,11 @@ def main(argv: list[str] | None = None) -> int:
     except Stop as e:
         print(f"error: {e}" if e.code != 3 else f"stopped: {e}", file=sys.stderr)
         return e.code
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     except SystemExit as e:  # a command of the project exited non-zero (quality.command says which log)
         print(f"error: {e}", file=sys.stderr)
         return 1
     finished = datetime.now(timezone.utc)
-    report = {"command": "python benchmarks/miniature.py " + " ".join(sys.argv[1:] if argv is None else argv),
+    report = {"command": "python benchmarks/miniature.py " + " ".join(argv),
               "started": started.isoformat(timespec="seconds"), "finished": finished.isoformat(timespec="seconds"),
               "wall_s": round((finished - started).total_seconds()), "load_start": load_start,
               "load_end": [round(x, 2) for x in os.getloadavg()], "machine": machine(), "threads": args.threads,
@@ -434,16 +431,11 @@ def main(argv: list[str] | None = None) -> int:
           f"Command: `{report['command']}`; {report['wall_s'] / 60:.1f} min this sitting, {started:%Y-%m-%d %H:%M} UTC; "
           f"load average {load_start} at the start, {report['load_end']} at the end; "
           f"{report['machine']['cores']} x {report['machine']['cpu']}, {args.threads} torch thread(s); {versions}.\n")
-    (work / "miniature.json").write_text(json.dumps(report, indent=1))
-    (work / "miniature.md").write_text(md, encoding="utf-8")
+    write_text(work / "miniature.json", json.dumps(report, indent=1))
+    write_text(work / "miniature.md", md)
+    mark_output_dir(work, TOOL, REPORTS)
     print(md)
     return 0
-
-
-def _bool(text: str) -> bool:
-    if text.lower() not in ("true", "false"):
-        raise argparse.ArgumentTypeError(f"{text!r}: want true or false")
-    return text.lower() == "true"
 
 
 def native_bf16() -> bool:
@@ -461,5 +453,4 @@ def _file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+main = cli.command(_main, doc=__doc__, config=MiniatureSettings, module=__name__)

@@ -24,16 +24,15 @@ whole and cut to 64 dimensions, beside the recipe's model cut the same way), and
 `data/filter_pairs.py` on a copy of the training data with 20% of its labels replaced by a
 random other intent. A row whose training settings equal another's is run once.
 
-Writes into `--work-dir` (default out/quality, ignored by git; a folder that is not empty must be
-one the lab made, marked by its `.e5-quality-lab` file, or the lab stops with exit 2): data/, runs/ (train.py output
-dirs), evals/ (eval.py output dirs), rows/<row>.json (a finished row, reused by a rerun with the
+Writes into `--output-dir` (default out/quality, ignored by git; new, empty, or one the lab made, by
+the one rule of every output folder, docs/usage.md "Output folders"; else the lab stops with exit
+2): data/, runs/ (train.py output dirs), evals/ (eval.py output dirs), rows/<row>.json (a finished row, reused by a rerun with the
 same settings), quality.json and quality.md (the table, with command, machine, load, versions,
 seeds and date); prints the table. Each row's commands print into rows/<row>.log.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import csv
 import hashlib
@@ -57,7 +56,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from recipe.config import load_yaml  # noqa: E402
+from recipe import cli  # noqa: E402
+from recipe.config import ConfigError, load_yaml, parse, setting  # noqa: E402
+from recipe.files import check_output_dir, mark_output_dir, write_text  # noqa: E402
 from recipe.train.config import TrainConfig  # noqa: E402
 
 EVAL_DATA = ROOT / "tests" / "data" / "eval"
@@ -73,7 +74,8 @@ NOISE = 0.2          # share of training labels replaced by a random other inten
 FILTER_TOP_K = 5     # base MiniLM ranks 86% of true intents and 5% of random ones in its top 5 (docs/quality.md)
 MINING_TOP = 10      # a mined negative is one of the 10 other intents the base model ranks closest
 TRUNCATE = 64
-LAB_MARK = ".e5-quality-lab"  # in a work folder the lab made: the only kind it writes into
+TOOL = "benchmarks/quality.py"
+REPORTS = ("quality.json", "quality.md")
 
 
 @dataclass
@@ -326,18 +328,19 @@ def quick_eval_data(work: Path) -> Path:
     return folder.parent
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    parser.add_argument("--rows", default="", help="comma-separated rows (default: all; --quick: base,recipe)")
-    parser.add_argument("--work-dir", type=Path, default=ROOT / "out" / "quality")
-    parser.add_argument("--train-records", type=int, default=2000, help="Banking77 training records sampled")
-    parser.add_argument("--data-seed", type=int, default=0, help="seed of the sample, the noise and the mining")
-    parser.add_argument("--seed", type=int, default=42, help="training seed (seed-43 uses 43)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (scores do not depend on it)")
-    parser.add_argument("--quick", action="store_true", help="64 records, 3 steps of 8, STSBenchmark's first 100 pairs")
-    args = parser.parse_args(argv)
+@dataclass
+class QualitySettings:
+    rows: list[str] = setting([], "rows to run (default: all; --quick: base,recipe)")
+    output_dir: str = setting(str(ROOT / "out" / "quality"), "the work folder (new, empty, or the lab's)")
+    train_records: int = setting(2000, "Banking77 training records sampled")
+    data_seed: int = setting(0, "seed of the sample, the noise and the mining")
+    seed: int = setting(42, "training seed (seed-43 uses 43)")
+    threads: int = setting(1, "torch threads (scores do not depend on it)")
+    quick: bool = setting(False, "64 records, 3 steps of 8, STSBenchmark's first 100 pairs")
 
+
+def _main(argv: list[str]) -> int:
+    args = parse(QualitySettings, argv)
     import torch
 
     torch.set_num_threads(args.threads)
@@ -345,23 +348,18 @@ def main(argv: list[str] | None = None) -> int:
     records = 64 if args.quick else args.train_records
     steps = QUICK_STEPS if args.quick else records // recipe.global_batch_size
     table_rows = rows(steps)
-    wanted = [w for w in args.rows.split(",") if w] or (list(QUICK_ROWS) if args.quick else [r.name for r in table_rows])
+    wanted = args.rows or (list(QUICK_ROWS) if args.quick else [r.name for r in table_rows])
     unknown = set(wanted) - {r.name for r in table_rows}
     if unknown:
-        parser.error(f"--rows: unknown {', '.join(sorted(unknown))}; rows: {', '.join(r.name for r in table_rows)}")
+        raise ConfigError(f"--rows: unknown {', '.join(sorted(unknown))}; rows: {', '.join(r.name for r in table_rows)}")
     chosen = [r for r in table_rows if r.name in wanted]
     for r in chosen:
         if r.model_of and r.model_of not in wanted:
-            parser.error(f"--rows: {r.name} scores the model of {r.model_of}; add it")
+            raise ConfigError(f"--rows: {r.name} scores the model of {r.model_of}; add it")
 
-    work = args.work_dir
-    if work.exists() and (not work.is_dir() or any(work.iterdir())) and not (work / LAB_MARK).is_file():
-        # the lab replaces runs, evaluations and data in its folder: only in one it made itself
-        print(f"--work-dir {work}: not empty and not made by the lab (no {LAB_MARK}); nothing changed. "
-              "Choose a new or empty folder", file=sys.stderr)
-        return 2
-    work.mkdir(parents=True, exist_ok=True)
-    (work / LAB_MARK).touch()
+    # the lab replaces runs, evaluations and data in its folder: only in one it made itself
+    work = check_output_dir(args.output_dir, TOOL, replaces=REPORTS)
+    mark_output_dir(work, TOOL)
     started = datetime.now(timezone.utc)
     load_start = [round(x, 2) for x in os.getloadavg()]
     data = prepare_data(work, records, args.data_seed, {r.data for r in chosen if r.flags is not None},
@@ -393,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr, flush=True)
 
     finished = datetime.now(timezone.utc)
-    report = {"command": "python benchmarks/quality.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    report = {"command": "python benchmarks/quality.py " + " ".join(argv),
               "started": started.isoformat(timespec="seconds"), "finished": finished.isoformat(timespec="seconds"),
               "wall_s": round((finished - started).total_seconds()), "load_start": load_start,
               "load_end": [round(x, 2) for x in os.getloadavg()], "machine": machine(),
@@ -401,12 +399,12 @@ def main(argv: list[str] | None = None) -> int:
               "data_seed": args.data_seed, "training_seeds": sorted({args.seed, 43} if "seed-43" in wanted else {args.seed}),
               "filter": filter_report(data), "rows": results}
     text = table(results)
-    (work / "quality.json").write_text(json.dumps(report, indent=1))
-    (work / "quality.md").write_text(
-        f"{text}\n\nCommand: `{report['command']}`; {report['wall_s'] / 60:.1f} min, {started:%Y-%m-%d %H:%M} UTC; "
-        f"load average {load_start} at the start, {report['load_end']} at the end; "
-        f"{report['machine']['cores']} x {report['machine']['cpu']}, {args.threads} torch thread(s).\n",
-        encoding="utf-8")
+    write_text(work / "quality.json", json.dumps(report, indent=1))
+    write_text(work / "quality.md",
+               f"{text}\n\nCommand: `{report['command']}`; {report['wall_s'] / 60:.1f} min, {started:%Y-%m-%d %H:%M} UTC; "
+               f"load average {load_start} at the start, {report['load_end']} at the end; "
+               f"{report['machine']['cores']} x {report['machine']['cpu']}, {args.threads} torch thread(s).\n")
+    mark_output_dir(work, TOOL, REPORTS)
     print(text)
     return 0
 
@@ -427,5 +425,4 @@ def _signature(row: Row, train_flags: list[str], signatures: dict[str, str], lab
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+main = cli.command(_main, doc=__doc__, config=QualitySettings, module=__name__)

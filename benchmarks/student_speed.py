@@ -13,31 +13,35 @@ the same batches in the same order: `--max-steps` steps each. The arms:
 - and `bfloat16, not cached` at each larger `--batch-sizes` (more in-batch negatives per step).
 Per arm: seconds per step (the median of steps 2 on: the first pays for warm-up), real tokens per
 second, peak memory, and the loss at every step, set beside the first arm's so that a dtype that
-changes what is learned shows in the same table. Writes OUT/speed.json and OUT/speed.md.
+changes what is learned shows in the same table. Writes OUT/speed.json and OUT/speed.md into
+`--output-dir` (new, empty, or this benchmark's: docs/usage.md, "Output folders").
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from recipe.files import write_text  # noqa: E402
+from recipe import cli  # noqa: E402
+from recipe.config import ConfigError, parse, setting  # noqa: E402
+from recipe.files import check_output_dir, mark_output_dir, write_text  # noqa: E402
 
 from benchmarks.quality import machine  # noqa: E402
 
 MINI = ROOT / "recipe" / "configs" / "mini_e5.yaml"
 DATA = ROOT / "data" / "samples" / "real_teacher" / "examples.jsonl"
-MARKER = ".e5-student-speed"
+TOOL = "benchmarks/student_speed.py"
+REPORTS = ("speed.json", "speed.md")
 
 
 def arms(batch: int, batch_sizes: list[int]) -> list[dict]:
@@ -91,47 +95,45 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--output-dir", type=Path, default=ROOT / "out" / "student_speed")
-    ap.add_argument("--data", type=Path, default=DATA, help="training records (synthesis format or pairs)")
-    ap.add_argument("--student", default="smollm2-135m-instruct")
-    ap.add_argument("--threads", type=int, default=2, help="torch threads of every arm")
-    ap.add_argument("--batch-size", type=int, default=16, help="the global batch of the four first arms")
-    ap.add_argument("--batch-sizes", default="32,64", help="larger batches for the last arm's setting")
-    ap.add_argument("--mini-batch-size", type=int, default=8,
-                    help="GradCache's chunks, and the not-cached arms' length-grouped chunks (group_by_length)")
-    ap.add_argument("--max-steps", type=int, default=6)
-    ap.add_argument("--max-length", type=int, default=128)
-    ap.add_argument("--learning-rate", type=float, default=1e-3)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--arms", default="", help="comma-separated arm numbers to run (1-based; default: all)")
-    args = ap.parse_args(argv)
-    out = args.output_dir
-    if not args.data.is_file():
-        print(f"error: --data {args.data}: no such file", file=sys.stderr)
-        return 2
-    try:
-        sizes = [int(b) for b in args.batch_sizes.split(",") if b]
-    except ValueError:
-        print(f"error: --batch-sizes {args.batch_sizes!r}: give comma-separated whole numbers", file=sys.stderr)
-        return 2
-    if out.exists() and any(out.iterdir()) and not (out / MARKER).is_file():
-        print(f"error: --output-dir {out}: not empty and not made by this benchmark; choose a new folder",
-              file=sys.stderr)
-        return 2
-    out.mkdir(parents=True, exist_ok=True)
-    (out / MARKER).touch()
+@dataclass
+class StudentSpeedSettings:
+    output_dir: str = setting(str(ROOT / "out" / "student_speed"), "the folder for the arms and the report")
+    data: str = setting(str(DATA), "training records (synthesis format or pairs)")
+    student: str = setting("smollm2-135m-instruct", "the student model")
+    threads: int = setting(2, "torch threads of every arm")
+    batch_size: int = setting(16, "the global batch of the four first arms")
+    batch_sizes: list[int] = setting([32, 64], "larger batches for the last arm's setting")
+    mini_batch_size: int = setting(8, "GradCache's chunks, and the not-cached arms' length-grouped chunks "
+                                      "(group_by_length)")
+    max_steps: int = setting(6, "training steps of each arm")
+    max_length: int = setting(128, "tokens per text")
+    learning_rate: float = setting(1e-3, "training's peak learning rate")
+    seed: int = setting(0, "training seed, the same for every arm")
+    arms: list[int] = setting([], "arm numbers to run (1-based; default: all)")
+
+    def check(self) -> None:
+        if not Path(self.data).is_file():
+            raise ConfigError(f"--data {self.data}: no such file")
+        n = len(arms(self.batch_size, self.batch_sizes))
+        bad = [a for a in self.arms if not 1 <= a <= n]
+        if bad:
+            raise ConfigError(f"--arms {bad[0]}: no such arm (1 to {n})")
+
+
+def _main(argv: list[str]) -> int:
+    args = parse(StudentSpeedSettings, argv)
+    out = check_output_dir(args.output_dir, TOOL, replaces=REPORTS)
+    mark_output_dir(out, TOOL)
+    sizes = args.batch_sizes
     chosen = arms(args.batch_size, sizes)
     if args.arms:
-        chosen = [chosen[int(i) - 1] for i in args.arms.split(",")]
+        chosen = [chosen[i - 1] for i in args.arms]
     started, load, t0 = datetime.now(timezone.utc), [round(x, 2) for x in os.getloadavg()], time.monotonic()
     results = []
     for i, arm in enumerate(chosen):
         results.append(run_arm(args, arm, out / f"arm{i + 1}"))
         print(json.dumps({k: v for k, v in results[-1].items() if k != "step_times"}), file=sys.stderr, flush=True)
-    command = "python benchmarks/student_speed.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python benchmarks/student_speed.py " + " ".join(argv)
     report = {"command": command, "started": started.isoformat(timespec="seconds"),
               "wall_s": round(time.monotonic() - t0), "load_start": load,
               "load_end": [round(x, 2) for x in os.getloadavg()], "machine": machine(), "results": results}
@@ -141,9 +143,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{versions}\n")
     write_text(out / "speed.json", json.dumps(report, indent=1))
     write_text(out / "speed.md", md)
+    mark_output_dir(out, TOOL, REPORTS)
     print(md)
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+main = cli.command(_main, doc=__doc__, config=StudentSpeedSettings, module=__name__)

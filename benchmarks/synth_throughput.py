@@ -11,7 +11,6 @@ Goal: ratio >= 0.90 up to 200 requests per second.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import shutil
@@ -19,12 +18,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from recipe.config import parse  # noqa: E402
+from recipe import cli  # noqa: E402
+from recipe.config import parse, setting  # noqa: E402
 from recipe.synth.engine import Engine  # noqa: E402
 from recipe.synth.settings import SynthConfig  # noqa: E402
 from recipe.synth.store import Store  # noqa: E402
@@ -60,14 +61,17 @@ def run(cfg: SynthConfig, brainstorm_only: bool = False) -> Store:
     return store
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--latency", type=float, default=1.0)
-    ap.add_argument("--waves", type=int, default=20, help="examples per row = concurrency x waves")
-    ap.add_argument("--concurrency", default="8,32,128,256")
-    ap.add_argument("--transports", default="aiohttp,httpx", help="openai client transports to compare")
-    args = ap.parse_args()
-    levels = [int(c) for c in args.concurrency.split(",")]
+@dataclass
+class SynthThroughputSettings:
+    latency: float = setting(1.0, "the teacher double's seconds per answer")
+    waves: int = setting(20, "examples per row = concurrency x waves")
+    concurrency: list[int] = setting([8, 32, 128, 256], "requests in flight, one row each")
+    transports: list[str] = setting(["aiohttp", "httpx"], "openai client transports to compare")
+
+
+def _main(argv: list[str]) -> int:
+    args = parse(SynthThroughputSettings, argv)
+    levels = args.concurrency
 
     os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     server, port = start_teacher(args.latency)
@@ -82,7 +86,7 @@ def main() -> None:
         print(f"teacher latency {args.latency:.2f} s, {args.waves} waves per row, client on one core\n")
         print(f"{'transport':>9} {'concurrency':>11} {'examples':>8} {'ideal/s':>8} {'measured/s':>10} {'ratio':>6} "
               f"{'client CPU ms/req':>17} {'client core busy':>16} {'server core busy':>16}")
-        for transport, c in [(t, c) for t in args.transports.split(",") for c in levels]:
+        for transport, c in [(t, c) for t in args.transports for c in levels]:
             out = work / f"{transport}-c{c}"
             out.mkdir()
             for name in ("tasks.jsonl", "runs.jsonl"):  # the brainstormed pools, in a folder synthesis knows as its own
@@ -99,7 +103,7 @@ def main() -> None:
     finally:
         server.kill()
         shutil.rmtree(work, ignore_errors=True)
+    return 0
 
 
-if __name__ == "__main__":
-    main()
+main = cli.command(_main, doc=__doc__, config=SynthThroughputSettings, module=__name__)

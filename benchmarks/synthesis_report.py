@@ -1,6 +1,6 @@
 """What a synthesis folder holds, read from its files: the figures of a shipped sample's card.
 
-    python benchmarks/synthesis_report.py data/samples/real_teacher_2k
+    python benchmarks/synthesis_report.py --input data/samples/real_teacher_2k
 
 Per task group: answers, accepted, each rejection reason; brainstorms: answers, accepted, tasks
 per accepted answer, distinct tasks; languages; words per query, positive and negative (median,
@@ -10,12 +10,17 @@ Markdown; reads only.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import json
 import statistics
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from recipe import cli  # noqa: E402
+from recipe.config import ConfigError, parse, setting  # noqa: E402
 
 GROUPS = ("short-long", "long-short", "short-short", "long-long", "sts", "bitext")
 
@@ -77,18 +82,21 @@ def report(folder: Path) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("folder", type=Path, help="a data/synthesize.py output folder")
-    args = ap.parse_args(argv)
-    if not (args.folder / "examples.jsonl").is_file() and not (args.folder / "tasks.jsonl").is_file():
-        print(f"error: {args.folder}: no examples.jsonl or tasks.jsonl (want a data/synthesize.py output folder)",
-              file=sys.stderr)
-        return 2
-    print(report(args.folder))
+@dataclass
+class SynthesisReportSettings:
+    input: str = setting("", "a data/synthesize.py output folder (required)")
+
+    def check(self) -> None:
+        folder = Path(self.input)
+        if not self.input or not ((folder / "examples.jsonl").is_file() or (folder / "tasks.jsonl").is_file()):
+            raise ConfigError(f"--input {self.input!r}: no examples.jsonl or tasks.jsonl (want a "
+                              "data/synthesize.py output folder)")
+
+
+def _main(argv: list[str]) -> int:
+    args = parse(SynthesisReportSettings, argv)
+    print(report(Path(args.input)))
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+main = cli.command(_main, doc=__doc__, config=SynthesisReportSettings, module=__name__)

@@ -17,18 +17,19 @@ answers, the accepted share and each rejection reason. Speed, side by side durin
 generation run: the client's rate (completion tokens the folder holds / wall time of the run)
 against the server's own (the same tokens / the seconds it spent on prompts and generation,
 from its /metrics counters), i.e. what the server alone would generate back to back.
-Writes OUT/acceptance.json and OUT/acceptance.md and prints the table.
+Writes OUT/acceptance.json and OUT/acceptance.md into `--output-dir` (new, empty, or this
+benchmark's: docs/usage.md, "Output folders") and prints the table.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
 import platform
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -36,8 +37,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.teacher_slots import seed_pool, versions  # noqa: E402
-from recipe.config import parse  # noqa: E402
+from recipe import cli  # noqa: E402
+from recipe.config import parse, setting  # noqa: E402
 from recipe.errors import Stopped  # noqa: E402
+from recipe.files import check_output_dir, mark_output_dir, write_text  # noqa: E402
 from recipe.synth.acceptance import MODES, table, tally  # noqa: E402
 from recipe.synth.local_teacher import LocalTeacher  # noqa: E402
 from recipe.synth.placeholders import BRAINSTORM_GROUPS, GROUPS  # noqa: E402
@@ -49,6 +52,8 @@ from recipe.synth.store import Store  # noqa: E402
 from recipe.synth.teacher import chat, make_client  # noqa: E402
 
 RECIPE = ROOT / "recipe" / "configs" / "synth_local.yaml"
+TOOL = "benchmarks/teacher_acceptance.py"
+REPORTS = ("acceptance.json", "acceptance.md")
 
 
 def config(args, out: Path, mode: str, *extra: str) -> SynthConfig:
@@ -109,26 +114,21 @@ def tasks_of(path: Path) -> set[str]:
     return {r["task_group"] for r in rows if r.get("tasks")}
 
 
+@dataclass
+class TeacherAcceptanceSettings:
+    model: str = setting("qwen2.5-coder-0.5b-instruct", "a local model's name or a .gguf")
+    output_dir: str = setting(str(ROOT / "out" / "teacher_acceptance"), "the folder for both modes and the report")
+    threads: int = setting(1, "the server's CPU threads")
+    brainstorms: int = setting(1, "brainstorm calls per asymmetric group and mode")
+    generation_tokens: int = setting(4000, "tokens (prompt + completion) each mode's generation run may spend")
+    max_tokens: int = setting(768, "per answer (answers cut by it are rejected)")
+    seed: int = setting(0, "the job plan's seed (the same jobs in both modes)")
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="qwen2.5-coder-0.5b-instruct", help="a local model's name or a .gguf")
-    ap.add_argument("--output-dir", type=Path, default=ROOT / "out" / "teacher_acceptance")
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--brainstorms", type=int, default=1, help="brainstorm calls per asymmetric group and mode")
-    ap.add_argument("--generation-tokens", type=int, default=4000,
-                    help="tokens (prompt + completion) each mode's generation run may spend")
-    ap.add_argument("--max-tokens", type=int, default=768, help="per answer (answers cut by it are rejected)")
-    ap.add_argument("--seed", type=int, default=0, help="the job plan's seed (the same jobs in both modes)")
-    args = ap.parse_args(argv)
-    out = args.output_dir
-    if out.exists() and any(out.iterdir()) and not (out / ".e5-acceptance").is_file():
-        print(f"error: --output-dir {out}: not empty and not made by this benchmark; choose a new folder",
-              file=sys.stderr)
-        return 2
-    out.mkdir(parents=True, exist_ok=True)
-    (out / ".e5-acceptance").touch()
+
+def _main(argv: list[str]) -> int:
+    args = parse(TeacherAcceptanceSettings, argv)
+    out = check_output_dir(args.output_dir, TOOL, replaces=REPORTS)
+    mark_output_dir(out, TOOL)
     os.environ.setdefault("OPENAI_API_KEY", "local")
     started = datetime.now(timezone.utc)
     load = [round(x, 2) for x in os.getloadavg()]
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             results[m]["speed"] = generate(args, teacher, out / m / "generate", pool, m)
             results[m]["generate"] = tally(out / m / "generate", "generate")
             print(f"generate {m}: {results[m]['speed']}", file=sys.stderr, flush=True)
-    report = {"command": "python benchmarks/teacher_acceptance.py " + " ".join(sys.argv[1:] if argv is None else argv),
+    report = {"command": "python benchmarks/teacher_acceptance.py " + " ".join(argv),
               "started": started.isoformat(timespec="seconds"), "wall_s": round(time.monotonic() - t0),
               "load_start": load, "load_end": [round(x, 2) for x in os.getloadavg()], "cores": os.cpu_count(),
               "cpu": platform.processor() or platform.machine(), "model": args.model, "threads": args.threads,
@@ -156,11 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     md = (table(results) + f"\n\n{report['command']}; {report['wall_s'] / 60:.1f} min, {started:%Y-%m-%d %H:%M} UTC; "
           f"load average {load} -> {report['load_end']}; {report['cores']} cores; "
           + ", ".join(f"{k} {v}" for k, v in report["versions"].items()) + "\n")
-    (out / "acceptance.json").write_text(json.dumps(report, indent=1))
-    (out / "acceptance.md").write_text(md)
+    write_text(out / "acceptance.json", json.dumps(report, indent=1))
+    write_text(out / "acceptance.md", md)
+    mark_output_dir(out, TOOL, REPORTS)
     print(md)
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+main = cli.command(_main, doc=__doc__, config=TeacherAcceptanceSettings, module=__name__)

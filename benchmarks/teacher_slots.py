@@ -11,27 +11,28 @@ examples over the six groups, equally weighted. Every P asks for the very same j
 same brainstormed pool, copied from `--pool`, so no row pays for brainstorming) and is judged by
 the same filters. Per row: wall time, answers, accepted, completion tokens (the server's own
 /metrics counters), generated tokens/s over the wall, and accepted examples per hour, the figure
-a long synthesis is paid in. Writes OUT/slots.json and OUT/slots.md and prints the table.
+a long synthesis is paid in. Writes OUT/slots.json and OUT/slots.md into `--output-dir` (new,
+empty, or this benchmark's: docs/usage.md, "Output folders") and prints the table.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from recipe.files import write_text  # noqa: E402
-
-from recipe.config import parse  # noqa: E402
+from recipe import cli  # noqa: E402
+from recipe.config import ConfigError, parse, setting  # noqa: E402
+from recipe.files import check_output_dir, mark_output_dir, write_text  # noqa: E402
 from recipe.synth.local_teacher import LocalTeacher  # noqa: E402
 from recipe.synth.placeholders import GROUPS  # noqa: E402
 from recipe.synth.run import synthesize  # noqa: E402
@@ -39,7 +40,8 @@ from recipe.synth.settings import SynthConfig  # noqa: E402
 
 RECIPE = ROOT / "recipe" / "configs" / "synth_local.yaml"
 POOL = ROOT / "data" / "samples" / "real_teacher" / "tasks.jsonl"
-MARKER = ".e5-teacher-slots"
+TOOL = "benchmarks/teacher_slots.py"
+REPORTS = ("slots.json", "slots.md")
 
 
 def count(path: Path) -> int:
@@ -97,39 +99,32 @@ def versions() -> dict:
     return {"python": platform.python_version(), "xllamacpp": version("xllamacpp"), "openai": version("openai")}
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="qwen2.5-coder-0.5b-instruct", help="a local model's name or a .gguf")
-    ap.add_argument("--output-dir", type=Path, default=ROOT / "out" / "teacher_slots")
-    ap.add_argument("--threads", type=int, default=2, help="the server's CPU threads, the same for every row")
-    ap.add_argument("--slots", default="1,2,4,8", help="slot counts to measure, in order")
-    ap.add_argument("--num-examples", type=int, default=16, help="examples each row asks for")
-    ap.add_argument("--pool", type=Path, default=POOL, help="a brainstormed tasks.jsonl every row shares")
-    ap.add_argument("--seed", type=int, default=0, help="the job plan's and the server's sampling seed")
-    args = ap.parse_args(argv)
-    out = args.output_dir
-    try:
-        slots = [int(s) for s in args.slots.split(",")]
-    except ValueError:
-        print(f"error: --slots {args.slots!r}: give comma-separated whole numbers, e.g. 1,2,4,8", file=sys.stderr)
-        return 2
-    if not args.pool.is_file():
-        print(f"error: --pool {args.pool}: no such file (a synthesis folder's tasks.jsonl)", file=sys.stderr)
-        return 2
-    if out.exists() and any(out.iterdir()) and not (out / MARKER).is_file():
-        print(f"error: --output-dir {out}: not empty and not made by this benchmark; choose a new folder",
-              file=sys.stderr)
-        return 2
-    out.mkdir(parents=True, exist_ok=True)
-    (out / MARKER).touch()
+@dataclass
+class TeacherSlotsSettings:
+    model: str = setting("qwen2.5-coder-0.5b-instruct", "a local model's name or a .gguf")
+    output_dir: str = setting(str(ROOT / "out" / "teacher_slots"), "the folder for the rows and the report")
+    threads: int = setting(2, "the server's CPU threads, the same for every row")
+    slots: list[int] = setting([1, 2, 4, 8], "slot counts to measure, in order")
+    num_examples: int = setting(16, "examples each row asks for")
+    pool: str = setting(str(POOL), "a brainstormed tasks.jsonl every row shares")
+    seed: int = setting(0, "the job plan's and the server's sampling seed")
+
+    def check(self) -> None:
+        if not Path(self.pool).is_file():
+            raise ConfigError(f"--pool {self.pool}: no such file (a synthesis folder's tasks.jsonl)")
+
+
+def _main(argv: list[str]) -> int:
+    args = parse(TeacherSlotsSettings, argv)
+    out = check_output_dir(args.output_dir, TOOL, replaces=REPORTS)
+    mark_output_dir(out, TOOL)
     os.environ.setdefault("OPENAI_API_KEY", "local")
     started, load, t0 = datetime.now(timezone.utc), [round(x, 2) for x in os.getloadavg()], time.monotonic()
     rows = []
-    for p in slots:
+    for p in args.slots:
         rows.append(row(args, p, out / f"slots{p}"))
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-    command = "python benchmarks/teacher_slots.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python benchmarks/teacher_slots.py " + " ".join(argv)
     report = {"command": command, "started": started.isoformat(timespec="seconds"),
               "wall_s": round(time.monotonic() - t0), "load_start": load,
               "load_end": [round(x, 2) for x in os.getloadavg()], "cores": os.cpu_count(),
@@ -139,9 +134,9 @@ def main(argv: list[str] | None = None) -> int:
           + ", ".join(f"{k} {v}" for k, v in report["versions"].items()) + "\n")
     write_text(out / "slots.json", json.dumps(report, indent=1))
     write_text(out / "slots.md", md)
+    mark_output_dir(out, TOOL, REPORTS)
     print(md)
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+main = cli.command(_main, doc=__doc__, config=TeacherSlotsSettings, module=__name__)

@@ -36,14 +36,13 @@ tokenizer (the token counts are what matter here). benchmarks/gpu_suite.py runs 
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import random
 import sys
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -52,7 +51,9 @@ from accelerate import Accelerator
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from recipe.config import load_yaml  # noqa: E402
+from recipe import cli  # noqa: E402
+from recipe.config import ConfigError, load_yaml, parse, setting  # noqa: E402
+from recipe.files import write_text  # noqa: E402
 from recipe.train.config import TrainConfig  # noqa: E402
 from recipe.train.data import Example  # noqa: E402
 from recipe.train.metrics import flops_per_token, peak_memory_gb, peak_tflops  # noqa: E402
@@ -383,27 +384,39 @@ RUN_NAMES = {"grouped": "ours, grouped", "ungrouped": "ours, ungrouped", "baseli
 PAPER_STEPS = 880  # ~1.8M training examples at 2048 per step (the paper: "less than 1k steps")
 
 
-def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="tiny", help="tiny, minilm, mistral-7b, or a local model path (encoder)")
-    ap.add_argument("--batch", type=int, default=64, help="queries per step on this device")
-    ap.add_argument("--mini-batch", "--mini_batch", type=int, default=8, help="GradCache mini-batch (texts per forward)")
-    ap.add_argument("--max-length", "--max_length", type=int, default=512, help="tokens per text")
-    ap.add_argument("--steps", type=int, default=2, help="timed steps, after one warm-up step")
-    ap.add_argument("--dtype", default=None, help="float32, bfloat16 or float16 (default: bf16 on GPU, fp32 on CPU)")
-    ap.add_argument("--attn", default="sdpa", help="sdpa, eager or flash_attention_2")
-    ap.add_argument("--layers", type=int, default=32, help="mistral-7b: decoder layers (fewer: a quick check of the path)")
-    ap.add_argument("--total-steps", "--total_steps", type=int, default=PAPER_STEPS,
-                    help="steps of the run to project hours for")
-    ap.add_argument("--data", default=None, help="records in the synthesis format instead of the generated mix")
-    ap.add_argument("--runs", default="grouped,ungrouped,baseline", help="which runs, comma-separated")
-    ap.add_argument("--baseline", choices=["trainer", "loop"], default="trainer",
-                    help="the sentence-transformers run: its trainer (needs datasets) or the library's loss in our loop")
-    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    ap.add_argument("--json", default=None, help="also write the results to this file")
-    ap.add_argument("--padding-only", "--padding_only", type=int, nargs="*", default=None, metavar="MINI_BATCH",
-                    help="only tokenize, and print the padding share with and without grouping at these mini-batch sizes")
-    args = ap.parse_args(argv)
+@dataclass
+class TrainThroughputSettings:
+    model: str = setting("tiny", "tiny, minilm, mistral-7b, or a local model path (encoder)")
+    batch: int = setting(64, "queries per step on this device")
+    mini_batch: int = setting(8, "GradCache mini-batch (texts per forward)")
+    max_length: int = setting(512, "tokens per text")
+    steps: int = setting(2, "timed steps, after one warm-up step")
+    dtype: str | None = setting(None, "float32, bfloat16 or float16 (default: bf16 on GPU, fp32 on CPU)")
+    attn: str = setting("sdpa", "sdpa, eager or flash_attention_2")
+    layers: int = setting(32, "mistral-7b: decoder layers (fewer: a quick check of the path)")
+    total_steps: int = setting(PAPER_STEPS, "steps of the run to project hours for")
+    data: str | None = setting(None, "records in the synthesis format instead of the generated mix")
+    runs: list[str] = setting(["grouped", "ungrouped", "baseline"], "which runs")
+    baseline: str = setting("trainer", "the sentence-transformers run: its trainer (needs datasets) or the "
+                                       "library's loss in our loop (loop)")
+    threads: int = setting(0, "torch CPU threads (0: torch's default)")
+    output: str = setting("", "also write the results to this JSON file")
+    padding_only: list[int] | None = setting(None, "only tokenize, and print the padding share with and without "
+                                                   "grouping at these mini-batch sizes ([]: 8,16,32,64)")
+
+    def check(self) -> None:
+        if self.baseline not in ("trainer", "loop"):
+            raise ConfigError(f"--baseline {self.baseline!r}: choose trainer or loop")
+        if self.dtype is not None and self.dtype not in MIXED_PRECISION:
+            raise ConfigError(f"--dtype {self.dtype!r}: choose {', '.join(MIXED_PRECISION)}")
+        unknown = [r for r in self.runs if r not in RUN_NAMES]
+        if unknown:
+            raise ConfigError(f"--runs: unknown {', '.join(unknown)}; runs: {', '.join(RUN_NAMES)}")
+
+
+def benchmark(argv: list[str]) -> dict:
+    """The figures of the runs `argv` asks for (or the padding table of --padding-only)."""
+    args = parse(TrainThroughputSettings, argv)
     cuda = torch.cuda.is_available()
     args.dtype = args.dtype or ("bfloat16" if cuda else "float32")
     if args.threads:
@@ -429,7 +442,7 @@ def main(argv=None) -> dict:
         if args.padding_only is not None:
             model, _ = build_embedder(cfg, Path(tmp), tokenizer_texts(batches))
             return padding_table(args, cfg, model, batches)
-        for name in args.runs.split(","):
+        for name in args.runs:
             model, loss_fn = make_model(run_cfg(name, cfg), device, Path(tmp), tokenizer_texts(batches), shape)
             n_params = sum(p.numel() for p in model.parameters())
             rows = run(name, cfg, model, loss_fn, batches, args.baseline)
@@ -443,9 +456,14 @@ def main(argv=None) -> dict:
            "device": torch.cuda.get_device_name() if cuda else f"{platform.processor() or 'cpu'}, "
            f"{torch.get_num_threads()} threads", "torch": torch.__version__, "date": time.strftime("%Y-%m-%d")}
     print_table(out)
-    if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=1))
+    if args.output:
+        write_text(args.output, json.dumps(out, indent=1))
     return out
+
+
+def _main(argv: list[str]) -> int:
+    benchmark(argv)
+    return 0
 
 
 def padding_table(args, cfg, model, batches) -> dict:
@@ -482,5 +500,4 @@ def print_table(out: dict) -> None:
         print(f"| {r['run']} | " + " | ".join(cells) + " |")
 
 
-if __name__ == "__main__":
-    main()
+main = cli.command(_main, doc=__doc__, config=TrainThroughputSettings, module=__name__)

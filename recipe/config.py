@@ -67,7 +67,8 @@ def _known(cls) -> dict[str, dataclasses.Field]:
 # short names other tools use for a setting that here has transformers' TrainingArguments name:
 # hinted at, never accepted (one name per concept)
 OTHER_NAMES = {"lr": "learning_rate", "epochs": "num_train_epochs", "log_steps": "logging_steps",
-               "log_every": "logging_steps", "num_epochs": "num_train_epochs"}
+               "log_every": "logging_steps", "num_epochs": "num_train_epochs", "out": "output_dir",
+               "work_dir": "output_dir"}
 
 
 def _close(key: str, known: dict) -> list[str]:

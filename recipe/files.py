@@ -11,10 +11,10 @@ target only when the block ends without an error, so an interrupted or failed co
 leaves a truncated file where a good one was; `atomic_dir` does the same for a folder, and
 `write_jsonl_together` for files that only mean something together (a kill between their
 renames leaves a journal by which the next run knows its half: `half_written`).
-`check_output_file` and `check_output_dir` refuse to replace what the user owns (an existing
-file without --overwrite, one of the command's own inputs, a folder this command did not write,
-a file edited since it did), before any work is done; a marker (`write_marker`, `list_as_ours`) lists
-what a command wrote into a folder.
+`check_output_file` refuses to replace what the user owns (an existing file without --overwrite,
+one of the command's own inputs) before any work is done; `check_output_dir` is the one rule for
+an output folder, the same for every command and benchmark: usable when absent, empty, or made by
+this tool, whose marker (`mark_output_dir`) lists each file it finished there with its digest.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from .errors import InputError
+from .lock import LOCK_NAME
 
 
 def lines(path: str | Path, error: type[InputError] = InputError) -> Iterator[tuple[int, str]]:
@@ -230,9 +231,9 @@ def check_output_file(output: str | Path, inputs: Iterable[str | Path] = (), ove
     """Refuse an output that would replace one of the inputs or land inside an input folder, or
     an existing file without `overwrite`; check its folder can be written. Call before any work.
     `jsonl`: the command writes JSONL, so a name ending like another format is refused too."""
-    output = Path(output)
     if not str(output):
         raise InputError(f"command line: {flag} is required")
+    output = Path(output)
     if jsonl and output.suffix.lower() in OTHER_FORMATS:
         raise InputError(f"{flag} {output}: this command writes JSONL, not {output.suffix.lower()[1:]}; "
                          f"name it {output.with_suffix('.jsonl').name}")
@@ -269,86 +270,95 @@ def check_writable_dir(folder: str | Path, flag: str = "--output-dir") -> Path:
     return folder
 
 
-def check_output_dir(folder: str | Path, marker: str, command: str, inputs: Iterable[str | Path] = (),
-                     flag: str = "--output-dir") -> Path:
-    """Refuse a folder that a command writing whole folders may not replace: one that overlaps an
-    input, or exists with anything in it that an earlier run of the same command did not write.
+# the one marker: left in an output folder by the tool that made it, naming the tool and each file
+# it finished there with its digest (see `check_output_dir`)
+MARKER = ".e5-output.json"
 
-    Such a run leaves the file `marker` listing what it wrote, each file with its digest
-    (`write_marker`); a folder that holds only those files, unchanged, (or nothing) may be
-    replaced. Anything else is the user's: another file, a file edited since (a card), a folder
-    none of the listed files lies in (an empty one included)."""
-    folder = Path(folder)
-    if not str(folder):
+
+def check_output_dir(folder: str | Path, tool: str, *, inputs: Iterable[str | Path] = (),
+                     replaces: Iterable[str | Path] | None = None, overwrite: bool | None = None,
+                     flag: str = "--output-dir") -> Path:
+    """The one rule for an output folder, checked before any work: it is usable when it is absent,
+    empty, or made by `tool` (it holds `tool`'s marker, `mark_output_dir`). In a folder of its own,
+    what this run replaces (`replaces`: paths in the folder; None: everything in it, the folder
+    being replaced whole) must be what the marker lists, each file with its digest unchanged (a
+    file edited since is the user's; so is a folder none of the listed files lies in), unless the
+    user passed `overwrite` (None: the tool has no --overwrite). Anything else is refused with
+    one line naming the paths; a folder that overlaps an input is refused too."""
+    if not str(folder):  # before Path(), which reads "" as "."
         raise InputError(f"command line: {flag} is required")
+    folder = Path(folder)
     for source in inputs:
         if inside(folder, source) or inside(source, folder):
             raise InputError(f"{flag} {folder}: overlaps the input {source}; write to another folder")
     if folder.exists() and not folder.is_dir():
         raise InputError(f"{flag} {folder}: is a file; give a folder")
     if folder.is_dir():
-        digests = _marker(folder / marker)[1]  # a file it lists without a digest is not vouched for
-        foreign = foreign_paths(folder, [p for p in folder.rglob("*") if p.name != marker or p.parent != folder],
-                                digests, digests)
-        if foreign:
-            listed = ", ".join(foreign[:3]) + (" ..." if len(foreign) > 3 else "")
-            if digests:
-                raise InputError(f"{flag} {folder}: holds files the earlier {command} did not write "
-                                 f"({listed}); move them away or choose another folder")
-            raise InputError(f"{flag} {folder}: not empty ({listed}) and not written by an earlier {command}; "
-                             "choose a new or empty folder")
+        listed = _read_marker(folder, tool)
+        if listed is None:
+            present = _contents(folder)
+            if present:
+                raise InputError(f"{flag} {folder}: not empty ({_some(_relative(folder, present))}) and not made "
+                                 f"by {tool}; choose a new or empty folder")
+        paths = _contents(folder) if replaces is None else [folder / p for p in replaces if (folder / p).exists()]
+        foreign = _unvouched(folder, paths, listed or {})
+        if foreign and not overwrite:
+            raise InputError(f"{flag} {folder}: {_some(foreign)} not written by {tool}; move them away"
+                             f"{', pass --overwrite to replace them,' if overwrite is not None else ''} "
+                             "or choose another folder")
     check_writable_dir(folder.parent, flag)
     return folder
 
 
-def foreign_paths(folder: Path, paths: Iterable[Path], written: Iterable[str], digests: dict[str, str]) -> list[str]:
-    """Of `paths` under `folder`, those a marker listing `written` (with `digests`) does not vouch
-    for: a file not listed or changed since, a folder that holds none of the listed files."""
-    written = set(written)
-    parents = {str(parent) for name in written for parent in Path(name).parents}
+def mark_output_dir(folder: str | Path, tool: str, written: Iterable[str | Path] = ()) -> None:
+    """Make `folder` `tool`'s (create it and its marker), and record the digests of the files
+    `written` (paths in it) as they are now: call it before the first write into the folder, and
+    again once files are finished."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    listed = _read_marker(folder, tool) or {}
+    listed.update({str(name): _sha256(folder / name) for name in written})
+    write_text(folder / MARKER, json.dumps({"written_by": tool, "files": dict(sorted(listed.items()))},
+                                           indent=1) + "\n")
+
+
+def _read_marker(folder: Path, tool: str) -> dict[str, str] | None:
+    """The files `tool`'s marker in `folder` lists, with their digests; None where there is no
+    marker of `tool`'s (none, another tool's, or one that cannot be read: it vouches for nothing)."""
+    try:
+        data = json.loads(read_text(folder / MARKER))
+    except (OSError, ValueError, InputError):
+        return None
+    if not isinstance(data, dict) or data.get("written_by") != tool or not isinstance(data.get("files"), dict):
+        return None
+    return {k: v for k, v in data["files"].items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def _unvouched(folder: Path, paths: Iterable[Path], listed: dict[str, str]) -> list[str]:
+    """Of `paths` under `folder`, those the marker's `listed` files and digests do not vouch for:
+    a file not listed or changed since, a folder that holds none of the listed files."""
+    parents = {str(parent) for name in listed for parent in Path(name).parents}
     foreign = []
     for path in sorted(paths):
         rel = str(path.relative_to(folder))
         if path.is_dir() and not path.is_symlink():
             if rel not in parents:
                 foreign.append(rel + "/")
-        elif rel not in written:
+        elif rel not in listed:
             foreign.append(rel)
-        elif rel in digests and (not path.is_file() or _sha256(path) != digests[rel]):
-            foreign.append(f"{rel}, changed since")
+        elif not path.is_file() or _sha256(path) != listed[rel]:
+            foreign.append(f"{rel} (changed since)")
     return foreign
 
 
-def _marker(path: Path) -> tuple[list[str], dict[str, str]]:
-    """The files a marker lists and the digests it records for them (`write_marker`'s; none in `list_as_ours`')."""
-    try:
-        data = json.loads(read_text(path))
-        listed = data.get("files", [])
-        digests = data.get("sha256", {})
-    except (OSError, ValueError, AttributeError, InputError):
-        return [], {}  # a missing or unreadable marker vouches for nothing
-    files = [f for f in listed if isinstance(f, str)] if isinstance(listed, list) else []
-    return files, {k: v for k, v in digests.items() if isinstance(v, str)} if isinstance(digests, dict) else {}
+def _contents(folder: Path) -> list[Path]:
+    """What a folder holds, less its marker and its lock (no content of the folder)."""
+    return [p for p in folder.rglob("*") if p.parent != folder or p.name not in (MARKER, LOCK_NAME)]
 
 
-def listed_as_ours(path: str | Path) -> list[str]:
-    """The files a marker (`write_marker`, `list_as_ours`) lists."""
-    return _marker(Path(path))[0]
+def _relative(folder: Path, paths: Iterable[Path]) -> list[str]:
+    return [str(p.relative_to(folder)) + ("/" if p.is_dir() and not p.is_symlink() else "") for p in sorted(paths)]
 
 
-def write_marker(folder: str | Path, marker: str, command: str) -> None:
-    """Record, in `folder/marker`, every file `command` wrote there and its digest (see `check_output_dir`)."""
-    folder = Path(folder)
-    written = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p.name != marker)
-    digests = {name: _sha256(folder / name) for name in written}
-    (folder / marker).write_text(json.dumps({"written_by": command, "files": written, "sha256": digests},
-                                            indent=1) + "\n", encoding="utf-8")
-
-
-def list_as_ours(folder: str | Path, marker: str, command: str, names: Iterable[str]) -> None:
-    """Add `names` (paths under `folder`) to the files `folder/marker` says `command` writes there,
-    before it writes them: a kill in between leaves a listed file that is not there, never a
-    file of ours that the next run takes for the user's."""
-    folder = Path(folder)
-    listed = set(listed_as_ours(folder / marker)) | set(names)
-    write_text(folder / marker, json.dumps({"written_by": command, "files": sorted(listed)}, indent=1) + "\n")
+def _some(names: list[str]) -> str:
+    return ", ".join(names[:3]) + (" ..." if len(names) > 3 else "")

@@ -131,6 +131,8 @@ MUTATIONS = [
     M("merge-lora-b-kept", "recipe/train/merge.py", "params[b_name].zero_()", "pass", "tests/test_train_merge_matryoshka.py::test_merging_two_lora_checkpoints_gives_the_average_of_their_models"),
     M("filter-top-k-off-by-one", "recipe/data/filtering.py", "if settings.top_k and rank > settings.top_k:", "if settings.top_k and rank >= settings.top_k:", "tests/test_data_filter.py"),
     M("hub-push-skips-write-check", "recipe/hub.py", "api = HfApi(token=check_write(repo_id, target, token))", "api = HfApi(token=token)", "tests/test_hub.py::test_push_without_write_access_refuses_before_any_work"),
+    M("output-dir-digest-ignored", "recipe/files.py", "elif not path.is_file() or _sha256(path) != listed[rel]:", "elif not path.is_file():", "tests/test_output_folders.py::test_a_folder_is_usable_when_absent_empty_or_the_tools_and_what_it_replaces_is_vouched_for"),
+    M("output-dir-foreign-folder-taken", "recipe/files.py", "            if present:", "            if False:", "tests/test_output_folders.py::test_a_benchmark_refuses_a_folder_it_did_not_make_through_the_one_rule"),
     M("publish-checks-write-after-building", "recipe/commands/publish.py", "token = None if cfg.dry_run else check_write(cfg.repo_id, DATASET)", "token = None", "tests/test_hub.py::test_publish_refuses_a_read_only_token_before_reading_the_input"),
     M("hub-id-under-a-local-folder", "recipe/hub.py", 'if Path(text.split("/")[0]).is_dir():', "if False:", "tests/test_hub.py::test_a_name_on_disk_or_under_a_local_folder_is_not_a_hub_id"),
 ]

@@ -222,15 +222,15 @@ GOOD_STS = '{"sentence1": "a", "sentence2": "b", "score": 2.0}'
 NO_QUERY = {**json.loads(SYNTH.joinpath("examples.jsonl").read_text().splitlines()[0]), "id": "new"}
 del NO_QUERY["query"]
 NOT_UTF8_CONFIG = "recipe.yaml: not UTF-8"
-EARLIER_DRY_RUN = (".e5-dry-run.json", json.dumps({"files": ["README.md"],
-                                                    "sha256": {"README.md": hashlib.sha256(b"card").hexdigest()}}))
+EARLIER_DRY_RUN = (".e5-output.json", json.dumps({"written_by": "publish --dry-run",
+                                                   "files": {"README.md": hashlib.sha256(b"card").hexdigest()}}))
 
 
 CASES = [
     # --- mistakes a user makes ----------------------------------------------------------------
     Case("publish-dry-run-into-a-folder-with-readme", "publish",
          _publish(output=_folder_with(("README.md", "mine"), ("keep.txt", "x"))),
-         2, "--output-dir {tmp}/o: not empty (README.md, keep.txt)"),
+         2, "--output-dir {tmp}/o: not empty (README.md, keep.txt) and not made by publish --dry-run"),
     Case("publish-dry-run-dot-in-a-checkout", "publish", _publish(output=_in_checkout), 2, "--output-dir .: overlaps the input"),
     Case("publish-shard-rows-0", "publish", _publish("--shard-rows", "0"), 2, "'shard_rows' = 0"),
     Case("publish-record-without-query", "publish",
@@ -317,10 +317,11 @@ CASES = [
     Case("publish-output-inside-the-input", "publish", _publish(output=lambda t: t / "synth" / "hub"), 2, "overlaps the input"),
     Case("publish-earlier-dry-run-with-a-user-file", "publish",
          _publish(output=_folder_with(EARLIER_DRY_RUN, ("README.md", "card"), ("notes.txt", "mine"))),
-         2, "holds files the earlier publish --dry-run did not write (notes.txt)"),
+         2, "--output-dir {tmp}/o: notes.txt not written by publish --dry-run; move them away or choose another"),
     Case("publish-marker-without-digests", "publish",
-         _publish(output=_folder_with((".e5-dry-run.json", '{"files": ["README.md"]}'), ("README.md", "card"))),
-         2, "not empty (README.md) and not written by an earlier publish --dry-run"),
+         _publish(output=_folder_with((".e5-output.json", '{"written_by": "publish --dry-run", "files": ["README.md"]}'),
+                                      ("README.md", "card"))),
+         2, "not empty (README.md) and not made by publish --dry-run"),
     Case("publish-output-is-a-file", "publish", _publish(output=lambda t: _write(t / "h", "x")), 2, "is a file"),
     Case("publish-bad-repo-id", "publish", _publish("--repo-id", "nospace"), 2, "--repo-id 'nospace'"),
     Case("build-mix-output-exists", "build_mix", _mix("  - records: synth\n", before=(("mix.jsonl", b"old\n"),)), 2,
@@ -364,18 +365,21 @@ CASES = [
     # --- what the user owns in an output folder ------------------------------------------
     Case("eval-output-dir-with-the-users-report", "eval",
          _eval(output=_folder_with(("results.md", "my notes"), ("results.csv", "a,b\n"), ("categories.png", "png"))), 2,
-         "--output-dir {tmp}/o: categories.png, results.csv, results.md not written by eval.py; move them away"),
+         "--output-dir {tmp}/o: not empty (categories.png, results.csv, results.md) and not made by eval.py"),
     Case("eval-submission-into-the-users-submission-folder", "eval",
          _eval(None, "--submission", output=_folder_with(("submission/model_meta.py", "# mine\n"))), 2,
-         "--output-dir {tmp}/o: submission/, submission/model_meta.py not written by eval.py"),
+         "--output-dir {tmp}/o: not empty (submission/, submission/model_meta.py) and not made by eval.py"),
     Case("eval-report-the-marker-does-not-list", "eval",
-         _eval(output=_folder_with((".e5-eval.json", '{"files": ["results.csv"]}'), ("results.csv", "x"),
-                                   ("results.md", "mine"))), 2,
-         "--output-dir {tmp}/o: results.md not written by eval.py"),
+         _eval(output=_folder_with((".e5-output.json", json.dumps({"written_by": "eval.py", "files": {
+             "results.csv": hashlib.sha256(b"x").hexdigest()}})), ("results.csv", "x"), ("results.md", "mine"))), 2,
+         "--output-dir {tmp}/o: results.md not written by eval.py; move them away, pass --overwrite"),
     Case("eval-report-beside-runs-but-no-marker", "eval",
          _eval(output=_folder_with(("runs.jsonl", '{"config": {}, "protocol": "e5", "versions": {}}\n'),
                                    ("results.md", "mine"))), 2,
-         "--output-dir {tmp}/o: results.md not written by eval.py"),
+         "--output-dir {tmp}/o: not empty (results.md, runs.jsonl) and not made by eval.py"),
+    Case("eval-overwrite-into-a-folder-it-did-not-make", "eval",
+         _eval(None, "--overwrite", output=_folder_with(("results.md", "mine"))), 2,
+         "--output-dir {tmp}/o: not empty (results.md) and not made by eval.py"),
     # --- bad input once reported as a bug (exit 1, "unexpected ...") ------------------------
     Case("train-temperature-inf", "train", _train("--temperature", "inf"), 2, "'temperature' = inf must be a finite number"),
     Case("train-false-negative-margin-nan", "train", _train("--false-negative-margin", "nan"), 2,
@@ -610,7 +614,7 @@ def test_publish_dry_run_keeps_a_folder_it_did_not_make_and_a_card_edited_since(
 
     (tmp_path / "mine" / "drafts" / "empty").mkdir(parents=True)  # no file in it, but the user's folders
     assert dry_run(tmp_path / "mine") == 2
-    assert "not empty (drafts/, drafts/empty/) and not written by an earlier publish --dry-run" in capsys.readouterr().err
+    assert "not empty (drafts/, drafts/empty/) and not made by publish --dry-run" in capsys.readouterr().err
     assert (tmp_path / "mine" / "drafts" / "empty").is_dir()
 
     assert dry_run(tmp_path / "hub") == 0
@@ -622,8 +626,7 @@ def test_publish_dry_run_keeps_a_folder_it_did_not_make_and_a_card_edited_since(
     capsys.readouterr()
     assert dry_run(tmp_path / "hub") == 2
     err = capsys.readouterr().err
-    assert ("holds files the earlier publish --dry-run did not write (README.md, changed since, "
-            f"{group.name}/notes/)") in err
+    assert f"README.md (changed since), {group.name}/notes/ not written by publish --dry-run" in err
     assert card.read_bytes() == edited and (group / "notes").is_dir()
 
 
@@ -643,6 +646,12 @@ def test_eval_replaces_only_the_report_and_submission_it_wrote(tmp_path):
     written = checksums(out)
     assert {"results.md", "results.csv", "categories.png", "submission/model_meta.py"} <= set(written)
     assert not evaluate(cfg, encoder=encoder).failed  # its own files: replaced
+    table = (out / "results.md").read_bytes()
+    _write(out / "results.md", "my notes on the table\n")  # edited since it was written: the user's now
+    with pytest.raises(InputError, match=r"results.md \(changed since\) not written by eval.py"):
+        evaluate(cfg, encoder=encoder)
+    assert (out / "results.md").read_text() == "my notes on the table\n"
+    _write(out / "results.md", table)
     _write(out / "submission" / "my_notes.md", "the user's\n")
     with pytest.raises(InputError, match=r"submission/my_notes.md not written by eval.py"):
         evaluate(cfg, encoder=encoder)

@@ -75,7 +75,7 @@ def test_same_concept_has_the_same_field_name_in_every_dataclass():
 
 
 @pytest.mark.parametrize("cls_path, flag, meant", [
-    ("recipe.synth.settings:SynthConfig", "--out", None),
+    ("recipe.synth.settings:SynthConfig", "--out", "--output-dir"),
     ("recipe.train.config:TrainConfig", "--torch-dtype", "--dtype"),
     ("recipe.train.config:TrainConfig", "--output_dir", "--output-dir"),
     ("recipe.train.config:TrainConfig", "--max_length", "--max-length"),

@@ -54,8 +54,9 @@ def test_dry_run_writes_one_config_per_group_plus_all(published):
     files = sorted(str(p.relative_to(published)) for p in published.rglob("*") if p.is_file())
     shards = [f"{g}/train-00000-of-00001.parquet" for g in want]
     images = [f"images/{name}" for name in ("lengths.png", "records_by_group_language.png", "rejections.png")]
-    assert files == sorted(["README.md", ".e5-dry-run.json"] + shards + images)
-    assert json.loads((published / ".e5-dry-run.json").read_text())["files"] == sorted(["README.md"] + shards + images)
+    assert files == sorted(["README.md", ".e5-output.json"] + shards + images)
+    marker = json.loads((published / ".e5-output.json").read_text())
+    assert marker["written_by"] == "publish --dry-run" and sorted(marker["files"]) == sorted(["README.md"] + shards + images)
     meta = _front_matter(published / "README.md")
     assert [c["config_name"] for c in meta["configs"]] == ["all"] + list(want)
     assert len(datasets.load_dataset(str(published), "all", split="train")) == 30
@@ -223,7 +224,7 @@ def test_push_sends_exactly_the_dry_run_in_one_commit(tmp_path, monkeypatch, pub
     assert create_kw["private"] is True and create_kw["repo_type"] == "dataset"
     assert upload_kw["repo_type"] == "dataset"
     dry = {str(p.relative_to(published)): p.read_bytes() for p in published.rglob("*")
-           if p.is_file() and p.name != ".e5-dry-run.json"}
+           if p.is_file() and p.name != ".e5-output.json"}
     assert files == dry  # byte for byte what --dry-run wrote (less its own marker)
 
     for where, message in [("create", "nothing was pushed"), ("upload", "no commit was made")]:

@@ -62,7 +62,7 @@ def test_tiny_suite_runs_every_part_without_mteb_openai_or_datasets(tmp_path):
                             "{(d.metadata['Name'] or '').lower() for d in m.distributions()}))"], env=env)
     assert probe.returncode == 0  # the blocker works: the run below cannot import them
     out = tmp_path / "suite"
-    proc = subprocess.run([sys.executable, "benchmarks/gpu_suite.py", "--tiny", "--out", str(out)], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "benchmarks/gpu_suite.py", "--tiny", "--output-dir", str(out)], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     state = json.loads((out / "gpu_suite.json").read_text())

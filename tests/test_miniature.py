@@ -39,7 +39,7 @@ def test_the_miniature_runs_every_stage_once_and_resumes(teacher, tmp_path):
         pytest.skip(f"{STUDENT} is not installed")
     student = instruct_folder(tmp_path, STUDENT)
     work = tmp_path / "work"
-    argv = ["--work-dir", str(work), "--teacher-url", teacher.base_url, "--teacher-model", "fake",
+    argv = ["--output-dir", str(work), "--teacher-url", teacher.base_url, "--teacher-model", "fake",
             "--num-examples", "12", "--concurrency", "4", "--student", str(student), "--tasks", "STSBenchmark",
             "--eval-data", str(small_eval(tmp_path)), "--max-length", "32", "--filter-top-k", "12", "--batch-size", "4"]
     done = miniature(*argv)
@@ -74,7 +74,7 @@ def test_a_folder_it_did_not_make_is_refused(tmp_path):
     work = tmp_path / "mine"
     work.mkdir()
     (work / "notes.txt").write_text("keep me")
-    done = miniature("--work-dir", str(work), "--from-sample", str(tmp_path))
+    done = miniature("--output-dir", str(work), "--from-sample", str(tmp_path))
     assert done.returncode == 2
     assert "not made by benchmarks/miniature.py" in done.stderr
     assert [p.name for p in work.iterdir()] == ["notes.txt"]
@@ -84,7 +84,7 @@ def test_the_synthesis_stage_sends_no_schema_without_structured_outputs(teacher,
     """The first test sees the schemas sent by default; here the stage runs with them off and the
     command is stopped once the stage is recorded, before the slower stages."""
     work = tmp_path / "work"
-    proc = subprocess.Popen([*MINIATURE, "--work-dir", str(work), "--teacher-url", teacher.base_url,
+    proc = subprocess.Popen([*MINIATURE, "--output-dir", str(work), "--teacher-url", teacher.base_url,
                              "--teacher-model", "fake", "--num-examples", "6", "--concurrency", "2",
                              "--max-tokens", "256", "--structured-outputs", "false"],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

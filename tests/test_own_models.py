@@ -4,11 +4,12 @@ student folder or a Hub id; and every bad name one line before anything is writt
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 
 from recipe.errors import InputError
 from recipe.synth import local_teacher
-from tests.conftest import load_script
 
 
 @pytest.fixture
@@ -94,7 +95,7 @@ def test_no_server_at_the_url_is_one_line():
 
 @pytest.fixture(scope="module")
 def miniature():
-    return load_script("benchmarks/miniature.py")
+    return importlib.import_module("benchmarks.miniature")
 
 
 @pytest.mark.parametrize("flags, message", [
@@ -108,7 +109,7 @@ def miniature():
 def test_the_miniature_refuses_a_bad_student_or_teacher_before_writing_anything(miniature, hub_cache, tmp_path,
                                                                                  capsys, flags, message):
     work = tmp_path / "work"
-    assert miniature.main(["--work-dir", str(work), *flags]) == 2
+    assert miniature.main(["--output-dir", str(work), *flags]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: {message}") and "\n" not in err
     assert not work.exists()
@@ -116,7 +117,7 @@ def test_the_miniature_refuses_a_bad_student_or_teacher_before_writing_anything(
 
 def test_the_miniature_checks_the_server_and_its_model_before_writing_anything(miniature, teacher, tmp_path, capsys):
     work = tmp_path / "work"
-    assert miniature.main(["--work-dir", str(work), "--teacher-url", teacher.base_url,
+    assert miniature.main(["--output-dir", str(work), "--teacher-url", teacher.base_url,
                            "--teacher-model", "qwen2.5-coder-0.5b-instruct"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == (f"error: --teacher-model qwen2.5-coder-0.5b-instruct: the server at {teacher.base_url} serves "
@@ -125,7 +126,7 @@ def test_the_miniature_checks_the_server_and_its_model_before_writing_anything(m
 
 
 def test_the_curve_refuses_a_bad_student_before_writing_anything(hub_cache, tmp_path, capsys):
-    curve = load_script("benchmarks/curve.py")
+    curve = importlib.import_module("benchmarks.curve")
     work = tmp_path / "work"
     assert curve.main(["--work-dir", str(work), "--student", str(tmp_path / "no-model")]) == 2
     err = capsys.readouterr().err.strip()

@@ -18,7 +18,7 @@ def test_quick_lab_trains_through_train_py_and_scores_through_eval_py(tmp_path):
     """--quick: the real model, 3 small steps, STSBenchmark's first 100 pairs; a rerun reuses the rows."""
     work = tmp_path / "lab"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    cmd = [sys.executable, "benchmarks/quality.py", "--quick", "--work-dir", str(work)]
+    cmd = [sys.executable, "benchmarks/quality.py", "--quick", "--output-dir", str(work)]
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((work / "quality.json").read_text())
@@ -42,17 +42,17 @@ def test_quick_lab_trains_through_train_py_and_scores_through_eval_py(tmp_path):
 
 
 def test_lab_writes_only_into_a_folder_it_made(tmp_path):
-    """A --work-dir that holds something else is left as it is: exit 2, one line, nothing written."""
+    """An --output-dir that holds something else is left as it is: exit 2, one line, nothing written."""
     mine = tmp_path / "mine"
     (mine / "data").mkdir(parents=True)
     (mine / "data" / "train.jsonl").write_text('{"query": "q", "positive": "p"}\n')
     before = sorted((p.relative_to(mine), p.read_bytes() if p.is_file() else None) for p in mine.rglob("*"))
-    done = subprocess.run([sys.executable, "benchmarks/quality.py", "--quick", "--work-dir", str(mine)], cwd=ROOT,
+    done = subprocess.run([sys.executable, "benchmarks/quality.py", "--quick", "--output-dir", str(mine)], cwd=ROOT,
                           env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stderr[-2000:]
     assert done.stderr.strip().splitlines() == [
-        f"--work-dir {mine}: not empty and not made by the lab (no .e5-quality-lab); nothing changed. "
-        "Choose a new or empty folder"]
+        f"error: --output-dir {mine}: not empty (data/, data/train.jsonl) and not made by benchmarks/quality.py; "
+        "choose a new or empty folder"]
     assert sorted((p.relative_to(mine), p.read_bytes() if p.is_file() else None) for p in mine.rglob("*")) == before
 
 

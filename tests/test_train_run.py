@@ -211,7 +211,7 @@ def test_throughput_benchmark_runs_ours_and_the_baseline_on_a_tiny_model():
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import train_throughput
 
-    out = train_throughput.main(["--model", "tiny", "--batch", "16", "--mini-batch", "4", "--steps", "1",
+    out = train_throughput.benchmark(["--model", "tiny", "--batch", "16", "--mini-batch", "4", "--steps", "1",
                                  "--max-length", "96"])
     runs = {r["run"]: r for r in out["results"]}
     assert set(runs) == {"ours, grouped", "ours, ungrouped", "sentence-transformers"}

@@ -18,9 +18,10 @@ a reference measured on the same data only: the published scores (tasks from the
 --baseline model's (scored here on the same tasks and data), or none (local data). Writes mteb's
 result files, results.md, results.csv and categories.png under --output-dir, and a copy of the
 tables under models/<model>/ that a run for another model leaves alone; running the same
-command again skips finished tasks. It replaces only the report files and submission/ that it
-wrote there itself (.e5-eval.json lists them); another of those names is refused without --overwrite. Any key can also come from a YAML file (`--config FILE`);
-`--help` lists them.
+command again skips finished tasks. --output-dir is new, empty, or one eval.py made (its
+.e5-output.json lists the report files and submission/ it wrote, with their digests); it replaces
+only those, unedited, and any other of those names only with --overwrite. Any key can also come
+from a YAML file (`--config FILE`); `--help` lists them.
 Exit codes: 0 done, 1 some task failed (the others are scored), 2 bad input (a local file mteb
 cannot use included: the other tasks are scored), 130 interrupted.
 """

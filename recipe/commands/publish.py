@@ -8,7 +8,7 @@ counts per group and language, tokens and cost, the licence and the teacher's te
 token (HF_TOKEN or `hf auth login`) that may write under the repo's namespace unless --dry-run,
 checked before anything is built. Credentials never reach the card or the logs.
 --dry-run writes only into a new or empty folder, or replaces an earlier dry run's (which it
-knows by the file .e5-dry-run.json listing what that run wrote, with each file's digest); never a
+knows by the file .e5-output.json listing what that run wrote, with each file's digest); never a
 folder with anything else: another file, a subfolder (even an empty one), a card edited since.
 Exit codes: 0 done, 2 bad input, 130 interrupted.
 """
@@ -25,8 +25,8 @@ from recipe.data import hub
 from recipe.files import check_output_dir
 from recipe.hub import DATASET, check_hub_id, check_write
 
-# left in a dry run's folder: lists what it wrote, so that only such a folder is ever replaced
-DRY_RUN_MARKER = ".e5-dry-run.json"
+# the tool a dry run's folder names as its maker: only such a folder is ever replaced
+DRY_RUN = "publish --dry-run"
 
 
 @dataclass
@@ -56,7 +56,7 @@ class PublishConfig:
 def _main(argv: list[str]) -> int:
     cfg = parse(PublishConfig, argv)
     if cfg.dry_run:
-        check_output_dir(cfg.output_dir, DRY_RUN_MARKER, "publish --dry-run", inputs=[cfg.input])
+        check_output_dir(cfg.output_dir, DRY_RUN, inputs=[cfg.input])
     token = None if cfg.dry_run else check_write(cfg.repo_id, DATASET)  # before any work
     out = hub.load_output_dir(cfg.input)
     import datasets
@@ -64,7 +64,7 @@ def _main(argv: list[str]) -> int:
     datasets.disable_progress_bars()  # one bar per shard is noise; the summary line says what happened
     if cfg.dry_run:
         files = hub.build(out, cfg.repo_id, cfg.output_dir, license=cfg.license,
-                          extra_terms=cfg.terms, shard_rows=cfg.shard_rows, marker=DRY_RUN_MARKER)
+                          extra_terms=cfg.terms, shard_rows=cfg.shard_rows, marked_by=DRY_RUN)
         print(f"dry run: {len(out.examples)} examples, {len(files)} files written to {cfg.output_dir}; nothing pushed")
         return 0
     with tempfile.TemporaryDirectory() as tmp:

@@ -80,13 +80,13 @@ def _decontamination(path: Path) -> dict | None:
 
 def build(out: OutputDir, repo_id: str, dest: str | Path, *, license: str = "other",
           extra_terms: str | None = None, shard_rows: int = 100_000, token: str | None = None,
-          marker: str | None = None) -> list[Path]:
+          marked_by: str | None = None) -> list[Path]:
     """Write the parquet shards and README.md that a push would upload into `dest`; returns the files.
 
     Written to a temporary sibling and renamed into place at the end, so an error leaves no
     half-written `dest`; an existing `dest` is replaced, so the caller checks first that it may
-    be (`files.check_output_dir`). `marker`: also write that file, listing what was written, so
-    that the next run knows the folder is its own. Refuses (PublishError) if any written text
+    be (`files.check_output_dir`). `marked_by`: the tool that makes the folder, recorded in its
+    marker with what was written (`files.mark_output_dir`), so that the next run knows it as its own. Refuses (PublishError) if any written text
     holds a credential.
     """
     from datasets import Dataset
@@ -123,9 +123,9 @@ def build(out: OutputDir, repo_id: str, dest: str | Path, *, license: str = "oth
             raise PublishError("the dataset card would contain a credential (in runs.jsonl or the environment); "
                                "refusing to publish")
         (tmp / "README.md").write_text(text, encoding="utf-8")
-        if marker:
-            files.write_marker(tmp, marker, "publish --dry-run")
-    return sorted(p for p in dest.rglob("*") if p.is_file() and p.name != marker)
+        if marked_by:
+            files.mark_output_dir(tmp, marked_by, [p.relative_to(tmp) for p in tmp.rglob("*") if p.is_file()])
+    return sorted(p for p in dest.rglob("*") if p.is_file() and p.name != files.MARKER)
 
 
 def push(folder: str | Path, repo_id: str, token: str, private: bool = False) -> str:

@@ -30,7 +30,6 @@ from mteb.models.cache_wrappers import CachedEmbeddingWrapper
 
 from .. import files
 from ..cli import say
-from ..errors import InputError
 from ..lock import FolderLock
 from .cache import SafeNumpyCache
 from .encoder import E5_INSTRUCTION_TEMPLATE, InstructEncoder
@@ -128,27 +127,20 @@ def evaluate(cfg: EvalConfig, encoder=None) -> Outcome:
         return _run(cfg, encoder, benchmarks, published, tasks, keys, out)
 
 
-# lists the report files and submission/ files eval.py wrote into OUTPUT: only those it replaces
-MARKER = ".e5-eval.json"
+TOOL = "eval.py"  # the maker its output folder's marker names (files.check_output_dir)
 REPORTS = ("results.md", "results.csv", "categories.png")
 MODELS = "models"  # OUTPUT/models/<model>/: each model's own copy of its tables
 
 
 def check_own_outputs(cfg: EvalConfig, out: Path) -> None:
-    """Refuse, before any work, to replace a report file or submission/ file of the user's: one
-    that no earlier eval.py here wrote (the marker lists what it did), unless --overwrite."""
-    if cfg.overwrite:
-        return
-    written = files.listed_as_ours(out / MARKER)
-    paths = [out / name for name in REPORTS if (out / name).exists()]
-    paths += [p for p in (out / MODELS).rglob("*") if p.name in REPORTS]
+    """Refuse, before any work, a folder eval.py did not make, and in one it did, a report file or
+    submission/ file that no earlier eval.py here wrote (or one edited since), unless --overwrite.
+    The rest of the folder (result files, embeddings) is what a run resumes from."""
+    replaced = [out / name for name in REPORTS if (out / name).exists()]
+    replaced += [p for p in (out / MODELS).rglob("*") if p.name in REPORTS]
     if cfg.submission and (out / "submission").exists():
-        paths += [out / "submission", *(out / "submission").rglob("*")]
-    foreign = files.foreign_paths(out, paths, written, {})
-    if foreign:
-        listed = ", ".join(foreign[:3]) + (" ..." if len(foreign) > 3 else "")
-        raise InputError(f"--output-dir {out}: {listed} not written by eval.py; move them away, choose "
-                               "another --output-dir, or pass --overwrite to replace them")
+        replaced += [out / "submission", *(out / "submission").rglob("*")]
+    files.check_output_dir(out, TOOL, replaces=[p.relative_to(out) for p in replaced], overwrite=cfg.overwrite)
 
 
 def _run(cfg: EvalConfig, encoder, benchmarks: list[str], published, tasks: list, keys: dict[str, str],
@@ -196,6 +188,7 @@ def _score(cfg: EvalConfig, encoder, tasks: list, keys: dict[str, str], out: Pat
     sections, its encoder and the result cache."""
     own_encoder = encoder is None
     encoder = encoder or build_encoder(cfg)
+    files.mark_output_dir(out, TOOL)  # before its first file: a run killed after it is resumed
     protocol = f"{encoder.protocol} ({encoder.reason})"
     meta = encoder.mteb_model_meta
     say(f"protocol: {protocol} for {meta.name}")
@@ -246,7 +239,6 @@ def _write_reports(cfg: EvalConfig, outcome: Outcome, out: Path) -> None:
     whose table the top-level files held)."""
     own = out / MODELS / outcome.model.replace("/", "__")
     names = ["results.csv", "results.md"] + (["categories.png"] if cfg.chart and outcome.scores else [])
-    files.list_as_ours(out, MARKER, "eval.py", names + [str((own / n).relative_to(out)) for n in names])
     before = _table_model(out / "results.csv")
     if before == "":
         say(f"results.md, results.csv, categories.png now hold {outcome.model}'s table, replacing an earlier "
@@ -259,6 +251,7 @@ def _write_reports(cfg: EvalConfig, outcome: Outcome, out: Path) -> None:
         write_markdown(outcome.sections, outcome.model, folder / "results.md", outcome.protocol)
         if cfg.chart and outcome.scores:
             plot_categories(outcome.sections, folder / "categories.png", outcome.model)
+    files.mark_output_dir(out, TOOL, names + [(own / n).relative_to(out) for n in names])
 
 
 def _table_model(path: Path) -> str | None:
@@ -309,8 +302,8 @@ def _submit(cfg: EvalConfig, encoder, out: Path, cache: DataKeyedCache, tasks: l
     submitted = submission_meta(encoder, cfg.model)
     known = registry_meta(submitted.name) is not None
     decontamination = training_info(cfg.model, submitted.revision).get("decontamination")
-    path = write_submission(out, submitted, results, known=known, decontamination=decontamination,
-                            list_as_ours=lambda names: files.list_as_ours(out, MARKER, "eval.py", names))
+    path = write_submission(out, submitted, results, known=known, decontamination=decontamination)
+    files.mark_output_dir(out, TOOL, [p.relative_to(out) for p in path.rglob("*") if p.is_file()])
     say(f"submission: {path} ({len(results)} result files for {submitted.name} at revision {submitted.revision})")
     if known:
         say(f"note: mteb has a ModelMeta for {submitted.name} already; the results pull request is all it takes")

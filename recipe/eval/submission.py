@@ -127,10 +127,9 @@ def submission_meta(encoder, model_path: str) -> ModelMeta:
 
 
 def write_submission(out: Path, meta: ModelMeta, results: dict[str, Path], known: bool = False,
-                     list_as_ours=None, decontamination: list[dict] | None = None) -> Path:
+                     decontamination: list[dict] | None = None) -> Path:
     """Write OUTPUT/submission/ (replaced whole: it is derived from OUTPUT's results; the caller
-    has checked that what is there is an earlier run's) and return it. `list_as_ours(names)`: called with
-    the files it holds before it is renamed into place.
+    has checked that what is there is an earlier run's) and return it.
 
     `results`: each finished task's result file as mteb's ResultCache filed it (sub-tasks of an
     aggregate, CQADupstackRetrieval's forums, included); the run settings mteb wrote beside each.
@@ -149,8 +148,6 @@ def write_submission(out: Path, meta: ModelMeta, results: dict[str, Path], known
                                                    encoding="utf-8")
         if not known:
             (tmp / "model_meta.py").write_text(model_meta_source(meta, decontamination), encoding="utf-8")
-        if list_as_ours:  # before the rename: the folder is ours from the moment it is there
-            list_as_ours([str(Path("submission") / p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()])
     return target
 
 
