@@ -1,7 +1,7 @@
 """What N of the teacher's synthetic pairs buy the miniature student, against N real pairs and
 against the best the untrained student does with a one-line prompt. One resumable command.
 
-    python benchmarks/curve.py --synthesis data/samples/real_teacher_2k --work-dir out/curve \\
+    python benchmarks/curve.py --synthesis data/samples/real_teacher_2k --output-dir out/curve \\
         --sizes 250,500,1000,2000 --seeds 0,1,2 --threads 2
 
 Arms, each trained by train.py (recipe/configs/mini_e5.yaml: SmolLM2-135M-Instruct, LoRA, EOS
@@ -25,20 +25,20 @@ synthetic pool holds and the first seed once per rate; the rate with the best `d
 a tie) trains and is scored everywhere else. The sweep's other runs are never scored on a test set,
 so the choice never sees one.
 
-Each stage is recorded in WORK/stages/ with a digest of its settings; a rerun skips what is done.
-Writes WORK/curve.md, WORK/curve.json and WORK/curve.png (score against N, one line per arm, the
+Each stage is recorded in OUTPUT_DIR/stages/ with a digest of its settings; a rerun skips what is done.
+Writes OUTPUT_DIR/curve.md, curve.json and curve.png (score against N, one line per arm, the
 floors drawn). Exit codes: 0 done, 2 bad input (nothing written), 1 a command failed (its log named).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -51,11 +51,14 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.miniature import GROUPS, MINI, Stop, base_folder, count, native_bf16, say, stage  # noqa: E402
 from benchmarks.quality import (EVAL_DATA, banking_records, base_model, command, machine,  # noqa: E402
                                 read_scores, write_records)
+from recipe import cli  # noqa: E402
+from recipe.config import ConfigError, parse, setting  # noqa: E402
 from recipe.errors import InputError  # noqa: E402
-from recipe.files import write_text  # noqa: E402
+from recipe.files import check_output_dir, mark_output_dir, write_text  # noqa: E402
 from recipe.sources import check_model  # noqa: E402
 
-MARK = ".e5-curve"
+TOOL = "benchmarks/curve.py"
+REPORTS = ("curve.json", "curve.md", "curve.png")
 TASKS = ("STSBenchmark", "Banking77Classification", "MSMARCO", "DBPedia")
 PROMPTEOL = 'This sentence : "{text}" means in one word:"'
 ARMS = ("synthetic", "control", "mix")
@@ -127,7 +130,7 @@ def train(args, work: Path, arm: str, n: int, seed: int, lr: float) -> dict:
                       "--output-dir", str(out), "--overwrite", "--seed", str(seed),
                       "--num-train-epochs", str(args.num_train_epochs), "--learning-rate", str(lr),
                       "--global-batch-size", str(args.batch_size), "--mini-batch-size", str(args.mini_batch_size),
-                      "--cached", args.cached, "--dtype", args.train_dtype,
+                      "--cached", str(args.cached).lower(), "--dtype", args.train_dtype,
                       "--mixed-precision", "bf16" if args.train_dtype == "bfloat16" else "no",
                       "--cpu-threads", str(args.threads), "--max-length", str(args.max_length),
                       "--save-steps", "0", "--warmup-steps", str(args.warmup_steps)],
@@ -227,16 +230,6 @@ def plot(results: dict, tasks: list[str], path: Path) -> None:
 # ---------------------------------------------------------------- main
 
 
-def rates(text: str) -> list[float]:
-    try:
-        values = sorted({float(x) for x in text.split(",") if x.strip()})
-    except ValueError:
-        raise Stop(f"--learning-rate {text!r}: give comma-separated numbers (several make a sweep)") from None
-    if not values or min(values) <= 0:
-        raise Stop(f"--learning-rate {text!r}: give at least one rate, every one above 0")
-    return values
-
-
 def sweep_table(sweep: dict, chosen: float) -> str:
     lines = ["| learning rate | steps | first loss | last loss | dev |", "|---:|---:|---:|---:|---:|"]
     for lr, t in sorted(sweep.items()):
@@ -245,73 +238,65 @@ def sweep_table(sweep: dict, chosen: float) -> str:
     return "\n".join(lines)
 
 
-def numbers(text: str, flag: str) -> list[int]:
-    try:
-        values = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise Stop(f"{flag} {text!r}: give comma-separated whole numbers") from None
-    if not values or min(values) < 0:
-        raise Stop(f"{flag} {text!r}: give at least one number, none negative")
-    return values
+@dataclass
+class CurveSettings:
+    output_dir: str = setting(str(ROOT / "out" / "curve"), "the work folder (new, empty, or this command's)")
+    synthesis: str = setting(str(ROOT / "data" / "samples" / "real_teacher_2k"), "a data/synthesize.py output folder")
+    num_examples: int = setting(0, "the synthesis's first N examples, as written (0: all); fixes the data of a "
+                                   "synthesis that is still growing")
+    sizes: list[int] = setting([250, 500, 1000, 2000], "training pairs per arm (the mix: N + N)")
+    seeds: list[int] = setting([0, 1, 2], "training seeds at the largest N (the first elsewhere)")
+    arms: list[str] = setting(list(ARMS), "the trained arms: synthetic, control, mix")
+    student: str = setting("smollm2-135m-instruct", "a model of recipe/local_models.py, a local model folder or "
+                                                    "a Hub model id")
+    learning_rate: list[float] = setting([1e-3], "one rate, or several to sweep by the dev score (3e-4,1e-3,3e-3)")
+    num_train_epochs: int = setting(1, "training epochs")
+    batch_size: int = setting(32, "training's global batch")
+    mini_batch_size: int = setting(8, "length-grouped forward chunks")
+    cached: bool = setting(True, "GradCache (true) or one backward through every chunk's activations (false: "
+                                 "faster, but batch 32 of the synthetic data's lengths needs more than 24 GB; "
+                                 "docs/miniature.md)")
+    warmup_steps: int = setting(5, "linear warmup steps")
+    train_dtype: str = setting("auto", "auto, bfloat16 or float32; auto: bfloat16 weights and mixed precision "
+                                       "where the CPU computes it natively")
+    eval_dtype: str = setting("auto", "auto, bfloat16 or float32")
+    max_length: int = setting(128, "tokens per text, training and evaluation")
+    filter_top_k: int = setting(10, "data/filter_pairs.py's --top-k")
+    dev_size: int = setting(100, "synthetic pairs held out of every arm for `dev`")
+    data_seed: int = setting(0, "the shuffle of the pools and the dev split")
+    tasks: list[str] = setting(list(TASKS), "the tasks scored")
+    eval_data: str = setting(str(EVAL_DATA), "local task data (eval.py's --data-dir)")
+    threads: int = setting(2, "torch threads for training and evaluation")
 
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--synthesis", type=Path, default=ROOT / "data" / "samples" / "real_teacher_2k",
-                    help="a data/synthesize.py output folder")
-    ap.add_argument("--num-examples", type=int, default=0,
-                    help="the synthesis's first N examples, as written (0: all); fixes the data of a growing synthesis")
-    ap.add_argument("--work-dir", type=Path, default=ROOT / "out" / "curve")
-    ap.add_argument("--sizes", default="250,500,1000,2000", help="training pairs per arm (the mix: N + N)")
-    ap.add_argument("--seeds", default="0,1,2", help="training seeds at the largest N (the first elsewhere)")
-    ap.add_argument("--arms", default=",".join(ARMS))
-    ap.add_argument("--student", default="smollm2-135m-instruct",
-                    help="a model of recipe/local_models.py, a local model folder or a Hub model id")
-    ap.add_argument("--learning-rate", default="1e-3",
-                    help="one rate, or several to sweep by the dev score (3e-4,1e-3,3e-3)")
-    ap.add_argument("--num-train-epochs", type=int, default=1)
-    ap.add_argument("--batch-size", type=int, default=32, help="training's global batch")
-    ap.add_argument("--mini-batch-size", type=int, default=8, help="length-grouped forward chunks")
-    ap.add_argument("--cached", choices=("true", "false"), default="true",
-                    help="GradCache (true) or one backward through every chunk's activations (false: faster, but "
-                         "batch 32 of the synthetic data's lengths needs more than 24 GB; docs/miniature.md)")
-    ap.add_argument("--warmup-steps", type=int, default=5)
-    ap.add_argument("--train-dtype", default="auto", choices=("auto", "bfloat16", "float32"),
-                    help="auto: bfloat16 weights and mixed precision where the CPU computes it natively")
-    ap.add_argument("--eval-dtype", default="auto", choices=("auto", "bfloat16", "float32"))
-    ap.add_argument("--max-length", type=int, default=128)
-    ap.add_argument("--filter-top-k", type=int, default=10)
-    ap.add_argument("--dev-size", type=int, default=100, help="synthetic pairs held out of every arm for `dev`")
-    ap.add_argument("--data-seed", type=int, default=0, help="the shuffle of the pools and the dev split")
-    ap.add_argument("--tasks", default=",".join(TASKS))
-    ap.add_argument("--eval-data", type=Path, default=EVAL_DATA)
-    ap.add_argument("--threads", type=int, default=2, help="torch threads for training and evaluation")
-    args = ap.parse_args(argv)
-    work = args.work_dir
-    try:
-        args.sizes, args.seeds = sorted(set(numbers(args.sizes, "--sizes"))), numbers(args.seeds, "--seeds")
-        args.learning_rate = rates(args.learning_rate)
-        args.arms = [a for a in args.arms.split(",") if a]
-        unknown = [a for a in args.arms if a not in ARMS]
+    def check(self) -> None:
+        for name in ("sizes", "seeds"):
+            values = getattr(self, name)
+            if not values or min(values) < 0:
+                raise ConfigError(f"--{name} {','.join(map(str, values))}: give at least one number, none negative")
+        self.sizes = sorted(set(self.sizes))
+        if not self.learning_rate or min(self.learning_rate) <= 0:
+            raise ConfigError(f"--learning-rate {','.join(map(str, self.learning_rate))}: give at least one rate, "
+                              "every one above 0")
+        self.learning_rate = sorted(set(self.learning_rate))
+        unknown = [a for a in self.arms if a not in ARMS]
         if unknown:
-            raise Stop(f"--arms: unknown {', '.join(unknown)}; choose from {', '.join(ARMS)}")
-        check_model(args.student, "--student")
-        if not (args.synthesis / "examples.jsonl").is_file():
-            raise Stop(f"--synthesis {args.synthesis}: no examples.jsonl (want a data/synthesize.py output folder)")
-        args.examples = first_examples(args.synthesis / "examples.jsonl", args.num_examples)
-        if work.exists() and (not work.is_dir() or any(work.iterdir())) and not (work / MARK).is_file():
-            raise Stop(f"--work-dir {work}: not empty and not made by benchmarks/curve.py (no {MARK}); nothing "
-                       "changed. Choose a new or empty folder")
-    except (Stop, InputError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    args.tasks = [t for t in args.tasks.split(",") if t]
-    bf16 = native_bf16()
-    args.train_dtype = ("bfloat16" if bf16 else "float32") if args.train_dtype == "auto" else args.train_dtype
-    args.eval_dtype = ("bfloat16" if bf16 else "float32") if args.eval_dtype == "auto" else args.eval_dtype
-    work.mkdir(parents=True, exist_ok=True)
-    (work / MARK).touch()
+            raise ConfigError(f"--arms: unknown {', '.join(unknown)}; choose from {', '.join(ARMS)}")
+        for name in ("train_dtype", "eval_dtype"):
+            if getattr(self, name) not in ("auto", "bfloat16", "float32"):
+                raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)!r}: choose auto, bfloat16 or float32")
+            if getattr(self, name) == "auto":
+                setattr(self, name, "bfloat16" if native_bf16() else "float32")
+
+
+def _main(argv: list[str]) -> int:
+    args = parse(CurveSettings, argv)
+    check_model(args.student, "--student")
+    synthesis = Path(args.synthesis)
+    if not (synthesis / "examples.jsonl").is_file():
+        raise InputError(f"--synthesis {synthesis}: no examples.jsonl (want a data/synthesize.py output folder)")
+    args.examples = first_examples(synthesis / "examples.jsonl", args.num_examples)
+    work = check_output_dir(args.output_dir, TOOL, replaces=REPORTS)
+    mark_output_dir(work, TOOL)
     import torch
 
     from recipe.lock import FolderLock
@@ -333,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
                 results[(floor, 0)] = [{"scores": done["scores"]}]
             train_settings = {"data": data["signature"], "student": args.student,
                               "epochs": args.num_train_epochs, "batch": args.batch_size,
-                              "mini_batch": args.mini_batch_size, "cached": args.cached, "warmup": args.warmup_steps,
+                              "mini_batch": args.mini_batch_size, "cached": str(args.cached).lower(), "warmup": args.warmup_steps,
                               "dtype": args.train_dtype, "max_length": args.max_length, "recipe": MINI.read_text()}
             largest = max(args.sizes)
 
@@ -378,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     if sweep:
         text += f"\n\nThe sweep (synthetic, N={max(fits)}, seed {args.seeds[0]}; `dev` chooses):\n\n" + sweep_table(sweep, lr)
     plot(results, args.tasks, work / "curve.png")
-    command_line = "python benchmarks/curve.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command_line = "python benchmarks/curve.py " + " ".join(argv)
     report = {"command": command_line, "started": started.isoformat(timespec="seconds"),
               "wall_s": round(time.monotonic() - t0), "load_start": load_start,
               "load_end": [round(x, 2) for x in os.getloadavg()], "machine": machine(), "threads": args.threads,
@@ -398,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{report['machine']['cpu']}, {args.threads} torch thread(s); {versions}.\n")
     write_text(work / "curve.json", json.dumps(report, indent=1))
     write_text(work / "curve.md", md)
+    mark_output_dir(work, TOOL, REPORTS)
     print(md)
     return 0
 
@@ -407,7 +393,7 @@ def first_examples(path: Path, n: int) -> str:
     growing keeps the curve's data fixed, and the same N of it later is the same data."""
     lines = [x for x in path.read_text(encoding="utf-8").splitlines(True) if x.strip()]
     if n and len(lines) < n:
-        raise Stop(f"--num-examples {n}: {path} holds {len(lines)} examples")
+        raise InputError(f"--num-examples {n}: {path} holds {len(lines)} examples")
     return "".join(lines[:n] if n else lines)
 
 
@@ -417,5 +403,4 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+main = cli.command(_main, doc=__doc__, config=CurveSettings, module=__name__)

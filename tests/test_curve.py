@@ -5,12 +5,12 @@ written, a rerun skips every stage, and bad input is one line with nothing writt
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import load_script
 from tests.test_instruct_base import _installed, instruct_folder
 from tests.test_miniature import small_eval
 
@@ -21,7 +21,7 @@ SAMPLE = Path(__file__).resolve().parents[1] / "data" / "samples" / "real_teache
 
 @pytest.fixture(scope="module")
 def curve():
-    return load_script("benchmarks/curve.py")
+    return importlib.import_module("benchmarks.curve")
 
 
 def test_the_curve_trains_every_arm_size_and_seed_once_and_resumes(curve, tmp_path, capsys):
@@ -33,7 +33,7 @@ def test_the_curve_trains_every_arm_size_and_seed_once_and_resumes(curve, tmp_pa
     synthesis.mkdir()
     written = (SAMPLE / "examples.jsonl").read_text().splitlines(True)[:36]  # the curve takes the first 30
     (synthesis / "examples.jsonl").write_text("".join(written))
-    argv = ["--synthesis", str(synthesis), "--work-dir", str(work), "--sizes", "4,8", "--seeds", "0,1",
+    argv = ["--synthesis", str(synthesis), "--output-dir", str(work), "--sizes", "4,8", "--seeds", "0,1",
             "--arms", "synthetic,mix",
             "--student", str(student), "--tasks", "STSBenchmark", "--eval-data", str(small_eval(tmp_path)),
             "--max-length", "32", "--batch-size", "4", "--mini-batch-size", "2", "--dev-size", "8",
@@ -81,16 +81,17 @@ def test_the_curve_trains_every_arm_size_and_seed_once_and_resumes(curve, tmp_pa
 
 
 @pytest.mark.parametrize("flag, value, message", [
-    ("--sizes", "10,x", "--sizes '10,x': give comma-separated whole numbers"),
+    ("--sizes", "10,x", "'sizes' = 'x' is not an integer"),
+    ("--sizes", "-5", "--sizes -5: give at least one number, none negative"),
     ("--arms", "synthetic,real", "--arms: unknown real"),
-    ("--learning-rate", "1e-3,x", "--learning-rate '1e-3,x': give comma-separated numbers"),
+    ("--learning-rate", "1e-3,x", "'learning_rate' = 'x' is not a number"),
     ("--learning-rate", "0", "every one above 0"),
     ("--num-examples", "100000", "--num-examples 100000: "),
     ("--synthesis", "nowhere", "--synthesis nowhere: no examples.jsonl"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(curve, tmp_path, capsys, flag, value, message):
     work = tmp_path / "work"
-    argv = ["--synthesis", str(SAMPLE), "--work-dir", str(work), flag, value]
+    argv = ["--synthesis", str(SAMPLE), "--output-dir", str(work), flag, value]
     assert curve.main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and "\n" not in err

@@ -128,7 +128,7 @@ def test_the_miniature_checks_the_server_and_its_model_before_writing_anything(m
 def test_the_curve_refuses_a_bad_student_before_writing_anything(hub_cache, tmp_path, capsys):
     curve = importlib.import_module("benchmarks.curve")
     work = tmp_path / "work"
-    assert curve.main(["--work-dir", str(work), "--student", str(tmp_path / "no-model")]) == 2
+    assert curve.main(["--output-dir", str(work), "--student", str(tmp_path / "no-model")]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"error: --student {tmp_path / 'no-model'}: no such model file or folder"
     assert not work.exists()
