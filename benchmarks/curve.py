@@ -48,7 +48,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.miniature import GROUPS, MINI, Stop, base_folder, count, native_bf16, say, stage  # noqa: E402
+from benchmarks.miniature import (GROUPS, MINI, Stop, base_folder, count, native_bf16, recipe_settings,  # noqa: E402
+                                  say, stage)
 from benchmarks.quality import (EVAL_DATA, banking_records, base_model, command, machine,  # noqa: E402
                                 read_scores, write_records)
 from recipe import cli  # noqa: E402
@@ -319,7 +320,7 @@ def _main(argv: list[str]) -> int:
             train_settings = {"data": data["signature"], "student": args.student,
                               "epochs": args.num_train_epochs, "batch": args.batch_size,
                               "mini_batch": args.mini_batch_size, "cached": str(args.cached).lower(), "warmup": args.warmup_steps,
-                              "dtype": args.train_dtype, "max_length": args.max_length, "recipe": MINI.read_text()}
+                              "dtype": args.train_dtype, "max_length": args.max_length, "recipe": recipe_settings()}
             largest = max(args.sizes)
 
             runs: dict[str, dict] = {}  # this sitting's: the sweep's chosen run is the curve's too

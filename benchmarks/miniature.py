@@ -80,6 +80,13 @@ class Stop(Exception):
 # ---------------------------------------------------------------- stages and their records
 
 
+def recipe_settings() -> dict:
+    """mini_e5.yaml's settings as a stage's record compares them: a changed comment retrains nothing."""
+    import yaml
+
+    return yaml.safe_load(MINI.read_text())
+
+
 def digest(settings: dict) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -395,7 +402,7 @@ def _main(argv: list[str]) -> int:
             stage(work, "publish", {"synthesis": synth["signature"]}, lambda: publish(work), times)
             train_settings = {"data": data["signature"], "student": args.student, "epochs": args.num_train_epochs,
                               **({"lr": args.learning_rate} if args.learning_rate else {}), "max_length": args.max_length, "batch_size": args.batch_size,
-                              "seed": args.seed, "recipe": MINI.read_text()}
+                              "seed": args.seed, "recipe": recipe_settings()}
             trained = {name: stage(work, f"train-{name}", train_settings, lambda n=name: train(args, work, n), times)
                        for name in ("synthetic", "control")}
             eval_settings = {"tasks": args.tasks, "max_length": args.max_length, "data": str(args.eval_data),
