@@ -15,7 +15,8 @@ import torch
 import yaml
 from sentence_transformers import SentenceTransformer
 
-from recipe.config import ConfigError, note
+from recipe import log
+from recipe.config import ConfigError
 from recipe.errors import Stopped
 from recipe.hub import is_hub_id
 from recipe.local_models import upstream_of
@@ -60,8 +61,8 @@ def saved_instruction(query_template: str, export_query_instruction: str | None,
     if len(trained) == 1:
         (only,) = trained
         if export_query_instruction not in (None, only):
-            note(f"the saved 'query' prompt carries {only!r}, the instruction every record trained with; "
-                 f"export_query_instruction {export_query_instruction!r} applies where records train with several")
+            log.note(f"the saved 'query' prompt carries {only!r}, the instruction every record trained with; "
+                     f"export_query_instruction {export_query_instruction!r} applies where records train with several")
         return only
     if not export_query_instruction:
         common = ", ".join(repr(text) for text, _ in trained.most_common(2))
