@@ -31,6 +31,7 @@ from .config import usage
 from .errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_STOPPED, EXIT_UNEXPECTED, InputError, Stopped
 
 INTERRUPTED = "interrupted: everything saved so far is kept; run the same command to resume"
+COMMON = ("--debug", "--quiet")  # every command's flags, read here and taken out before its own parser
 
 # Library messages that ask nothing of a user of these commands, each matched exactly, so that
 # the warnings that do (ours, a library's about the data or the model) still show.
@@ -72,9 +73,6 @@ def quiet_known_noise() -> None:
 
 def debug_on(argv: Sequence[str]) -> bool:
     return "--debug" in argv or os.environ.get("E5_DEBUG", "") not in ("", "0", "false")
-
-
-COMMON = ("--debug", "--quiet")  # every command's, read here and taken out before its own parser
 
 
 def one_line(text: str) -> str:
