@@ -1,4 +1,4 @@
-"""The one entry wrapper every command runs through: `--help`, `--debug`, and one error path.
+"""The one entry wrapper every command runs through: `--help`, `--debug`, `--quiet`, and one error path.
 
     main = cli.command(_main, doc=__doc__, config=MyConfig, module=__name__)  # last in the module
 
@@ -13,7 +13,7 @@
 (`recipe.errors`): bad input (InputError, an OSError, a file that is not UTF-8) 2, a clean stop
 (Stopped) 3, Ctrl-C 130, anything else 1. The traceback is shown only with `--debug` or
 E5_DEBUG=1, because a user's mistake deserves a sentence, not a stack, and a bug report deserves
-the stack.
+the stack. `--quiet` keeps a command to its notes, errors and answer (recipe/log.py).
 """
 
 from __future__ import annotations
@@ -26,10 +26,12 @@ import traceback
 import warnings
 from typing import Callable, Sequence
 
+from . import log
 from .config import usage
 from .errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_STOPPED, EXIT_UNEXPECTED, InputError, Stopped
 
 INTERRUPTED = "interrupted: everything saved so far is kept; run the same command to resume"
+COMMON = ("--debug", "--quiet")  # every command's flags, read here and taken out before its own parser
 
 # Library messages that ask nothing of a user of these commands, each matched exactly, so that
 # the warnings that do (ours, a library's about the data or the model) still show.
@@ -77,13 +79,6 @@ def one_line(text: str) -> str:
     return " ".join(str(text).split()) or "(no message)"
 
 
-def say(line: str) -> None:
-    """One line on stderr; under several processes, each says which one it is."""
-    rank, world = os.environ.get("RANK"), os.environ.get("WORLD_SIZE", "1")
-    prefix = f"[process {rank}] " if rank not in (None, "0") and world != "1" else ""
-    print(prefix + line, file=sys.stderr, flush=True)
-
-
 def describe(e: BaseException) -> tuple[str, int]:
     """The one line and the exit code for an exception that reached the top of a command."""
     if isinstance(e, KeyboardInterrupt):
@@ -109,11 +104,12 @@ def run(main: Callable[[list[str]], int | None], argv: Sequence[str] | None = No
         doc: str | None = None, config: type | None = None, interrupted: str = INTERRUPTED) -> int:
     """Run a command's `main(argv)` and return its exit code (see the module docstring)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    log.setup(quiet="--quiet" in argv)
     quiet_known_noise()
     debug = debug_on(argv)
-    argv = [a for a in argv if a != "--debug"]
+    argv = [a for a in argv if a not in COMMON]
     if "-h" in argv or "--help" in argv:
-        print((doc or "").rstrip() + ("\n\n" + usage(config) if config else ""))
+        log.result((doc or "").rstrip() + ("\n\n" + usage(config) if config else ""))
         return EXIT_OK
     try:
         code = main(argv)
@@ -126,8 +122,8 @@ def run(main: Callable[[list[str]], int | None], argv: Sequence[str] | None = No
         line, code = describe(e)
         if code == EXIT_INTERRUPTED:
             line = interrupted
-        if not (isinstance(e, InputError) and e.every_process and _other_process()):
-            say(line)  # the main process says what all of them found, once
+        if not (isinstance(e, InputError) and e.every_process and not log.is_main()):
+            log.error(line)  # the main process says what all of them found, once
         return code
 
 
@@ -144,7 +140,3 @@ def command(main: Callable[[list[str]], int | None], *, doc: str | None = None, 
     if module == "__main__":
         sys.exit(entry())
     return entry
-
-
-def _other_process() -> bool:
-    return os.environ.get("RANK", "0") != "0" and os.environ.get("WORLD_SIZE", "1") != "1"

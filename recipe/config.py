@@ -22,8 +22,6 @@ import dataclasses
 import difflib
 import json
 import math
-import os
-import sys
 import types
 import typing
 from pathlib import Path
@@ -52,12 +50,6 @@ def setting(default: Any, help: str, **kw) -> Any:
 def flag(key: str) -> str:
     """A key as the command line spells it: `output_dir` -> `--output-dir`."""
     return "--" + key.replace("_", "-")
-
-
-def note(message: str) -> None:
-    """One line on stderr, from the first process only (accelerate starts one per GPU)."""
-    if os.environ.get("RANK", "0") == "0":
-        print(f"note: {message}", file=sys.stderr)
 
 
 def _known(cls) -> dict[str, dataclasses.Field]:
@@ -248,6 +240,7 @@ def usage(cls: type) -> str:
         rows.append((flag(f.name), _shown(default), f.metadata.get("help", "")))
     common = [("--config FILE", "", "read settings from a YAML file; flags override it"),
               ("--debug", "", "show the traceback of an error (or E5_DEBUG=1)"),
+              ("--quiet", "", "no progress lines or bars; notes, errors and results still show"),
               ("--help", "", "this list")]
     flag_w = max(len(r[0]) for r in rows + common)
     default_w = min(24, max(len(r[1]) for r in rows))

@@ -19,8 +19,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import files
-from .cli import say
+from . import files, log
 from .errors import InputError
 
 CACHE_SUFFIX = ".e5-search"
@@ -84,8 +83,8 @@ def read_corpus(corpus: str | Path, flag: str = "--corpus") -> list[Doc]:
         if not docs:
             raise InputError(f"{flag} {corpus}: no .txt file with text in this folder")
         if empty:
-            say(f"note: {flag} {corpus}: {len(empty)} empty .txt file(s) left out ({empty[0].id}"
-                f"{', ...' if len(empty) > 1 else ''})")
+            log.note(f"{flag} {corpus}: {len(empty)} empty .txt file(s) left out ({empty[0].id}"
+                     f"{', ...' if len(empty) > 1 else ''})")
         return docs
     docs = _unique(_jsonl_items(path, ("text",), "document"), str(path))
     if not docs:
@@ -138,7 +137,7 @@ def _load_cache(path: Path) -> dict:
         with np.load(path) as data:
             return dict(zip(data["hashes"].tolist(), data["embeddings"]))
     except Exception as e:  # a damaged or foreign file: say so, encode again
-        say(f"note: {path}: not a readable embedding cache ({type(e).__name__}); encoding again")
+        log.note(f"{path}: not a readable embedding cache ({type(e).__name__}); encoding again")
         return {}
 
 

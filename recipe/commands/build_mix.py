@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from recipe import cli
+from recipe import cli, log
 from recipe.config import parse
 from recipe.files import check_output_file, write_jsonl
 from recipe.data.mix import MixConfig, iter_mix, local_inputs
@@ -31,7 +31,7 @@ def _main(argv: list[str]) -> int:
             yield rec
 
     n = write_jsonl(counted(), cfg.output)
-    print(f"{n} records to {cfg.output}: " + ", ".join(f"{s} {c}" for s, c in counts.items()))
+    log.result(f"{n} records to {cfg.output}: " + ", ".join(f"{s} {c}" for s, c in counts.items()))
     return 0
 
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
-from recipe import cli
+from recipe import cli, log
 from recipe.config import ConfigError, parse, setting
 from recipe.data import decontamination as dc
 from recipe.data.settings import RecordsInput, RecordsOutput
@@ -140,14 +140,14 @@ def _run(cfg: DecontaminateConfig, tasks: list) -> int:
         "table": outcome.table, "seconds": {"index": round(indexed - started, 2), "match": round(matched - indexed, 2)},
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
-    print(dc.table_markdown(outcome.table))
+    log.result(dc.table_markdown(outcome.table))
     k = outcome.by_kind
     where = "" if cfg.report_only else f"; kept in {cfg.output}, removed into {removed_path(cfg)}"
-    print(f"{len(outcome.removed)} of {len(records)} records overlap {len(index.meta)} evaluation texts of "
-          f"{len(tasks)} tasks ({k['exact']} exact, {k['contained']} contained, {k['near']} near){where}")
+    log.result(f"{len(outcome.removed)} of {len(records)} records overlap {len(index.meta)} evaluation texts of "
+               f"{len(tasks)} tasks ({k['exact']} exact, {k['contained']} contained, {k['near']} near){where}")
     if report_path(cfg):
         write_text(report_path(cfg), json.dumps(report, indent=1, ensure_ascii=False) + "\n")
-        print(f"report: {report_path(cfg)}")
+        log.result(f"report: {report_path(cfg)}")
     return 0
 
 

@@ -28,10 +28,7 @@ cannot use included: the other tasks are scored), 130 interrupted.
 
 from __future__ import annotations
 
-import logging
-import sys
-
-from recipe import cli
+from recipe import cli, log
 from recipe.config import parse
 from recipe.eval.report import to_markdown
 from recipe.eval.settings import EvalConfig
@@ -39,7 +36,6 @@ from recipe.sources import check_local_or_hub
 
 
 def _main(argv: list[str]) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     cfg = parse(EvalConfig, argv)
     check_local_or_hub(cfg.model, "--model")  # a typo or an offline Hub id: one line now, not after the imports
     if cfg.baseline:
@@ -48,30 +44,26 @@ def _main(argv: list[str]) -> int:
 
     outcome = evaluate(cfg)
     if outcome.scores:  # a header over no table reads as a success
-        print(to_markdown(outcome.sections, outcome.model, outcome.protocol))
+        log.result(to_markdown(outcome.sections, outcome.model, outcome.protocol))
     for task, error in outcome.failed.items():
-        print(f"failed: {task}: {cli.one_line(error)}", file=sys.stderr)
+        log.error(f"failed: {task}: {cli.one_line(error)}")
     if not outcome.failed and not outcome.bad_data:
-        print(f"results in {cfg.output_dir}", file=sys.stderr)
+        log.say(f"results in {cfg.output_dir}")
         return 0
     # the last lines say that it failed and why: what a user reads first after a long run
     scored = (f"the other {len(outcome.scores)} are scored in {cfg.output_dir}" if outcome.scores
               else "nothing was scored")
     attempted = len(outcome.failed) + len(outcome.bad_data) + len(outcome.scores)
     for error in outcome.bad_data.values():  # the user's to fix: bad input, exit 2
-        cli.say(f"error: {cli.one_line(error)}")
+        log.error(f"error: {cli.one_line(error)}")
     if outcome.failed:
         task, error = next(iter(outcome.failed.items()))
-        cli.say(f"error: {len(outcome.failed)} of {attempted} task(s) failed ({task}: {cli.one_line(error)[:300]}); {scored}")
+        log.error(f"error: {len(outcome.failed)} of {attempted} task(s) failed ({task}: {cli.one_line(error)[:300]}); {scored}")
     elif outcome.scores:
-        print(scored, file=sys.stderr)
+        log.say(scored)
     return 2 if outcome.bad_data else 1
 
 
-def main(argv: list[str] | None = None) -> int:
-    return cli.run(_main, argv, doc=__doc__, config=EvalConfig,
-                   interrupted="interrupted: finished tasks are saved; run the same command to resume")
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+main = cli.command(_main, doc=__doc__, config=EvalConfig,
+                   interrupted="interrupted: finished tasks are saved; run the same command to resume",
+                   module=__name__)

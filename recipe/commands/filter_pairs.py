@@ -24,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from recipe import cli
+from recipe import cli, log
 from recipe.config import parse, setting
 from recipe.data import filtering, mining
 from recipe.data.settings import EmbeddedRecords
@@ -61,16 +61,16 @@ def _main(argv: list[str]) -> int:
     model = cfg.load()
     mining.fill_prompts(cfg, model, cfg.model)
     settings = filtering.FilterSettings(**{f.name: getattr(cfg, f.name) for f in fields(filtering.FilterSettings)})
-    verdicts = filtering.judge(records, model, settings, cfg.instruction, progress=cfg.progress)
+    verdicts = filtering.judge(records, model, settings, cfg.instruction, progress=cfg.progress and log.bars())
     kept, removed = filtering.split_by_verdict(records, verdicts)
     write_jsonl_together([(kept, cfg.output), (removed, removed_path(cfg))])
     counts = filtering.summary(verdicts)
-    print(f"kept {counts['kept']} of {counts['read']} records in {cfg.output}; removed {counts['removed']} "
-          f"({counts['below_top_k']} ranked below the top {cfg.top_k or '-'}, {counts['below_min_cosine']} "
-          f"below cosine {cfg.min_cosine if cfg.min_cosine is not None else '-'}) into {removed_path(cfg)}")
+    log.result(f"kept {counts['kept']} of {counts['read']} records in {cfg.output}; removed {counts['removed']} "
+               f"({counts['below_top_k']} ranked below the top {cfg.top_k or '-'}, {counts['below_min_cosine']} "
+               f"below cosine {cfg.min_cosine if cfg.min_cosine is not None else '-'}) into {removed_path(cfg)}")
     by_source = Counter(mining.group_key(r) or "(no source)" for r in removed)
     for source, n in by_source.most_common():
-        print(f"  {source}: {n} removed")
+        log.result(f"  {source}: {n} removed")
     return 0
 
 

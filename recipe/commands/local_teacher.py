@@ -15,11 +15,10 @@ Exit codes: 0 stopped by SIGTERM, 2 bad input (model, port), 130 interrupted (Ct
 from __future__ import annotations
 
 import signal
-import sys
 import threading
 from dataclasses import dataclass
 
-from recipe import cli
+from recipe import cli, log
 from recipe.config import parse, setting
 from recipe.synth.local_teacher import LocalTeacher
 
@@ -43,10 +42,10 @@ def _main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with LocalTeacher(cfg.model, port=cfg.port, threads=cfg.threads, ctx_size=cfg.ctx_size,
                       parallel=cfg.parallel, seed=None if cfg.seed == -1 else cfg.seed) as teacher:
-        print(f"serving {teacher.model_name} at {teacher.base_url}", flush=True)
+        log.result(f"serving {teacher.model_name} at {teacher.base_url}")
         while not stop.wait(0.5):
             pass
-    print("stopped", file=sys.stderr, flush=True)
+    log.say("stopped")
     return 0
 
 

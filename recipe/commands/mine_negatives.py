@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from recipe import cli
+from recipe import cli, log
 from recipe.config import ConfigError, parse, setting
 from recipe.data import beir, mining
 from recipe.data.settings import EmbeddedRecords
@@ -63,10 +63,10 @@ def _main(argv: list[str]) -> int:
         cfg.cache_dir = str(Path(cfg.cache_dir).expanduser())
     settings = mining.MiningSettings(**{f.name: getattr(cfg, f.name) for f in fields(mining.MiningSettings)})
     records, counts = mining.mine(records, model, settings, model_id=cfg.model, extra_corpus=extra,
-                                  progress=cfg.progress)
+                                  progress=cfg.progress and log.bars())
     write_jsonl(records, cfg.output)
-    print(f"{len(records)} records to {cfg.output}: {counts['needed']} needed a negative, {counts['mined']} mined, "
-          f"{counts['not_found']} left without one (every candidate filtered out)")
+    log.result(f"{len(records)} records to {cfg.output}: {counts['needed']} needed a negative, {counts['mined']} mined, "
+               f"{counts['not_found']} left without one (every candidate filtered out)")
     return 0
 
 

@@ -19,7 +19,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from recipe import cli
+from recipe import cli, log
 from recipe.config import ConfigError, parse, setting
 from recipe.data import hub
 from recipe.files import check_output_dir
@@ -65,15 +65,15 @@ def _main(argv: list[str]) -> int:
     if cfg.dry_run:
         files = hub.build(out, cfg.repo_id, cfg.output_dir, license=cfg.license,
                           extra_terms=cfg.terms, shard_rows=cfg.shard_rows, marked_by=DRY_RUN)
-        print(f"dry run: {len(out.examples)} examples, {len(files)} files written to {cfg.output_dir}; nothing pushed")
+        log.result(f"dry run: {len(out.examples)} examples, {len(files)} files written to {cfg.output_dir}; nothing pushed")
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "dataset"
         files = hub.build(out, cfg.repo_id, folder, license=cfg.license, extra_terms=cfg.terms,
                           shard_rows=cfg.shard_rows, token=token)
         url = hub.push(folder, cfg.repo_id, token, private=cfg.private)
-    print(f"pushed {len(out.examples)} examples ({len(files)} files) to "
-          f"https://huggingface.co/datasets/{cfg.repo_id}: {url}")
+    log.result(f"pushed {len(out.examples)} examples ({len(files)} files) to "
+               f"https://huggingface.co/datasets/{cfg.repo_id}: {url}")
     return 0
 
 

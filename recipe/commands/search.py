@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from recipe import cli, search
-from recipe.config import ConfigError, note, parse, setting
+from recipe import cli, log, search
+from recipe.config import ConfigError, parse, setting
 from recipe.files import atomic_file, check_output_file
 
 FORMATS = ("text", "jsonl")
@@ -77,10 +76,10 @@ def _prompt(given: str | None, saved: dict, names: tuple[str, ...], flag: str, s
     name = next((n for n in names if n in saved), None)
     if given is not None:
         if name is not None and saved[name] != given:
-            note(f"{side}: {flag} {given!r} replaces the model's saved {name!r} prompt {saved[name]!r}")
+            log.note(f"{side}: {flag} {given!r} replaces the model's saved {name!r} prompt {saved[name]!r}")
         return given
     if name is None:
-        note(f"{side}: the model saves no {names[0]!r} prompt; encoded as they are ({flag} gives one)")
+        log.note(f"{side}: the model saves no {names[0]!r} prompt; encoded as they are ({flag} gives one)")
         return ""
     return saved[name]
 
@@ -139,11 +138,11 @@ def _main(argv: list[str]) -> int:
     corpus_prompt = _prompt(cfg.corpus_prompt, model.prompts, DOCUMENT_PROMPTS, "--corpus-prompt", "documents")
     key = search.model_key(_model_folder(cfg.model), corpus_prompt, model.max_seq_length, cfg.corpus)
     cache = _cache_file(cfg, key)
-    options = dict(batch_size=cfg.batch_size, show_progress_bar=cfg.progress, convert_to_numpy=True)
+    options = dict(batch_size=cfg.batch_size, show_progress_bar=cfg.progress and log.bars(), convert_to_numpy=True)
     embeddings, encoded, reused = search.embed_corpus(
         docs, lambda texts: model.encode_document(texts, prompt=corpus_prompt, **options), cache)
     where = f" ({reused} from {cache})" if reused else (f"; cached in {cache}" if cache else "")
-    cli.say(f"{len(docs)} documents: {encoded} encoded{where}")
+    log.say(f"{len(docs)} documents: {encoded} encoded{where}")
     query_embeddings = model.encode_query([q.text for q in queries], prompt=query_prompt,
                                           **{**options, "show_progress_bar": False})
     similarity = model.similarity_fn_name or "cosine"
@@ -158,9 +157,9 @@ def _main(argv: list[str]) -> int:
     if cfg.output:
         with atomic_file(cfg.output) as tmp:
             tmp.write_text(text, encoding="utf-8")
-        cli.say(f"{len(queries)} queries answered, results in {cfg.output}")
+        log.say(f"{len(queries)} queries answered, results in {cfg.output}")
     else:
-        sys.stdout.write(text)
+        log.result(text.removesuffix("\n"))
     return 0
 
 

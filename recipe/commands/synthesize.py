@@ -13,9 +13,8 @@ running again).
 
 from __future__ import annotations
 
-import sys
 
-from recipe import cli
+from recipe import cli, log
 from recipe.config import parse
 from recipe.synth.run import summary, synthesize
 from recipe.synth.settings import SynthConfig
@@ -24,7 +23,7 @@ from recipe.synth.settings import SynthConfig
 def _main(argv: list[str]) -> int:
     cfg = parse(SynthConfig, argv)
     store = synthesize(cfg, argv)
-    print(f"{'nothing to do' if store.nothing_to_do else 'done'}: {summary(store)}", file=sys.stderr)
+    log.say(f"{'nothing to do' if store.nothing_to_do else 'done'}: {summary(store)}")
     return 0
 
 

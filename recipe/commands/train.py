@@ -16,11 +16,10 @@ Reads top to bottom: parse the recipe, check it and the output dir, lock the dir
 from __future__ import annotations
 
 import gc
-import os
 import sys
 from pathlib import Path
 
-from recipe import cli
+from recipe import cli, log
 from recipe.config import ConfigError, parse, to_dict
 from recipe.errors import InputError
 from recipe.files import check_writable_dir
@@ -70,7 +69,7 @@ def train(argv: list[str]) -> Path | None:
             lock.release(undo=refused)  # a refused run leaves no folder and no lock file behind
     if final and lock:
         for line in written(out, final):
-            print(line)
+            log.result(line)
     return final
 
 
@@ -111,7 +110,7 @@ def gpu_visible() -> bool:
 def lock_output_dir(out: Path) -> FolderLock | None:
     """The main process, before anything is loaded: the output dir can be written and no other run
     writes to it (the launcher ends the other processes if this fails)."""
-    if os.environ.get("RANK", "0") != "0":
+    if not log.is_main():
         return None
     check_writable_dir(out)
     return FolderLock(out, "training output dir").acquire()

@@ -3,8 +3,9 @@ which terms, and how to train on it.
 
 `summarize` turns a synthesis output folder's files into facts (counts per task group and
 language, tokens and cost per stage and teacher, sampling, the run configs with credentials
-redacted); `render` writes README.md: YAML front matter the Hub reads (configs, languages,
-licence, size) and the card text. Everything in it is computed from the folder, nothing typed in.
+redacted); `render` fills recipe/templates/dataset_card.md with them for README.md: YAML front
+matter the Hub reads (configs, languages, licence, size) and the card text. Everything in it is
+computed from the folder, nothing typed in.
 """
 
 from __future__ import annotations
@@ -17,18 +18,12 @@ from pathlib import Path
 
 import yaml
 
+from .. import cards
 from ..schema import negatives
 from .languages import ISO
 from .redact import redact
 
 PAPER = "Improving Text Embeddings with Large Language Models"
-CITATION = """@inproceedings{wang2024improving,
-  title     = {Improving Text Embeddings with Large Language Models},
-  author    = {Wang, Liang and Yang, Nan and Huang, Xiaolong and Yang, Linjun and Majumder, Rangan and Wei, Furu},
-  booktitle = {Proceedings of the 62nd Annual Meeting of the Association for Computational Linguistics (ACL)},
-  year      = {2024},
-  url       = {https://arxiv.org/abs/2401.00368}
-}"""
 # where each group's prompt templates come from (ACL version's table numbers, appendix C)
 PROMPT_TABLES = {"short-long": 8, "long-short": 9, "short-short": 10, "long-long": 11, "sts": 12, "bitext": 13}
 # the teacher's terms decide what the generated text may be used for; we point to them, we do
@@ -41,9 +36,6 @@ TEACHER_TERMS = [
     (re.compile(r"llama", re.I), "the Meta Llama licence and Acceptable Use Policy of the model version used (https://www.llama.com/license/)"),
     (re.compile(r"gemini|gemma", re.I), "Google's Gemini API / Gemma terms (https://ai.google.dev/gemma/terms, https://ai.google.dev/gemini-api/terms)"),
 ]
-# how to train on a published dataset with this project (one place to keep in step with train.py)
-TRAIN_COMMANDS = """python data/mine_negatives.py --input {repo_id} --dataset-config all --output mined.jsonl  # fill missing negatives
-accelerate launch train.py --config YOUR_TRAINING_RECIPE.yaml --data mined.jsonl  # or --data {repo_id} as it is"""
 
 
 @dataclass
@@ -144,112 +136,37 @@ def front_matter(facts: Facts, groups: list[str], license: str, pretty_name: str
     return meta
 
 
-def _table(header: list[str], rows: list[list]) -> str:
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(out)
-
-
 def pictures(images: list[str]) -> list[str]:
     from .card_plots import PICTURES
 
     return [f"![{PICTURES[Path(p).name]}]({p})" for p in images]
 
 
-def contamination(report: dict | None) -> list[str]:
-    """The card's section on overlap with evaluation data: data/decontaminate.py's table, or a
-    line saying that none was measured and how to."""
-    parts = ["## Overlap with evaluation data", ""]
+def overlap(report: dict | None) -> dict | None:
+    """What the card says of overlap with evaluation data (data/decontaminate.py's report); None:
+    not measured."""
     if report is None:
-        return parts + ["Not measured: no `decontamination.json` in the synthesis folder "
-                        "(`python data/decontaminate.py --input FOLDER --report-only --report "
-                        "FOLDER/decontamination.json` makes one).", ""]
+        return None
     k = report["by_kind"]
-    against = f"`{report['benchmark']}`" if report.get("benchmark") else "the tasks below"
-    done = ("these records were removed from it" if report.get("output") and not report.get("report_only")
-            else "these records are still in the published data")
-    parts += [f"`data/decontaminate.py` compared every query, positive and hard negative with the "
-              f"{report['evaluation_texts']:,} evaluation texts of {len(report['tasks'])} tasks of {against} "
-              f"({report.get('date', 'date not recorded')}): {report['removed']:,} of {report['records']:,} records "
-              f"overlap ({k['exact']:,} the same text after normalisation, {k['contained']:,} containing one, "
-              f"{k['near']:,} near duplicates); {done}.", ""]
     rows = [r for r in report["table"] if r["records"]]
-    if rows:
-        parts.append(_table(["task", "evaluation texts", "texts matched", "records", "exact", "contained", "near"],
-                            [[r["task"], f"{r['eval_texts']:,}", r["eval_texts_matched"], r["records"], r["exact"],
-                              r["contained"], r["near"]] for r in rows]))
-        clean = len(report["table"]) - len(rows)
-        if clean:
-            parts += ["", f"The other {clean} tasks: no overlap."]
-    else:
-        parts.append("No task overlaps.")
-    s = report.get("settings", {})
-    parts += ["", f"Settings: near duplicates at word {s.get('near_ngram')}-gram Jaccard >= {s.get('near_threshold')} "
-                  f"(MinHash, {s.get('num_perm')} permutations), containment at {s.get('containment_threshold')} of an "
-                  f"evaluation text's word {s.get('containment_ngram')}-grams.", ""]
-    return parts
+    return {
+        "evaluation_texts": f"{report['evaluation_texts']:,}", "tasks": len(report["tasks"]),
+        "against": f"`{report['benchmark']}`" if report.get("benchmark") else "the tasks below",
+        "date": report.get("date", "date not recorded"), "removed": f"{report['removed']:,}",
+        "records": f"{report['records']:,}", "exact": f"{k['exact']:,}", "contained": f"{k['contained']:,}",
+        "near": f"{k['near']:,}",
+        "done": ("these records were removed from it" if report.get("output") and not report.get("report_only")
+                 else "these records are still in the published data"),
+        "rows": [[r["task"], f"{r['eval_texts']:,}", r["eval_texts_matched"], r["records"], r["exact"], r["contained"],
+                  r["near"]] for r in rows],
+        "clean": len(report["table"]) - len(rows), "settings": report.get("settings", {}),
+    }
 
 
-def render(facts: Facts, repo_id: str, groups: list[str], license: str = "other",
-           extra_terms: str | None = None, images: list[str] | None = None,
-           decontamination: dict | None = None) -> str:
-    name = repo_id.split("/", 1)[1]
-    meta = front_matter(facts, groups, license, name)
-    models = {m for stage in facts.usage.values() for m in stage}
-    parts = ["---", yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).strip(), "---", ""]
-    parts += [f"# {name}", "",
-              f"Synthetic text-embedding training data made with e5-recipe by the "
-              f"method of *{PAPER}* (Wang et al., ACL 2024): a teacher LLM brainstorms retrieval tasks "
-              f"and writes (query, positive, hard negative) examples for six task groups. "
-              f"{facts.n_examples:,} examples, {facts.n_instructions:,} distinct instructions.", ""]
-
-    parts += ["## Configs and counts", "",
-              "One config per task group, and `all` (the default) with every group.", ""]
-    parts.append(_table(["config", "examples", "languages"],
-                        [["all", f"{facts.n_examples:,}", len({l for c in facts.by_group_language.values() for l in c})]]
-                        + [[g, f"{facts.by_group[g]:,}", len(facts.by_group_language[g])] for g in groups]))
-    parts += ["", "Examples per task group and language:", ""]
-    langs = sorted({l for c in facts.by_group_language.values() for l in c},
-                   key=lambda l: -sum(c[l] for c in facts.by_group_language.values()))
-    parts.append(_table(["language"] + groups + ["total"],
-                        [[l] + [facts.by_group_language[g][l] for g in groups]
-                         + [sum(facts.by_group_language[g][l] for g in groups)] for l in langs]))
-    if images:
-        parts += [""] + pictures(images[:1])
-    if facts.n_negative_null:
-        parts += ["", f"{facts.n_negative_null:,} examples have no hard negative (`negative` is null: "
-                      "short-short and long-long, as in the paper); `python data/mine_negatives.py` mines them."]
-
-    parts += ["", "## Fields", "",
-              "`id`, `task_group`, `instruction` (the task; STS: \"Retrieve semantically similar text.\", "
-              "bitext: \"Retrieve parallel sentences.\"), `query`, `positive`, `negative`, `language`, "
-              "`model` (teacher), `usage` (tokens), `cost_usd`, `job`; `placeholders`, `sampling` and `raw` "
-              "(the teacher's JSON answer) are JSON text.", ""]
-
-    parts += ["## Generation", "",
-              f"- Teacher models: {', '.join(f'`{m}`' for m in sorted(models)) or 'not recorded'}",
-              "- Prompts: the paper's templates verbatim (appendix C, " + ", ".join(
-                  f"{g} Table {PROMPT_TABLES[g]}" for g in groups if g in PROMPT_TABLES)
-              + "), as shipped in `recipe/synth/prompts/` of e5-recipe.",
-              "- Sampling: " + ("; ".join(f"{s} ({n:,} examples)" for s, n in facts.sampling.most_common())
-                                or "not recorded"),
-              "- Filtering (as the paper): outputs that are not valid JSON of the required shape are "
-              "rejected, exact duplicates removed."
-              + (" Rejected: " + ", ".join(f"{r} {n:,}" for r, n in facts.rejected.most_common()) + "."
-                 if facts.rejected else "")]
-    seeds = sorted({str(r.get("config", {}).get("seed")) for r in facts.runs if isinstance(r.get("config"), dict)
-                    and "seed" in r["config"]})
-    parts += [f"- Seed: {', '.join(seeds) if seeds else 'not recorded'}", ""]
-    for path in (images or [])[1:]:
-        parts += pictures([path]) + [""]
-    if facts.runs:
-        parts += ["Run configurations (from `runs.jsonl`, credentials redacted):", "", "```yaml",
-                  yaml.safe_dump(facts.runs, sort_keys=False, allow_unicode=True).strip(), "```", ""]
-
-    parts += contamination(decontamination)
-    parts += ["## Tokens and cost", ""]
+def cost(usage: dict) -> dict:
+    """The tokens and cost table, per stage and teacher, and its total."""
     rows, total_cost, unknown, calls = [], 0.0, 0, 0
-    for stage, per_model in facts.usage.items():
+    for stage, per_model in usage.items():
         for model, u in sorted(per_model.items()):
             # a teacher with no known price (a local server) cost unknown, not 0 USD
             cell = ("unknown" if u["cost_unknown"] == u["calls"] else f"{u['cost_usd']:,.4f}"
@@ -259,26 +176,44 @@ def render(facts: Facts, repo_id: str, groups: list[str], license: str = "other"
             total_cost += u["cost_usd"]
             unknown += u["cost_unknown"]
             calls += u["calls"]
-    tokens = sum(u["prompt_tokens"] + u["completion_tokens"] for s in facts.usage.values() for u in s.values())
-    parts.append(_table(["stage", "model", "calls", "prompt tokens", "completion tokens", "cost (USD)"], rows))
+    tokens = sum(u["prompt_tokens"] + u["completion_tokens"] for s in usage.values() for u in s.values())
     if unknown and unknown == calls:
         spent = "cost unknown (no call had a known price)"
     else:
         spent = f"{total_cost:,.4f} USD" + (f" ({unknown:,} call{'s' if unknown != 1 else ''} had no known price, "
                                              "not counted)" if unknown else "")
-    parts += ["", f"Total: {tokens:,} tokens, {spent}.", ""]
+    return {"usage": rows, "tokens": f"{tokens:,}", "spent": spent}
 
-    parts += ["## Licence and terms of use", "",
-              f"The dataset is released under `{license}`. The text was written by the teacher models "
-              "below, whose providers' terms apply to their outputs and may restrict what you may use "
-              "this data for (for example, training models that compete with the provider):", ""]
-    parts += teacher_terms(models) or ["- no teacher recorded"]
-    if extra_terms:
-        parts += ["", extra_terms]
-    parts += ["", "## How to train on it", "",
-              "With e5-recipe:", "", "```bash", TRAIN_COMMANDS.format(repo_id=repo_id), "```", "",
-              f"or read it directly: `datasets.load_dataset(\"{repo_id}\", \"all\", split=\"train\")`, or "
-              f"`recipe.data.records.read_records(\"{repo_id}\", config=\"all\")`. Queries take the "
-              "instruction as `Instruct: {instruction}\\nQuery: {query}`; documents take none (paper section 3.2).",
-              "", "## Citation", "", "```bibtex", CITATION, "```", ""]
-    return "\n".join(parts)
+
+def render(facts: Facts, repo_id: str, groups: list[str], license: str = "other",
+           extra_terms: str | None = None, images: list[str] | None = None,
+           decontamination: dict | None = None) -> str:
+    """README.md: recipe/templates/dataset_card.md filled with the facts."""
+    from huggingface_hub import DatasetCard, DatasetCardData
+
+    by_language = facts.by_group_language
+    languages = sorted({lang for c in by_language.values() for lang in c},
+                       key=lambda lang: -sum(c[lang] for c in by_language.values()))
+    models = {m for stage in facts.usage.values() for m in stage}
+    seeds = sorted({str(r.get("config", {}).get("seed")) for r in facts.runs if isinstance(r.get("config"), dict)
+                    and "seed" in r["config"]})
+    shown = pictures(images or [])
+    data = DatasetCardData(**front_matter(facts, groups, license, repo_id.split("/", 1)[1]))
+    return cards.render(
+        DatasetCard, "dataset_card.md", data, paper=PAPER, repo_id=repo_id, groups=groups, extra_terms=extra_terms,
+        n_examples=f"{facts.n_examples:,}", n_instructions=f"{facts.n_instructions:,}",
+        configs=[["all", f"{facts.n_examples:,}", len(languages)]]
+        + [[g, f"{facts.by_group[g]:,}", len(by_language[g])] for g in groups],
+        languages=[[lang] + [by_language[g][lang] for g in groups] + [sum(by_language[g][lang] for g in groups)]
+                   for lang in languages],
+        first_picture=shown[0] if shown else None, more_pictures=shown[1:],
+        no_negative=f"{facts.n_negative_null:,}" if facts.n_negative_null else None,
+        teachers=", ".join(f"`{m}`" for m in sorted(models)) or "not recorded",
+        prompt_tables=", ".join(f"{g} Table {PROMPT_TABLES[g]}" for g in groups if g in PROMPT_TABLES),
+        sampling="; ".join(f"{s} ({n:,} examples)" for s, n in facts.sampling.most_common()) or "not recorded",
+        rejected=(" Rejected: " + ", ".join(f"{r} {n:,}" for r, n in facts.rejected.most_common()) + "."
+                  if facts.rejected else ""),
+        seeds=", ".join(seeds) if seeds else "not recorded",
+        runs_yaml=yaml.safe_dump(facts.runs, sort_keys=False, allow_unicode=True).strip() if facts.runs else None,
+        overlap=overlap(decontamination), terms=teacher_terms(models) or ["- no teacher recorded"],
+        **cost(facts.usage))

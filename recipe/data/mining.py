@@ -39,7 +39,7 @@ from typing import Iterable
 
 from tqdm.auto import tqdm
 
-from ..cli import say
+from .. import log
 from ..config import ConfigError, setting
 from ..errors import first_line
 from ..schema import negatives
@@ -117,8 +117,8 @@ def fill_prompts(settings, model, name: str) -> None:
     query, document, why = model_prompts(model, name)
     settings.query_prompt = query if settings.query_prompt is None else settings.query_prompt
     settings.corpus_prompt = document if settings.corpus_prompt is None else settings.corpus_prompt
-    say(f"prefixes: queries {settings.query_prompt!r}, documents {settings.corpus_prompt!r} ({why}; "
-        "--query-prompt and --corpus-prompt set them)")
+    log.say(f"prefixes: queries {settings.query_prompt!r}, documents {settings.corpus_prompt!r} ({why}; "
+            "--query-prompt and --corpus-prompt set them)")
 
 
 def group_key(rec: dict) -> str:
@@ -186,7 +186,7 @@ def staged_cache(folder: str):
     for entry in sorted(cache.glob("*.npy")):
         why = intact(entry)
         if why:
-            say(f"note: {entry}: a damaged embedding cache entry ({why}); dropped, computing it again")
+            log.note(f"{entry}: a damaged embedding cache entry ({why}); dropped, computing it again")
             entry.unlink(missing_ok=True)
             continue
         try:

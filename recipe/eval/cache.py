@@ -15,8 +15,7 @@ import json
 
 from mteb.models.cache_wrappers.cache_backends.numpy_cache import NumpyCache
 
-from .. import files
-from ..cli import say
+from .. import files, log
 from ..errors import first_line
 
 
@@ -37,7 +36,7 @@ class SafeNumpyCache(NumpyCache):
         try:
             self._load_checked()
         except DamagedCache as e:
-            say(f"note: {e}; dropped, computing its embeddings again")
+            log.note(f"{e}; dropped, computing its embeddings again")
             for path in (self.index_file, self.vectors_file, self.dimension_file):
                 path.unlink(missing_ok=True)
             self.hash_to_index, self.vectors, self.vector_dim = {}, None, None

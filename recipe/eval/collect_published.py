@@ -15,7 +15,7 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import cli
+from .. import cli, log
 from ..config import ConfigError, parse, setting
 from ..files import atomic_file, check_output_file
 from .published_scores import PUBLISHED_FILES
@@ -69,7 +69,7 @@ def _main(argv: list[str]) -> int:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    print(f"{len(rows)} tasks of {BENCHMARK} to {cfg.output}")
+    log.result(f"{len(rows)} tasks of {BENCHMARK} to {cfg.output}")
     return 0
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import logging
 from typing import Any
 
 import mteb
@@ -36,6 +35,7 @@ from mteb.models.model_meta import ScoringFunction
 from mteb.models.abs_encoder import AbsEncoder
 from mteb.types import PromptType
 
+from .. import log
 from ..schema import QUERY_PREFIX
 
 E5_INSTRUCTION_TEMPLATE = QUERY_PREFIX  # the query side training uses too
@@ -62,7 +62,6 @@ BARE_DOCUMENT_TYPES = {"Retrieval"}
 # task types whose embeddings go to a classifier un-normalised (unilm e5: l2_normalize=False)
 UNNORMALISED_TYPES = {"Classification", "MultilabelClassification"}
 
-logger = logging.getLogger(__name__)
 
 
 def paper_instruction(task_name: str) -> str | None:
@@ -150,8 +149,7 @@ class InstructEncoder(AbsEncoder):
             return ""
         instruction = self.instruction(task_metadata)
         if not instruction:
-            logger.warning("%s: no instruction in mteb's metadata; its texts go without one",
-                           task_metadata.name)
+            log.note(f"{task_metadata.name}: no instruction in mteb's metadata; its texts go without one")
             return ""
         return self.format_instruction(instruction, prompt_type)
 

@@ -28,8 +28,7 @@ from pathlib import Path
 import mteb
 from mteb.models.cache_wrappers import CachedEmbeddingWrapper
 
-from .. import files
-from ..cli import say
+from .. import files, log
 from ..lock import FolderLock
 from .cache import SafeNumpyCache
 from .encoder import E5_INSTRUCTION_TEMPLATE, InstructEncoder
@@ -43,7 +42,6 @@ from .settings import EvalConfig
 from .submission import submission_meta, training_info, write_submission
 from .tasks import benchmark_tasks, chosen_tasks, report_benchmarks, select_tasks
 
-logger = logging.getLogger(__name__)
 # mteb's embedding cache warns once per repeated text (STS sets repeat sentences): noise, not news
 logging.getLogger("mteb.models.cache_wrappers.cache_backends.numpy_cache").setLevel(logging.ERROR)
 
@@ -191,7 +189,7 @@ def _score(cfg: EvalConfig, encoder, tasks: list, keys: dict[str, str], out: Pat
     files.mark_output_dir(out, TOOL)  # before its first file: a run killed after it is resumed
     protocol = f"{encoder.protocol} ({encoder.reason})"
     meta = encoder.mteb_model_meta
-    say(f"protocol: {protocol} for {meta.name}")
+    log.say(f"protocol: {protocol} for {meta.name}")
     model = encoder
     if cfg.embedding_cache:
         model = CachedEmbeddingWrapper(
@@ -200,15 +198,15 @@ def _score(cfg: EvalConfig, encoder, tasks: list, keys: dict[str, str], out: Pat
     cache = DataKeyedCache(out, keys)
     finished = [] if cfg.overwrite else [t.metadata.name for t in tasks if _finished(cache, t, meta)]
     if finished:
-        say(f"{len(finished)} of {len(tasks)} task(s) already scored in {out}: read back, not run again "
-            f"({', '.join(finished[:5])}{', ...' if len(finished) > 5 else ''}; --overwrite runs them again)")
+        log.say(f"{len(finished)} of {len(tasks)} task(s) already scored in {out}: read back, not run again "
+                f"({', '.join(finished[:5])}{', ...' if len(finished) > 5 else ''}; --overwrite runs them again)")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Hash collision or duplicate item")
         result = mteb.evaluate(
             model, tasks, cache=cache,
             overwrite_strategy="always" if cfg.overwrite else "only-missing",
-            encode_kwargs={"batch_size": cfg.batch_size, "show_progress_bar": True},
-            raise_error=False, co2_tracker=False)
+            encode_kwargs={"batch_size": cfg.batch_size, "show_progress_bar": log.bars()},
+            show_progress_bar=log.bars(), raise_error=False, co2_tracker=False)
     if own_encoder:
         encoder.close()  # stops the per-GPU processes, if any
     outcome = Outcome(failed={e.task_name: e.exception for e in result.exceptions}, model=meta.name,
@@ -241,11 +239,11 @@ def _write_reports(cfg: EvalConfig, outcome: Outcome, out: Path) -> None:
     names = ["results.csv", "results.md"] + (["categories.png"] if cfg.chart and outcome.scores else [])
     before = _table_model(out / "results.csv")
     if before == "":
-        say(f"results.md, results.csv, categories.png now hold {outcome.model}'s table, replacing an earlier "
-            "table (of a version that kept no copy per model)")
+        log.say(f"results.md, results.csv, categories.png now hold {outcome.model}'s table, replacing an earlier "
+                "table (of a version that kept no copy per model)")
     elif before and before != outcome.model:
-        say(f"results.md, results.csv, categories.png now hold {outcome.model}'s table; {before}'s stays in "
-            f"{out / MODELS / before.replace('/', '__')}")
+        log.say(f"results.md, results.csv, categories.png now hold {outcome.model}'s table; {before}'s stays in "
+                f"{out / MODELS / before.replace('/', '__')}")
     for folder in (out, own):
         write_csv(outcome.sections, folder / "results.csv", outcome.model)
         write_markdown(outcome.sections, outcome.model, folder / "results.md", outcome.protocol)
@@ -304,16 +302,16 @@ def _submit(cfg: EvalConfig, encoder, out: Path, cache: DataKeyedCache, tasks: l
     decontamination = training_info(cfg.model, submitted.revision).get("decontamination")
     path = write_submission(out, submitted, results, known=known, decontamination=decontamination)
     files.mark_output_dir(out, TOOL, [p.relative_to(out) for p in path.rglob("*") if p.is_file()])
-    say(f"submission: {path} ({len(results)} result files for {submitted.name} at revision {submitted.revision})")
+    log.say(f"submission: {path} ({len(results)} result files for {submitted.name} at revision {submitted.revision})")
     if known:
-        say(f"note: mteb has a ModelMeta for {submitted.name} already; the results pull request is all it takes")
+        log.note(f"mteb has a ModelMeta for {submitted.name} already; the results pull request is all it takes")
     if encoder.protocol == "e5":
-        say("note: these are the E5 authors' protocol's scores; mteb's own E5 loader, which "
-            "model_meta.py names, differs on reranking candidates and classification normalisation "
-            "(docs/evaluation.md): say so in the results pull request")
+        log.note("these are the E5 authors' protocol's scores; mteb's own E5 loader, which "
+                 "model_meta.py names, differs on reranking candidates and classification normalisation "
+                 "(docs/evaluation.md): say so in the results pull request")
     if submitted.revision.startswith("local-"):
-        say("note: a local folder has no Hub revision; push the model and run eval.py on its Hub id "
-            "for a submission the leaderboard can check against the weights")
+        log.note("a local folder has no Hub revision; push the model and run eval.py on its Hub id "
+                 "for a submission the leaderboard can check against the weights")
     return path
 
 

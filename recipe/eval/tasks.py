@@ -17,7 +17,7 @@ from pathlib import Path
 
 import mteb
 
-from ..cli import say
+from .. import log
 from ..errors import InputError
 
 MIRACL_LANGUAGES = ["ar", "bn", "en", "es", "fa", "fi", "fr", "hi", "id", "ja", "ko", "ru",
@@ -85,8 +85,8 @@ def chosen_tasks(cfg) -> list[str]:
     if cfg.tasks or not cfg.data_dir:
         return cfg.tasks
     held = local_tasks(cfg.data_dir, cfg.benchmark)
-    say(f"--data-dir {cfg.data_dir} holds {len(held)} task(s): scoring those ({', '.join(held)}); "
-        "--tasks names others")
+    log.say(f"--data-dir {cfg.data_dir} holds {len(held)} task(s): scoring those ({', '.join(held)}); "
+            "--tasks names others")
     return held
 
 

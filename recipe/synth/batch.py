@@ -13,12 +13,11 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import sys
 
 import openai
 
 from . import plan, request
-from .. import files
+from .. import files, log
 from .breaker import RejectBreaker
 from .placeholders import BRAINSTORM_GROUPS
 from .save import save_brainstorm, save_generation
@@ -36,9 +35,6 @@ class BatchRunner:
         self.dir = store.dir / "batches"
         self.dir.mkdir(exist_ok=True)
         self.breaker = RejectBreaker(cfg.max_reject_rate)
-
-    def _say(self, msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)  # a few lines per batch over hours: always shown
 
     # what to ask -----------------------------------------------------------------------------
     def _pending(self) -> list[dict]:
@@ -111,7 +107,7 @@ class BatchRunner:
                 input_file_id=b["input_file_id"], endpoint=ENDPOINT, completion_window="24h",
                 metadata={"e5_recipe_batch": name})
             self.store.update_batch({"name": name, "batch_id": batch.id, "status": "submitted"})
-            self._say(f"batch {name}: {'adopted' if found else 'submitted'} {batch.id} ({b['count']} requests)")
+            log.say(f"batch {name}: {'adopted' if found else 'submitted'} {batch.id} ({b['count']} requests)")
 
     async def wait(self, name: str):
         b = self.store.batches[name]
@@ -120,8 +116,8 @@ class BatchRunner:
             if batch.status != b.get("api_status"):
                 self.store.update_batch({"name": name, "api_status": batch.status})
                 counts = batch.request_counts
-                self._say(f"batch {name}: {batch.status}"
-                          + (f" ({counts.completed}/{counts.total} done)" if counts else ""))
+                log.say(f"batch {name}: {batch.status}"
+                        + (f" ({counts.completed}/{counts.total} done)" if counts else ""))
             if batch.status in DONE:
                 return batch
             await asyncio.sleep(self.cfg.batch_poll)
@@ -172,7 +168,7 @@ class BatchRunner:
         try:
             pending = [n for n, b in self.store.batches.items() if b["status"] != "ingested"]
             if pending:
-                self._say(f"resuming {len(pending)} batch(es): {', '.join(pending)}")
+                log.say(f"resuming {len(pending)} batch(es): {', '.join(pending)}")
                 await asyncio.gather(*(self.finish(n) for n in pending))
                 self._check_breaker()
             rounds = 0

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import sys
 import time
 
 from tqdm.auto import tqdm
 
 from . import plan, request
+from .. import log
 from .breaker import RejectBreaker
 from .limits import RateLimiter
 from .placeholders import BRAINSTORM_GROUPS
@@ -218,7 +218,7 @@ class Engine:
             self.bar.close()
         # a bar per step, so that each step's rate and ETA are its own: brainstorming is not generating
         self.bar = tqdm(total=total, initial=initial, unit="call" if what == "brainstorm" else "ex", desc=what,
-                        disable=not self.cfg.progress, dynamic_ncols=True)
+                        disable=not (self.cfg.progress and log.bars()), dynamic_ncols=True)
         self._progress(None)
 
     def _start_line(self, calls: int) -> str:
@@ -232,7 +232,7 @@ class Engine:
     async def run(self) -> None:
         calls = sum(request.brainstorm_calls(self.cfg, g, len(self.store.pool(g))) for g in BRAINSTORM_GROUPS)
         if self.cfg.progress:
-            print(self._start_line(calls), file=sys.stderr, flush=True)
+            log.say(self._start_line(calls))
         try:
             if calls:
                 self._open_bar("brainstorm", calls)

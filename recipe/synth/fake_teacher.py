@@ -28,6 +28,8 @@ import time
 
 from aiohttp import web
 
+from .. import log
+
 FAULTS = ("429", "500", "malformed", "fenced", "prose", "truncated", "duplicate", "missing_key")
 
 
@@ -301,7 +303,7 @@ def main() -> None:
     async def serve():
         teacher = FakeTeacher(args.latency, args.fault_rate)
         port = await teacher.start(args.port)
-        print(f"PORT {port}", flush=True)
+        log.result(f"PORT {port}")  # the line a parent process waits for
         await asyncio.Event().wait()
 
     asyncio.run(serve())

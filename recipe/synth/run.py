@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
-import sys
 
+from .. import log
 from ..config import ConfigError
 from ..errors import InputError
 from ..lock import FolderLock
@@ -67,9 +67,9 @@ def _run(cfg: SynthConfig, argv: list[str] | None, client, base_url: str, journa
     journal.store = store
     try:
         if store.unsaved_before:
-            print(f"{store.unsaved_before} requests of earlier runs were sent and never saved (in flight at "
-                  f"a kill, or timed out): about ${store.unsaved_cost(store.unsaved_before):,.2f}, "
-                  "counted against --max-cost", file=sys.stderr)
+            log.note(f"{store.unsaved_before} requests of earlier runs were sent and never saved (in flight at "
+                     f"a kill, or timed out): about ${store.unsaved_cost(store.unsaved_before):,.2f}, "
+                     "counted against --max-cost")
         if store.n_examples >= cfg.num_examples:
             store.nothing_to_do = True  # the command's last line says so, instead of "done"
             return store

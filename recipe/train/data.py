@@ -21,7 +21,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import note
+from .. import log
 from ..data.records import parse_columns, read_located
 from ..schema import RecordError, negatives
 
@@ -96,9 +96,9 @@ def load_examples(sources: list[str], ratios: list[float], template: str, seed: 
                     for rec, where in read_located(source, dataset_config, split, mapping)]
         own = sum(ex.own_instruction for ex in examples)
         if default.strip() and own and "{instruction}" in template:
-            note(f"{source}: {own} of {len(examples)} records carry their own instruction and train with it, "
-                 f"not data_instructions {default.strip()!r}"
-                 + ("; for this source it is unused" if own == len(examples) else ""))
+            log.note(f"{source}: {own} of {len(examples)} records carry their own instruction and train with it, "
+                     f"not data_instructions {default.strip()!r}"
+                     + ("; for this source it is unused" if own == len(examples) else ""))
         whole, frac = int(ratio), ratio - int(ratio)
         out.extend(examples * whole + rng.sample(examples, round(frac * len(examples))))
     return out
@@ -207,8 +207,8 @@ def plan_steps(examples: list[Example], global_batch: int, seed: int, epochs: in
     per_pass = len(plan_batches(examples, global_batch, seed, 1, homogeneous))
     passes = -(-max_steps // per_pass)
     if passes > epochs:  # fewer steps than the epochs make is what max_steps always meant
-        note(f"max_steps {max_steps} overrides num_train_epochs {epochs}: {max_steps} steps of {global_batch} take {passes} "
-             f"pass(es) over the data ({per_pass} steps each)")
+        log.note(f"max_steps {max_steps} overrides num_train_epochs {epochs}: {max_steps} steps of {global_batch} take {passes} "
+                 f"pass(es) over the data ({per_pass} steps each)")
     return plan_batches(examples, global_batch, seed, passes, homogeneous)[:max_steps]
 
 

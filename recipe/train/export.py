@@ -15,7 +15,8 @@ import torch
 import yaml
 from sentence_transformers import SentenceTransformer
 
-from recipe.config import ConfigError, note
+from recipe import cards, log
+from recipe.config import ConfigError
 from recipe.errors import Stopped
 from recipe.hub import is_hub_id
 from recipe.local_models import upstream_of
@@ -60,8 +61,8 @@ def saved_instruction(query_template: str, export_query_instruction: str | None,
     if len(trained) == 1:
         (only,) = trained
         if export_query_instruction not in (None, only):
-            note(f"the saved 'query' prompt carries {only!r}, the instruction every record trained with; "
-                 f"export_query_instruction {export_query_instruction!r} applies where records train with several")
+            log.note(f"the saved 'query' prompt carries {only!r}, the instruction every record trained with; "
+                     f"export_query_instruction {export_query_instruction!r} applies where records train with several")
         return only
     if not export_query_instruction:
         common = ", ".join(repr(text) for text, _ in trained.most_common(2))
@@ -78,77 +79,19 @@ def base_model_name(model: str) -> str:
     return upstream_of(model) or model
 
 
-def negatives_text(cfg, data_summary: dict) -> str:
-    """What each query trained against, as the run did it (recipe/train/data.py complete_negatives)."""
-    n, short, records = cfg.num_negatives, data_summary.get("records_short_of_negatives", 0), data_summary.get("records")
-    some = f"{n} hard negative{'s' if n != 1 else ''}"
-    if n == 0 or cfg.missing_negatives == "in_batch" and short and short == records:
-        return "the other documents of its batch as negatives (in-batch negatives only, no hard negatives)"
-    if not short:
-        return f"{some} and the other documents of its batch as negatives"
-    if cfg.missing_negatives == "random":
-        return (f"{some} ({short} of {records} records had fewer and were filled with random documents of their "
-                "task group) and the other documents of its batch as negatives")
-    return (f"{some} where its record had them ({short} of {records} records had fewer and trained with in-batch "
-            "negatives only) and the other documents of its batch as negatives")
-
-
-def usage_snippet(cfg) -> str:
-    if "{instruction}" in cfg.query_template:
-        return ('q = model.encode(["how long to proof sourdough"], prompt_name="query")  # the saved instruction\n'
-                '# another task: prompt="Instruct: <your task>\\nQuery: " (the instruction format it trained with)')
-    return ('q = model.encode(["how long to proof sourdough"], prompt_name="query")  # trained without an '
-            'instruction: add none')
-
-
 def model_card(cfg, data_summary: dict, prompt: str) -> str:
+    """final/README.md: recipe/templates/model_card.md filled with the run's settings and data."""
+    from huggingface_hub import ModelCard, ModelCardData
+
     base_id = upstream_of(cfg.model) or (cfg.model if is_hub_id(cfg.model) else None)
-    base = f"\nbase_model: {base_id}" if base_id else ""
-    recipe = yaml.safe_dump({k: v for k, v in vars(cfg).items()}, sort_keys=False, allow_unicode=True)
-    return f"""---
-library_name: sentence-transformers
-tags: [sentence-transformers, feature-extraction, e5-recipe]{base}
----
-# {Path(cfg.output_dir).name}
-
-A text embedder trained with the `e5-recipe` reproduction of *Improving Text
-Embeddings with Large Language Models* (Wang et al., ACL 2024): {"LoRA" if cfg.lora else "full"}
-fine-tuning of `{base_model_name(cfg.model)}` with InfoNCE (temperature {cfg.temperature}) at a global batch of
-{cfg.global_batch_size} queries, each with {negatives_text(cfg, data_summary)}.
-
-## Use
-
-```python
-from sentence_transformers import SentenceTransformer
-model = SentenceTransformer("PATH")
-{usage_snippet(cfg)}
-d = model.encode(["Sourdough proofs for 8 to 12 hours in the fridge."])  # documents: no prompt
-print(model.similarity(q, d))
-```
-
-The saved prompt `query` is `{prompt!r}` (`prompt_name="query"`); documents get no prompt.
-Pooling: {cfg.pooling}; embeddings are L2-normalised. {"Every text ends in exactly one EOS token (the tokenizer appends it)." if cfg.append_eos else ""}
-{matryoshka_note(cfg)}
-
-## Data
-
-```json
-{json.dumps(data_summary, indent=2, ensure_ascii=False)}
-```
-
-## Recipe
-
-```yaml
-{recipe}```
-"""
-
-
-def matryoshka_note(cfg) -> str:
-    if not cfg.matryoshka_dims:
-        return ""
-    dims = sorted(cfg.matryoshka_dims, reverse=True)
-    return (f"Trained to be cut (Matryoshka) at {', '.join(map(str, dims))} dimensions: "
-            f"`SentenceTransformer(\"PATH\", truncate_dim={dims[-1]})` keeps the first {dims[-1]}.")
+    data = ModelCardData(library_name="sentence-transformers", base_model=base_id,
+                         tags=["sentence-transformers", "feature-extraction", "e5-recipe"])
+    return cards.render(
+        ModelCard, "model_card.md", data, cfg=cfg, name=Path(cfg.output_dir).name, base=base_model_name(cfg.model),
+        short=data_summary.get("records_short_of_negatives", 0), records=data_summary.get("records"),
+        prompt=repr(prompt), dims=sorted(cfg.matryoshka_dims or [], reverse=True),
+        data=json.dumps(data_summary, indent=2, ensure_ascii=False),
+        recipe=yaml.safe_dump(dict(vars(cfg)), sort_keys=False, allow_unicode=True))
 
 
 @torch.no_grad()

@@ -72,13 +72,13 @@ def student_folder(name: str) -> Path:
 
 
 def main(argv=None) -> int:
-    from recipe import cli
+    from recipe import cli, log
 
     def _main(args):
         if len(args) != 1:
             from recipe.errors import InputError
             raise InputError(f"usage: python -m recipe.train.local_student NAME (one of {', '.join(sorted(MODELS))})")
-        print(student_folder(args[0]))
+        log.result(str(student_folder(args[0])))
 
     return cli.run(_main, argv, doc=__doc__)
 

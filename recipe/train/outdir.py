@@ -28,7 +28,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import note
+from .. import log
 from ..errors import InputError
 from ..files import atomic_file, jsonl, write_jsonl
 
@@ -114,7 +114,7 @@ def resume_point(state: RunState, total: int, resume: bool) -> Path | None:
         raise NothingToDo(f"{state.out}: already trained to step {total}, the planned end ({state.out / FINAL}); "
                           "nothing changed (raise --max-steps or --num-train-epochs to train further)")
     if state.has_run and state.newest is None:
-        note(f"{state.out}: no checkpoint to resume from (save_steps); training again from step 0")
+        log.note(f"{state.out}: no checkpoint to resume from (save_steps); training again from step 0")
     return state.newest
 
 

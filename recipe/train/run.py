@@ -13,7 +13,6 @@ benchmarks/train_throughput.py builds its model with `build_embedder` and its `S
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
@@ -27,7 +26,8 @@ from accelerate.utils import DistributedDataParallelKwargs, InitProcessGroupKwar
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from ..config import ConfigError, note, to_dict
+from .. import log
+from ..config import ConfigError, to_dict
 from ..errors import Stopped
 from ..files import atomic_dir
 from ..hub import MODEL, push
@@ -117,7 +117,7 @@ def finite_everywhere(loss: torch.Tensor, batch: Batch, accelerator) -> None:
 def check_one_gpu_per_process() -> None:
     """The launcher started one process per GPU of this machine at most: accelerate gives process i
     GPU i % count, so more processes than GPUs share one (and DDP's device ids run past the last)."""
-    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    local = log.place().local_world
     if torch.cuda.is_available() and local > torch.cuda.device_count():
         gpus = torch.cuda.device_count()
         raise ConfigError(f"{local} processes were launched on this machine, which has {gpus} GPU(s): launch one "
@@ -202,7 +202,7 @@ def build(cfg: TrainConfig, state: outdir.RunState) -> Training | None:
     try:
         resume_from = outdir.resume_point(state, total, cfg.resume)
     except outdir.NothingToDo as at_the_end:
-        note(str(at_the_end))
+        log.note(str(at_the_end))
         return None
 
     # model and loss (main process first: it may build and save the tiny base model)
@@ -219,7 +219,7 @@ def build(cfg: TrainConfig, state: outdir.RunState) -> Training | None:
     start = 0
     if resume_from:
         start = checkpoint.load(resume_from, model, optimizer, scheduler, accelerator)
-        accelerator.print(f"resumed from step {start}")
+        log.say(f"resumed from step {start}")
     best = Best()
     for row in outdir.log_rows(out) if cfg.load_best_model_at_end and start else []:  # the steps scored before
         if "eval_accuracy" in row and row["step"] <= start and checkpoint.path_of(out, row["step"]).is_dir():
@@ -232,18 +232,18 @@ def build(cfg: TrainConfig, state: outdir.RunState) -> Training | None:
         if start == 0:
             outdir.record_settings(out, settings, digest)
         past = " or past max_steps" if cfg.max_steps else ""
-        accelerator.print(f"the plan uses {counts['used']} of {counts['read']} records (the rest: the last "
-                          f"partial batch{past}); {len(plan)} global batches of {cfg.global_batch_size}, "
-                          f"{total} steps on {world} process(es); {n_params / 1e6:.1f}M parameters, "
-                          f"{sum(p.numel() for p in trainable) / 1e6:.2f}M trainable"
-                          + (f"; {len(dev)} more held out as the dev set (eval_split_size), never trained on, "
-                             f"scored every {cfg.eval_steps} steps and at the end" if dev else ""))
+        log.say(f"the plan uses {counts['used']} of {counts['read']} records (the rest: the last "
+                f"partial batch{past}); {len(plan)} global batches of {cfg.global_batch_size}, "
+                f"{total} steps on {world} process(es); {n_params / 1e6:.1f}M parameters, "
+                f"{sum(p.numel() for p in trainable) / 1e6:.2f}M trainable"
+                + (f"; {len(dev)} more held out as the dev set (eval_split_size), never trained on, "
+                   f"scored every {cfg.eval_steps} steps and at the end" if dev else ""))
         for source, n in counts["per_source"].items():
-            accelerator.print(f"  {source}: {n['used']} of {n['read']} records")
+            log.say(f"  {source}: {n['used']} of {n['read']} records")
         if missing:
             how = "fill with random documents" if cfg.missing_negatives == "random" else "in-batch negatives only"
-            accelerator.print(f"{missing} records had fewer than {cfg.num_negatives} hard negative(s): "
-                              f"missing_negatives {cfg.missing_negatives} ({how})")
+            log.say(f"{missing} records had fewer than {cfg.num_negatives} hard negative(s): "
+                    f"missing_negatives {cfg.missing_negatives} ({how})")
 
     step = Step(model, loss_fn, optimizer, scheduler, cfg, **on_accelerate)
     meter = StepMeter(n_params, cfg.cached, cfg.gradient_checkpointing, world)
@@ -277,7 +277,7 @@ def loop(t: Training) -> None:
     log_file = (out / outdir.LOG).open("a") if accelerator.is_main_process else None
     try:
         # a `with`, so that the bar is closed before an error's one line is printed, not after it
-        with tqdm(total=t.total, initial=t.start, disable=not accelerator.is_main_process, desc="train") as bar:
+        with tqdm(total=t.total, initial=t.start, disable=not log.bars(), desc="train") as bar:
             t.wrapped.train()
             for step in range(t.start, t.total):
                 t.meter.start()
@@ -328,18 +328,18 @@ def export(t: Training) -> Path:
         if cfg.merge_checkpoints:
             merged = checkpoint.checkpoints(out)[-cfg.merge_checkpoints:]
             merge.merge_into(accelerator.unwrap_model(t.wrapped), merged, cfg.merge_method)
-            accelerator.print(f"final/ is the {cfg.merge_method} of checkpoints {', '.join(p.name for p in merged)}")
+            log.result(f"final/ is the {cfg.merge_method} of checkpoints {', '.join(p.name for p in merged)}")
         if cfg.load_best_model_at_end and t.best.step not in (0, t.total):
             best = checkpoint.path_of(out, t.best.step)
             checkpoint.load_weights(best, accelerator.unwrap_model(t.wrapped))
             t.summary.update(best_model_checkpoint=best.name, best_eval_accuracy=t.best.accuracy)  # the card says so
-            accelerator.print(f"final/ is checkpoint {best.name}, the best eval_accuracy on the dev set "
-                              f"({t.best.accuracy:.4f}; train_log.jsonl has every step's)")
+            log.result(f"final/ is checkpoint {best.name}, the best eval_accuracy on the dev set "
+                       f"({t.best.accuracy:.4f}; train_log.jsonl has every step's)")
         with atomic_dir(final, overwrite=True) as tmp:  # whole or not at all; an older final/ stays until then
             export_model(accelerator.unwrap_model(t.wrapped), cfg, tmp, t.summary)
-        accelerator.print(f"model written to {final}")
+        log.result(f"model written to {final}")
         if cfg.push_to_hub:
-            accelerator.print(f"pushed to {push(final, cfg.hub_model_id, MODEL)}")
+            log.result(f"pushed to {push(final, cfg.hub_model_id, MODEL)}")
     accelerator.wait_for_everyone()
     return final
 
