@@ -121,6 +121,19 @@ def check_server(url: str, model: str, flag: str = "--teacher-url", model_flag: 
                          f"{', ...' if len(served) > 5 else ''}; name one of them")
 
 
+def _check_port_free(port: int) -> None:
+    # llama.cpp loads the whole model before it finds the port taken, then says only "failed to
+    # init server"; a bind first names the cause in a second
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((HOST, port))
+        except OSError as e:
+            raise InputError(f"--port {port}: {HOST}:{port} is in use ({e.strerror or e}); "
+                             "choose another port, or 0 for any free one") from None
+
+
 class LocalTeacher:
     """llama.cpp's server over one GGUF model, on 127.0.0.1; a context manager.
 
