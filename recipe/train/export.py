@@ -86,12 +86,13 @@ def model_card(cfg, data_summary: dict, prompt: str) -> str:
     base_id = upstream_of(cfg.model) or (cfg.model if is_hub_id(cfg.model) else None)
     data = ModelCardData(library_name="sentence-transformers", base_model=base_id,
                          tags=["sentence-transformers", "feature-extraction", "e5-recipe"])
+    settings = dict(vars(cfg))  # the template reads values; the run's settings object stays in training's files
     return cards.render(
-        ModelCard, "model_card.md", data, cfg=cfg, name=Path(cfg.output_dir).name, base=base_model_name(cfg.model),
+        ModelCard, "model_card.md", data, cfg=settings, name=Path(cfg.output_dir).name, base=base_model_name(cfg.model),
         short=data_summary.get("records_short_of_negatives", 0), records=data_summary.get("records"),
         prompt=repr(prompt), dims=sorted(cfg.matryoshka_dims or [], reverse=True),
         data=json.dumps(data_summary, indent=2, ensure_ascii=False),
-        recipe=yaml.safe_dump(dict(vars(cfg)), sort_keys=False, allow_unicode=True))
+        recipe=yaml.safe_dump(settings, sort_keys=False, allow_unicode=True))
 
 
 @torch.no_grad()
