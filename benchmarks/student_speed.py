@@ -76,7 +76,7 @@ def run_arm(args, arm: dict, out: Path) -> dict:
     return {**arm, "wall_s": round(time.monotonic() - started, 1), "steps": len(rows),
             "s_per_step": round(statistics.median(steady), 2), "step_times": times,
             "tokens_per_s": round(statistics.median(r["tokens_per_s"] for r in rows[1:] or rows), 1),
-            "peak_memory_gb": max(r["peak_memory_gb"] for r in rows), "losses": [round(r["loss"], 4) for r in rows]}
+            "peak_memory_gb": round(max(r["peak_memory_gb"] for r in rows), 1), "losses": [round(r["loss"], 4) for r in rows]}
 
 
 def table(results: list[dict]) -> str:
