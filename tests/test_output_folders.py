@@ -72,7 +72,9 @@ def test_a_benchmark_refuses_a_folder_it_did_not_make_through_the_one_rule(name,
 
     def spy(folder, tool, **kw):
         calls.append((str(folder), tool))
-        return check_output_dir(folder, tool, **kw)
+        taken = check_output_dir(folder, tool, **kw)
+        # the rule let the user's folder through: stop here, before the benchmark's real work
+        raise RuntimeError(f"{tool} took {taken}")
 
     monkeypatch.setattr(bench, "check_output_dir", spy)
     folder = tmp_path / "mine"
