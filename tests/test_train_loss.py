@@ -7,20 +7,19 @@ widths (the loss summed over cut embeddings)."""
 
 from __future__ import annotations
 
-import faulthandler
 import math
 from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 
 from recipe.train.batch import make_batch
 from recipe.train.data import Example
 from recipe.train.loss import build_loss
 from recipe.train.tokenize import encode
-from tests.train_helpers import assert_same_gradients, columns, tiny_model
+from tests.train_helpers import (COLLECTIVE_TIMEOUT, assert_same_gradients, columns, spawn, tiny_model,
+                                 watch_for_hangs)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -241,13 +240,13 @@ def _worker(rank, world, init_file, workdir, out, device, margin, records):
 
     from recipe.train.loss import infonce
 
-    faulthandler.dump_traceback_later(240, exit=True)  # a hung collective fails the test, loudly
+    watch_for_hangs(out, rank)
     torch.set_num_threads(1)
     # built before the process group exists: save_pretrained writes only on rank 0 once it does
     model, examples, _ = tiny_model(f"{workdir}/{rank}", lora_dropout=0.0)  # same seed: same weights
     model.to(device)  # "cuda": both processes share one GPU; gloo gathers CUDA tensors through the host
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world,
-                            timeout=timedelta(seconds=180))
+                            timeout=timedelta(seconds=COLLECTIVE_TIMEOUT))
     try:
         # 1. labels point at the own positive after gathering: queries equal their positives
         local = 3
@@ -313,8 +312,8 @@ def two_processes_against_one(tmp_path, tiny, device: str, world: int = 2, recor
         q, *docs = (single.encode(c, convert_to_tensor=True, batch_size=records) for c in batch.columns)
         cos = q @ torch.cat(docs).T
     margin = margin_between_gaps(cos - cos.diagonal()[:, None])
-    mp.spawn(_worker, args=(world, str(tmp_path / "rdzv"), str(workdir), str(tmp_path), device, margin, records),
-             nprocs=world, join=True)
+    spawn(_worker, (world, str(tmp_path / "rdzv"), str(workdir), str(tmp_path), device, margin, records), world,
+          tmp_path)
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(world)]
     assert sorted(r["rows"] for r in ranks) == sorted(records * (i + 1) // world - records * i // world
                                                       for i in range(world))

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 
 from recipe.config import ConfigError
-from tests.train_helpers import smoke_config
+from tests.train_helpers import COLLECTIVE_TIMEOUT, smoke_config, spawn, watch_for_hangs
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -26,17 +25,17 @@ def free_port() -> int:
 
 def _build(rank: int, world: int, port: int, model: str, out_dirs: list[str], results: str) -> None:
     """One process of `world`: run.build and one step of run.loop; what it saw goes to results/rank.pt."""
-    import faulthandler
     import os
 
-    faulthandler.dump_traceback_later(240, exit=True)  # a hung collective fails the test, loudly
+    watch_for_hangs(results, rank)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world))
     torch.set_num_threads(1)
     from recipe.train import outdir, run
     from recipe.train.batch import make_batch
 
-    cfg = smoke_config(model=model, output_dir=out_dirs[rank], global_batch_size=7, max_steps=1, save_steps=0)
+    cfg = smoke_config(model=model, output_dir=out_dirs[rank], global_batch_size=7, max_steps=1, save_steps=0,
+                       process_group_timeout=COLLECTIVE_TIMEOUT)
     try:
         t = run.build(cfg, outdir.inspect(cfg.output_dir))
     except ConfigError as e:
@@ -65,8 +64,7 @@ def base_model(tmp_path_factory) -> str:
 def launch(tmp_path: Path, model: str, out_dirs: list[str]) -> list[dict]:
     results = tmp_path / "results"
     results.mkdir()
-    mp.spawn(_build, args=(len(out_dirs), free_port(), model, out_dirs, str(results)), nprocs=len(out_dirs),
-             join=True)
+    spawn(_build, (len(out_dirs), free_port(), model, out_dirs, str(results)), len(out_dirs), results)
     return [torch.load(results / f"{r}.pt", weights_only=False) for r in range(len(out_dirs))]
 
 
@@ -103,3 +101,18 @@ def test_more_processes_than_gpus_on_this_machine_is_refused_before_accelerate_s
                                           r"launch one per GPU \(accelerate launch --num_processes 4"):
         run.build(cfg, outdir.inspect(cfg.output_dir))
     assert not (tmp_path / "run").exists()
+
+
+def _hang(rank: int, folder: str) -> None:
+    watch_for_hangs(folder, rank, seconds=1)
+    if rank == 1:
+        import time
+
+        time.sleep(60)  # stands for a collective that never returns
+
+
+def test_a_hung_process_fails_the_test_with_its_stack(tmp_path):
+    with pytest.raises(AssertionError) as failed:
+        spawn(_hang, (str(tmp_path),), 2, tmp_path)
+    assert "process 1 terminated with exit code 1" in str(failed.value)
+    assert "hang-1.txt" in str(failed.value) and "in _hang" in str(failed.value)

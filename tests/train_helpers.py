@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
+import torch.multiprocessing as mp  # noqa: E402
 
 from recipe.config import load_yaml  # noqa: E402
 from recipe.train.config import TrainConfig  # noqa: E402
@@ -78,3 +80,27 @@ def assert_same_gradients(got: dict, want: dict, rel: float = 1e-4) -> None:
         assert scale > 0, f"{name}: zero gradient, the comparison would be blind"
         err = (got[name] - ref).abs().max()
         assert err <= rel * scale, (name, float(err), float(scale))
+
+
+HANG_SECONDS = 200  # the processes' collectives time out first (COLLECTIVE_TIMEOUT), with their stacks
+COLLECTIVE_TIMEOUT = 60  # seconds; a collective of these tests takes milliseconds, even on a busy machine
+_watch = None  # faulthandler writes to this file after the process's other objects are gone
+
+
+def watch_for_hangs(folder: str, rank: int, seconds: float = HANG_SECONDS) -> None:
+    """In a spawned process: if it is still running after `seconds`, every thread's stack goes to
+    folder/hang-{rank}.txt and the process exits, so a hung collective fails the test instead of
+    the suite's time limit, and `spawn` shows where each process stood."""
+    global _watch
+    _watch = open(Path(folder) / f"hang-{rank}.txt", "w")
+    faulthandler.dump_traceback_later(seconds, exit=True, file=_watch)
+
+
+def spawn(fn, args: tuple, nprocs: int, folder: Path) -> None:
+    """`mp.spawn` of processes that call `watch_for_hangs(folder, rank)`; when one fails, the error
+    carries the stacks the others' watchdogs wrote (pytest's captured stderr is cut in long logs)."""
+    try:
+        mp.spawn(fn, args=args, nprocs=nprocs, join=True)
+    except mp.ProcessExitedException as e:
+        stacks = [f"--- {p.name}\n{p.read_text()}" for p in sorted(Path(folder).glob("hang-*.txt")) if p.stat().st_size]
+        raise AssertionError("\n".join([str(e), *stacks])) from e
