@@ -48,8 +48,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.miniature import (GROUPS, MINI, Stop, base_folder, count, native_bf16, recipe_settings,  # noqa: E402
-                                  say, stage)
+from benchmarks.miniature import (DTYPES, GROUPS, MINI, Stop, base_folder, count, native_bf16,  # noqa: E402
+                                  recipe_settings, say, stage)
 from benchmarks.quality import (EVAL_DATA, banking_records, base_model, command, machine,  # noqa: E402
                                 read_scores, write_records)
 from recipe import cli  # noqa: E402
@@ -247,7 +247,7 @@ class CurveSettings:
                                    "synthesis that is still growing")
     sizes: list[int] = setting([250, 500, 1000, 2000], "training pairs per arm (the mix: N + N)")
     seeds: list[int] = setting([0, 1, 2], "training seeds at the largest N (the first elsewhere)")
-    arms: list[str] = setting(list(ARMS), "the trained arms: synthetic, control, mix")
+    arms: list[str] = setting(list(ARMS), "the trained arms: synthetic, control, mix", choices=ARMS)
     student: str = setting("smollm2-135m-instruct", "a model of recipe/local_models.py, a local model folder or "
                                                     "a Hub model id")
     learning_rate: list[float] = setting([1e-3], "one rate, or several to sweep by the dev score (3e-4,1e-3,3e-3)")
@@ -259,8 +259,8 @@ class CurveSettings:
                                  "docs/miniature.md)")
     warmup_steps: int = setting(5, "linear warmup steps")
     train_dtype: str = setting("auto", "auto, bfloat16 or float32; auto: bfloat16 weights and mixed precision "
-                                       "where the CPU computes it natively")
-    eval_dtype: str = setting("auto", "auto, bfloat16 or float32")
+                                       "where the CPU computes it natively", choices=DTYPES)
+    eval_dtype: str = setting("auto", "auto, bfloat16 or float32", choices=DTYPES)
     max_length: int = setting(128, "tokens per text, training and evaluation")
     filter_top_k: int = setting(10, "data/filter_pairs.py's --top-k")
     dev_size: int = setting(100, "synthetic pairs held out of every arm for `dev`")
@@ -279,12 +279,7 @@ class CurveSettings:
             raise ConfigError(f"--learning-rate {','.join(map(str, self.learning_rate))}: give at least one rate, "
                               "every one above 0")
         self.learning_rate = sorted(set(self.learning_rate))
-        unknown = [a for a in self.arms if a not in ARMS]
-        if unknown:
-            raise ConfigError(f"--arms: unknown {', '.join(unknown)}; choose from {', '.join(ARMS)}")
         for name in ("train_dtype", "eval_dtype"):
-            if getattr(self, name) not in ("auto", "bfloat16", "float32"):
-                raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)!r}: choose auto, bfloat16 or float32")
             if getattr(self, name) == "auto":
                 setattr(self, name, "bfloat16" if native_bf16() else "float32")
 

@@ -183,7 +183,7 @@ STEPS = ("mining", "miner-shape", "publish")
 
 @dataclass
 class DataThroughputSettings:
-    step: str = setting("", f"the step measured: {', '.join(STEPS)}")
+    step: str = setting("", f"the step measured (required): {', '.join(STEPS)}", choices=STEPS)
     msmarco: str = setting(str(MSMARCO), "mining: an MS MARCO subset in BEIR layout")
     docs: int = setting(1000, "mining, miner-shape: passages encoded")
     model: str | None = setting(None, "mining: the embedder (default: all-MiniLM-L6-v2's installed weights)")
@@ -191,8 +191,8 @@ class DataThroughputSettings:
     examples: int = setting(100_000, "publish: synthetic records built")
 
     def check(self) -> None:
-        if self.step not in STEPS:
-            raise ConfigError(f"--step {self.step!r}: choose {', '.join(STEPS)}")
+        if not self.step:
+            raise ConfigError(f"--step is required: choose one of {', '.join(STEPS)}")
 
 
 def _main(argv: list[str]) -> int:

@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from recipe import cli  # noqa: E402
-from recipe.config import ConfigError, parse, setting  # noqa: E402
+from recipe.config import parse, setting  # noqa: E402
 from recipe.files import write_text  # noqa: E402
 
 MIXES = {"query": (12, 0.5), "sentence": (25, 0.5), "passage": (140, 0.6), "long": (380, 0.35)}
@@ -225,20 +225,13 @@ def measure_mix(model, mix: str, n: int, batch_size: int, vocab: int | None, rng
 
 @dataclass
 class EvalThroughputSettings:
-    model: str = setting("minilm", "minilm, tiny-decoder or mistral-7b")
+    model: str = setting("minilm", "minilm, tiny-decoder or mistral-7b", choices=("minilm", "tiny-decoder", "mistral-7b"))
     texts: int = setting(512, "texts per mix")
     batch_size: int = setting(32, "texts per encode batch")
-    mixes: list[str] = setting(list(MIXES), "the length mixes measured")
+    mixes: list[str] = setting(list(MIXES), "the length mixes measured", choices=MIXES)
     layers: int = setting(32, "mistral-7b only: fewer layers for a CPU dry run")
     output: str = setting("", "also write the figures to this JSON file")
     write_volume: bool = setting(False, "rebuild benchmarks/mteb_volume.csv from mteb's metadata and stop")
-
-    def check(self) -> None:
-        if self.model not in ("minilm", "tiny-decoder", "mistral-7b"):
-            raise ConfigError(f"--model {self.model!r}: choose minilm, tiny-decoder or mistral-7b")
-        unknown = [m for m in self.mixes if m not in MIXES]
-        if unknown:
-            raise ConfigError(f"--mixes: unknown {', '.join(unknown)}; mixes: {', '.join(MIXES)}")
 
 
 def _main(argv: list[str]) -> int:

@@ -56,7 +56,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.quality import (EVAL_DATA, banking_records, base_model, command, machine,  # noqa: E402
                                 read_scores, write_records)
 from recipe import cli  # noqa: E402
-from recipe.config import ConfigError, parse, setting  # noqa: E402
+from recipe.config import parse, setting  # noqa: E402
 from recipe.files import check_output_dir, mark_output_dir, write_text  # noqa: E402
 
 TOOL = "benchmarks/miniature.py"
@@ -67,6 +67,7 @@ TASKS = ("STSBenchmark", "Banking77Classification", "MSMARCO", "DBPedia")
 GROUPS = ("short-long", "long-short", "short-short", "long-long", "sts", "bitext")
 SYNTH_FILES = ("examples.jsonl", "rejected.jsonl", "tasks.jsonl", "runs.jsonl", "batches.jsonl")
 MODELS = ("base", "synthetic", "control")
+DTYPES = ("auto", "bfloat16", "float32")  # auto: bfloat16 where native_bf16()
 
 
 class Stop(Exception):
@@ -364,14 +365,12 @@ class MiniatureSettings:
     tasks: list[str] = setting(list(TASKS), "the tasks scored")
     eval_dtype: str = setting("auto", "evaluation's weights dtype (auto, bfloat16, float32); auto: bfloat16 where "
                                       "the CPU computes it natively (avx512_bf16 or amx_bf16: twice as fast, "
-                                      "docs/miniature.md), else float32")
+                                      "docs/miniature.md), else float32", choices=DTYPES)
     eval_data: str = setting(str(EVAL_DATA), "local task data (eval.py's --data-dir)")
     threads: int = setting(1, "torch threads for training and evaluation")
     seed: int = setting(0, "the seed of mining, the control sample and training")
 
     def check(self) -> None:
-        if self.eval_dtype not in ("auto", "bfloat16", "float32"):
-            raise ConfigError(f"--eval-dtype {self.eval_dtype!r}: choose auto, bfloat16 or float32")
         if self.eval_dtype == "auto":
             self.eval_dtype = "bfloat16" if native_bf16() else "float32"
 

@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from recipe import cli  # noqa: E402
-from recipe.config import ConfigError, load_yaml, parse, setting  # noqa: E402
+from recipe.config import load_yaml, parse, setting  # noqa: E402
 from recipe.files import write_text  # noqa: E402
 from recipe.train.config import TrainConfig  # noqa: E402
 from recipe.train.data import Example  # noqa: E402
@@ -391,27 +391,19 @@ class TrainThroughputSettings:
     mini_batch: int = setting(8, "GradCache mini-batch (texts per forward)")
     max_length: int = setting(512, "tokens per text")
     steps: int = setting(2, "timed steps, after one warm-up step")
-    dtype: str | None = setting(None, "float32, bfloat16 or float16 (default: bf16 on GPU, fp32 on CPU)")
+    dtype: str | None = setting(None, "float32, bfloat16 or float16 (default: bf16 on GPU, fp32 on CPU)",
+                                choices=MIXED_PRECISION)
     attn: str = setting("sdpa", "sdpa, eager or flash_attention_2")
     layers: int = setting(32, "mistral-7b: decoder layers (fewer: a quick check of the path)")
     total_steps: int = setting(PAPER_STEPS, "steps of the run to project hours for")
     data: str | None = setting(None, "records in the synthesis format instead of the generated mix")
-    runs: list[str] = setting(["grouped", "ungrouped", "baseline"], "which runs")
+    runs: list[str] = setting(["grouped", "ungrouped", "baseline"], "which runs", choices=RUN_NAMES)
     baseline: str = setting("trainer", "the sentence-transformers run: its trainer (needs datasets) or the "
-                                       "library's loss in our loop (loop)")
+                                       "library's loss in our loop (loop)", choices=("trainer", "loop"))
     threads: int = setting(0, "torch CPU threads (0: torch's default)")
     output: str = setting("", "also write the results to this JSON file")
     padding_only: list[int] | None = setting(None, "only tokenize, and print the padding share with and without "
                                                    "grouping at these mini-batch sizes ([]: 8,16,32,64)")
-
-    def check(self) -> None:
-        if self.baseline not in ("trainer", "loop"):
-            raise ConfigError(f"--baseline {self.baseline!r}: choose trainer or loop")
-        if self.dtype is not None and self.dtype not in MIXED_PRECISION:
-            raise ConfigError(f"--dtype {self.dtype!r}: choose {', '.join(MIXED_PRECISION)}")
-        unknown = [r for r in self.runs if r not in RUN_NAMES]
-        if unknown:
-            raise ConfigError(f"--runs: unknown {', '.join(unknown)}; runs: {', '.join(RUN_NAMES)}")
 
 
 def benchmark(argv: list[str]) -> dict:

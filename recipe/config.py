@@ -38,13 +38,33 @@ class ConfigError(InputError):
     """A recipe or command line that cannot be used; the message says what to fix."""
 
 
-def setting(default: Any, help: str, **kw) -> Any:
+def setting(default: Any, help: str, choices: Sequence[Any] | None = None, **kw) -> Any:
     """A field of a settings dataclass: its default and the help text `--help` shows beside it.
+    `choices`: the only values it takes (each item's, for a list), checked wherever a value is read
+    (YAML, command line) and by `check_choices`; None (for an optional field) always passes.
 
     A list or mapping default is copied for each instance, so that no two share one."""
+    metadata = {"help": help} if choices is None else {"help": help, "choices": tuple(choices)}
     if isinstance(default, (list, dict)):
-        return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata={"help": help}, **kw)
-    return dataclasses.field(default=default, metadata={"help": help}, **kw)
+        return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata=metadata, **kw)
+    return dataclasses.field(default=default, metadata=metadata, **kw)
+
+
+def _check_choice(value: Any, field: dataclasses.Field, where: str, from_cli: bool = False) -> None:
+    allowed = field.metadata.get("choices")
+    if allowed is None or value is None:
+        return
+    bad = [v for v in (value if isinstance(value, list) else [value]) if v not in allowed]
+    if bad:
+        name = f"{flag(field.name)} {bad[0]!r}" if from_cli else f"'{field.name}' = {bad[0]!r}"
+        raise ConfigError(f"{where + ': ' if where else ''}{name}: choose one of {', '.join(map(str, allowed))}")
+
+
+def check_choices(cfg, where: str = "") -> None:
+    """Every field declared with `choices` holds one of them: for settings built in code, which
+    neither YAML nor the command line has checked."""
+    for f in dataclasses.fields(cfg):
+        _check_choice(getattr(cfg, f.name), f, where)
 
 
 def flag(key: str) -> str:
@@ -165,6 +185,7 @@ def _apply(cfg: T, values: dict, where: str, from_cli: bool = False) -> T:
                 value = _check(value, hints[key], key, where)
         else:
             value = _check(value, hints[key], key, where)
+        _check_choice(value, known[key], where, from_cli)
         setattr(cfg, key, value)
     return cfg
 

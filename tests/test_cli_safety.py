@@ -262,7 +262,7 @@ CASES = [
     Case("train-push-without-hub-model-id", "train", _train("--push-to-hub"), 2, "--push-to-hub needs --hub-model-id"),
     Case("train-push-offline", "train", _train("--push-to-hub", "--hub-model-id", "me/m"), 2, "HF_HUB_OFFLINE is set",
          hides="hf_PLANTED", env={"HF_TOKEN": "hf_PLANTEDtoken0123456789abcdef"}),
-    Case("mine-sampling-best", "mine_negatives", _mine("--sampling", "best"), 2, "'sampling' = 'best'"),
+    Case("mine-sampling-best", "mine_negatives", _mine("--sampling", "best"), 2, "--sampling 'best': choose one of random, top"),
     Case("mine-offline-default-miner", "mine_negatives", _mine("--model", "intfloat/multilingual-e5-base"), 2,
          "--model intfloat/multilingual-e5-base: not a local folder"),
     Case("mine-not-utf8-input", "mine_negatives", _mine(input=lambda t: _records_with(t, "bad.jsonl", NOT_UTF8)), 2,

@@ -1,10 +1,11 @@
 """The shared recipe loader: YAML then `--key value`, unknown keys named, types checked."""
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
-from recipe.config import ConfigError, parse
+from recipe.config import ConfigError, check_choices, parse, setting
 
 
 @dataclass
@@ -58,3 +59,54 @@ def test_a_string_flag_keeps_its_text_even_where_it_is_no_yaml():
     assert parse(Demo, ["--name", template]).name == template
     assert parse(Demo, ["--name", "null"]).name == "null"  # a str field: the text, never YAML's None
     assert parse(Demo, ["--model", 'a: "b']).model == 'a: "b'  # no YAML: the text, for the union's str
+
+
+@dataclass
+class Chosen:
+    side: str = setting("right", "left or right", choices=("left", "right"))
+    arms: list[str] = setting(["a"], "some of a, b", choices=("a", "b"))
+    dtype: str | None = setting(None, "one of f16, f32, or null", choices=("f16", "f32"))
+
+
+def test_choices_are_checked_in_each_dialect_and_in_code(tmp_path):
+    with pytest.raises(ConfigError, match=r"^command line: --side 'up': choose one of left, right$"):
+        parse(Chosen, ["--side", "up"])
+    with pytest.raises(ConfigError, match=r"^command line: --arms 'c': choose one of a, b$"):
+        parse(Chosen, ["--arms", "a,c"])  # each item of a list
+    path = tmp_path / "r.yaml"
+    path.write_text("dtype: f64\n")
+    with pytest.raises(ConfigError, match=rf"^{path}: 'dtype' = 'f64': choose one of f16, f32$"):
+        parse(Chosen, ["--config", str(path)])
+    assert parse(Chosen, ["--side", "left", "--arms", "b,a"]) == Chosen("left", ["b", "a"], None)  # null passes
+    check_choices(Chosen())
+    with pytest.raises(ConfigError, match=r"^'side' = 'up': choose one of left, right$"):
+        check_choices(Chosen(side="up"))  # settings built in code
+
+
+def test_every_settings_default_is_one_of_its_choices():
+    """A default outside its own choices would refuse the command a user runs without the flag."""
+    import dataclasses
+    import importlib
+    import pkgutil
+    import sys
+
+    import recipe
+
+    root = Path(recipe.__file__).parents[1]
+    sys.path.insert(0, str(root))
+    modules = [m.name for m in pkgutil.walk_packages(recipe.__path__, "recipe.")]
+    modules += [f"benchmarks.{p.stem}" for p in (root / "benchmarks").glob("*.py")]
+    checked = 0
+    for name in modules:
+        module = importlib.import_module(name)
+        for cls in vars(module).values():
+            if not (isinstance(cls, type) and dataclasses.is_dataclass(cls) and cls.__module__ == name):
+                continue
+            for f in dataclasses.fields(cls):
+                if "choices" not in f.metadata:
+                    continue
+                default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+                values = default if isinstance(default, list) else [default]
+                assert all(v in f.metadata["choices"] or v in (None, "") for v in values), (name, f.name, default)
+                checked += 1
+    assert checked >= 20, checked  # the train, eval, synthesis, mining and benchmark settings among them

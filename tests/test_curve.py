@@ -83,7 +83,7 @@ def test_the_curve_trains_every_arm_size_and_seed_once_and_resumes(curve, tmp_pa
 @pytest.mark.parametrize("flag, value, message", [
     ("--sizes", "10,x", "'sizes' = 'x' is not an integer"),
     ("--sizes", "-5", "--sizes -5: give at least one number, none negative"),
-    ("--arms", "synthetic,real", "--arms: unknown real"),
+    ("--arms", "synthetic,real", "--arms 'real': choose one of synthetic, control, mix"),
     ("--learning-rate", "1e-3,x", "'learning_rate' = 'x' is not a number"),
     ("--learning-rate", "0", "every one above 0"),
     ("--num-examples", "100000", "--num-examples 100000: "),

@@ -167,8 +167,6 @@ def test_auto_protocol_reads_the_model_not_its_name(tiny_folder):
     assert choose("auto", minilm, "sentence-transformers/all-MiniLM-L6-v2").protocol == "plain"
     assert choose("plain", instruct, "local/tiny").protocol == "plain"
     assert choose("e5", minilm, "local/minilm").protocol == "e5"
-    with pytest.raises(ConfigError, match="--protocol 'paper': choose one of auto, e5, plain"):
-        choose("paper", minilm, "local/minilm")
     with pytest.raises(ConfigError, match="applies under the e5 protocol.*pass --protocol e5"):
         choose("auto", load_model(str(get_model_path()), device="cpu"), "local/minilm", custom_template=True)
 

@@ -174,7 +174,7 @@ def test_faiss_where_installed_answers_as_torch_does(minilm, corpus, monkeypatch
     (None, ["--corpus", "{tmp}/good.jsonl"], "error: command line: give --query TEXT or --queries FILE"),
     (None, ["--corpus", "{tmp}/good.jsonl", "--queries", "{tmp}/q.txt"], "error: --queries {tmp}/q.txt: no such file"),
     (None, ["--corpus", "x", "--query", "q", "--top-k", "0"], "error: 'top_k' = 0 must be at least 1"),
-    (None, ["--corpus", "x", "--query", "q", "--format", "csv"], "error: 'format' = 'csv' is not one of text, jsonl"),
+    (None, ["--corpus", "x", "--query", "q", "--format", "csv"], "error: command line: --format 'csv': choose one of text, jsonl"),
     (None, ["--corpus", "x", "--query", "q", "--index", "faiss"], "error: --index faiss: faiss is not installed"),
     ("out", ["--corpus", "{tmp}/good.jsonl", "--query", "q", "--output", "{tmp}/out.txt"],
      "error: --output {tmp}/out.txt: already exists; pass --overwrite to replace it"),

@@ -173,13 +173,13 @@ def test_homogeneous_batches_by_source_from_build_mix(tmp_path):
 def test_unknown_key_is_an_error_that_names_it():
     with pytest.raises(ConfigError, match="unknown setting --lr.*--learning-rate"):  # transformers' name only
         parse(TrainConfig, ["--config", str(SMOKE), "--lr", "1e-4"])
-    with pytest.raises(ConfigError, match="'padding_side' = 'up': choose one of left, right"):
+    with pytest.raises(ConfigError, match="command line: --padding-side 'up': choose one of left, right"):
         parse(TrainConfig, ["--config", str(SMOKE), "--padding-side", "up"])
     with pytest.raises(ConfigError, match="append_eos"):
         parse(TrainConfig, ["--config", str(SMOKE), "--append-eos", "false"])
     cfg = parse(TrainConfig, ["--config", str(SMOKE), "--learning-rate", "1e-4", "--global-batch-size", "64"])
     assert (cfg.learning_rate, cfg.global_batch_size) == (1e-4, 64)  # "1e-4" is a number, though YAML 1.1 disagrees
-    for bad, message in [(["--missing-negatives", "skip"], "'missing_negatives' = 'skip': choose one of error"),
+    for bad, message in [(["--missing-negatives", "skip"], "--missing-negatives 'skip': choose one of error, in_batch"),
                          (["--num-negatives", "-1"], "'num_negatives' = -1 must be >= 0"),
                          (["--columns", "question"], "'columns': 'question' is not FIELD=COLUMN"),
                          (["--data", "a,b", "--data-instructions", "[x, y, z]"], "'data_instructions' has 3 values")]:

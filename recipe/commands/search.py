@@ -48,8 +48,8 @@ class SearchConfig:
     batch_size: int = setting(32, "encoding batch size")
     device: str | None = setting(None, "cpu, cuda, ... (default: best available)")
     cache_dir: str | None = setting("", "folder of the corpus embeddings ('': CORPUS.e5-search beside it; null: off)")
-    index: str = setting("auto", "exact search by torch or faiss; auto: faiss where installed")
-    format: str = setting("text", "text (a block per query) or jsonl (an object per query)")
+    index: str = setting("auto", "exact search by torch or faiss; auto: faiss where installed", choices=INDEXES)
+    format: str = setting("text", "text (a block per query) or jsonl (an object per query)", choices=FORMATS)
     snippet_chars: int = setting(160, "characters of each document shown")
     output: str = setting("", "write the results to this file (default: stdout)")
     overwrite: bool = setting(False, "replace an existing --output")
@@ -63,9 +63,6 @@ class SearchConfig:
                 raise ConfigError(f"'{key}' = {getattr(self, key)} must be at least 1")
         if self.max_length is not None and self.max_length < 1:
             raise ConfigError(f"'max_length' = {self.max_length} must be at least 1 (or null: the model's)")
-        for key, choices in (("format", FORMATS), ("index", INDEXES)):
-            if getattr(self, key) not in choices:
-                raise ConfigError(f"'{key}' = {getattr(self, key)!r} is not one of {', '.join(choices)}")
         if self.index == "faiss" and importlib.util.find_spec("faiss") is None:
             raise ConfigError("--index faiss: faiss is not installed (pip install faiss-cpu); --index torch "
                               "searches exactly too")

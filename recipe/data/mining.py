@@ -56,7 +56,7 @@ class MiningSettings:
         0.05, "skip candidates scoring above positive - margin*|positive| (false negatives); null: off")
     absolute_margin: float | None = setting(None, "skip candidates scoring above positive - margin")
     max_score: float | None = setting(None, "skip candidates scoring above this (near-duplicates)")
-    sampling: str = setting("random", "'random' among the kept top-k, or 'top' (hardest kept)")
+    sampling: str = setting("random", "'random' among the kept top-k, or 'top' (hardest kept)", choices=SAMPLING)
     seed: int = setting(0, "seed of the random sampling")
     batch_size: int = setting(64, "encoding batch size")
     query_prompt: str | None = setting(
@@ -68,8 +68,6 @@ class MiningSettings:
 
     def check(self) -> None:
         """Values a type check cannot catch, named before any model is loaded."""
-        if self.sampling not in SAMPLING:
-            raise ConfigError(f"'sampling' = {self.sampling!r}: choose one of {', '.join(SAMPLING)}")
         if not 0 <= self.range_min < self.range_max:
             raise ConfigError(f"'range_min' = {self.range_min}, 'range_max' = {self.range_max}: "
                               "need 0 <= range_min < range_max")

@@ -32,15 +32,9 @@ def registry_meta(name: str):
     return MODEL_REGISTRY.get(name)
 
 
-def check(requested: str) -> str:
-    if requested not in PROTOCOLS:
-        raise ConfigError(f"--protocol {requested!r}: choose one of {', '.join(PROTOCOLS)}")
-    return requested
-
-
 def choose(requested: str, model, name: str, custom_template: bool = False) -> Choice:
     """The protocol for `model` (a loaded SentenceTransformer) called `name` (Hub id or local/...)."""
-    if check(requested) != "auto":
+    if requested != "auto":
         choice = Choice(requested, f"--protocol {requested}")
     else:
         choice = _detect(model, name)

