@@ -291,6 +291,12 @@ def _main(argv: list[str]) -> int:
     if not (synthesis / "examples.jsonl").is_file():
         raise InputError(f"--synthesis {synthesis}: no examples.jsonl (want a data/synthesize.py output folder)")
     args.examples = first_examples(synthesis / "examples.jsonl", args.num_examples)
+    given = args.examples.count("\n")
+    most = given - args.dev_size  # the synthetic pool before the filter takes its share
+    if set(args.arms) - {"control"} and max(args.sizes) > most:
+        raise InputError(f"--sizes {max(args.sizes)}: {given} examples leave at most {most} "
+                         f"synthetic pairs beside the {args.dev_size} dev pairs (the filter keeps about 88%); give "
+                         "more --num-examples or a smaller size")
     work = check_output_dir(args.output_dir, TOOL, replaces=REPORTS)
     mark_output_dir(work, TOOL)
     import torch

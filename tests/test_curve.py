@@ -87,6 +87,7 @@ def test_the_curve_trains_every_arm_size_and_seed_once_and_resumes(curve, tmp_pa
     ("--learning-rate", "1e-3,x", "'learning_rate' = 'x' is not a number"),
     ("--learning-rate", "0", "every one above 0"),
     ("--num-examples", "100000", "--num-examples 100000: "),
+    ("--sizes", "250,4000", "--sizes 4000: "),  # before any stage pays for it
     ("--synthesis", "nowhere", "--synthesis nowhere: no examples.jsonl"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(curve, tmp_path, capsys, flag, value, message):
