@@ -37,9 +37,7 @@ import os
 import random
 import statistics
 import sys
-import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -49,9 +47,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.miniature import (DTYPES, GROUPS, MINI, Stop, base_folder, count, native_bf16,  # noqa: E402
-                                  recipe_settings, say, stage)
-from benchmarks.quality import (EVAL_DATA, banking_records, base_model, command, machine,  # noqa: E402
-                                read_scores, write_records)
+                                  recipe_settings, say, stage, stage_table)
+from benchmarks.provenance import Sitting  # noqa: E402
+from benchmarks.quality import (EVAL_DATA, banking_records, base_model, command, read_scores,  # noqa: E402
+                                write_records)
 from recipe import cli  # noqa: E402
 from recipe.config import ConfigError, parse, setting  # noqa: E402
 from recipe.errors import InputError  # noqa: E402
@@ -291,21 +290,21 @@ def _main(argv: list[str]) -> int:
     if not (synthesis / "examples.jsonl").is_file():
         raise InputError(f"--synthesis {synthesis}: no examples.jsonl (want a data/synthesize.py output folder)")
     args.examples = first_examples(synthesis / "examples.jsonl", args.num_examples)
+    work = check_output_dir(args.output_dir, TOOL, replaces=REPORTS)
     given = args.examples.count("\n")
     most = given - args.dev_size  # the synthetic pool before the filter takes its share
     if set(args.arms) - {"control"} and max(args.sizes) > most:
         raise InputError(f"--sizes {max(args.sizes)}: {given} examples leave at most {most} "
                          f"synthetic pairs beside the {args.dev_size} dev pairs (the filter keeps about 88%); give "
                          "more --num-examples or a smaller size")
-    work = check_output_dir(args.output_dir, TOOL, replaces=REPORTS)
     mark_output_dir(work, TOOL)
     import torch
 
     from recipe.lock import FolderLock
 
     torch.set_num_threads(args.threads)
-    started, t0 = datetime.now(timezone.utc), time.monotonic()
-    load_start = [round(x, 2) for x in os.getloadavg()]
+    command_line = "python benchmarks/curve.py " + " ".join(argv)
+    sitting = Sitting(command_line, args.threads)
     times: dict[str, dict] = {}
     results: dict[tuple[str, int], list[dict]] = {}
     try:
@@ -365,24 +364,14 @@ def _main(argv: list[str]) -> int:
     if sweep:
         text += f"\n\nThe sweep (synthetic, N={max(fits)}, seed {args.seeds[0]}; `dev` chooses):\n\n" + sweep_table(sweep, lr)
     plot(results, args.tasks, work / "curve.png")
-    command_line = "python benchmarks/curve.py " + " ".join(argv)
-    report = {"command": command_line, "started": started.isoformat(timespec="seconds"),
-              "wall_s": round(time.monotonic() - t0), "load_start": load_start,
-              "load_end": [round(x, 2) for x in os.getloadavg()], "machine": machine(), "threads": args.threads,
-              "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "examples"},
+    report = {**sitting.end(), "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "examples"},
               "data": {k: data.get(k) for k in ("synthetic_mined", "synthetic_kept", "dev", "synthetic_pool",
                                                 "control_pool", "per_group")},
               "stages": times, "learning_rate": lr,
               "sweep": {f"{r:g}": {k: t[k] for k in ("steps", "first_loss", "last_loss", "dev")} for r, t in sweep.items()},
               "results": {f"{a}/{n}": runs for (a, n), runs in results.items()}}
-    stage_lines = "\n".join(f"| {n} | {t['wall_s']:.0f} |{' skipped (done before)' if t['skipped'] else ''}"
-                            for n, t in times.items())
-    versions = ", ".join(f"{k} {v}" for k, v in report["machine"]["versions"].items())
     md = (f"{text}\n\nScores: MTEB's main metric x100, evaluated in {args.eval_dtype}; `mean ± sd` over seeds. "
-          f"Data: {json.dumps(report['data'])}.\n\n| stage | wall s |\n|---|---:|\n{stage_lines}\n\n"
-          f"Command: `{command_line}`; {report['wall_s'] / 60:.1f} min this sitting, {started:%Y-%m-%d %H:%M} UTC; "
-          f"load average {load_start} -> {report['load_end']}; {report['machine']['cores']} x "
-          f"{report['machine']['cpu']}, {args.threads} torch thread(s); {versions}.\n")
+          f"Data: {json.dumps(report['data'])}.\n\n{stage_table(times)}\n\n{sitting.line()}\n")
     write_text(work / "curve.json", json.dumps(report, indent=1))
     write_text(work / "curve.md", md)
     mark_output_dir(work, TOOL, REPORTS)

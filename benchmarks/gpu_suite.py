@@ -76,6 +76,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
+import provenance  # noqa: E402
 import train_throughput as tt  # noqa: E402
 from gpu_report import goals, markdown  # noqa: E402
 from recipe import cli  # noqa: E402
@@ -86,6 +87,8 @@ from recipe.train.config import TrainConfig  # noqa: E402
 from recipe.train.metrics import peak_tflops  # noqa: E402
 
 PARTS = ("tests", "run", "train", "levers", "encode", "mine", "full-batch")
+GPU_PACKAGES = ("torch", "transformers", "sentence-transformers", "peft", "accelerate", "tokenizers", "safetensors",
+                "numpy", "flash-attn", "liger-kernel", "triton")
 FINISHED = ("ok", "out of memory")  # a figure either way: `--parts rest` runs neither again
 GPU_TESTS = "tests/test_gpu_path.py"
 TOOL = "benchmarks/gpu_suite.py"
@@ -484,14 +487,7 @@ def matmul_ceiling(n: int, device: torch.device) -> dict:
 
 
 def versions() -> dict:
-    out = {"python": platform.python_version(), "cuda": torch.version.cuda}
-    for dist in ("torch", "transformers", "sentence-transformers", "peft", "accelerate", "tokenizers",
-                 "safetensors", "numpy", "flash-attn", "liger-kernel", "triton"):
-        try:
-            out[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            out[dist] = None
-    return out
+    return {"cuda": torch.version.cuda, **provenance.versions(GPU_PACKAGES)}
 
 
 def machine() -> dict:

@@ -53,7 +53,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.quality import (EVAL_DATA, banking_records, base_model, command, machine,  # noqa: E402
+from benchmarks.provenance import Sitting  # noqa: E402
+from benchmarks.quality import (EVAL_DATA, banking_records, base_model, command,  # noqa: E402
                                 read_scores, write_records)
 from recipe import cli  # noqa: E402
 from recipe.config import parse, setting  # noqa: E402
@@ -116,6 +117,12 @@ def stage(work: Path, name: str, settings: dict, run, times: dict) -> dict:
     times[name] = {"wall_s": done["wall_s"], "skipped": False}
     say(f"{name}: {done['wall_s']:.0f} s")
     return done
+
+
+def stage_table(times: dict[str, dict]) -> str:
+    """The wall time of each stage `stage` ran or skipped this sitting, as a markdown table."""
+    rows = [f"| {n} | {t['wall_s']:.0f} |{' skipped (done before)' if t['skipped'] else ''}" for n, t in times.items()]
+    return "\n".join(["| stage | wall s |", "|---|---:|", *rows])
 
 
 def say(line: str) -> None:
@@ -385,8 +392,7 @@ def _main(argv: list[str]) -> int:
     from recipe.lock import FolderLock
 
     torch.set_num_threads(args.threads)
-    started = datetime.now(timezone.utc)
-    load_start = [round(x, 2) for x in os.getloadavg()]
+    sitting = Sitting("python benchmarks/miniature.py " + " ".join(argv), args.threads)
     times: dict[str, dict] = {}
     try:
         with FolderLock(work, what="miniature work folder"):
@@ -417,26 +423,14 @@ def _main(argv: list[str]) -> int:
     except SystemExit as e:  # a command of the project exited non-zero (quality.command says which log)
         print(f"error: {e}", file=sys.stderr)
         return 1
-    finished = datetime.now(timezone.utc)
-    report = {"command": "python benchmarks/miniature.py " + " ".join(argv),
-              "started": started.isoformat(timespec="seconds"), "finished": finished.isoformat(timespec="seconds"),
-              "wall_s": round((finished - started).total_seconds()), "load_start": load_start,
-              "load_end": [round(x, 2) for x in os.getloadavg()], "machine": machine(), "threads": args.threads,
-              "student": args.student, "synthesis": {k: synth.get(k) for k in ("examples", "rejected", "per_group")},
+    report = {**sitting.end(), "student": args.student, "synthesis": {k: synth.get(k) for k in ("examples", "rejected", "per_group")},
               "data": {k: data.get(k) for k in ("synthetic_mined", "synthetic_kept", "control")},
               "training": {n: {k: trained[n].get(k) for k in ("steps", "first_loss", "last_loss", "s_per_step",
                                                                "peak_memory_gb")} for n in trained},
               "stages": times, "scores": scores}
-    text = table(scores, args.tasks)
-    stage_lines = "\n".join(f"| {n} | {t['wall_s']:.0f} |{' (skipped: done before)' if t['skipped'] else ''}"
-                            for n, t in times.items())
-    versions = ", ".join(f"{k} {v}" for k, v in report["machine"]["versions"].items())
-    md = (f"{text}\n\n| stage | wall s |\n|---|---:|\n{stage_lines}\n\n"
+    md = (f"{table(scores, args.tasks)}\n\n{stage_table(times)}\n\n"
           f"Synthesis: {json.dumps(report['synthesis'])}; data: {json.dumps(report['data'])}; "
-          f"training: {json.dumps(report['training'])}.\n\n"
-          f"Command: `{report['command']}`; {report['wall_s'] / 60:.1f} min this sitting, {started:%Y-%m-%d %H:%M} UTC; "
-          f"load average {load_start} at the start, {report['load_end']} at the end; "
-          f"{report['machine']['cores']} x {report['machine']['cpu']}, {args.threads} torch thread(s); {versions}.\n")
+          f"training: {json.dumps(report['training'])}.\n\n{sitting.line()}\n")
     write_text(work / "miniature.json", json.dumps(report, indent=1))
     write_text(work / "miniature.md", md)
     mark_output_dir(work, TOOL, REPORTS)

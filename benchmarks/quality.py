@@ -40,12 +40,11 @@ import json
 import logging
 import math
 import os
-import platform
 import random
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before any Hugging Face import: the lab never downloads
@@ -56,6 +55,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.provenance import Sitting  # noqa: E402
 from recipe import cli  # noqa: E402
 from recipe.config import ConfigError, load_yaml, parse, setting  # noqa: E402
 from recipe.files import check_output_dir, mark_output_dir, write_text  # noqa: E402
@@ -300,25 +300,6 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def machine() -> dict:
-    cpu = platform.processor()
-    with contextlib.suppress(OSError):
-        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                 if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    import mteb
-    import peft
-    import sentence_transformers
-    import torch
-    import transformers
-
-    return {"cpu": cpu, "cores": os.cpu_count(), "gpu": torch.cuda.is_available(),
-            "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                         "transformers": transformers.__version__,
-                         "sentence-transformers": sentence_transformers.__version__, "peft": peft.__version__,
-                         "mteb": mteb.__version__}}
-
-
 def quick_eval_data(work: Path) -> Path:
     """The quick run's one small eval: STSBenchmark's first 100 pairs, as eval.py's --data-dir reads them."""
     folder = work / "quick-eval" / "STSBenchmark"
@@ -360,8 +341,7 @@ def _main(argv: list[str]) -> int:
     # the lab replaces runs, evaluations and data in its folder: only in one it made itself
     work = check_output_dir(args.output_dir, TOOL, replaces=REPORTS)
     mark_output_dir(work, TOOL)
-    started = datetime.now(timezone.utc)
-    load_start = [round(x, 2) for x in os.getloadavg()]
+    sitting = Sitting("python benchmarks/quality.py " + " ".join(argv), args.threads)
     data = prepare_data(work, records, args.data_seed, {r.data for r in chosen if r.flags is not None},
                         work / "data.log")
     train_flags = ["--seed", str(args.seed), "--save-steps", "0"]
@@ -390,20 +370,12 @@ def _main(argv: list[str]) -> int:
         print(f"  {json.dumps(result['scores'])}, train {result['train_s']:.0f} s, eval {result['eval_s']:.0f} s",
               file=sys.stderr, flush=True)
 
-    finished = datetime.now(timezone.utc)
-    report = {"command": "python benchmarks/quality.py " + " ".join(argv),
-              "started": started.isoformat(timespec="seconds"), "finished": finished.isoformat(timespec="seconds"),
-              "wall_s": round((finished - started).total_seconds()), "load_start": load_start,
-              "load_end": [round(x, 2) for x in os.getloadavg()], "machine": machine(),
-              "threads": args.threads, "train_records": records, "train_steps_at_batch": {str(recipe.global_batch_size): steps},
+    report = {**sitting.end(), "train_records": records, "train_steps_at_batch": {str(recipe.global_batch_size): steps},
               "data_seed": args.data_seed, "training_seeds": sorted({args.seed, 43} if "seed-43" in wanted else {args.seed}),
               "filter": filter_report(data), "rows": results}
     text = table(results)
     write_text(work / "quality.json", json.dumps(report, indent=1))
-    write_text(work / "quality.md",
-               f"{text}\n\nCommand: `{report['command']}`; {report['wall_s'] / 60:.1f} min, {started:%Y-%m-%d %H:%M} UTC; "
-               f"load average {load_start} at the start, {report['load_end']} at the end; "
-               f"{report['machine']['cores']} x {report['machine']['cpu']}, {args.threads} torch thread(s).\n")
+    write_text(work / "quality.md", f"{text}\n\n{sitting.line()}\n")
     mark_output_dir(work, TOOL, REPORTS)
     print(text)
     return 0

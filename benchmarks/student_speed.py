@@ -26,7 +26,6 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,7 +35,7 @@ from recipe import cli  # noqa: E402
 from recipe.config import ConfigError, parse, setting  # noqa: E402
 from recipe.files import check_output_dir, mark_output_dir, write_text  # noqa: E402
 
-from benchmarks.quality import machine  # noqa: E402
+from benchmarks.provenance import Sitting  # noqa: E402
 
 MINI = ROOT / "recipe" / "configs" / "mini_e5.yaml"
 DATA = ROOT / "data" / "samples" / "real_teacher" / "examples.jsonl"
@@ -128,19 +127,13 @@ def _main(argv: list[str]) -> int:
     chosen = arms(args.batch_size, sizes)
     if args.arms:
         chosen = [chosen[i - 1] for i in args.arms]
-    started, load, t0 = datetime.now(timezone.utc), [round(x, 2) for x in os.getloadavg()], time.monotonic()
+    sitting = Sitting("python benchmarks/student_speed.py " + " ".join(argv), args.threads)
     results = []
     for i, arm in enumerate(chosen):
         results.append(run_arm(args, arm, out / f"arm{i + 1}"))
         print(json.dumps({k: v for k, v in results[-1].items() if k != "step_times"}), file=sys.stderr, flush=True)
-    command = "python benchmarks/student_speed.py " + " ".join(argv)
-    report = {"command": command, "started": started.isoformat(timespec="seconds"),
-              "wall_s": round(time.monotonic() - t0), "load_start": load,
-              "load_end": [round(x, 2) for x in os.getloadavg()], "machine": machine(), "results": results}
-    versions = ", ".join(f"{k} {v}" for k, v in report["machine"]["versions"].items())
-    md = (table(results) + f"\n\n`{command}`; {report['wall_s'] / 60:.1f} min, {started:%Y-%m-%d %H:%M} UTC; "
-          f"load average {load} -> {report['load_end']}; {report['machine']['cores']} x {report['machine']['cpu']}; "
-          f"{versions}\n")
+    report = {**sitting.end(), "results": results}
+    md = f"{table(results)}\n\n{sitting.line()}\n"
     write_text(out / "speed.json", json.dumps(report, indent=1))
     write_text(out / "speed.md", md)
     mark_output_dir(out, TOOL, REPORTS)

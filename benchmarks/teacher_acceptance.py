@@ -26,17 +26,16 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import platform
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.teacher_slots import seed_pool, versions  # noqa: E402
+from benchmarks.provenance import TEACHER_PACKAGES, Sitting  # noqa: E402
+from benchmarks.teacher_slots import seed_pool  # noqa: E402
 from recipe import cli  # noqa: E402
 from recipe.config import parse, setting  # noqa: E402
 from recipe.errors import Stopped  # noqa: E402
@@ -130,9 +129,8 @@ def _main(argv: list[str]) -> int:
     out = check_output_dir(args.output_dir, TOOL, replaces=REPORTS)
     mark_output_dir(out, TOOL)
     os.environ.setdefault("OPENAI_API_KEY", "local")
-    started = datetime.now(timezone.utc)
-    load = [round(x, 2) for x in os.getloadavg()]
-    t0 = time.monotonic()
+    sitting = Sitting("python benchmarks/teacher_acceptance.py " + " ".join(argv), args.threads, TEACHER_PACKAGES,
+                      threads_of="server")
     results: dict = {m: {} for m in MODES}
     with LocalTeacher(args.model, threads=args.threads) as teacher:
         args.model_name = teacher.model_name
@@ -147,15 +145,9 @@ def _main(argv: list[str]) -> int:
             results[m]["speed"] = generate(args, teacher, out / m / "generate", pool, m)
             results[m]["generate"] = tally(out / m / "generate", "generate")
             print(f"generate {m}: {results[m]['speed']}", file=sys.stderr, flush=True)
-    report = {"command": "python benchmarks/teacher_acceptance.py " + " ".join(argv),
-              "started": started.isoformat(timespec="seconds"), "wall_s": round(time.monotonic() - t0),
-              "load_start": load, "load_end": [round(x, 2) for x in os.getloadavg()], "cores": os.cpu_count(),
-              "cpu": platform.processor() or platform.machine(), "model": args.model, "threads": args.threads,
-              "max_tokens": args.max_tokens, "versions": versions(), "pool": str(pool.relative_to(out)),
+    report = {**sitting.end(), "model": args.model, "max_tokens": args.max_tokens, "pool": str(pool.relative_to(out)),
               "results": results}
-    md = (table(results) + f"\n\n{report['command']}; {report['wall_s'] / 60:.1f} min, {started:%Y-%m-%d %H:%M} UTC; "
-          f"load average {load} -> {report['load_end']}; {report['cores']} cores; "
-          + ", ".join(f"{k} {v}" for k, v in report["versions"].items()) + "\n")
+    md = f"{table(results)}\n\n{sitting.line()}\n"
     write_text(out / "acceptance.json", json.dumps(report, indent=1))
     write_text(out / "acceptance.md", md)
     mark_output_dir(out, TOOL, REPORTS)

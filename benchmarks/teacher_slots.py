@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shutil
 import sys
 import time
@@ -30,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.provenance import TEACHER_PACKAGES, Sitting  # noqa: E402
 from recipe import cli  # noqa: E402
 from recipe.config import ConfigError, parse, setting  # noqa: E402
 from recipe.files import check_output_dir, mark_output_dir, write_text  # noqa: E402
@@ -93,12 +93,6 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def versions() -> dict:
-    from importlib.metadata import version
-
-    return {"python": platform.python_version(), "xllamacpp": version("xllamacpp"), "openai": version("openai")}
-
-
 @dataclass
 class TeacherSlotsSettings:
     model: str = setting("qwen2.5-coder-0.5b-instruct", "a local model's name or a .gguf")
@@ -119,19 +113,14 @@ def _main(argv: list[str]) -> int:
     out = check_output_dir(args.output_dir, TOOL, replaces=REPORTS)
     mark_output_dir(out, TOOL)
     os.environ.setdefault("OPENAI_API_KEY", "local")
-    started, load, t0 = datetime.now(timezone.utc), [round(x, 2) for x in os.getloadavg()], time.monotonic()
+    sitting = Sitting("python benchmarks/teacher_slots.py " + " ".join(argv), args.threads, TEACHER_PACKAGES,
+                      threads_of="server")
     rows = []
     for p in args.slots:
         rows.append(row(args, p, out / f"slots{p}"))
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-    command = "python benchmarks/teacher_slots.py " + " ".join(argv)
-    report = {"command": command, "started": started.isoformat(timespec="seconds"),
-              "wall_s": round(time.monotonic() - t0), "load_start": load,
-              "load_end": [round(x, 2) for x in os.getloadavg()], "cores": os.cpu_count(),
-              "model": args.model, "threads": args.threads, "versions": versions(), "rows": rows}
-    md = (table(rows) + f"\n\n{command}; {report['wall_s'] / 60:.1f} min, {started:%Y-%m-%d %H:%M} UTC; "
-          f"load average {load} -> {report['load_end']}; {report['cores']} cores; "
-          + ", ".join(f"{k} {v}" for k, v in report["versions"].items()) + "\n")
+    report = {**sitting.end(), "model": args.model, "rows": rows}
+    md = f"{table(rows)}\n\n{sitting.line()}\n"
     write_text(out / "slots.json", json.dumps(report, indent=1))
     write_text(out / "slots.md", md)
     mark_output_dir(out, TOOL, REPORTS)
