@@ -7,6 +7,8 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+from recipe.config import ConfigError
+
 
 FOLDER = Path(__file__).parent / "published"
 PUBLISHED_FILES = {"MTEB(eng, v1)": FOLDER / "mteb_eng_v1_published.csv",
@@ -35,6 +37,8 @@ def load_published(reference: str = "model_card", benchmark: str = "MTEB(eng, v1
     """The `reference` column for `benchmark`'s tasks; another benchmark (BEIR, '' ...) looks its
     tasks up in both files, v1 first. MTEB(eng, v2) has no model-card scores: the model card
     predates it, so `model_card` reads the results repository's there (the header says so)."""
+    if reference not in COLUMNS:  # eval.py's settings check it; this is for callers in code
+        raise ConfigError(f"reference {reference!r}: choose one of {', '.join(COLUMNS)}")
     files = [PUBLISHED_FILES[benchmark]] if benchmark in PUBLISHED_FILES else list(PUBLISHED_FILES.values())
     task_type, score, sources = {}, {}, []
     for path in files:
