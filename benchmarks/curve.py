@@ -295,7 +295,7 @@ def _main(argv: list[str]) -> int:
     most = given - args.dev_size  # the synthetic pool before the filter takes its share
     if set(args.arms) - {"control"} and max(args.sizes) > most:
         raise InputError(f"--sizes {max(args.sizes)}: {given} examples leave at most {most} "
-                         f"synthetic pairs beside the {args.dev_size} dev pairs (the filter keeps about 88%); give "
+                         f"synthetic pairs beside the {args.dev_size} dev pairs, and the filter keeps fewer; give "
                          "more --num-examples or a smaller size")
     mark_output_dir(work, TOOL)
     import torch
@@ -312,6 +312,12 @@ def _main(argv: list[str]) -> int:
             source = {"examples": _digest(args.examples), "filter_top_k": args.filter_top_k,
                       "data_seed": args.data_seed, "control": max(args.sizes), "dev": args.dev_size}
             data = stage(work, "data", source, lambda: prepare(args, work), times)
+            if set(args.arms) - {"control"} and max(args.sizes) > data["synthetic_pool"]:
+                # the sweep and the seeds belong to the largest N asked for: never to a smaller one
+                raise Stop(f"--sizes {max(args.sizes)}: the data stage kept {data['synthetic_kept']} of "
+                           f"{data['synthetic_mined']} examples, a synthetic pool of {data['synthetic_pool']} "
+                           "beside the dev pairs; give more --num-examples or a smaller size (the data stage "
+                           "reruns, nothing else starts)", 2)
             eval_settings = {"tasks": args.tasks, "max_length": args.max_length, "data": str(args.eval_data),
                              "dtype": args.eval_dtype, "student": args.student}
             for floor in ("base", "prompteol"):

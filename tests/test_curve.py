@@ -79,6 +79,14 @@ def test_the_curve_trains_every_arm_size_and_seed_once_and_resumes(curve, tmp_pa
     assert all(t["skipped"] for t in again["stages"].values())
     assert again["results"] == runs
 
+    # a largest N the filtered pool cannot fill stops after the data stage, before any sweep or
+    # training at a smaller N than asked for
+    strict = tmp_path / "strict"
+    asked = ["--sizes", "4,22", "--filter-top-k", "1", "--output-dir", str(strict)]
+    assert curve.main([*argv[:argv.index("--output-dir")], *argv[argv.index("--output-dir") + 2:], *asked]) == 2
+    assert "--sizes 22: the data stage kept " in capsys.readouterr().err
+    assert not (strict / "runs").exists() and not (strict / "evals").exists()
+
 
 @pytest.mark.parametrize("flag, value, message", [
     ("--sizes", "10,x", "'sizes' = 'x' is not an integer"),
