@@ -293,7 +293,8 @@ def _main(argv: list[str]) -> int:
     work = check_output_dir(args.output_dir, TOOL, replaces=REPORTS)
     given = args.examples.count("\n")
     most = given - args.dev_size  # the synthetic pool before the filter takes its share
-    if set(args.arms) - {"control"} and max(args.sizes) > most:
+    synthetic_arms = set(args.arms) - {"control"}  # the arms that take the largest N of synthetic pairs
+    if synthetic_arms and max(args.sizes) > most:
         raise InputError(f"--sizes {max(args.sizes)}: {given} examples leave at most {most} "
                          f"synthetic pairs beside the {args.dev_size} dev pairs, and the filter keeps fewer; give "
                          "more --num-examples or a smaller size")
@@ -304,7 +305,7 @@ def _main(argv: list[str]) -> int:
 
     torch.set_num_threads(args.threads)
     command_line = "python benchmarks/curve.py " + " ".join(argv)
-    sitting = Sitting(command_line, args.threads)
+    sitting = Sitting(command_line, args.threads, resumable=True)
     times: dict[str, dict] = {}
     results: dict[tuple[str, int], list[dict]] = {}
     try:
@@ -312,7 +313,7 @@ def _main(argv: list[str]) -> int:
             source = {"examples": _digest(args.examples), "filter_top_k": args.filter_top_k,
                       "data_seed": args.data_seed, "control": max(args.sizes), "dev": args.dev_size}
             data = stage(work, "data", source, lambda: prepare(args, work), times)
-            if set(args.arms) - {"control"} and max(args.sizes) > data["synthetic_pool"]:
+            if synthetic_arms and max(args.sizes) > data["synthetic_pool"]:
                 # the sweep and the seeds belong to the largest N asked for: never to a smaller one
                 raise Stop(f"--sizes {max(args.sizes)}: the data stage kept {data['synthetic_kept']} of "
                            f"{data['synthetic_mined']} examples, a synthetic pool of {data['synthetic_pool']} "

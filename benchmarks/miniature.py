@@ -392,7 +392,7 @@ def _main(argv: list[str]) -> int:
     from recipe.lock import FolderLock
 
     torch.set_num_threads(args.threads)
-    sitting = Sitting("python benchmarks/miniature.py " + " ".join(argv), args.threads)
+    sitting = Sitting("python benchmarks/miniature.py " + " ".join(argv), args.threads, resumable=True)
     times: dict[str, dict] = {}
     try:
         with FolderLock(work, what="miniature work folder"):

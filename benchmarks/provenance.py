@@ -46,9 +46,11 @@ class Sitting:
     """One run of a benchmark, from its construction to `end()`."""
 
     def __init__(self, command: str, threads: int | None = None, packages: tuple[str, ...] = PACKAGES,
-                 threads_of: str = "torch"):
-        """`threads`: of torch, or of what `threads_of` names (the teacher's "server")."""
+                 threads_of: str = "torch", resumable: bool = False):
+        """`threads`: of torch, or of what `threads_of` names (the teacher's "server"). `resumable`: the
+        command skips stages done before, so its wall time is this sitting's, not the whole result's."""
         self.command, self.threads, self.packages, self.threads_of = command, threads, packages, threads_of
+        self.resumable = resumable
         self.started = datetime.now(timezone.utc)
         self.load_start = load()
         self._t0 = time.monotonic()
@@ -66,6 +68,7 @@ class Sitting:
         """The markdown's last line, after `end()`."""
         threads = f", {self.threads} {self.threads_of} thread(s)" if self.threads else ""
         shown = ", ".join(f"{k} {v}" for k, v in self.machine["versions"].items() if v)
-        return (f"Command: `{self.command}`; {self.wall_s / 60:.1f} min this sitting, "
+        took = "min this sitting (the stages above say what each took)" if self.resumable else "min"
+        return (f"Command: `{self.command}`; {self.wall_s / 60:.1f} {took}, "
                 f"{self.started:%Y-%m-%d %H:%M} UTC; load average {self.load_start} -> {self.load_end}; "
                 f"{self.machine['cores']} x {self.machine['cpu']}{threads}; {shown}.")
