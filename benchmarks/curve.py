@@ -46,8 +46,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.miniature import (DTYPES, GROUPS, MINI, Stop, base_folder, count, native_bf16,  # noqa: E402
-                                  recipe_settings, say, stage, stage_table)
+from benchmarks.miniature import (DTYPES, GROUPS, MINI, Stop, base_folder, count, digest,  # noqa: E402
+                                  native_bf16, recipe_settings, say, stage, stage_table)
 from benchmarks.provenance import Sitting  # noqa: E402
 from benchmarks.quality import (EVAL_DATA, banking_records, base_model, command, read_scores,  # noqa: E402
                                 write_records)
@@ -123,17 +123,23 @@ def run_name(arm: str, n: int, seed: int, lr: float) -> str:
     return f"{arm}-{n}-s{seed}-lr{lr:g}"
 
 
-def train(args, work: Path, arm: str, n: int, seed: int, lr: float) -> dict:
+def train(args, work: Path, arm: str, n: int, seed: int, lr: float, signature: str) -> dict:
+    """Train one run; a run this stage (same `signature`) started and a sitting cut resumes from
+    its newest checkpoint, any other run in the folder is replaced."""
     name = run_name(arm, n, seed, lr)
     out = work / "runs" / name
+    marker = work / "runs" / f"{name}.stage"  # beside the run: train.py's folder holds only the run
+    again = marker.is_file() and marker.read_text().strip() == signature and out.is_dir()
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    write_text(marker, signature + "\n")
     command("train", ["--config", str(MINI), "--model", args.student, "--data", str(training_records(work, arm, n)),
-                      "--output-dir", str(out), "--overwrite", "--seed", str(seed),
+                      "--output-dir", str(out), "--resume" if again else "--overwrite", "--seed", str(seed),
                       "--num-train-epochs", str(args.num_train_epochs), "--learning-rate", str(lr),
                       "--global-batch-size", str(args.batch_size), "--mini-batch-size", str(args.mini_batch_size),
                       "--cached", str(args.cached).lower(), "--dtype", args.train_dtype,
                       "--mixed-precision", "bf16" if args.train_dtype == "bfloat16" else "no",
                       "--cpu-threads", str(args.threads), "--max-length", str(args.max_length),
-                      "--save-steps", "0", "--warmup-steps", str(args.warmup_steps)],
+                      "--save-steps", str(args.save_steps), "--warmup-steps", str(args.warmup_steps)],
             work / "logs" / f"train-{name}.log")
     rows = read(out / "train_log.jsonl")
     return {"steps": len(rows), "first_loss": rows[0]["loss"], "last_loss": rows[-1]["loss"],
@@ -257,6 +263,8 @@ class CurveSettings:
                                  "faster, but batch 32 of the synthetic data's lengths needs more than 24 GB; "
                                  "docs/miniature.md)")
     warmup_steps: int = setting(5, "linear warmup steps")
+    save_steps: int = setting(10, "a training run's checkpoint every N steps: a run cut midway (a sitting "
+                                  "stopped) resumes from its newest checkpoint on the next run (0: from step 0)")
     train_dtype: str = setting("auto", "auto, bfloat16 or float32; auto: bfloat16 weights and mixed precision "
                                        "where the CPU computes it natively", choices=DTYPES)
     eval_dtype: str = setting("auto", "auto, bfloat16 or float32", choices=DTYPES)
@@ -278,6 +286,8 @@ class CurveSettings:
             raise ConfigError(f"--learning-rate {','.join(map(str, self.learning_rate))}: give at least one rate, "
                               "every one above 0")
         self.learning_rate = sorted(set(self.learning_rate))
+        if self.save_steps < 0:
+            raise ConfigError(f"--save-steps {self.save_steps}: every N steps, or 0 (never)")
         for name in ("train_dtype", "eval_dtype"):
             if getattr(self, name) == "auto":
                 setattr(self, name, "bfloat16" if native_bf16() else "float32")
@@ -335,9 +345,9 @@ def _main(argv: list[str]) -> int:
             def trained_run(arm, n, seed, lr):
                 name = run_name(arm, n, seed, lr)
                 if name not in runs:
-                    runs[name] = stage(work, f"train-{name}", {**train_settings, "lr": lr, "arm": arm, "n": n,
-                                                                "seed": seed},
-                                       lambda: train(args, work, arm, n, seed, lr), times)
+                    settings = {**train_settings, "lr": lr, "arm": arm, "n": n, "seed": seed}
+                    runs[name] = stage(work, f"train-{name}", settings,
+                                       lambda: train(args, work, arm, n, seed, lr, digest(settings)), times)
                 return runs[name]
 
             lr, sweep = args.learning_rate[0], {}

@@ -97,6 +97,7 @@ def test_the_curve_trains_every_arm_size_and_seed_once_and_resumes(curve, tmp_pa
     ("--num-examples", "100000", "--num-examples 100000: "),
     ("--sizes", "250,4000", "--sizes 4000: "),  # before any stage pays for it
     ("--synthesis", "nowhere", "--synthesis nowhere: no examples.jsonl"),
+    ("--save-steps", "-1", "--save-steps -1: every N steps, or 0 (never)"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(curve, tmp_path, capsys, flag, value, message):
     work = tmp_path / "work"
@@ -105,3 +106,48 @@ def test_bad_input_is_one_line_and_writes_nothing(curve, tmp_path, capsys, flag,
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and "\n" not in err
     assert not work.exists()
+
+
+def test_a_training_cut_midway_resumes_from_its_checkpoint_on_the_next_run(curve, tmp_path, monkeypatch):
+    if not _installed(STUDENT):
+        pytest.skip(f"{STUDENT} is not installed")
+    student = instruct_folder(tmp_path, STUDENT)
+    synthesis = tmp_path / "synthesis"
+    synthesis.mkdir()
+    (synthesis / "examples.jsonl").write_text("".join((SAMPLE / "examples.jsonl").read_text().splitlines(True)[:30]))
+    work = tmp_path / "work"
+    argv = ["--synthesis", str(synthesis), "--output-dir", str(work), "--sizes", "8", "--seeds", "0",
+            "--arms", "synthetic", "--student", str(student), "--tasks", "STSBenchmark",
+            "--eval-data", str(small_eval(tmp_path)), "--max-length", "32", "--batch-size", "4",
+            "--mini-batch-size", "2", "--dev-size", "8", "--threads", "1", "--num-train-epochs", "2",
+            "--save-steps", "1", "--num-examples", "30"]
+    real = curve.command
+    calls = []
+
+    def cut_after_three_steps(module, args, log):
+        if module == "train":
+            calls.append(args)
+        if module == "train" and len(calls) == 1:
+            real(module, [*args, "--max-steps", "3"], log)  # the sitting is stopped after step 3
+            raise SystemExit("train: killed")
+        real(module, args, log)
+
+    monkeypatch.setattr(curve, "command", cut_after_three_steps)
+    assert curve.main(argv) == 1
+    run = work / "runs" / "synthetic-8-s0-lr0.001"
+    assert [int(p.name.split("-")[1]) for p in (run / "checkpoints").iterdir()] == [1, 2]
+    first = [json.loads(x) for x in (run / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in first] == [1, 2, 3]  # step 3's checkpoint was never written
+
+    assert curve.main(argv) == 0
+    assert "--overwrite" in calls[0] and "--resume" in calls[1] and "--overwrite" not in calls[1]
+    assert "resumed from step 2" in (work / "logs" / "train-synthetic-8-s0-lr0.001.log").read_text()
+    rows = [json.loads(x) for x in (run / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4] and rows[:2] == first[:2]
+    assert json.loads((work / "curve.json").read_text())["results"]["synthetic/8"][0]["steps"] == 4
+
+    # a run of other settings in the folder is replaced, never continued
+    (work / "stages" / "train-synthetic-8-s0-lr0.001.json").unlink()
+    (work / "runs" / "synthetic-8-s0-lr0.001.stage").write_text("another\n")
+    assert curve.main(argv) == 0
+    assert len(calls) == 3 and "--overwrite" in calls[2]
