@@ -7,7 +7,8 @@ against the best the untrained student does with a one-line prompt. One resumabl
 Arms, each trained by train.py (recipe/configs/mini_e5.yaml: SmolLM2-135M-Instruct, LoRA, EOS
 pooling, InfoNCE) and scored by eval.py (`--protocol e5`, the paper's instructions):
 - `synthetic`: N records of the synthesis folder, after the miniature's data stage (negatives
-  mined where missing, pairs all-MiniLM-L6-v2 does not rank in its top 10 removed);
+  mined where missing, pairs all-MiniLM-L6-v2 does not rank in its top 10 removed; `--filter-top-k
+  0` keeps every pair, as the paper does);
 - `control`: N real Banking77 `train`-split pairs (utterance -> intent name), negatives mined
   the same way. Human-written and never in a scored split (Banking77 is scored on `test`): in
   its own domain for Banking77Classification, out of it for STSBenchmark and the retrieval slices;
@@ -79,10 +80,13 @@ def prepare(args, work: Path) -> dict:
     examples = folder / "synthesis-examples.jsonl"
     write_text(examples, args.examples)
     mine(examples, mined, log, args.data_seed)
-    command("filter_pairs", ["--input", str(mined), "--output", str(kept), "--removed",
-                             str(folder / "synthetic-removed.jsonl"), "--model", base_model(), "--top-k",
-                             str(args.filter_top_k), "--query-prompt", "", "--corpus-prompt", "",
-                             "--max-length", "256", "--progress", "false", "--overwrite"], log)
+    if args.filter_top_k:
+        command("filter_pairs", ["--input", str(mined), "--output", str(kept), "--removed",
+                                 str(folder / "synthetic-removed.jsonl"), "--model", base_model(), "--top-k",
+                                 str(args.filter_top_k), "--query-prompt", "", "--corpus-prompt", "",
+                                 "--max-length", "256", "--progress", "false", "--overwrite"], log)
+    else:  # the paper's way: no consistency filter, every valid example trains
+        write_text(kept, mined.read_text(encoding="utf-8"))
     records = read(kept)
     random.Random(args.data_seed).shuffle(records)
     dev, pool = records[:args.dev_size], records[args.dev_size:]
@@ -269,7 +273,8 @@ class CurveSettings:
                                        "where the CPU computes it natively", choices=DTYPES)
     eval_dtype: str = setting("auto", "auto, bfloat16 or float32", choices=DTYPES)
     max_length: int = setting(128, "tokens per text, training and evaluation")
-    filter_top_k: int = setting(10, "data/filter_pairs.py's --top-k")
+    filter_top_k: int = setting(10, "data/filter_pairs.py's --top-k: a pair trains when all-MiniLM-L6-v2 ranks its "
+                                    "positive among its query's top K (0: no filter, as the paper)")
     dev_size: int = setting(100, "synthetic pairs held out of every arm for `dev`")
     data_seed: int = setting(0, "the shuffle of the pools and the dev split")
     tasks: list[str] = setting(list(TASKS), "the tasks scored")
@@ -286,6 +291,8 @@ class CurveSettings:
             raise ConfigError(f"--learning-rate {','.join(map(str, self.learning_rate))}: give at least one rate, "
                               "every one above 0")
         self.learning_rate = sorted(set(self.learning_rate))
+        if self.filter_top_k < 0:
+            raise ConfigError(f"--filter-top-k {self.filter_top_k}: the rank a positive must reach, or 0 (no filter)")
         if self.save_steps < 0:
             raise ConfigError(f"--save-steps {self.save_steps}: every N steps, or 0 (never)")
         for name in ("train_dtype", "eval_dtype"):

@@ -98,6 +98,7 @@ def test_the_curve_trains_every_arm_size_and_seed_once_and_resumes(curve, tmp_pa
     ("--sizes", "250,4000", "--sizes 4000: "),  # before any stage pays for it
     ("--synthesis", "nowhere", "--synthesis nowhere: no examples.jsonl"),
     ("--save-steps", "-1", "--save-steps -1: every N steps, or 0 (never)"),
+    ("--filter-top-k", "-1", "--filter-top-k -1: the rank a positive must reach, or 0 (no filter)"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(curve, tmp_path, capsys, flag, value, message):
     work = tmp_path / "work"
@@ -151,3 +152,19 @@ def test_a_training_cut_midway_resumes_from_its_checkpoint_on_the_next_run(curve
     (work / "runs" / "synthetic-8-s0-lr0.001.stage").write_text("another\n")
     assert curve.main(argv) == 0
     assert len(calls) == 3 and "--overwrite" in calls[2]
+
+
+def test_filter_top_k_0_keeps_every_mined_pair_as_the_paper_does(curve, tmp_path):
+    from types import SimpleNamespace
+
+    lines = (SAMPLE / "examples.jsonl").read_text().splitlines(True)[:30]
+    work = tmp_path / "work"
+    for k, kept in ((0, 30), (1, None)):
+        args = SimpleNamespace(examples="".join(lines), data_seed=0, dev_size=8, sizes=[4], filter_top_k=k)
+        data = curve.prepare(args, work / str(k))
+        assert data["synthetic_mined"] == 30 and data["dev"] == 8
+        if kept:  # unfiltered: the pool is every mined pair but the dev ones
+            assert data["synthetic_kept"] == kept and data["synthetic_pool"] == 22
+            assert not (work / str(k) / "data" / "synthetic-removed.jsonl").exists()
+        else:  # the strictest filter drops some of the same pairs
+            assert data["synthetic_kept"] < 30
