@@ -313,7 +313,8 @@ def _main(argv: list[str]) -> int:
     synthetic_arms = set(args.arms) - {"control"}  # the arms that take the largest N of synthetic pairs
     if synthetic_arms and max(args.sizes) > most:
         raise InputError(f"--sizes {max(args.sizes)}: {given} examples leave at most {most} "
-                         f"synthetic pairs beside the {args.dev_size} dev pairs, and the filter keeps fewer; give "
+                         f"synthetic pairs beside the {args.dev_size} dev pairs"
+                         f"{', and the filter keeps fewer' if args.filter_top_k else ''}; give "
                          "more --num-examples or a smaller size")
     mark_output_dir(work, TOOL)
     import torch

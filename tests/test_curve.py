@@ -96,13 +96,14 @@ def test_the_curve_trains_every_arm_size_and_seed_once_and_resumes(curve, tmp_pa
     ("--learning-rate", "0", "every one above 0"),
     ("--num-examples", "100000", "--num-examples 100000: "),
     ("--sizes", "250,4000", "--sizes 4000: "),  # before any stage pays for it
+    ("--sizes", "250,4000 --filter-top-k 0", "dev pairs; give more --num-examples"),  # no filter to blame
     ("--synthesis", "nowhere", "--synthesis nowhere: no examples.jsonl"),
     ("--save-steps", "-1", "--save-steps -1: every N steps, or 0 (never)"),
     ("--filter-top-k", "-1", "--filter-top-k -1: the rank a positive must reach, or 0 (no filter)"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(curve, tmp_path, capsys, flag, value, message):
     work = tmp_path / "work"
-    argv = ["--synthesis", str(SAMPLE), "--output-dir", str(work), flag, value]
+    argv = ["--synthesis", str(SAMPLE), "--output-dir", str(work), flag, *value.split()]
     assert curve.main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and "\n" not in err
