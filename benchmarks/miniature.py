@@ -100,7 +100,7 @@ def stage(work: Path, name: str, settings: dict, run, times: dict) -> dict:
     if record.is_file():
         done = json.loads(record.read_text())
         if done.get("signature") == sig:
-            times[name] = {"wall_s": done["wall_s"], "skipped": True}
+            times[name] = {"wall_s": done["wall_s"], "skipped": True, **_steps_time(done)}
             say(f"{name}: done already ({done['wall_s']:.0f} s on {done['finished']}), skipped")
             return done
     say(f"{name}: running")
@@ -114,15 +114,25 @@ def stage(work: Path, name: str, settings: dict, run, times: dict) -> dict:
     tmp = record.with_suffix(".tmp")
     tmp.write_text(json.dumps(done, indent=1))
     os.replace(tmp, record)
-    times[name] = {"wall_s": done["wall_s"], "skipped": False}
+    times[name] = {"wall_s": done["wall_s"], "skipped": False, **_steps_time(done)}
     say(f"{name}: {done['wall_s']:.0f} s")
     return done
 
 
+def _steps_time(done: dict) -> dict:
+    # a training stage resumed from a checkpoint finishes in a short last sitting: its steps' own
+    # times, summed over every sitting, are what it cost
+    return {"steps_s": done["steps_s"]} if "steps_s" in done else {}
+
+
 def stage_table(times: dict[str, dict]) -> str:
-    """The wall time of each stage `stage` ran or skipped this sitting, as a markdown table."""
-    rows = [f"| {n} | {t['wall_s']:.0f} |{' skipped (done before)' if t['skipped'] else ''}" for n, t in times.items()]
-    return "\n".join(["| stage | wall s |", "|---|---:|", *rows])
+    """The wall time of each stage `stage` ran or skipped this sitting, as a markdown table; a
+    training stage also shows its steps' time summed over every sitting it took."""
+    def row(n: str, t: dict) -> str:
+        steps = f"{t['steps_s']:.0f}" if "steps_s" in t else "-"
+        return f"| {n} | {t['wall_s']:.0f} | {steps} | {'done before, skipped' if t['skipped'] else 'ran'} |"
+    return "\n".join(["| stage | wall s (the sitting that finished it) | training steps s (all sittings) | this sitting |",
+                      "|---|---:|---:|---|", *(row(n, t) for n, t in times.items())])
 
 
 def say(line: str) -> None:

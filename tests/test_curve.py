@@ -78,6 +78,7 @@ def test_the_curve_trains_every_arm_size_and_seed_once_and_resumes(curve, tmp_pa
     again = json.loads((work / "curve.json").read_text())
     assert all(t["skipped"] for t in again["stages"].values())
     assert again["results"] == runs
+    assert "| eval-base | " in (work / "curve.md").read_text() and "| done before, skipped |" in (work / "curve.md").read_text()
 
     # a largest N the filtered pool cannot fill stops after the data stage, before any sweep or
     # training at a smaller N than asked for
@@ -146,7 +147,13 @@ def test_a_training_cut_midway_resumes_from_its_checkpoint_on_the_next_run(curve
     assert "resumed from step 2" in (work / "logs" / "train-synthetic-8-s0-lr0.001.log").read_text()
     rows = [json.loads(x) for x in (run / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3, 4] and rows[:2] == first[:2]
-    assert json.loads((work / "curve.json").read_text())["results"]["synthetic/8"][0]["steps"] == 4
+    report = json.loads((work / "curve.json").read_text())
+    assert report["results"]["synthetic/8"][0]["steps"] == 4
+    # the stage's time counts the steps of the cut sitting too, not only the short one that finished it
+    steps_s = report["stages"]["train-synthetic-8-s0-lr0.001"]["steps_s"]
+    assert steps_s == round(sum(r["step_time_s"] for r in rows), 1)
+    assert "| train-synthetic-8-s0-lr0.001 | " in (work / "curve.md").read_text()
+    assert f" | {steps_s:.0f} | ran |" in (work / "curve.md").read_text()
 
     # a run of other settings in the folder is replaced, never continued
     (work / "stages" / "train-synthetic-8-s0-lr0.001.json").unlink()
