@@ -390,18 +390,14 @@ def _main(argv: list[str]) -> int:
     if sweep:
         text += f"\n\nThe sweep (synthetic, N={max(fits)}, seed {args.seeds[0]}; `dev` chooses):\n\n" + sweep_table(sweep, lr)
     plot(results, args.tasks, work / "curve.png")
-    report = {**sitting.end(), "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "examples"},
-              "data": {k: data.get(k) for k in ("synthetic_mined", "synthetic_kept", "dev", "synthetic_pool",
-                                                "control_pool", "per_group")},
-              "stages": times, "learning_rate": lr,
+    kept = {k: data.get(k) for k in ("synthetic_mined", "synthetic_kept", "dev", "synthetic_pool", "control_pool", "per_group")}
+    fields = {"settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "examples"},
+              "data": kept, "stages": times, "learning_rate": lr,
               "sweep": {f"{r:g}": {k: t[k] for k in ("steps", "first_loss", "last_loss", "dev")} for r, t in sweep.items()},
               "results": {f"{a}/{n}": runs for (a, n), runs in results.items()}}
-    md = (f"{text}\n\nScores: MTEB's main metric x100, evaluated in {args.eval_dtype}; `mean ± sd` over seeds. "
-          f"Data: {json.dumps(report['data'])}.\n\n{stage_table(times)}\n\n{sitting.line()}\n")
-    write_text(work / "curve.json", json.dumps(report, indent=1))
-    write_text(work / "curve.md", md)
-    mark_output_dir(work, TOOL, REPORTS)
-    print(md)
+    sitting.write_report(work, "curve", fields, f"{text}\n\nScores: MTEB's main metric x100, evaluated in "
+                         f"{args.eval_dtype}; `mean ± sd` over seeds. Data: {json.dumps(kept)}.\n\n{stage_table(times)}",
+                         TOOL, REPORTS)
     return 0
 
 

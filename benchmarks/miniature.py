@@ -58,7 +58,7 @@ from benchmarks.quality import (EVAL_DATA, banking_records, base_model, command,
                                 read_scores, write_records)
 from recipe import cli  # noqa: E402
 from recipe.config import parse, setting  # noqa: E402
-from recipe.files import check_output_dir, mark_output_dir, write_text  # noqa: E402
+from recipe.files import check_output_dir, mark_output_dir  # noqa: E402
 
 TOOL = "benchmarks/miniature.py"
 REPORTS = ("miniature.json", "miniature.md")
@@ -433,18 +433,14 @@ def _main(argv: list[str]) -> int:
     except SystemExit as e:  # a command of the project exited non-zero (quality.command says which log)
         print(f"error: {e}", file=sys.stderr)
         return 1
-    report = {**sitting.end(), "student": args.student, "synthesis": {k: synth.get(k) for k in ("examples", "rejected", "per_group")},
+    fields = {"student": args.student, "synthesis": {k: synth.get(k) for k in ("examples", "rejected", "per_group")},
               "data": {k: data.get(k) for k in ("synthetic_mined", "synthetic_kept", "control")},
               "training": {n: {k: trained[n].get(k) for k in ("steps", "first_loss", "last_loss", "s_per_step",
                                                                "peak_memory_gb")} for n in trained},
               "stages": times, "scores": scores}
-    md = (f"{table(scores, args.tasks)}\n\n{stage_table(times)}\n\n"
-          f"Synthesis: {json.dumps(report['synthesis'])}; data: {json.dumps(report['data'])}; "
-          f"training: {json.dumps(report['training'])}.\n\n{sitting.line()}\n")
-    write_text(work / "miniature.json", json.dumps(report, indent=1))
-    write_text(work / "miniature.md", md)
-    mark_output_dir(work, TOOL, REPORTS)
-    print(md)
+    sitting.write_report(work, "miniature", fields,
+                         f"{table(scores, args.tasks)}\n\n{stage_table(times)}\n\nSynthesis: {json.dumps(fields['synthesis'])}; "
+                         f"data: {json.dumps(fields['data'])}; training: {json.dumps(fields['training'])}.", TOOL, REPORTS)
     return 0
 
 

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import json
 import os
 import platform
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+
+from recipe.files import mark_output_dir, write_text
 
 # what a student's training and evaluation figures depend on; a teacher's
 PACKAGES = ("torch", "transformers", "sentence-transformers", "peft", "mteb")
@@ -72,3 +75,16 @@ class Sitting:
         return (f"Command: `{self.command}`; {self.wall_s / 60:.1f} {took}, "
                 f"{self.started:%Y-%m-%d %H:%M} UTC; load average {self.load_start} -> {self.load_end}; "
                 f"{self.machine['cores']} x {self.machine['cpu']}{threads}; {shown}.")
+
+    def write_report(self, out: Path, name: str, fields: dict, body: str, tool: str, reports: tuple[str, ...]) -> str:
+        """End the sitting and write its report into `out`, `tool`'s folder: `name`.json (the
+        sitting's fields, then `fields`) and `name`.md (`body`, then the sitting's line), each whole
+        or not at all; record `reports` (the report's files) in the folder's marker, print the
+        markdown and return it."""
+        report = {**self.end(), **fields}
+        md = f"{body}\n\n{self.line()}\n"
+        write_text(out / f"{name}.json", json.dumps(report, indent=1))
+        write_text(out / f"{name}.md", md)
+        mark_output_dir(out, tool, reports)
+        print(md)
+        return md

@@ -58,7 +58,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.provenance import Sitting  # noqa: E402
 from recipe import cli  # noqa: E402
 from recipe.config import ConfigError, load_yaml, parse, setting  # noqa: E402
-from recipe.files import check_output_dir, mark_output_dir, write_text  # noqa: E402
+from recipe.files import check_output_dir, mark_output_dir  # noqa: E402
 from recipe.train.config import TrainConfig  # noqa: E402
 
 EVAL_DATA = ROOT / "tests" / "data" / "eval"
@@ -370,14 +370,10 @@ def _main(argv: list[str]) -> int:
         print(f"  {json.dumps(result['scores'])}, train {result['train_s']:.0f} s, eval {result['eval_s']:.0f} s",
               file=sys.stderr, flush=True)
 
-    report = {**sitting.end(), "train_records": records, "train_steps_at_batch": {str(recipe.global_batch_size): steps},
-              "data_seed": args.data_seed, "training_seeds": sorted({args.seed, 43} if "seed-43" in wanted else {args.seed}),
-              "filter": filter_report(data), "rows": results}
-    text = table(results)
-    write_text(work / "quality.json", json.dumps(report, indent=1))
-    write_text(work / "quality.md", f"{text}\n\n{sitting.line()}\n")
-    mark_output_dir(work, TOOL, REPORTS)
-    print(text)
+    sitting.write_report(work, "quality", {
+        "train_records": records, "train_steps_at_batch": {str(recipe.global_batch_size): steps},
+        "data_seed": args.data_seed, "training_seeds": sorted({args.seed, 43} if "seed-43" in wanted else {args.seed}),
+        "filter": filter_report(data), "rows": results}, table(results), TOOL, REPORTS)
     return 0
 
 

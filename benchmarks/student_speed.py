@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from recipe import cli  # noqa: E402
 from recipe.config import ConfigError, parse, setting  # noqa: E402
-from recipe.files import check_output_dir, mark_output_dir, write_text  # noqa: E402
+from recipe.files import check_output_dir, mark_output_dir  # noqa: E402
 
 from benchmarks.provenance import Sitting  # noqa: E402
 
@@ -132,12 +132,7 @@ def _main(argv: list[str]) -> int:
     for i, arm in enumerate(chosen):
         results.append(run_arm(args, arm, out / f"arm{i + 1}"))
         print(json.dumps({k: v for k, v in results[-1].items() if k != "step_times"}), file=sys.stderr, flush=True)
-    report = {**sitting.end(), "results": results}
-    md = f"{table(results)}\n\n{sitting.line()}\n"
-    write_text(out / "speed.json", json.dumps(report, indent=1))
-    write_text(out / "speed.md", md)
-    mark_output_dir(out, TOOL, REPORTS)
-    print(md)
+    sitting.write_report(out, "speed", {"results": results}, table(results), TOOL, REPORTS)
     return 0
 
 

@@ -39,7 +39,7 @@ from benchmarks.teacher_slots import seed_pool  # noqa: E402
 from recipe import cli  # noqa: E402
 from recipe.config import parse, setting  # noqa: E402
 from recipe.errors import Stopped  # noqa: E402
-from recipe.files import check_output_dir, mark_output_dir, write_text  # noqa: E402
+from recipe.files import check_output_dir, mark_output_dir  # noqa: E402
 from recipe.synth.acceptance import MODES, table, tally  # noqa: E402
 from recipe.synth.local_teacher import LocalTeacher  # noqa: E402
 from recipe.synth.placeholders import BRAINSTORM_GROUPS, GROUPS  # noqa: E402
@@ -145,13 +145,9 @@ def _main(argv: list[str]) -> int:
             results[m]["speed"] = generate(args, teacher, out / m / "generate", pool, m)
             results[m]["generate"] = tally(out / m / "generate", "generate")
             print(f"generate {m}: {results[m]['speed']}", file=sys.stderr, flush=True)
-    report = {**sitting.end(), "model": args.model, "max_tokens": args.max_tokens, "pool": str(pool.relative_to(out)),
-              "results": results}
-    md = f"{table(results)}\n\n{sitting.line()}\n"
-    write_text(out / "acceptance.json", json.dumps(report, indent=1))
-    write_text(out / "acceptance.md", md)
-    mark_output_dir(out, TOOL, REPORTS)
-    print(md)
+    sitting.write_report(out, "acceptance", {"model": args.model, "max_tokens": args.max_tokens,
+                                             "pool": str(pool.relative_to(out)), "results": results},
+                         table(results), TOOL, REPORTS)
     return 0
 
 

@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.provenance import TEACHER_PACKAGES, Sitting  # noqa: E402
 from recipe import cli  # noqa: E402
 from recipe.config import ConfigError, parse, setting  # noqa: E402
-from recipe.files import check_output_dir, mark_output_dir, write_text  # noqa: E402
+from recipe.files import check_output_dir, mark_output_dir  # noqa: E402
 from recipe.synth.local_teacher import LocalTeacher  # noqa: E402
 from recipe.synth.placeholders import GROUPS  # noqa: E402
 from recipe.synth.run import synthesize  # noqa: E402
@@ -119,12 +119,7 @@ def _main(argv: list[str]) -> int:
     for p in args.slots:
         rows.append(row(args, p, out / f"slots{p}"))
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-    report = {**sitting.end(), "model": args.model, "rows": rows}
-    md = f"{table(rows)}\n\n{sitting.line()}\n"
-    write_text(out / "slots.json", json.dumps(report, indent=1))
-    write_text(out / "slots.md", md)
-    mark_output_dir(out, TOOL, REPORTS)
-    print(md)
+    sitting.write_report(out, "slots", {"model": args.model, "rows": rows}, table(rows), TOOL, REPORTS)
     return 0
 
 
