@@ -148,7 +148,6 @@ def train(args, work: Path, arm: str, n: int, seed: int, lr: float, signature: s
     rows = read(out / "train_log.jsonl")
     return {"steps": len(rows), "first_loss": rows[0]["loss"], "last_loss": rows[-1]["loss"],
             "s_per_step": round(sum(r["step_time_s"] for r in rows) / len(rows), 2),
-            "steps_s": round(sum(r["step_time_s"] for r in rows), 1),
             "dev": dev_score(out / "final", work / "data" / "dev.jsonl", args)}
 
 

@@ -122,7 +122,7 @@ def stage(work: Path, name: str, settings: dict, run, times: dict) -> dict:
 def _steps_time(done: dict) -> dict:
     # a training stage resumed from a checkpoint finishes in a short last sitting: its steps' own
     # times, summed over every sitting, are what it cost
-    return {"steps_s": done["steps_s"]} if "steps_s" in done else {}
+    return {"steps_s": round(done["s_per_step"] * done["steps"], 1)} if "s_per_step" in done else {}
 
 
 def stage_table(times: dict[str, dict]) -> str:

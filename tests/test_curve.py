@@ -151,7 +151,7 @@ def test_a_training_cut_midway_resumes_from_its_checkpoint_on_the_next_run(curve
     assert report["results"]["synthetic/8"][0]["steps"] == 4
     # the stage's time counts the steps of the cut sitting too, not only the short one that finished it
     steps_s = report["stages"]["train-synthetic-8-s0-lr0.001"]["steps_s"]
-    assert steps_s == round(sum(r["step_time_s"] for r in rows), 1)
+    assert abs(steps_s - sum(r["step_time_s"] for r in rows)) < 0.01 * len(rows) + 0.1
     assert "| train-synthetic-8-s0-lr0.001 | " in (work / "curve.md").read_text()
     assert f" | {steps_s:.0f} | ran |" in (work / "curve.md").read_text()
 
